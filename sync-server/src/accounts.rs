@@ -1,0 +1,633 @@
+//! Accounts and sessions: registration, sign-in (argon2id, legacy bcrypt re-hashed), refresh
+//! token rotation with reuse detection, logout, password change, profile and deletion.
+//! Every function here owns its transaction; handlers only parse and respond.
+
+use std::sync::OnceLock;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+use fitkart_protocol::auth::{ProfilePatch, Role, TokenResponse, UserProfile, limits};
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use crate::config::LoginLimits;
+use crate::error::{ApiError, Error};
+use crate::password::{self, PasswordPolicyError};
+use crate::rate_limit::{self, AttemptKeys};
+use crate::tokens::{AccessTokens, hash_refresh_token, new_refresh_token};
+use crate::users::normalize_email;
+
+/// Where a request came from, for rate limits and token records.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The client's address.
+    pub address: std::net::IpAddr,
+    /// Its `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+}
+
+/// What the account functions need besides the database.
+pub struct Sessions<'a> {
+    /// Signs access tokens.
+    pub tokens: &'a AccessTokens,
+    /// Lifetime of refresh tokens.
+    pub refresh_ttl: std::time::Duration,
+    /// Sign-in rate limits.
+    pub limits: &'a LoginLimits,
+}
+
+const PROFILE_COLUMNS: &str =
+    "id, email, display_name, role, timezone, daily_step_goal, created_at, session_epoch";
+
+struct Account {
+    profile: UserProfile,
+    epoch: i32,
+}
+
+fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, ApiError> {
+    let role: String = row.get(3);
+    Ok(Account {
+        profile: UserProfile {
+            id: row.get(0),
+            email: row.get(1),
+            display_name: row.get(2),
+            role: Role::parse(&role).ok_or_else(ApiError::internal)?,
+            timezone: row.get(4),
+            daily_step_goal: row.get(5),
+            created_at: row.get::<_, DateTime<Utc>>(6),
+        },
+        epoch: row.get(7),
+    })
+}
+
+fn weak_password(err: PasswordPolicyError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "weak_password",
+        err.to_string(),
+    )
+    .with_details(serde_json::json!({ "field": "password" }))
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "the email or password is wrong")
+}
+
+/// Validates and normalises a display name.
+fn display_name(value: &str) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 || chars > limits::DISPLAY_NAME_MAX_CHARS || trimmed.chars().any(char::is_control)
+    {
+        return Err(ApiError::validation(
+            "display_name",
+            format!(
+                "display_name must be 1 to {} characters without control characters",
+                limits::DISPLAY_NAME_MAX_CHARS
+            ),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Runs CPU-heavy password work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::internal())
+}
+
+/// A hash to verify against when the email is unknown, so both cases take similar time.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        password::hash_password("a password nobody has, for timing only")
+            .unwrap_or_else(|_| String::from("$argon2id$v=19$m=19456,t=2,p=1$invalid"))
+    })
+}
+
+/// Checks a password against a stored hash: argon2id, or bcrypt from the old system.
+fn verify_stored(candidate: &str, stored: &str) -> bool {
+    if stored.starts_with("$2") {
+        bcrypt::verify(candidate, stored).unwrap_or(false)
+    } else {
+        password::verify_password(candidate, stored)
+    }
+}
+
+/// Issues a new refresh token in `family` (a new family when `None`) and an access token.
+async fn issue_session(
+    tx: &impl GenericClient,
+    sessions: &Sessions<'_>,
+    account: Account,
+    family: Option<Uuid>,
+    parent: Option<Uuid>,
+    client: &ClientInfo,
+) -> Result<TokenResponse, ApiError> {
+    let (refresh_token, hash) = new_refresh_token();
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(sessions.refresh_ttl).map_err(|_| ApiError::internal())?;
+    let family = family.unwrap_or_else(Uuid::now_v7);
+    tx.execute(
+        "INSERT INTO refresh_tokens
+             (id, user_id, family_id, token_hash, parent_id, user_agent, ip_address, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &Uuid::now_v7(),
+            &account.profile.id,
+            &family,
+            &hash,
+            &parent,
+            &client.user_agent,
+            &client.address,
+            &expires_at,
+        ],
+    )
+    .await?;
+    let access_token = sessions
+        .tokens
+        .issue(account.profile.id, account.profile.role, account.epoch)
+        .map_err(ApiError::from)?;
+    Ok(TokenResponse {
+        user: account.profile,
+        access_token,
+        refresh_token,
+        expires_in: sessions.tokens.ttl_secs(),
+        token_type: "Bearer".into(),
+    })
+}
+
+/// Creates an account with its wallet and signs it in.
+pub async fn register(
+    pool: &Pool,
+    sessions: &Sessions<'_>,
+    email: &str,
+    new_password: &str,
+    name: &str,
+    client: &ClientInfo,
+) -> Result<TokenResponse, ApiError> {
+    let email = normalize_email(email)
+        .ok_or_else(|| ApiError::validation("email", "email is not a valid address"))?;
+    let name = display_name(name)?;
+    password::check_policy(new_password).map_err(weak_password)?;
+    let owned = new_password.to_owned();
+    let hash = blocking(move || password::hash_password(&owned)).await??;
+
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let id = Uuid::now_v7();
+    let inserted = tx
+        .query_one(
+            &format!(
+                "INSERT INTO users (id, email, password_hash, display_name, daily_step_goal)
+                 VALUES ($1, $2, $3, $4, coalesce(
+                     (SELECT (value #>> '{{}}')::int FROM settings
+                      WHERE key = 'steps.daily_goal_default'
+                        AND jsonb_typeof(value) = 'number'), 10000))
+                 RETURNING {PROFILE_COLUMNS}"
+            ),
+            &[&id, &email, &hash, &name],
+        )
+        .await;
+    let row = match inserted {
+        Ok(row) => row,
+        Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with this email already exists",
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    tx.execute("INSERT INTO wallets (user_id) VALUES ($1)", &[&id])
+        .await?;
+    tx.execute("INSERT INTO change_versions (user_id) VALUES ($1)", &[&id])
+        .await?;
+    let response =
+        issue_session(&tx, sessions, account_from_row(&row)?, None, None, client).await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// Signs in with email and password, subject to the rate limits.
+pub async fn login(
+    pool: &Pool,
+    sessions: &Sessions<'_>,
+    email: &str,
+    candidate: &str,
+    client: &ClientInfo,
+) -> Result<TokenResponse, ApiError> {
+    let keys = AttemptKeys::new(email, client.address);
+    let mut conn = pool.get().await?;
+    if let Some(wait) = rate_limit::check(&conn, &keys, sessions.limits).await? {
+        return Err(too_many_attempts(wait));
+    }
+    let found = conn
+        .query_opt(
+            &format!(
+                "SELECT {PROFILE_COLUMNS}, password_hash FROM users
+                 WHERE lower(email) = lower($1) AND deleted_at IS NULL"
+            ),
+            &[&email.trim()],
+        )
+        .await?;
+    let stored: String = match &found {
+        Some(row) => row.get(8),
+        None => dummy_hash().to_owned(),
+    };
+    let owned = candidate.to_owned();
+    let stored_for_check = stored.clone();
+    let matches = blocking(move || verify_stored(&owned, &stored_for_check)).await?;
+    let row = match (found, matches) {
+        (Some(row), true) => row,
+        _ => {
+            rate_limit::record_failure(&conn, &keys).await?;
+            return Err(invalid_credentials());
+        }
+    };
+    let account = account_from_row(&row)?;
+    // Accounts imported with bcrypt hashes move to argon2id on their first sign-in.
+    let rehash = if stored.starts_with("$2") {
+        let owned = candidate.to_owned();
+        Some(blocking(move || password::hash_password(&owned)).await??)
+    } else {
+        None
+    };
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "UPDATE users SET last_login_at = now(), password_hash = coalesce($2, password_hash)
+         WHERE id = $1",
+        &[&account.profile.id, &rehash],
+    )
+    .await?;
+    rate_limit::clear_account(&tx, &keys).await?;
+    let response = issue_session(&tx, sessions, account, None, None, client).await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+fn too_many_attempts(wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs().max(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        "too many failed sign-in attempts; retry later",
+    )
+    .with_details(serde_json::json!({ "retry_after_seconds": secs }))
+    .with_header(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(secs),
+    )
+}
+
+/// Exchanges a refresh token for a new pair. A token that was already spent revokes its
+/// whole family: someone else holds a copy.
+pub async fn refresh(
+    pool: &Pool,
+    sessions: &Sessions<'_>,
+    refresh_token: &str,
+    client: &ClientInfo,
+) -> Result<TokenResponse, ApiError> {
+    let hash = hash_refresh_token(refresh_token);
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let token = tx
+        .query_opt(
+            "SELECT t.id, t.family_id, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL,
+                    t.expires_at <= now(), u.deleted_at IS NOT NULL
+             FROM refresh_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1
+             FOR UPDATE OF t",
+            &[&hash],
+        )
+        .await?
+        .ok_or_else(invalid_refresh_token)?;
+    let (id, family): (Uuid, Uuid) = (token.get(0), token.get(1));
+    let (used, revoked, expired, deleted): (bool, bool, bool, bool) =
+        (token.get(2), token.get(3), token.get(4), token.get(5));
+    if used {
+        tx.execute(
+            "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'reuse_detected'
+             WHERE family_id = $1 AND revoked_at IS NULL",
+            &[&family],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::warn!(%family, "refresh token reused: revoked its family");
+        return Err(ApiError::unauthorized(
+            "refresh_token_reused",
+            "this refresh token was already used; every session of this sign-in is revoked",
+        ));
+    }
+    if revoked || deleted {
+        return Err(ApiError::unauthorized(
+            "refresh_token_revoked",
+            "this refresh token was revoked; sign in again",
+        ));
+    }
+    if expired {
+        return Err(ApiError::unauthorized(
+            "refresh_token_expired",
+            "this refresh token has expired; sign in again",
+        ));
+    }
+    tx.execute(
+        "UPDATE refresh_tokens SET used_at = now() WHERE id = $1",
+        &[&id],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            &format!(
+                "SELECT {PROFILE_COLUMNS} FROM users
+                 WHERE id = (SELECT user_id FROM refresh_tokens WHERE id = $1)"
+            ),
+            &[&id],
+        )
+        .await?;
+    let response = issue_session(
+        &tx,
+        sessions,
+        account_from_row(&row)?,
+        Some(family),
+        Some(id),
+        client,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+fn invalid_refresh_token() -> ApiError {
+    ApiError::unauthorized("invalid_refresh_token", "this refresh token is not valid")
+}
+
+/// Revokes the family of a refresh token (signs that device out).
+pub async fn logout(pool: &Pool, refresh_token: &str) -> Result<(), ApiError> {
+    let hash = hash_refresh_token(refresh_token);
+    let conn = pool.get().await?;
+    let family: Uuid = conn
+        .query_opt(
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1",
+            &[&hash],
+        )
+        .await?
+        .ok_or_else(invalid_refresh_token)?
+        .get(0);
+    conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout'
+         WHERE family_id = $1 AND revoked_at IS NULL",
+        &[&family],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The caller's profile.
+pub async fn profile(pool: &Pool, user_id: Uuid) -> Result<UserProfile, ApiError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_opt(
+            &format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"),
+            &[&user_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such account"))?;
+    Ok(account_from_row(&row)?.profile)
+}
+
+/// Validates a profile patch: each field it carries must be acceptable.
+pub fn validate_patch(patch: &ProfilePatch) -> Result<ProfilePatch, ApiError> {
+    let display_name = patch
+        .display_name
+        .as_deref()
+        .map(display_name)
+        .transpose()?;
+    let timezone = match &patch.timezone {
+        Some(tz) => {
+            let tz = tz.trim();
+            if tz.parse::<chrono_tz::Tz>().is_err() {
+                return Err(ApiError::validation(
+                    "timezone",
+                    "timezone must be an IANA time zone such as Europe/Berlin",
+                ));
+            }
+            Some(tz.to_owned())
+        }
+        None => None,
+    };
+    if let Some(goal) = patch.daily_step_goal
+        && !(limits::DAILY_STEP_GOAL_MIN..=limits::DAILY_STEP_GOAL_MAX).contains(&goal)
+    {
+        return Err(ApiError::validation(
+            "daily_step_goal",
+            format!(
+                "daily_step_goal must be between {} and {}",
+                limits::DAILY_STEP_GOAL_MIN,
+                limits::DAILY_STEP_GOAL_MAX
+            ),
+        ));
+    }
+    Ok(ProfilePatch {
+        display_name,
+        timezone,
+        daily_step_goal: patch.daily_step_goal,
+    })
+}
+
+/// Applies a validated profile patch and bumps the user's change version for sync.
+pub async fn update_profile(
+    pool: &Pool,
+    user_id: Uuid,
+    patch: &ProfilePatch,
+) -> Result<UserProfile, ApiError> {
+    let patch = validate_patch(patch)?;
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let version = next_user_version(&tx, user_id).await?;
+    let row = tx
+        .query_opt(
+            &format!(
+                "UPDATE users SET
+                     display_name = coalesce($2, display_name),
+                     timezone = coalesce($3, timezone),
+                     daily_step_goal = coalesce($4, daily_step_goal),
+                     change_version = $5
+                 WHERE id = $1 AND deleted_at IS NULL
+                 RETURNING {PROFILE_COLUMNS}"
+            ),
+            &[
+                &user_id,
+                &patch.display_name,
+                &patch.timezone,
+                &patch.daily_step_goal,
+                &version,
+            ],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such account"))?;
+    tx.commit().await?;
+    Ok(account_from_row(&row)?.profile)
+}
+
+/// Takes the next change version of a user under its row lock (held until commit), so that
+/// versions commit in order. See docs/adr/0001-per-user-change-versions.md.
+pub async fn next_user_version(tx: &impl GenericClient, user_id: Uuid) -> Result<i64, Error> {
+    let row = tx
+        .query_one(
+            "INSERT INTO change_versions (user_id, version) VALUES ($1, 1)
+             ON CONFLICT (user_id) DO UPDATE SET version = change_versions.version + 1
+             RETURNING version",
+            &[&user_id],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Changes the password after checking the current one; every session of the user ends and
+/// a new one is returned.
+pub async fn change_password(
+    pool: &Pool,
+    sessions: &Sessions<'_>,
+    user_id: Uuid,
+    current: &str,
+    new_password: &str,
+    client: &ClientInfo,
+) -> Result<TokenResponse, ApiError> {
+    let mut conn = pool.get().await?;
+    let row = conn
+        .query_opt(
+            "SELECT email, password_hash FROM users WHERE id = $1 AND deleted_at IS NULL",
+            &[&user_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such account"))?;
+    let (email, stored): (String, String) = (row.get(0), row.get(1));
+    let keys = AttemptKeys::new(&email, client.address);
+    if let Some(wait) = rate_limit::check(&conn, &keys, sessions.limits).await? {
+        return Err(too_many_attempts(wait));
+    }
+    let owned = current.to_owned();
+    if !blocking(move || verify_stored(&owned, &stored)).await? {
+        rate_limit::record_failure(&conn, &keys).await?;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
+    password::check_policy(new_password).map_err(weak_password)?;
+    if current == new_password {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weak_password",
+            "the new password must differ from the current one",
+        )
+        .with_details(serde_json::json!({ "field": "new_password" })));
+    }
+    let owned = new_password.to_owned();
+    let hash = blocking(move || password::hash_password(&owned)).await??;
+    let tx = conn.transaction().await?;
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1
+                 WHERE id = $1 RETURNING {PROFILE_COLUMNS}"
+            ),
+            &[&user_id, &hash],
+        )
+        .await?;
+    tx.execute(
+        "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'password_change'
+         WHERE user_id = $1 AND revoked_at IS NULL",
+        &[&user_id],
+    )
+    .await?;
+    rate_limit::clear_account(&tx, &keys).await?;
+    let response =
+        issue_session(&tx, sessions, account_from_row(&row)?, None, None, client).await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// Soft-deletes the account: it can no longer sign in, every session ends, its data stays
+/// for audit.
+pub async fn delete_account(pool: &Pool, user_id: Uuid) -> Result<(), ApiError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let updated = tx
+        .execute(
+            "UPDATE users SET deleted_at = now(), session_epoch = session_epoch + 1
+             WHERE id = $1 AND deleted_at IS NULL",
+            &[&user_id],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(ApiError::not_found("no such account"));
+    }
+    tx.execute(
+        "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'account_deleted'
+         WHERE user_id = $1 AND revoked_at IS NULL",
+        &[&user_id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One account as the admin user list shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AdminUserSummary {
+    /// The account.
+    #[serde(flatten)]
+    pub profile: UserProfile,
+    /// Last successful sign-in.
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// Live accounts whose email or display name starts with `query` (all when empty), newest
+/// first, with the total count of matches.
+pub async fn search_users(
+    pool: &Pool,
+    query: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<AdminUserSummary>, i64), ApiError> {
+    let conn = pool.get().await?;
+    let pattern = format!(
+        "{}%",
+        query
+            .trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT {PROFILE_COLUMNS}, last_login_at, count(*) OVER () FROM users
+                 WHERE deleted_at IS NULL
+                   AND (lower(email) LIKE $1 OR lower(display_name) LIKE $1)
+                 ORDER BY created_at DESC, id DESC
+                 LIMIT $2 OFFSET $3"
+            ),
+            &[&pattern, &limit, &offset],
+        )
+        .await?;
+    let total = rows.first().map(|r| r.get::<_, i64>(9)).unwrap_or(0);
+    let users = rows
+        .iter()
+        .map(|row| {
+            Ok(AdminUserSummary {
+                profile: account_from_row(row)?.profile,
+                last_login_at: row.get(8),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok((users, total))
+}

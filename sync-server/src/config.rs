@@ -1,0 +1,171 @@
+//! Server configuration: where the database is, where to listen, secrets and limits.
+//! Built from the command line and environment in `main.rs`; tests build it directly.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::RngExt as _;
+
+/// The database URL the server uses when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/fitkart";
+
+/// The address the server listens on when `FITKART_LISTEN` is not set.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The shortest JWT signing secret accepted, in bytes.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// Everything `serve` needs to run.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// PostgreSQL URL of the FitKart database (created if it does not exist).
+    pub database_url: String,
+    /// Socket address to listen on.
+    pub listen: SocketAddr,
+    /// Secret used to sign access tokens (HS256).
+    pub jwt_secret: JwtSecret,
+    /// Apply pending migrations on start.
+    pub migrate_on_start: bool,
+    /// Load the seed data (idempotent) on start.
+    pub seed_on_start: bool,
+    /// Maximum number of pooled database connections.
+    pub db_pool_size: usize,
+    /// Longest time one request may take before it is answered 408.
+    pub request_timeout: Duration,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Lifetime of an access token (JWT).
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token.
+    pub refresh_token_ttl: Duration,
+    /// Sign-in rate limits.
+    pub login_limits: LoginLimits,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+/// How many failed sign-ins are tolerated before `429 too_many_attempts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Failures per account within the window.
+    pub per_account: u32,
+    /// Failures per client address within the window.
+    pub per_address: u32,
+    /// The sliding window failures are counted in.
+    pub window: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_account: 5,
+            per_address: 20,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults for everything but the database URL and secret.
+    pub fn new(database_url: impl Into<String>, jwt_secret: JwtSecret) -> Self {
+        Self {
+            database_url: database_url.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            jwt_secret,
+            migrate_on_start: true,
+            seed_on_start: true,
+            db_pool_size: 16,
+            request_timeout: Duration::from_secs(30),
+            body_limit_bytes: 1024 * 1024,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            login_limits: LoginLimits::default(),
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// The secret that signs access tokens. Its `Debug` output never shows the value.
+#[derive(Clone)]
+pub struct JwtSecret(Vec<u8>);
+
+/// Why a JWT secret was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtSecretError {
+    /// The secret is shorter than [`MIN_JWT_SECRET_LEN`] bytes.
+    #[error("FITKART_JWT_SECRET must be at least {MIN_JWT_SECRET_LEN} bytes long")]
+    TooShort,
+    /// No secret was given to a release build.
+    #[error(
+        "FITKART_JWT_SECRET is not set; a release build refuses to start without one \
+         (generate one with `openssl rand -base64 48`)"
+    )]
+    Missing,
+}
+
+impl JwtSecret {
+    /// Accepts a secret given by the operator.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, JwtSecretError> {
+        let secret = secret.into();
+        if secret.len() < MIN_JWT_SECRET_LEN {
+            return Err(JwtSecretError::TooShort);
+        }
+        Ok(Self(secret))
+    }
+
+    /// A random secret, for debug builds and tests: tokens die with the process.
+    pub fn generate() -> Self {
+        let mut bytes = vec![0u8; 48];
+        rand::rng().fill(&mut bytes[..]);
+        Self(bytes)
+    }
+
+    /// Resolves the secret for `serve`: the given one, or (debug builds only) a generated one.
+    /// Returns the secret and whether it was generated.
+    pub fn from_option(secret: Option<String>) -> Result<(Self, bool), JwtSecretError> {
+        match secret {
+            Some(value) if !value.is_empty() => Ok((Self::new(value.into_bytes())?, false)),
+            _ if cfg!(debug_assertions) => Ok((Self::generate(), true)),
+            _ => Err(JwtSecretError::Missing),
+        }
+    }
+
+    /// The secret's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for JwtSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JwtSecret(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_secrets_are_refused_and_debug_hides_the_value() {
+        assert!(matches!(
+            JwtSecret::new("short"),
+            Err(JwtSecretError::TooShort)
+        ));
+        let secret = JwtSecret::new("x".repeat(40)).unwrap();
+        assert_eq!(format!("{secret:?}"), "JwtSecret(..)");
+    }
+
+    #[test]
+    fn a_debug_build_generates_a_secret_when_none_is_given() {
+        let resolved = JwtSecret::from_option(None);
+        if cfg!(debug_assertions) {
+            let (secret, generated) = resolved.unwrap();
+            assert!(generated);
+            assert!(secret.as_bytes().len() >= MIN_JWT_SECRET_LEN);
+        } else {
+            assert!(matches!(resolved, Err(JwtSecretError::Missing)));
+        }
+    }
+}

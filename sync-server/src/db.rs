@@ -1,0 +1,136 @@
+//! The PostgreSQL side of the server: creating the database, the connection pool, and the
+//! schema migrations in `migrations/server/` (embedded into the binary with refinery).
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use crate::error::{Error, Result};
+
+mod embedded {
+    refinery::embed_migrations!("../migrations/server");
+}
+
+/// Advisory lock key that serialises migrations of concurrently starting servers.
+const MIGRATION_LOCK_KEY: i64 = 0x0046_4b5f_4d49_4752; // "FK_MIGR"
+
+/// Parses a PostgreSQL URL.
+pub fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
+    tokio_postgres::Config::from_str(url)
+        .map_err(|e| Error::Config(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))
+}
+
+/// Opens one connection outside the pool; its driver task runs until the client is dropped.
+pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Creates the database named in `url` when it does not exist yet, by connecting to the
+/// server's `postgres` maintenance database. Returns whether it was created.
+pub async fn ensure_database(url: &str) -> Result<bool> {
+    let config = parse_url(url)?;
+    let name = config
+        .get_dbname()
+        .ok_or_else(|| Error::Config("DATABASE_URL names no database".into()))?
+        .to_owned();
+    // Connecting to the target succeeds when it exists: the common case needs no privilege.
+    match connect(&config).await {
+        Ok(_) => return Ok(false),
+        Err(Error::Database(err)) if err.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
+        Err(err) => return Err(err),
+    }
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let client = connect(&maintenance).await?;
+    match client
+        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(database = %name, "created the database");
+            Ok(true)
+        }
+        // Another server created it at the same moment.
+        Err(err) if err.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Builds the connection pool. Connections are opened lazily.
+pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
+    let config = parse_url(url)?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager).max_size(max_size.max(1)).build()?)
+}
+
+/// The newest migration version this build knows.
+pub fn latest_migration_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Applies every pending migration, holding an advisory lock so that servers starting
+/// together migrate one after the other. Returns how many migrations were applied.
+pub async fn migrate(url: &str) -> Result<usize> {
+    let config = parse_url(url)?;
+    let mut client = connect(&config).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
+    let report = embedded::migrations::runner()
+        .set_abort_divergent(true)
+        .set_abort_missing(true)
+        .run_async(&mut client)
+        .await;
+    // The lock is released with the connection even if this fails.
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    let applied = report?.applied_migrations().len();
+    if applied > 0 {
+        tracing::info!(applied, "applied schema migrations");
+    }
+    Ok(applied)
+}
+
+/// The newest migration applied to the database, or `None` if it was never migrated.
+pub async fn applied_schema_version(client: &tokio_postgres::Client) -> Result<Option<i64>> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let version: Option<i32> = client
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await?
+        .get(0);
+    Ok(version.map(i64::from))
+}

@@ -1,0 +1,120 @@
+//! The HTTP surface: the router, its middleware (request ids, tracing, timeouts, body limits)
+//! and the health routes. Handlers are thin: parse, authorize, call a domain function.
+
+mod admin;
+mod auth;
+pub mod extract;
+mod health;
+pub mod json;
+mod me;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::{get, post};
+use deadpool_postgres::Pool;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::accounts::Sessions;
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::tokens::AccessTokens;
+
+/// The header carrying the request id, set by the server when the client sends none.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub pool: Pool,
+    /// The server's configuration.
+    pub config: Arc<ServerConfig>,
+    /// Signs and verifies access tokens.
+    pub tokens: Arc<AccessTokens>,
+}
+
+impl AppState {
+    /// State for a pool and configuration.
+    pub fn new(pool: Pool, config: ServerConfig) -> Self {
+        let tokens = Arc::new(AccessTokens::new(
+            &config.jwt_secret,
+            config.access_token_ttl,
+        ));
+        Self {
+            pool,
+            config: Arc::new(config),
+            tokens,
+        }
+    }
+
+    /// What the account functions need.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions {
+            tokens: &self.tokens,
+            refresh_ttl: self.config.refresh_token_ttl,
+            limits: &self.config.login_limits,
+        }
+    }
+}
+
+/// Builds the full router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes));
+
+    let api = Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route(
+            "/me",
+            get(me::get_me).patch(me::patch_me).delete(me::delete_me),
+        )
+        .route("/me/password", post(me::change_password))
+        .route("/admin/users", get(admin::list_users));
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest(fitkart_protocol::API_PREFIX, api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}

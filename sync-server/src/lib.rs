@@ -1,0 +1,20 @@
+//! fitkart-sync-server: the FitKart HTTP service on PostgreSQL.
+//! It owns authentication, idempotent sync, the coin ledger, orders and the admin API.
+#![warn(clippy::unwrap_used)]
+
+pub mod accounts;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod maintenance;
+pub mod password;
+pub mod rate_limit;
+pub mod seeds;
+pub mod server;
+pub mod testing;
+pub mod tokens;
+pub mod users;
+
+pub use config::ServerConfig;
+pub use error::{ApiError, Error};

@@ -1,0 +1,233 @@
+//! The `fitkart-sync-server` command line: `serve` (the default), `migrate`, `seed` and
+//! `create-admin`. Every option can also come from the environment.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fitkart_sync_server::config::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, JwtSecret, ServerConfig};
+use fitkart_sync_server::server::{self, Server};
+use fitkart_sync_server::users::{self, AdminBootstrap};
+use fitkart_sync_server::{db, seeds};
+
+/// The FitKart sync server: auth, idempotent sync, coin ledger, orders and admin API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fitkart-sync-server",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// PostgreSQL URL of the FitKart database; it is created if it does not exist.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    database_url: String,
+
+    /// Log format.
+    #[arg(long, env = "FITKART_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default). Migrates and seeds on start unless told not to.
+    Serve(ServeArgs),
+    /// Apply pending schema migrations, then exit.
+    Migrate,
+    /// Load the seed data (achievements, products, settings); loading twice changes nothing.
+    Seed,
+    /// Create an administrator. The password comes from FITKART_ADMIN_PASSWORD or a prompt.
+    CreateAdmin(CreateAdminArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FITKART_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// Secret (at least 32 bytes) that signs access tokens. Required by release builds.
+    #[arg(long, env = "FITKART_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+
+    /// Do not apply migrations on start (readiness then reports an old schema as not ready).
+    #[arg(long, env = "FITKART_NO_MIGRATE")]
+    no_migrate: bool,
+
+    /// Do not load the seed data on start.
+    #[arg(long, env = "FITKART_NO_SEED")]
+    no_seed: bool,
+
+    /// Maximum pooled database connections.
+    #[arg(long, env = "FITKART_DB_POOL_SIZE", default_value_t = 16)]
+    db_pool_size: usize,
+
+    /// Seconds one request may take before it is answered 408.
+    #[arg(long, env = "FITKART_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "FITKART_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    body_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+struct CreateAdminArgs {
+    /// The administrator's email address.
+    #[arg(long)]
+    email: String,
+
+    /// The display name.
+    #[arg(long, default_value = "Administrator")]
+    display_name: String,
+
+    /// If an account with this email exists, make it an administrator and set the password.
+    #[arg(long)]
+    promote: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => serve(cli.database_url, cli.serve).await,
+        Some(Command::Serve(args)) => serve(cli.database_url, args).await,
+        Some(Command::Migrate) => {
+            db::ensure_database(&cli.database_url).await?;
+            let applied = db::migrate(&cli.database_url).await?;
+            println!(
+                "applied {applied} migration(s); schema is at version {}",
+                db::latest_migration_version()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Seed) => {
+            let pool = db::pool(&cli.database_url, 1)?;
+            let report = seeds::load(&mut pool.get().await?).await?;
+            println!(
+                "seed loaded: {} achievement(s), {} product(s), {} setting(s) added",
+                report.achievements, report.products, report.settings
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::CreateAdmin(args)) => create_admin(&cli.database_url, args).await,
+    }
+}
+
+async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (jwt_secret, generated) = JwtSecret::from_option(args.jwt_secret)?;
+    if generated {
+        tracing::warn!(
+            "FITKART_JWT_SECRET is not set: using a random secret (debug build only); \
+             tokens will not survive a restart"
+        );
+    }
+    let mut config = ServerConfig::new(database_url, jwt_secret);
+    config.listen = args.listen;
+    config.migrate_on_start = !args.no_migrate;
+    config.seed_on_start = !args.no_seed;
+    config.db_pool_size = args.db_pool_size;
+    config.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
+    config.body_limit_bytes = args.body_limit_bytes;
+    let server = Server::bind(config).await?;
+    tracing::info!(address = %server.local_addr()?, "fitkart-sync-server listening");
+    server.run(server::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create_admin(database_url: &str, args: CreateAdminArgs) -> anyhow::Result<ExitCode> {
+    let password = match std::env::var("FITKART_ADMIN_PASSWORD") {
+        Ok(password) if !password.is_empty() => password,
+        _ if std::io::stdin().is_terminal() => {
+            let first = rpassword::prompt_password("New admin password: ")?;
+            let second = rpassword::prompt_password("Repeat the password: ")?;
+            if first != second {
+                eprintln!("error: the passwords do not match");
+                return Ok(ExitCode::from(2));
+            }
+            first
+        }
+        _ => {
+            eprintln!(
+                "error: set FITKART_ADMIN_PASSWORD or run create-admin in a terminal to be asked \
+                 for the password (there is no default password)"
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let pool = db::pool(database_url, 1)?;
+    let mut client = pool.get().await?;
+    match users::create_admin(
+        &mut client,
+        &args.email,
+        &args.display_name,
+        &password,
+        args.promote,
+    )
+    .await
+    {
+        Ok(AdminBootstrap::Created(id)) => {
+            println!("created admin {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(AdminBootstrap::Promoted(id)) => {
+            println!("promoted {id} to admin and set its password");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(users::CreateAdminError::Internal(err)) => Err(err.into()),
+        Err(err) => {
+            eprintln!("error: {err}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Running the server: prepare the database (create, migrate, seed), serve HTTP, keep the
+//! background upkeep going, and shut down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+use crate::error::Result;
+use crate::http::{AppState, router};
+use crate::{db, maintenance, seeds};
+
+/// Creates the database if needed, applies migrations and loads seeds, as configured.
+pub async fn prepare_database(config: &ServerConfig) -> Result<deadpool_postgres::Pool> {
+    db::ensure_database(&config.database_url).await?;
+    if config.migrate_on_start {
+        db::migrate(&config.database_url).await?;
+    }
+    let pool = db::pool(&config.database_url, config.db_pool_size)?;
+    if config.seed_on_start {
+        let report = seeds::load(&mut pool.get().await?).await?;
+        if report.total() > 0 {
+            tracing::info!(?report, "loaded seed data");
+        }
+    }
+    if config.migrate_on_start {
+        maintenance::ensure_partitions(&pool).await?;
+    }
+    Ok(pool)
+}
+
+/// A server bound to its socket, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Prepares the database and binds the listening socket.
+    pub async fn bind(config: ServerConfig) -> Result<Self> {
+        let pool = prepare_database(&config).await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| crate::Error::Io {
+                    context: format!("cannot listen on {}", config.listen),
+                    source,
+                })?;
+        Ok(Self {
+            listener,
+            state: AppState::new(pool, config),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener
+            .local_addr()
+            .map_err(|source| crate::Error::Io {
+                context: "no local address".into(),
+                source,
+            })
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let upkeep = tokio::spawn(maintenance::run_upkeep(
+            self.state.pool.clone(),
+            self.state.config.login_limits,
+            Duration::from_secs(6 * 60 * 60),
+        ));
+        let app = router(self.state);
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        upkeep.abort();
+        served.map_err(|source| crate::Error::Io {
+            context: "the HTTP server failed".into(),
+            source,
+        })
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

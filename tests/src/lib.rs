@@ -1,0 +1,1 @@
+//! Shared helpers of the FitKart end-to-end tests.
