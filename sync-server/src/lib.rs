@@ -3,18 +3,24 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod accounts;
+pub mod achievements;
+pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod ledger;
 pub mod maintenance;
 pub mod password;
 pub mod rate_limit;
 pub mod seeds;
 pub mod server;
+pub mod settings;
+pub mod steps;
 pub mod testing;
 pub mod tokens;
 pub mod users;
+pub mod validations;
 
 pub use config::ServerConfig;
 pub use error::{ApiError, Error};

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use fitkart_sync_server::config::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, JwtSecret, ServerConfig};
 use fitkart_sync_server::server::{self, Server};
 use fitkart_sync_server::users::{self, AdminBootstrap};
-use fitkart_sync_server::{db, seeds};
+use fitkart_sync_server::{db, ledger, seeds};
 
 /// The FitKart sync server: auth, idempotent sync, coin ledger, orders and admin API.
 #[derive(Debug, Parser)]
@@ -53,6 +53,9 @@ enum Command {
     Seed,
     /// Create an administrator. The password comes from FITKART_ADMIN_PASSWORD or a prompt.
     CreateAdmin(CreateAdminArgs),
+    /// Prove every wallet equals the sums of its ledger and no balance ever went negative.
+    /// Exits 1 with a report when it finds a problem.
+    VerifyLedger,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -84,6 +87,10 @@ struct ServeArgs {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "FITKART_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     body_limit_bytes: usize,
+
+    /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
+    #[arg(long, env = "FITKART_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -160,6 +167,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::CreateAdmin(args)) => create_admin(&cli.database_url, args).await,
+        Some(Command::VerifyLedger) => {
+            let pool = db::pool(&cli.database_url, 1)?;
+            let report = ledger::verify(&pool.get().await?).await?;
+            println!(
+                "checked {} wallet(s) and {} ledger entr(ies)",
+                report.wallets_checked, report.entries_checked
+            );
+            if report.is_ok() {
+                println!("ledger OK");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for problem in &report.problems {
+                    println!("PROBLEM: {problem}");
+                }
+                println!("ledger INCONSISTENT: {} problem(s)", report.problems.len());
+                Ok(ExitCode::from(1))
+            }
+        }
     }
 }
 
@@ -178,6 +203,7 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     config.db_pool_size = args.db_pool_size;
     config.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
     config.body_limit_bytes = args.body_limit_bytes;
+    config.trust_forwarded_for = args.trust_forwarded_for;
     let server = Server::bind(config).await?;
     tracing::info!(address = %server.local_addr()?, "fitkart-sync-server listening");
     server.run(server::shutdown_signal()).await?;

@@ -29,6 +29,7 @@ const TABLES: &[&str] = &[
     "change_versions",
     "shared_change_version",
     "auth_failures",
+    "step_days",
 ];
 
 const VIEWS: &[&str] = &["active_users", "daily_step_summary", "user_stats"];

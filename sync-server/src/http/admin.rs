@@ -2,13 +2,17 @@
 //! token is 403 and a missing or bad one 401.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::extract::AdminUser;
+use super::extract::{AdminUser, Client};
 use crate::accounts::{self, AdminUserSummary};
 use crate::error::ApiError;
+use crate::validations::{self, Decision, Validation};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use uuid::Uuid;
 
 /// Query of `GET /api/v1/admin/users`.
 #[derive(Debug, Deserialize)]
@@ -54,4 +58,115 @@ pub async fn list_users(
     }
     let (users, total) = accounts::search_users(&state.pool, &search.q, limit, offset).await?;
     Ok(Json(UserPage { users, total }))
+}
+
+/// Query of `GET /api/v1/admin/validations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationQuery {
+    /// `pending_review` (default), `approved` or `rejected`.
+    pub status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+}
+
+/// Answer of `GET /api/v1/admin/validations`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ValidationPage {
+    /// The page, oldest first.
+    pub validations: Vec<Validation>,
+}
+
+/// `GET /api/v1/admin/validations?status=&limit=&offset=`: the review queue.
+pub async fn list_validations(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    Query(query): Query<ValidationQuery>,
+) -> Result<Json<ValidationPage>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "limit must be between 1 and 200",
+        ));
+    }
+    let offset = query.offset.unwrap_or(0).max(0);
+    let status = query.status.as_deref().unwrap_or("pending_review");
+    let conn = state.pool.get().await?;
+    Ok(Json(ValidationPage {
+        validations: validations::list(&conn, status, limit, offset).await?,
+    }))
+}
+
+/// Body of the review routes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// Why, for the audit log.
+    pub note: Option<String>,
+}
+
+async fn review(
+    state: AppState,
+    admin: AdminUser,
+    client: Client,
+    id: Uuid,
+    decision: Decision,
+    body: Bytes,
+) -> Result<Json<Validation>, ApiError> {
+    let note = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<ReviewBody>(&body)
+            .map_err(|e| {
+                if e.is_syntax() || e.is_eof() {
+                    ApiError::new(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        "the request body is not valid JSON",
+                    )
+                } else {
+                    ApiError::validation("note", e.to_string())
+                }
+            })?
+            .note
+    };
+    let Client(client) = client;
+    Ok(Json(
+        validations::review(
+            &state.pool,
+            admin.0.id,
+            id,
+            decision,
+            note.as_deref(),
+            &client,
+        )
+        .await?,
+    ))
+}
+
+/// `POST /api/v1/admin/validations/{id}/approve`.
+pub async fn approve_validation(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    client: Client,
+    id: Result<Path<Uuid>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<Validation>, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::not_found("no such validation"))?;
+    review(state, admin, client, id, Decision::Approve, body).await
+}
+
+/// `POST /api/v1/admin/validations/{id}/reject`.
+pub async fn reject_validation(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    client: Client,
+    id: Result<Path<Uuid>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<Validation>, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::not_found("no such validation"))?;
+    review(state, admin, client, id, Decision::Reject, body).await
 }

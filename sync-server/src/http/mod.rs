@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 pub mod json;
 mod me;
+mod steps;
 
 use std::sync::Arc;
 
@@ -95,7 +96,22 @@ pub fn router(state: AppState) -> Router {
             get(me::get_me).patch(me::patch_me).delete(me::delete_me),
         )
         .route("/me/password", post(me::change_password))
-        .route("/admin/users", get(admin::list_users));
+        .route("/steps/record", post(steps::record))
+        .route("/steps/today", get(steps::today))
+        .route("/steps", get(steps::history))
+        .route("/wallet", get(steps::wallet))
+        .route("/wallet/transactions", get(steps::transactions))
+        .route("/achievements", get(steps::achievements))
+        .route("/admin/users", get(admin::list_users))
+        .route("/admin/validations", get(admin::list_validations))
+        .route(
+            "/admin/validations/{id}/approve",
+            post(admin::approve_validation),
+        )
+        .route(
+            "/admin/validations/{id}/reject",
+            post(admin::reject_validation),
+        );
 
     Router::new()
         .route("/healthz", get(health::healthz))

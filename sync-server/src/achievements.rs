@@ -1,0 +1,336 @@
+//! Achievements: unlock rules (JSONB criteria), their evaluation in the same transaction as
+//! the award that may unlock them, and the caller's progress. Each unlocks once per user
+//! (unique constraint) and pays its bonus once (ledger idempotency key).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::GenericClient;
+use fitkart_protocol::steps::AchievementProgress;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::ledger::{Entry, EntryKind};
+
+/// An unlock rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Criteria {
+    /// Lifetime verified steps (sum of day totals) at least this.
+    TotalSteps(i64),
+    /// One day's total at least this.
+    DailySteps(i64),
+    /// This many consecutive days at the user's daily goal.
+    Streak(i64),
+    /// At least `steps` recorded before local hour `before_hour` on the same day.
+    EarlyBird {
+        /// Steps needed.
+        steps: i64,
+        /// Local hour (0-23) before which they must be recorded.
+        before_hour: u32,
+    },
+    /// A rule this server version does not know; never unlocks.
+    Unknown,
+}
+
+impl Criteria {
+    /// Parses the JSONB criteria.
+    pub fn parse(value: &serde_json::Value) -> Self {
+        let int = |key: &str| value.get(key).and_then(serde_json::Value::as_i64);
+        match value.get("type").and_then(serde_json::Value::as_str) {
+            Some("total_steps") => int("steps").map_or(Self::Unknown, Self::TotalSteps),
+            Some("daily_steps") => int("steps").map_or(Self::Unknown, Self::DailySteps),
+            Some("streak") => int("days").map_or(Self::Unknown, Self::Streak),
+            Some("early_bird") => match (int("steps"), int("before_hour")) {
+                (Some(steps), Some(hour)) if (0..=24).contains(&hour) => Self::EarlyBird {
+                    steps,
+                    before_hour: hour as u32,
+                },
+                _ => Self::Unknown,
+            },
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The rule's target (steps or days).
+    pub fn target(self) -> i64 {
+        match self {
+            Self::TotalSteps(n) | Self::DailySteps(n) | Self::Streak(n) => n,
+            Self::EarlyBird { steps, .. } => steps,
+            Self::Unknown => 0,
+        }
+    }
+}
+
+/// An accepted report that may count for early-bird rules: its total and local hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EarlyReport {
+    /// The source's day total at that report.
+    pub steps: i64,
+    /// The local hour it was recorded at, on the day it counts for.
+    pub local_hour: u32,
+}
+
+/// What the rules are evaluated on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Lifetime verified steps.
+    pub total_steps: i64,
+    /// Best day.
+    pub best_day: i64,
+    /// Longest run of consecutive days at the goal.
+    pub longest_streak: i64,
+}
+
+impl Facts {
+    /// Reads the user's facts from `step_days`.
+    pub async fn load(client: &impl GenericClient, user_id: Uuid, goal: i64) -> Result<Self> {
+        let totals = client
+            .query_one(
+                "SELECT coalesce(sum(verified_steps), 0)::bigint, coalesce(max(verified_steps), 0)::bigint
+                 FROM step_days WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await?;
+        let goal_days: Vec<NaiveDate> = client
+            .query(
+                "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 ORDER BY day",
+                &[&user_id, &(goal.clamp(0, i64::from(i32::MAX)) as i32)],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        Ok(Self {
+            total_steps: totals.get(0),
+            best_day: totals.get(1),
+            longest_streak: longest_run(&goal_days),
+        })
+    }
+
+    /// Progress towards a rule.
+    pub fn progress(&self, criteria: Criteria) -> i64 {
+        match criteria {
+            Criteria::TotalSteps(_) => self.total_steps,
+            Criteria::DailySteps(_) => self.best_day,
+            Criteria::Streak(_) => self.longest_streak,
+            Criteria::EarlyBird { .. } | Criteria::Unknown => 0,
+        }
+    }
+
+    fn satisfies(&self, criteria: Criteria, early: &[EarlyReport]) -> bool {
+        match criteria {
+            Criteria::TotalSteps(n) => self.total_steps >= n,
+            Criteria::DailySteps(n) => self.best_day >= n,
+            Criteria::Streak(n) => n > 0 && self.longest_streak >= n,
+            Criteria::EarlyBird { steps, before_hour } => early
+                .iter()
+                .any(|r| r.steps >= steps && r.local_hour < before_hour),
+            Criteria::Unknown => false,
+        }
+    }
+}
+
+/// The longest run of consecutive dates in a sorted list.
+fn longest_run(days: &[NaiveDate]) -> i64 {
+    let mut best = 0;
+    let mut run = 0;
+    let mut previous: Option<NaiveDate> = None;
+    for &day in days {
+        run = match previous {
+            Some(p) if p.succ_opt() == Some(day) => run + 1,
+            Some(p) if p == day => run,
+            _ => 1,
+        };
+        best = best.max(run);
+        previous = Some(day);
+    }
+    best
+}
+
+/// An achievement the user just earned.
+#[derive(Debug, Clone)]
+pub struct Unlock {
+    /// Achievement id.
+    pub achievement_id: Uuid,
+    /// Its code.
+    pub code: String,
+    /// Its bonus.
+    pub bonus_coins: i64,
+}
+
+/// Evaluates every active achievement the user has not unlocked, in the caller's transaction
+/// (which holds the user's change-version lock, so no concurrent evaluation can race).
+pub async fn evaluate(
+    tx: &impl GenericClient,
+    user_id: Uuid,
+    goal: i64,
+    early: &[EarlyReport],
+) -> Result<Vec<Unlock>> {
+    let rows = tx
+        .query(
+            "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM achievements a
+             WHERE a.is_active AND a.deleted_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM user_achievements ua
+                               WHERE ua.user_id = $1 AND ua.achievement_id = a.id)
+             ORDER BY a.sort_order, a.code",
+            &[&user_id],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let facts = Facts::load(tx, user_id, goal).await?;
+    Ok(rows
+        .iter()
+        .filter(|row| facts.satisfies(Criteria::parse(&row.get(2)), early))
+        .map(|row| Unlock {
+            achievement_id: row.get(0),
+            code: row.get(1),
+            bonus_coins: row.get(3),
+        })
+        .collect())
+}
+
+/// The ledger entries paying the bonuses of `unlocks` (those with a bonus).
+pub fn bonus_entries(user_id: Uuid, unlocks: &[Unlock]) -> Vec<Entry> {
+    unlocks
+        .iter()
+        .filter(|u| u.bonus_coins > 0)
+        .map(|u| Entry {
+            kind: EntryKind::AchievementBonus,
+            available_delta: u.bonus_coins,
+            frozen_delta: 0,
+            reference: Some(("achievement", u.achievement_id.to_string())),
+            idempotency_key: format!("achievement:{user_id}:{}", u.achievement_id),
+            description: Some(format!("Achievement {}", u.code)),
+            created_by: None,
+        })
+        .collect()
+}
+
+/// Records the unlocks (after their bonuses were booked, so they can reference them).
+pub async fn record_unlocks(
+    tx: &impl GenericClient,
+    user_id: Uuid,
+    change_version: i64,
+    unlocks: &[Unlock],
+) -> Result<()> {
+    if unlocks.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = unlocks.iter().map(|u| u.achievement_id).collect();
+    let keys: Vec<String> = ids
+        .iter()
+        .map(|id| format!("achievement:{user_id}:{id}"))
+        .collect();
+    tx.execute(
+        "INSERT INTO user_achievements (user_id, achievement_id, bonus_transaction_id, change_version)
+         SELECT $1, u.achievement_id,
+                (SELECT t.id FROM coin_transactions t WHERE t.idempotency_key = u.key),
+                $4
+         FROM unnest($2::uuid[], $3::text[]) AS u(achievement_id, key)",
+        &[&user_id, &ids, &keys, &change_version],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Every active achievement with the user's progress.
+pub async fn list(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    goal: i64,
+) -> Result<Vec<AchievementProgress>> {
+    let facts = Facts::load(client, user_id, goal).await?;
+    let rows = client
+        .query(
+            "SELECT a.code, a.name, a.description, a.icon, a.bonus_coins, a.criteria, ua.unlocked_at
+             FROM achievements a
+             LEFT JOIN user_achievements ua ON ua.achievement_id = a.id AND ua.user_id = $1
+             WHERE a.is_active AND a.deleted_at IS NULL
+             ORDER BY a.sort_order, a.code",
+            &[&user_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let criteria_json: serde_json::Value = row.get(5);
+            let criteria = Criteria::parse(&criteria_json);
+            let unlocked_at: Option<DateTime<Utc>> = row.get(6);
+            let target = criteria.target();
+            let progress = if unlocked_at.is_some() {
+                target
+            } else {
+                facts.progress(criteria).min(target)
+            };
+            AchievementProgress {
+                code: row.get(0),
+                name: row.get(1),
+                description: row.get(2),
+                icon: row.get(3),
+                bonus_coins: row.get(4),
+                criteria: criteria_json,
+                progress,
+                target,
+                unlocked_at,
+            }
+        })
+        .collect())
+}
+
+/// Codes of unlocks, for responses.
+pub fn codes(unlocks: &[Unlock]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    unlocks
+        .iter()
+        .filter(|u| seen.insert(u.achievement_id))
+        .map(|u| u.code.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    #[test]
+    fn streaks_count_consecutive_days_only() {
+        assert_eq!(longest_run(&[]), 0);
+        assert_eq!(longest_run(&[day(1), day(2), day(3), day(5), day(6)]), 3);
+        assert_eq!(longest_run(&[day(1), day(3), day(5)]), 1);
+    }
+
+    #[test]
+    fn criteria_parse_the_seed_shapes_and_tolerate_unknown_ones() {
+        use serde_json::json;
+        assert_eq!(
+            Criteria::parse(&json!({"type": "total_steps", "steps": 1000})),
+            Criteria::TotalSteps(1000)
+        );
+        assert_eq!(
+            Criteria::parse(&json!({"type": "streak", "days": 7})),
+            Criteria::Streak(7)
+        );
+        assert_eq!(
+            Criteria::parse(&json!({"type": "early_bird", "steps": 2000, "before_hour": 8})),
+            Criteria::EarlyBird {
+                steps: 2000,
+                before_hour: 8
+            }
+        );
+        assert_eq!(
+            Criteria::parse(&json!({"type": "moonwalk"})),
+            Criteria::Unknown
+        );
+        let facts = Facts {
+            total_steps: 10,
+            best_day: 10,
+            longest_streak: 100,
+        };
+        assert!(!facts.satisfies(Criteria::Unknown, &[]));
+    }
+}

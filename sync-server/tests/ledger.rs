@@ -1,0 +1,89 @@
+//! The ledger check: `verify-ledger` (and `ledger::verify`) passes on a ledger the server
+//! wrote, and catches a wallet that no longer matches its entries.
+
+use std::process::Command;
+
+use chrono::{Duration, Utc};
+use fitkart_protocol::auth::TokenResponse;
+use fitkart_protocol::steps::{RecordOutcome, RecordStepsResponse, Wallet};
+use fitkart_sync_server::ledger;
+use fitkart_sync_server::testing::TestServer;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fitkart-sync-server");
+
+#[tokio::test]
+async fn verify_ledger_passes_on_real_rewards_and_catches_tampering() {
+    let server = TestServer::start().await.unwrap();
+    let http = reqwest::Client::new();
+    let session: TokenResponse = http
+        .post(server.url("/api/v1/auth/register"))
+        .json(&json!({"email": "ledger@example.com", "password": "walking is good for you", "display_name": "L"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let yesterday = (Utc::now() - Duration::days(1)).date_naive();
+    let late = format!("{}T23:00:00Z", yesterday);
+    let answer: RecordStepsResponse = http
+        .post(server.url("/api/v1/steps/record"))
+        .bearer_auth(&session.access_token)
+        .json(&json!({"records": [{"date": yesterday, "source": "healthkit", "steps": 12_345, "recorded_at": late}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer.results[0].status, RecordOutcome::Accepted);
+    assert_eq!(answer.results[0].coins_awarded, 123);
+    let wallet: Wallet = http
+        .get(server.url("/api/v1/wallet"))
+        .bearer_auth(&session.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wallet.available_coins, answer.coins_awarded);
+
+    let client = server.db().client().await.unwrap();
+    let report = ledger::verify(&client).await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(report.entries_checked >= 1);
+    let out = Command::new(BIN)
+        .arg("verify-ledger")
+        .env("DATABASE_URL", server.db().url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ledger OK"));
+
+    // Someone edits a balance by hand: both the function and the command notice.
+    client
+        .execute(
+            "UPDATE wallets SET available_coins = available_coins + 5",
+            &[],
+        )
+        .await
+        .unwrap();
+    let report = ledger::verify(&client).await.unwrap();
+    assert!(!report.is_ok());
+    assert!(
+        report.problems[0].contains("available_coins"),
+        "{:?}",
+        report.problems
+    );
+    let out = Command::new(BIN)
+        .arg("verify-ledger")
+        .env("DATABASE_URL", server.db().url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PROBLEM"));
+}
