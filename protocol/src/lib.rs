@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod auth;
+pub mod orders;
 pub mod steps;
 
 /// The version of the sync protocol this build speaks. Sent by clients; the server refuses

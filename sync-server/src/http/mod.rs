@@ -5,8 +5,10 @@ mod admin;
 mod auth;
 pub mod extract;
 mod health;
+mod import;
 pub mod json;
 mod me;
+mod orders;
 mod steps;
 
 use std::sync::Arc;
@@ -102,7 +104,30 @@ pub fn router(state: AppState) -> Router {
         .route("/wallet", get(steps::wallet))
         .route("/wallet/transactions", get(steps::transactions))
         .route("/achievements", get(steps::achievements))
+        .route("/products", get(orders::list_products))
+        .route("/products/{id}", get(orders::get_product))
+        .route(
+            "/orders",
+            get(orders::list_orders).post(orders::place_order),
+        )
+        .route("/orders/{id}", get(orders::get_order))
+        .route("/orders/{id}/cancel", post(orders::cancel_order))
+        .route("/admin/orders", get(orders::admin_list_orders))
+        .route(
+            "/admin/orders/{id}/status",
+            post(orders::admin_order_status),
+        )
+        .route("/admin/products", post(orders::admin_create_product))
+        .route(
+            "/admin/products/{id}",
+            axum::routing::patch(orders::admin_update_product),
+        )
+        .route(
+            "/admin/products/{id}/deactivate",
+            post(orders::admin_deactivate_product),
+        )
         .route("/admin/users", get(admin::list_users))
+        .route("/admin/products/import", post(import::import_products))
         .route("/admin/validations", get(admin::list_validations))
         .route(
             "/admin/validations/{id}/approve",

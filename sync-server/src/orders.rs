@@ -1,0 +1,582 @@
+//! Redemption orders, a two-phase transfer: placing an order holds its coins (available ->
+//! frozen) and its stock in one transaction; delivery captures the hold (frozen -> spent);
+//! cancellation releases it (frozen -> available) and restores stock; a refund after
+//! delivery credits the coins back. Every step takes the user's change-version lock first,
+//! then the order row, so concurrent steps resolve one at a time and a double spend or a
+//! double release cannot happen.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+use fitkart_protocol::orders::{
+    MAX_ITEM_QUANTITY, MAX_ORDER_ITEMS, Order, OrderItem, OrderStatusRequest, PlaceOrderRequest,
+    ShippingAddress,
+};
+use rand::RngExt as _;
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::accounts::{ClientInfo, next_user_version};
+use crate::audit::{self, AuditEntry};
+use crate::error::ApiError;
+use crate::ledger::{self, Entry, EntryKind, PostError};
+
+const COLUMNS: &str = "id, order_code, client_order_id, status, total_coins, shipping_address,
+     tracking_number, created_at, updated_at, shipped_at, delivered_at, cancelled_at, user_id,
+     request_fingerprint";
+
+struct OrderRow {
+    order: Order,
+    fingerprint: Vec<u8>,
+}
+
+fn order_from_row(row: &tokio_postgres::Row) -> Result<OrderRow, ApiError> {
+    let address: serde_json::Value = row.get(5);
+    Ok(OrderRow {
+        order: Order {
+            id: row.get(0),
+            order_code: row.get(1),
+            client_order_id: row.get(2),
+            status: row.get(3),
+            total_coins: row.get(4),
+            items: Vec::new(),
+            shipping_address: serde_json::from_value(address).map_err(|_| ApiError::internal())?,
+            tracking_number: row.get(6),
+            created_at: row.get::<_, DateTime<Utc>>(7),
+            updated_at: row.get(8),
+            shipped_at: row.get(9),
+            delivered_at: row.get(10),
+            cancelled_at: row.get(11),
+        },
+        fingerprint: row.get(13),
+    })
+}
+
+/// Loads the items of the given orders into them (one query).
+async fn attach_items(client: &impl GenericClient, orders: &mut [Order]) -> Result<(), ApiError> {
+    let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
+    let rows = client
+        .query(
+            "SELECT order_id, product_id, product_name, quantity, unit_coin_price
+             FROM order_items WHERE order_id = ANY($1) ORDER BY product_name, product_id",
+            &[&ids],
+        )
+        .await?;
+    for row in rows {
+        let order_id: Uuid = row.get(0);
+        if let Some(order) = orders.iter_mut().find(|o| o.id == order_id) {
+            order.items.push(OrderItem {
+                product_id: row.get(1),
+                product_name: row.get(2),
+                quantity: i64::from(row.get::<_, i32>(3)),
+                unit_coin_price: row.get(4),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_address(address: &ShippingAddress) -> Result<(), ApiError> {
+    let field = |name: &str, value: &str, min: usize, max: usize| {
+        let chars = value.trim().chars().count();
+        if chars < min || chars > max || value.chars().any(char::is_control) {
+            Err(ApiError::validation(
+                &format!("shipping_address.{name}"),
+                format!("shipping_address.{name} must be {min} to {max} characters"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    field("name", &address.name, 1, 100)?;
+    field("line1", &address.line1, 1, 200)?;
+    field("line2", address.line2.as_deref().unwrap_or(""), 0, 200)?;
+    field("city", &address.city, 1, 100)?;
+    field("region", address.region.as_deref().unwrap_or(""), 0, 100)?;
+    field("postal_code", &address.postal_code, 1, 20)?;
+    field("phone", address.phone.as_deref().unwrap_or(""), 0, 32)?;
+    if address.country.len() != 2 || !address.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(ApiError::validation(
+            "shipping_address.country",
+            "shipping_address.country must be an ISO 3166-1 alpha-2 code such as DE",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an order request's shape before any database work.
+pub fn check_request(request: &PlaceOrderRequest) -> Result<(), ApiError> {
+    if request.items.is_empty() || request.items.len() > MAX_ORDER_ITEMS {
+        return Err(ApiError::validation(
+            "items",
+            format!("an order has 1 to {MAX_ORDER_ITEMS} items"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for item in &request.items {
+        if !(1..=MAX_ITEM_QUANTITY).contains(&item.quantity) {
+            return Err(ApiError::validation(
+                "items.quantity",
+                format!("quantity must be 1 to {MAX_ITEM_QUANTITY}"),
+            ));
+        }
+        if !seen.insert(item.product_id) {
+            return Err(ApiError::validation(
+                "items.product_id",
+                "each product may appear once; raise its quantity instead",
+            ));
+        }
+    }
+    check_address(&request.shipping_address)
+}
+
+/// A digest of what the request asks for, to tell a retry from a different order reusing
+/// the same `client_order_id`.
+fn fingerprint(request: &PlaceOrderRequest) -> Vec<u8> {
+    let mut items: Vec<(Uuid, i32)> = request
+        .items
+        .iter()
+        .map(|i| (i.product_id, i.quantity))
+        .collect();
+    items.sort();
+    let canonical = serde_json::to_vec(&(items, &request.shipping_address)).unwrap_or_default();
+    Sha256::digest(&canonical).to_vec()
+}
+
+fn order_code() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut rng = rand::rng();
+    let code: String = (0..8)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("FK-{code}")
+}
+
+fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, code, message)
+}
+
+fn map_post(err: PostError) -> ApiError {
+    match err {
+        PostError::Insufficient(e) => {
+            conflict("insufficient_coins", "not enough coins for this order")
+                .with_details(serde_json::json!({ "available": e.available, "needed": e.needed }))
+        }
+        PostError::Internal(e) => e.into(),
+    }
+}
+
+/// Places an order. Returns the order and whether it was created now (false: a retry of the
+/// same request, answered with the order it made).
+pub async fn place(
+    pool: &Pool,
+    user_id: Uuid,
+    request: &PlaceOrderRequest,
+) -> Result<(Order, bool), ApiError> {
+    check_request(request)?;
+    let print = fingerprint(request);
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let version = next_user_version(&tx, user_id).await?;
+    if let Some(row) = tx
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2"),
+            &[&user_id, &request.client_order_id],
+        )
+        .await?
+    {
+        let existing = order_from_row(&row)?;
+        if existing.fingerprint != print {
+            return Err(conflict(
+                "idempotency_conflict",
+                "this client_order_id was already used for a different order",
+            ));
+        }
+        let mut orders = [existing.order];
+        attach_items(&tx, &mut orders).await?;
+        let [order] = orders;
+        return Ok((order, false));
+    }
+
+    // Lock the products in id order, so concurrent orders never deadlock.
+    let ids: Vec<Uuid> = request.items.iter().map(|i| i.product_id).collect();
+    let products = tx
+        .query(
+            "SELECT id, name, coin_price, stock FROM reward_products
+             WHERE id = ANY($1) AND is_active AND deleted_at IS NULL
+             ORDER BY id FOR UPDATE",
+            &[&ids],
+        )
+        .await?;
+    let mut total: i64 = 0;
+    let mut short = Vec::new();
+    let mut lines = Vec::with_capacity(request.items.len());
+    for item in &request.items {
+        let Some(product) = products
+            .iter()
+            .find(|p| p.get::<_, Uuid>(0) == item.product_id)
+        else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "product_not_found",
+                "a product of this order does not exist or is no longer available",
+            )
+            .with_details(serde_json::json!({ "product_id": item.product_id })));
+        };
+        let (name, price, stock): (String, i64, i32) =
+            (product.get(1), product.get(2), product.get(3));
+        if stock < item.quantity {
+            short.push(serde_json::json!({
+                "product_id": item.product_id, "requested": item.quantity, "available": stock,
+            }));
+        }
+        total = price
+            .checked_mul(i64::from(item.quantity))
+            .and_then(|line| total.checked_add(line))
+            .ok_or_else(|| ApiError::validation("items", "the order total is too large"))?;
+        lines.push((item.product_id, name, item.quantity, price));
+    }
+    if !short.is_empty() {
+        return Err(conflict("out_of_stock", "not enough stock for this order")
+            .with_details(serde_json::json!({ "items": short })));
+    }
+
+    let order_id = Uuid::now_v7();
+    ledger::post(
+        &tx,
+        user_id,
+        version,
+        &[Entry {
+            kind: EntryKind::OrderHold,
+            available_delta: -total,
+            frozen_delta: total,
+            reference: Some(("order", order_id.to_string())),
+            idempotency_key: format!("order_hold:{order_id}"),
+            description: Some("Order placed".into()),
+            created_by: None,
+        }],
+    )
+    .await
+    .map_err(map_post)?;
+
+    let quantities: Vec<i32> = lines.iter().map(|l| l.2).collect();
+    tx.execute(
+        "UPDATE reward_products p SET stock = p.stock - u.quantity
+         FROM unnest($1::uuid[], $2::int[]) AS u(id, quantity) WHERE p.id = u.id",
+        &[&ids, &quantities],
+    )
+    .await?;
+    let address =
+        serde_json::to_value(&request.shipping_address).map_err(|_| ApiError::internal())?;
+    let mut row = None;
+    for _ in 0..5 {
+        row = tx
+            .query_opt(
+                &format!(
+                    "INSERT INTO orders (id, user_id, order_code, client_order_id, request_fingerprint,
+                         total_coins, shipping_address, change_version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (order_code) DO NOTHING
+                     RETURNING {COLUMNS}"
+                ),
+                &[
+                    &order_id,
+                    &user_id,
+                    &order_code(),
+                    &request.client_order_id,
+                    &print,
+                    &total,
+                    &address,
+                    &version,
+                ],
+            )
+            .await?;
+        if row.is_some() {
+            break;
+        }
+    }
+    let row = row.ok_or_else(ApiError::internal)?;
+    let names: Vec<&str> = lines.iter().map(|l| l.1.as_str()).collect();
+    let prices: Vec<i64> = lines.iter().map(|l| l.3).collect();
+    tx.execute(
+        "INSERT INTO order_items (order_id, user_id, product_id, product_name, quantity, unit_coin_price)
+         SELECT $1, $2, u.product_id, u.name, u.quantity, u.price
+         FROM unnest($3::uuid[], $4::text[], $5::int[], $6::bigint[]) AS u(product_id, name, quantity, price)",
+        &[&order_id, &user_id, &ids, &names, &quantities, &prices],
+    )
+    .await?;
+    let mut orders = [order_from_row(&row)?.order];
+    attach_items(&tx, &mut orders).await?;
+    tx.commit().await?;
+    let [order] = orders;
+    Ok((order, true))
+}
+
+/// One of the user's orders (someone else's is "not found").
+pub async fn get_own(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Order, ApiError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM orders WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
+            ),
+            &[&id, &user_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such order"))?;
+    let mut orders = [order_from_row(&row)?.order];
+    attach_items(client, &mut orders).await?;
+    let [order] = orders;
+    Ok(order)
+}
+
+/// Orders, newest first: the user's own, or (user `None`, admins) all with an optional status.
+pub async fn list(
+    client: &impl GenericClient,
+    user_id: Option<Uuid>,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Order>, i64), ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS}, count(*) OVER () FROM orders
+                 WHERE deleted_at IS NULL AND ($1::uuid IS NULL OR user_id = $1)
+                   AND ($2::text IS NULL OR status = $2)
+                 ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+            ),
+            &[&user_id, &status, &limit, &offset],
+        )
+        .await?;
+    let total = rows.first().map(|r| r.get::<_, i64>(14)).unwrap_or(0);
+    let mut orders = rows
+        .iter()
+        .map(|row| order_from_row(row).map(|o| o.order))
+        .collect::<Result<Vec<_>, _>>()?;
+    attach_items(client, &mut orders).await?;
+    Ok((orders, total))
+}
+
+/// Who asks for a transition.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor {
+    /// The order's owner (may only cancel a pending or confirmed order).
+    Owner(Uuid),
+    /// An administrator.
+    Admin(Uuid),
+}
+
+/// Whether `from -> to` is a legal step for `actor`.
+fn allowed(from: &str, to: &str, actor: Actor) -> bool {
+    match actor {
+        Actor::Owner(_) => matches!((from, to), ("pending" | "confirmed", "cancelled")),
+        Actor::Admin(_) => matches!(
+            (from, to),
+            ("pending", "confirmed")
+                | ("confirmed", "processing")
+                | ("processing", "shipped")
+                | ("shipped", "delivered")
+                | ("pending" | "confirmed" | "processing", "cancelled")
+                | ("delivered", "refunded")
+        ),
+    }
+}
+
+/// Moves an order to `request.status`, with its money and stock effects, in one transaction.
+pub async fn transition(
+    pool: &Pool,
+    actor: Actor,
+    order_id: Uuid,
+    request: &OrderStatusRequest,
+    client: &ClientInfo,
+) -> Result<Order, ApiError> {
+    let to = request.status.as_str();
+    if !matches!(
+        to,
+        "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled" | "refunded"
+    ) {
+        return Err(ApiError::validation("status", "unknown order status"));
+    }
+    let tracking = request
+        .tracking_number
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if to == "shipped" && tracking.is_none_or(|t| t.chars().count() > 100) {
+        return Err(ApiError::validation(
+            "tracking_number",
+            "a tracking number (1 to 100 characters) is required to ship",
+        ));
+    }
+    let reason = request
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if matches!(actor, Actor::Admin(_))
+        && matches!(to, "cancelled" | "refunded")
+        && reason.is_none()
+    {
+        return Err(ApiError::validation(
+            "reason",
+            "a reason is required to cancel or refund",
+        ));
+    }
+    if reason.is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::validation(
+            "reason",
+            "reason must be at most 500 characters",
+        ));
+    }
+
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let owner: Uuid = tx
+        .query_opt(
+            "SELECT user_id FROM orders WHERE id = $1 AND deleted_at IS NULL",
+            &[&order_id],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| ApiError::not_found("no such order"))?;
+    if let Actor::Owner(user) = actor
+        && user != owner
+    {
+        return Err(ApiError::not_found("no such order"));
+    }
+    let version = next_user_version(&tx, owner).await?;
+    let row = tx
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"),
+            &[&order_id],
+        )
+        .await?;
+    let before = order_from_row(&row)?.order;
+    if !allowed(&before.status, to, actor) {
+        return Err(conflict(
+            "invalid_transition",
+            format!("an order that is {} cannot become {to}", before.status),
+        )
+        .with_details(serde_json::json!({ "from": before.status, "to": to })));
+    }
+    let total = before.total_coins;
+    let reference = Some(("order", order_id.to_string()));
+    let entry = match to {
+        "cancelled" => Some(Entry {
+            kind: EntryKind::OrderRelease,
+            available_delta: total,
+            frozen_delta: -total,
+            reference,
+            idempotency_key: format!("order_release:{order_id}"),
+            description: Some("Order cancelled".into()),
+            created_by: None,
+        }),
+        "delivered" => Some(Entry {
+            kind: EntryKind::OrderCapture,
+            available_delta: 0,
+            frozen_delta: -total,
+            reference,
+            idempotency_key: format!("order_capture:{order_id}"),
+            description: Some("Order delivered".into()),
+            created_by: None,
+        }),
+        "refunded" => Some(Entry {
+            kind: EntryKind::Refund,
+            available_delta: total,
+            frozen_delta: 0,
+            reference,
+            idempotency_key: format!("refund:{order_id}"),
+            description: Some("Order refunded".into()),
+            created_by: match actor {
+                Actor::Admin(admin) => Some(admin),
+                Actor::Owner(_) => None,
+            },
+        }),
+        _ => None,
+    };
+    if let Some(entry) = entry {
+        ledger::post(&tx, owner, version, &[entry])
+            .await
+            .map_err(map_post)?;
+    }
+    if to == "cancelled" {
+        tx.execute(
+            "UPDATE reward_products p SET stock = p.stock + i.quantity
+             FROM order_items i WHERE i.order_id = $1 AND p.id = i.product_id",
+            &[&order_id],
+        )
+        .await?;
+    }
+    let (actor_id, is_admin) = match actor {
+        Actor::Owner(user) => (user, false),
+        Actor::Admin(admin) => (admin, true),
+    };
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE orders SET status = $2, change_version = $3,
+                     tracking_number = coalesce($4, tracking_number),
+                     confirmed_at = CASE WHEN $2 = 'confirmed' THEN now() ELSE confirmed_at END,
+                     shipped_at = CASE WHEN $2 = 'shipped' THEN now() ELSE shipped_at END,
+                     delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
+                     refunded_at = CASE WHEN $2 = 'refunded' THEN now() ELSE refunded_at END,
+                     cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
+                     cancelled_by = CASE WHEN $2 = 'cancelled' THEN $5 ELSE cancelled_by END,
+                     cancel_reason = CASE WHEN $2 = 'cancelled' THEN $6 ELSE cancel_reason END
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[&order_id, &to, &version, &tracking, &actor_id, &reason],
+        )
+        .await?;
+    let mut orders = [order_from_row(&row)?.order];
+    attach_items(&tx, &mut orders).await?;
+    let [after] = orders;
+    if is_admin {
+        audit::record(
+            &tx,
+            AuditEntry {
+                admin_id: Some(actor_id),
+                action: "order.status",
+                entity_type: "order",
+                entity_id: order_id.to_string(),
+                before: Some(serde_json::json!({ "status": before.status, "tracking_number": before.tracking_number })),
+                after: Some(serde_json::json!({ "status": after.status, "tracking_number": after.tracking_number })),
+                reason,
+                client: Some(client),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_workflow_steps_are_allowed() {
+        let admin = Actor::Admin(Uuid::nil());
+        let owner = Actor::Owner(Uuid::nil());
+        assert!(allowed("pending", "confirmed", admin));
+        assert!(allowed("processing", "cancelled", admin));
+        assert!(!allowed("shipped", "cancelled", admin));
+        assert!(!allowed("delivered", "cancelled", admin));
+        assert!(!allowed("pending", "delivered", admin));
+        assert!(allowed("confirmed", "cancelled", owner));
+        assert!(!allowed("processing", "cancelled", owner));
+        assert!(!allowed("pending", "confirmed", owner));
+    }
+
+    #[test]
+    fn order_codes_are_readable_and_distinct() {
+        let a = order_code();
+        assert!(a.starts_with("FK-") && a.len() == 11, "{a}");
+        assert_ne!(a, order_code());
+    }
+}
