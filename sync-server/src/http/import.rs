@@ -1,15 +1,100 @@
-//! `POST /api/v1/admin/products/import`. (Being written.)
+//! `POST /api/v1/admin/products/import`: imports a Shopify product export into the reward
+//! catalogue, sent as the body or fetched from `{"url": ...}` (see [`crate::shopify`]).
 
-use axum::http::StatusCode;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use fitkart_protocol::orders::ImportReport;
+use serde::Deserialize;
 
-use super::extract::AdminUser;
+use super::AppState;
+use super::extract::{AdminUser, Client};
 use crate::error::ApiError;
+use crate::shopify::{self, Feed, FeedRequest, ImportContext, ImportOptions};
 
-/// Imports a Shopify product export (not yet available).
-pub async fn import_products(AdminUser(_admin): AdminUser) -> Result<StatusCode, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "the import is being written",
-    ))
+/// Query of the import route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Accept a feed without products, deactivating every imported product.
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+/// `POST /api/v1/admin/products/import[?allow_empty=true]` with a Shopify `products.json`
+/// document or `{"url": "https://..."}` as the JSON body: 200 with the [`ImportReport`].
+pub async fn import_products(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Client(client): Client,
+    query: Result<Query<ImportQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ImportReport>, ApiError> {
+    let Query(query) = query.map_err(|_| {
+        ApiError::validation(
+            "allow_empty",
+            "the only query parameter is allow_empty=true|false",
+        )
+    })?;
+    if !is_json(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the feed as Content-Type: application/json",
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the feed is larger than {} MiB",
+                    shopify::MAX_FEED_BYTES / (1024 * 1024)
+                ),
+            )
+        } else {
+            ApiError::bad_request("the request body could not be read")
+        }
+    })?;
+    let (feed, source): (Feed, String) = match FeedRequest::from_json(&body)? {
+        FeedRequest::Inline(feed) => (feed, "upload".to_owned()),
+        FeedRequest::Url(url) => (
+            shopify::fetch_feed(&url).await?,
+            shopify::describe_url(&url),
+        ),
+    };
+    drop(body);
+    let mut conn = state.pool.get().await?;
+    let report = shopify::import(
+        &mut conn,
+        &feed,
+        ImportOptions {
+            allow_empty: query.allow_empty,
+        },
+        ImportContext {
+            admin_id: Some(admin.id),
+            client: Some(&client),
+            source: &source,
+        },
+    )
+    .await?;
+    Ok(Json(report))
+}
+
+/// Whether the body is declared as JSON (`application/json` or `application/*+json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .is_some_and(|mime| {
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
 }
