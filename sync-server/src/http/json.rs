@@ -41,11 +41,16 @@ pub fn json_rejection(rejection: JsonRejection) -> ApiError {
                 )
                 .with_details(serde_json::json!({ "field": field }));
             }
-            ApiError::new(
+            let message = clean_serde_message(&text);
+            let error = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
-                clean_serde_message(&text),
-            )
+                &message,
+            );
+            match failing_field(&message) {
+                Some(field) => error.with_details(serde_json::json!({ "field": field })),
+                None => error,
+            }
         }
         JsonRejection::JsonSyntaxError(_) => ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -72,6 +77,25 @@ fn unknown_field(text: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_owned())
 }
 
+/// The field a serde data error is about: `items[0].quantity: invalid type ...` gives
+/// `items[0].quantity`; `shipping_address: missing field `name`` gives `shipping_address.name`.
+fn failing_field(message: &str) -> Option<String> {
+    let (path, rest) = match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (Some(path), rest),
+        _ => (None, message),
+    };
+    let missing = rest
+        .split("missing field `")
+        .nth(1)
+        .and_then(|r| r.split('`').next());
+    match (path, missing) {
+        (Some(path), Some(name)) => Some(format!("{path}.{name}")),
+        (None, Some(name)) => Some(name.to_owned()),
+        (Some(path), None) => Some(path.to_owned()),
+        (None, None) => None,
+    }
+}
+
 /// serde's message without axum's prefix (and without echoing input values at length).
 fn clean_serde_message(text: &str) -> String {
     let message = text
@@ -91,5 +115,25 @@ mod tests {
             Some("role".into())
         );
         assert_eq!(unknown_field("missing field `email`"), None);
+    }
+
+    #[test]
+    fn failing_fields_carry_their_path() {
+        assert_eq!(
+            failing_field("shipping_address: missing field `name` at line 1 column 9"),
+            Some("shipping_address.name".into())
+        );
+        assert_eq!(
+            failing_field("missing field `email` at line 1"),
+            Some("email".into())
+        );
+        assert_eq!(
+            failing_field("items[0].quantity: invalid type: string, expected i32"),
+            Some("items[0].quantity".into())
+        );
+        assert_eq!(
+            failing_field("invalid type: sequence, expected struct"),
+            None
+        );
     }
 }
