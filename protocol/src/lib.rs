@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod auth;
+pub mod leaderboard;
 pub mod orders;
 pub mod steps;
 

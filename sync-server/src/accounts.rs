@@ -445,10 +445,21 @@ pub async fn update_profile(
     user_id: Uuid,
     patch: &ProfilePatch,
 ) -> Result<UserProfile, ApiError> {
-    let patch = validate_patch(patch)?;
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
-    let version = next_user_version(&tx, user_id).await?;
+    let profile = update_profile_in(&tx, user_id, patch).await?;
+    tx.commit().await?;
+    Ok(profile)
+}
+
+/// [`update_profile`] inside the caller's transaction (which it does not commit).
+pub async fn update_profile_in(
+    tx: &impl GenericClient,
+    user_id: Uuid,
+    patch: &ProfilePatch,
+) -> Result<UserProfile, ApiError> {
+    let patch = validate_patch(patch)?;
+    let version = next_user_version(tx, user_id).await?;
     let row = tx
         .query_opt(
             &format!(
@@ -470,7 +481,6 @@ pub async fn update_profile(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("no such account"))?;
-    tx.commit().await?;
     Ok(account_from_row(&row)?.profile)
 }
 

@@ -43,6 +43,10 @@ pub struct ServerConfig {
     pub login_limits: LoginLimits,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// UTC time of day of the nightly leaderboard rebuild.
+    pub leaderboard_refresh_at: chrono::NaiveTime,
+    /// Rebuild the leaderboards this often instead of nightly (tests and development).
+    pub leaderboard_refresh_interval: Option<Duration>,
 }
 
 /// How many failed sign-ins are tolerated before `429 too_many_attempts`.
@@ -82,6 +86,9 @@ impl ServerConfig {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             login_limits: LoginLimits::default(),
             trust_forwarded_for: false,
+            leaderboard_refresh_at: chrono::NaiveTime::from_hms_opt(3, 0, 0)
+                .unwrap_or(chrono::NaiveTime::MIN),
+            leaderboard_refresh_interval: None,
         }
     }
 }

@@ -4,14 +4,17 @@
 
 pub mod accounts;
 pub mod achievements;
+pub mod admin;
 pub mod audit;
 pub mod catalogue;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod leaderboard;
 pub mod ledger;
 pub mod maintenance;
+pub mod metrics;
 pub mod orders;
 pub mod password;
 pub mod rate_limit;

@@ -56,6 +56,11 @@ enum Command {
     /// Prove every wallet equals the sums of its ledger and no balance ever went negative.
     /// Exits 1 with a report when it finds a problem.
     VerifyLedger,
+    /// Rebuild the leaderboards now (every period, or one) and print how many users each ranks.
+    RefreshLeaderboard(RefreshLeaderboardArgs),
+    /// Import the reward catalogue from a Shopify products.json export (a file or an http(s)
+    /// URL), for a nightly job. Exits 2 when the feed is unusable.
+    ImportProducts(ImportProductsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -91,6 +96,14 @@ struct ServeArgs {
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "FITKART_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
+
+    /// UTC time of day (HH:MM) of the nightly leaderboard rebuild.
+    #[arg(long, env = "FITKART_LEADERBOARD_REFRESH_AT", default_value = "03:00", value_parser = parse_time_of_day)]
+    leaderboard_refresh_at: chrono::NaiveTime,
+
+    /// Rebuild the leaderboards every N seconds instead of nightly (tests and development).
+    #[arg(long, env = "FITKART_LEADERBOARD_REFRESH_INTERVAL_SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    leaderboard_refresh_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -106,6 +119,29 @@ struct CreateAdminArgs {
     /// If an account with this email exists, make it an administrator and set the password.
     #[arg(long)]
     promote: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ImportProductsArgs {
+    /// The products.json file, or an http(s) URL to download it from.
+    #[arg(value_name = "FILE_OR_URL")]
+    source: String,
+
+    /// Accept a feed without products (it deactivates every imported product).
+    #[arg(long)]
+    allow_empty: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct RefreshLeaderboardArgs {
+    /// Only this period: weekly, monthly or all_time (default: every period).
+    #[arg(long)]
+    period: Option<fitkart_sync_server::leaderboard::Period>,
+}
+
+fn parse_time_of_day(value: &str) -> Result<chrono::NaiveTime, String> {
+    chrono::NaiveTime::parse_from_str(value, "%H:%M")
+        .map_err(|_| format!("`{value}` is not a time of day as HH:MM (UTC)"))
 }
 
 fn main() -> ExitCode {
@@ -167,6 +203,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::CreateAdmin(args)) => create_admin(&cli.database_url, args).await,
+        Some(Command::RefreshLeaderboard(args)) => {
+            refresh_leaderboard(&cli.database_url, args).await
+        }
+        Some(Command::ImportProducts(args)) => import_products(&cli.database_url, args).await,
         Some(Command::VerifyLedger) => {
             let pool = db::pool(&cli.database_url, 1)?;
             let report = ledger::verify(&pool.get().await?).await?;
@@ -204,6 +244,10 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     config.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
     config.body_limit_bytes = args.body_limit_bytes;
     config.trust_forwarded_for = args.trust_forwarded_for;
+    config.leaderboard_refresh_at = args.leaderboard_refresh_at;
+    config.leaderboard_refresh_interval = args
+        .leaderboard_refresh_interval_secs
+        .map(Duration::from_secs);
     let server = Server::bind(config).await?;
     tracing::info!(address = %server.local_addr()?, "fitkart-sync-server listening");
     server.run(server::shutdown_signal()).await?;
@@ -256,4 +300,73 @@ async fn create_admin(database_url: &str, args: CreateAdminArgs) -> anyhow::Resu
             Ok(ExitCode::from(2))
         }
     }
+}
+
+async fn import_products(database_url: &str, args: ImportProductsArgs) -> anyhow::Result<ExitCode> {
+    use fitkart_sync_server::shopify::{self, Feed, ImportContext, ImportError, ImportOptions};
+    let source = args.source.trim();
+    let is_url = ["http://", "https://"].iter().any(|scheme| {
+        source
+            .get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    });
+    let loaded = if is_url {
+        shopify::fetch_feed(source)
+            .await
+            .map(|feed| (feed, shopify::describe_url(source)))
+    } else {
+        Feed::from_file(std::path::Path::new(source)).map(|feed| (feed, format!("file:{source}")))
+    };
+    let outcome = match loaded {
+        Ok((feed, label)) => {
+            let pool = db::pool(database_url, 1)?;
+            let mut client = pool.get().await?;
+            let options = ImportOptions {
+                allow_empty: args.allow_empty,
+            };
+            let context = ImportContext {
+                admin_id: None,
+                client: None,
+                source: &label,
+            };
+            shopify::import(&mut client, &feed, options, context).await
+        }
+        Err(err) => Err(err),
+    };
+    match outcome {
+        Ok(report) => {
+            println!(
+                "created {}, updated {}, deactivated {}, skipped {}",
+                report.created,
+                report.updated,
+                report.deactivated,
+                report.skipped.len()
+            );
+            for reason in &report.skipped {
+                println!("skipped: {reason}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ImportError::Internal(err)) => Err(err.into()),
+        Err(err) => {
+            eprintln!("error: {err}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn refresh_leaderboard(
+    database_url: &str,
+    args: RefreshLeaderboardArgs,
+) -> anyhow::Result<ExitCode> {
+    use fitkart_sync_server::leaderboard::{self, RefreshRequester};
+    let pool = db::pool(database_url, 1)?;
+    let requester = RefreshRequester {
+        admin_id: None,
+        client: None,
+    };
+    for (period, entries) in leaderboard::refresh_audited(&pool, args.period, requester).await? {
+        println!("{period}: {entries} entr(ies)");
+    }
+    Ok(ExitCode::SUCCESS)
 }

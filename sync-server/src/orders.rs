@@ -173,11 +173,23 @@ pub async fn place(
     user_id: Uuid,
     request: &PlaceOrderRequest,
 ) -> Result<(Order, bool), ApiError> {
-    check_request(request)?;
-    let print = fingerprint(request);
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
-    let version = next_user_version(&tx, user_id).await?;
+    let placed = place_in(&tx, user_id, request).await?;
+    tx.commit().await?;
+    Ok(placed)
+}
+
+/// [`place`] inside the caller's transaction (which it does not commit). On an error the
+/// caller must roll back (or roll back to a savepoint): earlier statements may have run.
+pub async fn place_in(
+    tx: &impl GenericClient,
+    user_id: Uuid,
+    request: &PlaceOrderRequest,
+) -> Result<(Order, bool), ApiError> {
+    check_request(request)?;
+    let print = fingerprint(request);
+    let version = next_user_version(tx, user_id).await?;
     if let Some(row) = tx
         .query_opt(
             &format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2"),
@@ -193,7 +205,7 @@ pub async fn place(
             ));
         }
         let mut orders = [existing.order];
-        attach_items(&tx, &mut orders).await?;
+        attach_items(tx, &mut orders).await?;
         let [order] = orders;
         return Ok((order, false));
     }
@@ -243,7 +255,7 @@ pub async fn place(
 
     let order_id = Uuid::now_v7();
     ledger::post(
-        &tx,
+        tx,
         user_id,
         version,
         &[Entry {
@@ -306,8 +318,7 @@ pub async fn place(
     )
     .await?;
     let mut orders = [order_from_row(&row)?.order];
-    attach_items(&tx, &mut orders).await?;
-    tx.commit().await?;
+    attach_items(tx, &mut orders).await?;
     let [order] = orders;
     Ok((order, true))
 }
@@ -394,6 +405,21 @@ pub async fn transition(
     request: &OrderStatusRequest,
     client: &ClientInfo,
 ) -> Result<Order, ApiError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let order = transition_in(&tx, actor, order_id, request, client).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+/// [`transition`] inside the caller's transaction (which it does not commit).
+pub async fn transition_in(
+    tx: &impl GenericClient,
+    actor: Actor,
+    order_id: Uuid,
+    request: &OrderStatusRequest,
+    client: &ClientInfo,
+) -> Result<Order, ApiError> {
     let to = request.status.as_str();
     if !matches!(
         to,
@@ -433,8 +459,6 @@ pub async fn transition(
         ));
     }
 
-    let mut conn = pool.get().await?;
-    let tx = conn.transaction().await?;
     let owner: Uuid = tx
         .query_opt(
             "SELECT user_id FROM orders WHERE id = $1 AND deleted_at IS NULL",
@@ -448,7 +472,7 @@ pub async fn transition(
     {
         return Err(ApiError::not_found("no such order"));
     }
-    let version = next_user_version(&tx, owner).await?;
+    let version = next_user_version(tx, owner).await?;
     let row = tx
         .query_one(
             &format!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"),
@@ -499,7 +523,7 @@ pub async fn transition(
         _ => None,
     };
     if let Some(entry) = entry {
-        ledger::post(&tx, owner, version, &[entry])
+        ledger::post(tx, owner, version, &[entry])
             .await
             .map_err(map_post)?;
     }
@@ -533,11 +557,11 @@ pub async fn transition(
         )
         .await?;
     let mut orders = [order_from_row(&row)?.order];
-    attach_items(&tx, &mut orders).await?;
+    attach_items(tx, &mut orders).await?;
     let [after] = orders;
     if is_admin {
         audit::record(
-            &tx,
+            tx,
             AuditEntry {
                 admin_id: Some(actor_id),
                 action: "order.status",
@@ -551,7 +575,6 @@ pub async fn transition(
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(after)
 }
 

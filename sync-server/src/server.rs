@@ -71,6 +71,10 @@ impl Server {
             self.state.config.login_limits,
             Duration::from_secs(6 * 60 * 60),
         ));
+        let leaderboards = tokio::spawn(crate::leaderboard::run_refresh_job(
+            self.state.pool.clone(),
+            crate::leaderboard::RefreshSchedule::from_config(&self.state.config),
+        ));
         let app = router(self.state);
         let served = axum::serve(
             self.listener,
@@ -79,6 +83,7 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await;
         upkeep.abort();
+        leaderboards.abort();
         served.map_err(|source| crate::Error::Io {
             context: "the HTTP server failed".into(),
             source,

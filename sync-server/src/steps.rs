@@ -168,16 +168,28 @@ pub async fn record_steps(
     user_id: Uuid,
     reports: &[StepReport],
 ) -> Result<RecordStepsResponse, ApiError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let response = record_steps_in(&tx, user_id, reports).await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// [`record_steps`] inside the caller's transaction (which it does not commit), for callers
+/// that must store something with the same atomicity, like a sync push's mutation results.
+pub async fn record_steps_in(
+    tx: &impl GenericClient,
+    user_id: Uuid,
+    reports: &[StepReport],
+) -> Result<RecordStepsResponse, ApiError> {
     if reports.is_empty() || reports.len() > MAX_RECORDS_PER_REQUEST {
         return Err(ApiError::validation(
             "records",
             format!("send 1 to {MAX_RECORDS_PER_REQUEST} records"),
         ));
     }
-    let mut conn = pool.get().await?;
-    let tx = conn.transaction().await?;
-    let version = next_user_version(&tx, user_id).await?;
-    let settings = RewardSettings::load(&tx).await?;
+    let version = next_user_version(tx, user_id).await?;
+    let settings = RewardSettings::load(tx).await?;
     let user = tx
         .query_one(
             "SELECT timezone, daily_step_goal FROM users WHERE id = $1",
@@ -415,18 +427,17 @@ pub async fn record_steps(
         results.push(result);
     }
 
-    write_records(&tx, user_id, version, &mut records).await?;
-    let mut entries = write_step_days(&tx, user_id, version, &step_days).await?;
-    let unlocks = achievements::evaluate(&tx, user_id, goal, &early).await?;
+    write_records(tx, user_id, version, &mut records).await?;
+    let mut entries = write_step_days(tx, user_id, version, &step_days).await?;
+    let unlocks = achievements::evaluate(tx, user_id, goal, &early).await?;
     entries.extend(achievements::bonus_entries(user_id, &unlocks));
-    ledger::post(&tx, user_id, version, &entries)
+    ledger::post(tx, user_id, version, &entries)
         .await
         .map_err(|err| match err {
             ledger::PostError::Internal(err) => ApiError::from(err),
             ledger::PostError::Insufficient(_) => ApiError::internal(),
         })?;
-    achievements::record_unlocks(&tx, user_id, version, &unlocks).await?;
-    tx.commit().await?;
+    achievements::record_unlocks(tx, user_id, version, &unlocks).await?;
 
     Ok(RecordStepsResponse {
         coins_awarded: entries.iter().map(|e| e.available_delta).sum(),

@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::extract::{AdminUser, Client};
+use super::json::ApiJson;
 use crate::accounts::{self, AdminUserSummary};
+use crate::admin;
 use crate::error::ApiError;
 use crate::validations::{self, Decision, Validation};
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use uuid::Uuid;
 
 /// Query of `GET /api/v1/admin/users`.
@@ -169,4 +171,112 @@ pub async fn reject_validation(
 ) -> Result<Json<Validation>, ApiError> {
     let Path(id) = id.map_err(|_| ApiError::not_found("no such validation"))?;
     review(state, admin, client, id, Decision::Reject, body).await
+}
+
+/// `GET /api/v1/admin/users/{id}`: wallet, step stats and recent orders.
+pub async fn user_detail(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Result<Json<admin::UserDetail>, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::not_found("no such user"))?;
+    let conn = state.pool.get().await?;
+    Ok(Json(admin::user_detail(&conn, id).await?))
+}
+
+/// Query of `GET /api/v1/admin/analytics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsQuery {
+    /// First day (default: 29 days before `to`).
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (default: today, UTC).
+    pub to: Option<chrono::NaiveDate>,
+}
+
+/// `GET /api/v1/admin/analytics?from=&to=`.
+pub async fn analytics(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    query: Result<Query<AnalyticsQuery>, QueryRejection>,
+) -> Result<Json<admin::Analytics>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::validation("from", e.body_text()))?;
+    let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let from = query.from.unwrap_or(to - chrono::Duration::days(29));
+    crate::steps::check_range(from, to)?;
+    let conn = state.pool.get().await?;
+    Ok(Json(admin::analytics(&conn, from, to).await?))
+}
+
+/// Answer of `GET /api/v1/admin/settings`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SettingList {
+    /// Every setting, by key.
+    pub settings: Vec<admin::Setting>,
+}
+
+/// `GET /api/v1/admin/settings`.
+pub async fn list_settings(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+) -> Result<Json<SettingList>, ApiError> {
+    let conn = state.pool.get().await?;
+    Ok(Json(SettingList {
+        settings: admin::settings(&conn).await?,
+    }))
+}
+
+/// Body of `PUT /api/v1/admin/settings/{key}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingValue {
+    /// The new value.
+    pub value: serde_json::Value,
+}
+
+/// `PUT /api/v1/admin/settings/{key}`.
+pub async fn put_setting(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Client(client): Client,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<SettingValue>,
+) -> Result<Json<admin::Setting>, ApiError> {
+    Ok(Json(
+        admin::put_setting(&state.pool, admin.id, &key, &body.value, &client).await?,
+    ))
+}
+
+/// Answer of `GET /api/v1/admin/logs`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogPage {
+    /// Newest first.
+    pub logs: Vec<admin::AuditLogEntry>,
+}
+
+/// `GET /api/v1/admin/logs?admin_id=&action=&entity_type=&entity_id=&from=&to=&limit=&offset=`.
+pub async fn logs(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+    query: Result<Query<admin::LogFilter>, QueryRejection>,
+) -> Result<Json<LogPage>, ApiError> {
+    let Query(filter) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let conn = state.pool.get().await?;
+    Ok(Json(LogPage {
+        logs: admin::logs(&conn, &filter).await?,
+    }))
+}
+
+/// `POST /api/v1/admin/users/{id}/wallet/adjust` `{amount, reason, idempotency_key?}`.
+pub async fn adjust_wallet(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Client(client): Client,
+    id: Result<Path<Uuid>, PathRejection>,
+    ApiJson(body): ApiJson<admin::WalletAdjustment>,
+) -> Result<Json<fitkart_protocol::steps::Wallet>, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::not_found("no such user"))?;
+    Ok(Json(
+        admin::adjust_wallet(&state.pool, admin.id, id, &body, &client).await?,
+    ))
 }

@@ -33,3 +33,42 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthStatus>,
         ))),
     }
 }
+
+/// `GET /metrics`: Prometheus (OpenMetrics text) exposition.
+pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let body = state
+        .metrics
+        .render(&state.pool)
+        .map_err(|_| ApiError::internal())?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// Records every request's route, status and latency.
+pub async fn track(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state.metrics.observe_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}

@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 mod import;
 pub mod json;
+mod leaderboard;
 mod me;
 mod orders;
 mod steps;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Signs and verifies access tokens.
     pub tokens: Arc<AccessTokens>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             pool,
             config: Arc::new(config),
             tokens,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 
@@ -126,8 +130,29 @@ pub fn router(state: AppState) -> Router {
             "/admin/products/{id}/deactivate",
             post(orders::admin_deactivate_product),
         )
+        .route("/leaderboard", get(leaderboard::read_board))
+        .route(
+            "/admin/leaderboard/refresh",
+            post(leaderboard::admin_refresh),
+        )
         .route("/admin/users", get(admin::list_users))
-        .route("/admin/products/import", post(import::import_products))
+        .route("/admin/users/{id}", get(admin::user_detail))
+        .route(
+            "/admin/users/{id}/wallet/adjust",
+            post(admin::adjust_wallet),
+        )
+        .route("/admin/analytics", get(admin::analytics))
+        .route("/admin/settings", get(admin::list_settings))
+        .route(
+            "/admin/settings/{key}",
+            axum::routing::put(admin::put_setting),
+        )
+        .route("/admin/logs", get(admin::logs))
+        .route(
+            "/admin/products/import",
+            post(import::import_products)
+                .layer(DefaultBodyLimit::max(crate::shopify::MAX_FEED_BYTES)),
+        )
         .route("/admin/validations", get(admin::list_validations))
         .route(
             "/admin/validations/{id}/approve",
@@ -141,9 +166,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .nest(fitkart_protocol::API_PREFIX, api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            health::track,
+        ))
         .layer(middleware)
         .with_state(state)
 }

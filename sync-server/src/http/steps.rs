@@ -24,9 +24,9 @@ pub async fn record(
     user: AuthUser,
     ApiJson(body): ApiJson<RecordStepsRequest>,
 ) -> Result<Json<RecordStepsResponse>, ApiError> {
-    Ok(Json(
-        steps::record_steps(&state.pool, user.id, &body.records).await?,
-    ))
+    let response = steps::record_steps(&state.pool, user.id, &body.records).await?;
+    state.metrics.observe_record(&response);
+    Ok(Json(response))
 }
 
 /// `GET /api/v1/steps/today`.

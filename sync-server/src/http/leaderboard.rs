@@ -1,0 +1,116 @@
+//! `GET /api/v1/leaderboard` (any signed-in user) and `POST /api/v1/admin/leaderboard/refresh`
+//! (administrators): reading a board and rebuilding boards on demand.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use fitkart_protocol::leaderboard::{
+    Leaderboard, LeaderboardPeriod, RefreshLeaderboardRequest, RefreshLeaderboardResponse,
+    RefreshedBoard,
+};
+use serde::Deserialize;
+
+use super::AppState;
+use super::extract::{AdminUser, AuthUser, Client};
+use crate::error::ApiError;
+use crate::leaderboard::{self, RefreshRequester};
+
+/// Query of `GET /api/v1/leaderboard`. Values are parsed by hand so each bad one is named.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardQuery {
+    /// `weekly` (default), `monthly` or `all_time`.
+    pub period: Option<String>,
+    /// How many entries, 1 to the `leaderboard.size` setting (default 10).
+    pub limit: Option<String>,
+}
+
+/// `GET /api/v1/leaderboard?period=&limit=`.
+pub async fn read_board(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<BoardQuery>, QueryRejection>,
+) -> Result<Json<Leaderboard>, ApiError> {
+    let Query(query) = query.map_err(query_rejection)?;
+    let period = match query.period.as_deref() {
+        None => LeaderboardPeriod::Weekly,
+        Some(name) => name
+            .parse()
+            .map_err(|err| ApiError::validation("period", format!("{err}")))?,
+    };
+    let limit = query
+        .limit
+        .as_deref()
+        .map(|limit| {
+            limit
+                .parse::<i64>()
+                .map_err(|_| ApiError::validation("limit", "limit must be a whole number"))
+        })
+        .transpose()?;
+    Ok(Json(
+        leaderboard::read(&state.pool, user.id, period, limit).await?,
+    ))
+}
+
+/// `POST /api/v1/admin/leaderboard/refresh` with an optional `{"period": ...}` body.
+pub async fn admin_refresh(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Client(client): Client,
+    body: Bytes,
+) -> Result<Json<RefreshLeaderboardResponse>, ApiError> {
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        RefreshLeaderboardRequest::default()
+    } else {
+        serde_json::from_slice::<RefreshLeaderboardRequest>(&body).map_err(body_error)?
+    };
+    let counts = leaderboard::refresh_audited(
+        &state.pool,
+        request.period,
+        RefreshRequester {
+            admin_id: Some(admin.id),
+            client: Some(&client),
+        },
+    )
+    .await?;
+    Ok(Json(RefreshLeaderboardResponse {
+        boards: counts
+            .into_iter()
+            .map(|(period, entries)| RefreshedBoard { period, entries })
+            .collect(),
+    }))
+}
+
+/// 422 `unknown_field` when serde's message names an unknown field.
+fn unknown_field(text: &str) -> Option<ApiError> {
+    let field = text.split("unknown field `").nth(1)?.split('`').next()?;
+    Some(
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+            format!("the field `{field}` is unknown here"),
+        )
+        .with_details(serde_json::json!({ "field": field })),
+    )
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    let text = rejection.body_text();
+    unknown_field(&text)
+        .unwrap_or_else(|| ApiError::validation("query", "the query string is not valid here"))
+}
+
+fn body_error(err: serde_json::Error) -> ApiError {
+    if err.is_syntax() || err.is_eof() {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the request body is not valid JSON",
+        );
+    }
+    unknown_field(&err.to_string()).unwrap_or_else(|| {
+        ApiError::validation("period", "period must be one of weekly, monthly, all_time")
+    })
+}

@@ -1,0 +1,398 @@
+//! Leaderboards: rebuilding the weekly, monthly and all-time boards of `leaderboard_cache`
+//! from `step_days`, the background job that keeps them fresh, and reading one for a user.
+//!
+//! A rebuild replaces a board with set-based SQL in one transaction (DELETE + INSERT ...
+//! SELECT with `row_number()`), so a reader sees either the old board or the new one, never a
+//! half-built one. Rebuilds of the same period are serialised by a transaction-scoped
+//! advisory lock. Users deleted since the last rebuild are filtered out at read time and the
+//! ranks closed up, so a board never shows a deleted account or a gap.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike as _, Months, NaiveDate, NaiveTime, Utc};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
+use fitkart_protocol::leaderboard::{Leaderboard, LeaderboardEntry, MyRank};
+use tokio_postgres::IsolationLevel;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::accounts::ClientInfo;
+use crate::audit::{self, AuditEntry};
+use crate::config::ServerConfig;
+use crate::error::{ApiError, Error, Result};
+
+pub use fitkart_protocol::leaderboard::LeaderboardPeriod as Period;
+
+/// The largest `limit` a board request may ask for when the `leaderboard.size` setting is
+/// missing (the seed's value).
+pub const DEFAULT_MAX_SIZE: i64 = 100;
+
+/// The `settings` key holding the largest `limit` a board request may ask for.
+pub const MAX_SIZE_SETTING: &str = "leaderboard.size";
+
+/// Today's date in UTC, the calendar the boards' periods follow.
+pub fn today_utc() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// The days a period covers on `today` (UTC): its first day and, except for all time, the
+/// first day after it. Weekly is the ISO week (Monday to Sunday), monthly the calendar month,
+/// all time starts on 1970-01-01.
+pub fn period_bounds(period: Period, today: NaiveDate) -> (NaiveDate, Option<NaiveDate>) {
+    match period {
+        Period::Weekly => {
+            let start =
+                today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()));
+            (start, start.checked_add_days(chrono::Days::new(7)))
+        }
+        Period::Monthly => {
+            let start = today.with_day(1).unwrap_or(today);
+            (start, start.checked_add_months(Months::new(1)))
+        }
+        Period::AllTime => (DateTime::UNIX_EPOCH.date_naive(), None),
+    }
+}
+
+/// Who asked for a rebuild, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshRequester<'a> {
+    /// The administrator (None for the operator CLI).
+    pub admin_id: Option<Uuid>,
+    /// Where the request came from (None for the operator CLI).
+    pub client: Option<&'a ClientInfo>,
+}
+
+/// Rebuilds one period's board, or every board, in one transaction. Returns how many users
+/// each rebuilt board ranks. Used by the background job; nothing is audited.
+pub async fn refresh(pool: &Pool, period: Option<Period>) -> Result<Vec<(Period, u64)>> {
+    refresh_boards(pool, period, None).await
+}
+
+/// [`refresh`] on behalf of an administrator or the operator, writing exactly one
+/// `admin_logs` row (`leaderboard.refresh`) in the same transaction as the rebuild.
+pub async fn refresh_audited(
+    pool: &Pool,
+    period: Option<Period>,
+    requester: RefreshRequester<'_>,
+) -> Result<Vec<(Period, u64)>> {
+    refresh_boards(pool, period, Some(requester)).await
+}
+
+async fn refresh_boards(
+    pool: &Pool,
+    period: Option<Period>,
+    requester: Option<RefreshRequester<'_>>,
+) -> Result<Vec<(Period, u64)>> {
+    let periods = match period {
+        Some(period) => vec![period],
+        None => Period::ALL.to_vec(),
+    };
+    let today = today_utc();
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let mut counts = Vec::with_capacity(periods.len());
+    // Locks are taken in the fixed order of `Period::ALL`, so concurrent refreshes of several
+    // periods cannot deadlock.
+    for period in periods {
+        counts.push((period, rebuild(&tx, period, today).await?));
+    }
+    if let Some(requester) = requester {
+        let boards: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(period, entries)| (period.to_string(), (*entries).into()))
+            .collect();
+        audit::record(
+            &tx,
+            AuditEntry {
+                admin_id: requester.admin_id,
+                action: "leaderboard.refresh",
+                entity_type: "leaderboard",
+                entity_id: period.map_or_else(|| "all".to_owned(), |p| p.to_string()),
+                before: None,
+                after: Some(serde_json::json!({ "entries": boards })),
+                reason: None,
+                client: requester.client,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    for (period, entries) in &counts {
+        tracing::info!(%period, entries, "rebuilt leaderboard");
+    }
+    // Fresh statistics keep the readers' plans right after the table was replaced (a user's
+    // own rank is counted from the few deleted accounts, not from every rank above it).
+    // Best effort: the boards are already rebuilt.
+    if let Err(err) = conn.batch_execute("ANALYZE leaderboard_cache").await {
+        tracing::warn!(error = %err, "could not analyze leaderboard_cache");
+    }
+    Ok(counts)
+}
+
+/// Replaces one period's rows: everyone live with steps in the period, ranked by steps, then
+/// registration time, then id. Returns the number of users ranked.
+async fn rebuild(tx: &Transaction<'_>, period: Period, today: NaiveDate) -> Result<u64> {
+    let (start, end) = period_bounds(period, today);
+    let name = period.as_str();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('fitkart.leaderboard.' || $1))",
+        &[&name],
+    )
+    .await?;
+    tx.execute("DELETE FROM leaderboard_cache WHERE period = $1", &[&name])
+        .await?;
+    let ranked = tx
+        .execute(
+            "INSERT INTO leaderboard_cache
+                 (period, period_start, user_id, rank, steps, display_name, computed_at)
+             SELECT $1, $2, totals.user_id,
+                    row_number() OVER (ORDER BY totals.steps DESC, u.created_at, u.id),
+                    totals.steps, u.display_name, now()
+             FROM (
+                 SELECT sd.user_id, sum(sd.verified_steps) AS steps
+                 FROM step_days sd
+                 WHERE sd.day >= $2 AND ($3::date IS NULL OR sd.day < $3)
+                 GROUP BY sd.user_id
+             ) totals
+             JOIN users u ON u.id = totals.user_id
+             WHERE u.deleted_at IS NULL AND totals.steps > 0",
+            &[&name, &start, &end],
+        )
+        .await?;
+    Ok(ranked)
+}
+
+/// Whether some period has no board yet (a fresh install, or a cache someone emptied).
+pub async fn any_board_missing(client: &impl GenericClient) -> Result<bool> {
+    let boards: i64 = client
+        .query_one("SELECT count(DISTINCT period) FROM leaderboard_cache", &[])
+        .await?
+        .get(0);
+    Ok(boards < Period::ALL.len() as i64)
+}
+
+/// The largest `limit` a board request may ask for: the `leaderboard.size` setting.
+pub async fn max_size(client: &impl GenericClient) -> Result<i64> {
+    let row = client
+        .query_opt(
+            "SELECT value FROM settings WHERE key = $1",
+            &[&MAX_SIZE_SETTING],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(DEFAULT_MAX_SIZE);
+    };
+    let value: serde_json::Value = row.get(0);
+    value.as_i64().filter(|size| *size >= 1).ok_or_else(|| {
+        Error::Config(format!(
+            "setting {MAX_SIZE_SETTING} must be a positive integer"
+        ))
+    })
+}
+
+/// The top `limit` of a period's board for `viewer`, with the viewer's own place even when
+/// it is outside the top. `limit` defaults to 10 and must be 1 to the `leaderboard.size`
+/// setting (422 `validation_failed` otherwise). Everything is read from one snapshot.
+pub async fn read(
+    pool: &Pool,
+    viewer: Uuid,
+    period: Period,
+    limit: Option<i64>,
+) -> Result<Leaderboard, ApiError> {
+    let limit = limit.unwrap_or(fitkart_protocol::leaderboard::DEFAULT_LEADERBOARD_LIMIT);
+    if limit < 1 {
+        return Err(ApiError::validation("limit", "limit must be at least 1"));
+    }
+    let mut conn = pool.get().await?;
+    let tx = conn
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let max = max_size(&tx).await?;
+    if limit > max {
+        return Err(ApiError::validation(
+            "limit",
+            format!("limit must be between 1 and {max}"),
+        ));
+    }
+    let name = period.as_str();
+    // Ranks are closed up over users deleted since the rebuild: the top is renumbered, and
+    // the viewer's rank loses one for every deleted user above it.
+    let top_params: [&(dyn ToSql + Sync); 3] = [&name, &limit, &viewer];
+    let me_params: [&(dyn ToSql + Sync); 2] = [&name, &viewer];
+    let (top, me, built) = tokio::try_join!(
+        tx.query(
+            "SELECT row_number() OVER (ORDER BY lc.rank), lc.display_name, lc.steps,
+                    lc.user_id = $3
+             FROM leaderboard_cache lc
+             WHERE lc.period = $1
+               AND NOT EXISTS (SELECT 1 FROM users du
+                               WHERE du.id = lc.user_id AND du.deleted_at IS NOT NULL)
+             ORDER BY lc.rank
+             LIMIT $2",
+            &top_params,
+        ),
+        tx.query_opt(
+            "SELECT lc.rank - (SELECT count(*)
+                               FROM users du
+                               JOIN leaderboard_cache d
+                                 ON d.period = lc.period AND d.user_id = du.id
+                               WHERE du.deleted_at IS NOT NULL AND d.rank < lc.rank),
+                    lc.steps
+             FROM leaderboard_cache lc
+             WHERE lc.period = $1 AND lc.user_id = $2",
+            &me_params,
+        ),
+        tx.query_opt(
+            "SELECT period_start, computed_at FROM leaderboard_cache WHERE period = $1 LIMIT 1",
+            &me_params[..1],
+        ),
+    )?;
+    tx.commit().await?;
+
+    let (period_start, computed_at) = match built {
+        Some(row) => (row.get(0), Some(row.get::<_, DateTime<Utc>>(1))),
+        None => (period_bounds(period, today_utc()).0, None),
+    };
+    Ok(Leaderboard {
+        period,
+        period_start,
+        computed_at,
+        entries: top
+            .iter()
+            .map(|row| LeaderboardEntry {
+                rank: row.get(0),
+                display_name: row.get(1),
+                steps: row.get(2),
+                is_me: row.get(3),
+            })
+            .collect(),
+        me: me.map(|row| MyRank {
+            rank: row.get(0),
+            steps: row.get(1),
+        }),
+    })
+}
+
+/// When the background job rebuilds the boards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshSchedule {
+    /// Once a day at this UTC time of day.
+    DailyAt(NaiveTime),
+    /// Every this long (tests and development).
+    Every(Duration),
+}
+
+impl RefreshSchedule {
+    /// The schedule a configuration asks for: the interval when one is set, else nightly.
+    pub fn from_config(config: &ServerConfig) -> Self {
+        match config.leaderboard_refresh_interval {
+            Some(every) => Self::Every(every.max(Duration::from_secs(1))),
+            None => Self::DailyAt(config.leaderboard_refresh_at),
+        }
+    }
+
+    /// How long to wait from `now` until the next rebuild.
+    pub fn delay_after(&self, now: DateTime<Utc>) -> Duration {
+        match *self {
+            Self::Every(every) => every,
+            Self::DailyAt(at) => {
+                let today = now.date_naive().and_time(at).and_utc();
+                let next = if today > now {
+                    today
+                } else {
+                    today + chrono::Duration::days(1)
+                };
+                (next - now).to_std().unwrap_or(Duration::ZERO)
+            }
+        }
+    }
+}
+
+/// Keeps the boards fresh until the task is aborted: rebuilds at once when a board is missing,
+/// then on every tick of `schedule`. A failure is logged and retried at the next tick.
+pub async fn run_refresh_job(pool: Pool, schedule: RefreshSchedule) {
+    let missing = match pool.get().await {
+        Ok(client) => any_board_missing(&client).await,
+        Err(err) => Err(err.into()),
+    };
+    match missing {
+        Ok(true) => refresh_logging_failures(&pool).await,
+        Ok(false) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "could not check the leaderboards; will retry at the next tick");
+        }
+    }
+    loop {
+        tokio::time::sleep(schedule.delay_after(Utc::now())).await;
+        refresh_logging_failures(&pool).await;
+    }
+}
+
+async fn refresh_logging_failures(pool: &Pool) {
+    if let Err(err) = refresh(pool, None).await {
+        tracing::warn!(error = %err, "could not rebuild the leaderboards; will retry at the next tick");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn weeks_run_monday_to_sunday_across_month_and_year_ends() {
+        // 2023-12-31 is a Sunday; its ISO week started on Monday 2023-12-25.
+        assert_eq!(
+            period_bounds(Period::Weekly, date(2023, 12, 31)),
+            (date(2023, 12, 25), Some(date(2024, 1, 1)))
+        );
+        // 2024-01-01 is a Monday: a new week.
+        assert_eq!(
+            period_bounds(Period::Weekly, date(2024, 1, 1)),
+            (date(2024, 1, 1), Some(date(2024, 1, 8)))
+        );
+        assert_eq!(
+            period_bounds(Period::Weekly, date(2024, 2, 29)),
+            (date(2024, 2, 26), Some(date(2024, 3, 4)))
+        );
+    }
+
+    #[test]
+    fn months_are_calendar_months_and_all_time_starts_in_1970() {
+        assert_eq!(
+            period_bounds(Period::Monthly, date(2024, 2, 29)),
+            (date(2024, 2, 1), Some(date(2024, 3, 1)))
+        );
+        assert_eq!(
+            period_bounds(Period::Monthly, date(2023, 12, 31)),
+            (date(2023, 12, 1), Some(date(2024, 1, 1)))
+        );
+        assert_eq!(
+            period_bounds(Period::AllTime, date(2024, 5, 5)),
+            (date(1970, 1, 1), None)
+        );
+    }
+
+    #[test]
+    fn the_nightly_rebuild_waits_for_the_next_occurrence_of_its_time() {
+        let at = NaiveTime::from_hms_opt(3, 0, 0).unwrap();
+        let schedule = RefreshSchedule::DailyAt(at);
+        let before = date(2024, 3, 10).and_hms_opt(2, 30, 0).unwrap().and_utc();
+        assert_eq!(schedule.delay_after(before), Duration::from_secs(30 * 60));
+        let exactly = date(2024, 3, 10).and_hms_opt(3, 0, 0).unwrap().and_utc();
+        assert_eq!(
+            schedule.delay_after(exactly),
+            Duration::from_secs(24 * 3600)
+        );
+        let after = date(2024, 3, 10).and_hms_opt(4, 0, 0).unwrap().and_utc();
+        assert_eq!(schedule.delay_after(after), Duration::from_secs(23 * 3600));
+        let every = RefreshSchedule::Every(Duration::from_secs(5));
+        assert_eq!(every.delay_after(after), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,404 @@
+//! The admin API: user detail, analytics, settings with validation, the audit log, wallet
+//! adjustments; one audit row per admin mutation; and the Prometheus metrics.
+
+use fitkart_protocol::auth::TokenResponse;
+use fitkart_protocol::steps::Wallet;
+use fitkart_sync_server::testing::TestServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "walking is good for you";
+
+struct Api<'a> {
+    server: &'a TestServer,
+    http: reqwest::Client,
+}
+
+impl<'a> Api<'a> {
+    fn new(server: &'a TestServer) -> Self {
+        Self {
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: &str,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.server.url(path))
+            .bearer_auth(token)
+            .header("user-agent", "admin-test/1.0");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn register(&self, email: &str) -> TokenResponse {
+        self.http
+            .post(self.server.url("/api/v1/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD, "display_name": "Walker"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn admin(&self) -> TokenResponse {
+        let mut client = self.server.db().client().await.unwrap();
+        fitkart_sync_server::users::create_admin(
+            &mut client,
+            "boss@example.com",
+            "Boss",
+            PASSWORD,
+            false,
+        )
+        .await
+        .unwrap();
+        self.http
+            .post(self.server.url("/api/v1/auth/login"))
+            .json(&json!({"email": "boss@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn audit_rows(&self, action: &str) -> i64 {
+        self.server
+            .db()
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM admin_logs WHERE action = $1",
+                &[&action],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test]
+async fn settings_are_validated_per_key_and_every_change_is_audited() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let admin = api.admin().await;
+    let token = admin.access_token.as_str();
+    let put = |key: &str, value: Value| {
+        let path = format!("/api/v1/admin/settings/{key}");
+        let api = &api;
+        async move {
+            api.call(
+                reqwest::Method::PUT,
+                &path,
+                Some(json!({ "value": value })),
+                token,
+            )
+            .await
+        }
+    };
+
+    let (status, list) = api
+        .call(reqwest::Method::GET, "/api/v1/admin/settings", None, token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list["settings"].as_array().unwrap().len() >= 10);
+
+    for (key, value, expected) in [
+        (
+            "rewards.coins_per_1000_steps",
+            json!(-1),
+            "validation_failed",
+        ),
+        (
+            "rewards.coins_per_1000_steps",
+            json!(2.5),
+            "validation_failed",
+        ),
+        (
+            "rewards.coins_per_1000_steps",
+            json!("ten"),
+            "validation_failed",
+        ),
+        (
+            "anticheat.soft_daily_max_steps",
+            json!(200_000),
+            "validation_failed",
+        ),
+        ("no.such.setting", json!(1), "unknown_setting"),
+    ] {
+        let (status, body) = put(key, value.clone()).await;
+        assert!(status.is_client_error(), "{key}={value}: {status}");
+        assert_eq!(code(&body), expected, "{key}={value}");
+    }
+    assert_eq!(
+        api.audit_rows("setting.update").await,
+        0,
+        "refused changes are not audited"
+    );
+
+    let (status, body) = put("rewards.coins_per_1000_steps", json!(20)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"], 20);
+    let (status, _) = put("anticheat.outlier_zscore", json!(3.5)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(api.audit_rows("setting.update").await, 2);
+
+    // The new rate applies at once.
+    let user = api.register("rate@example.com").await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/steps/record",
+            Some(
+                json!({"records": [{"date": yesterday, "source": "phone", "steps": 900,
+                                     "recorded_at": format!("{yesterday}T23:00:00Z")}]}),
+            ),
+            &user.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["coins_awarded"], 18);
+
+    // The audit row names the admin, the before/after values and the client.
+    let (status, logs) = api
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/logs?action=setting.update&entity_id=rewards.coins_per_1000_steps",
+            None,
+            token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let entry = &logs["logs"][0];
+    assert_eq!(entry["admin_id"], json!(admin.user.id));
+    assert_eq!(entry["before"]["value"], 10);
+    assert_eq!(entry["after"]["value"], 20);
+    assert_eq!(entry["user_agent"], "admin-test/1.0");
+    assert_eq!(entry["ip_address"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let admin = api.admin().await;
+    let token = admin.access_token.as_str();
+    let user = api.register("adjust@example.com").await;
+    let path = format!("/api/v1/admin/users/{}/wallet/adjust", user.user.id);
+
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"amount": 500, "reason": " "})),
+            token,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+    );
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"amount": 0, "reason": "x"})),
+            token,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+    );
+
+    let grant =
+        json!({"amount": 500, "reason": "support ticket 42", "idempotency_key": "ticket-42"});
+    let (status, body) = api
+        .call(reqwest::Method::POST, &path, Some(grant.clone()), token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let wallet: Wallet = serde_json::from_value(body).unwrap();
+    assert_eq!(wallet.available_coins, 500);
+    // A retried request with the same key applies once.
+    let (_, body) = api
+        .call(reqwest::Method::POST, &path, Some(grant), token)
+        .await;
+    assert_eq!(body["available_coins"], 500);
+
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"amount": -600, "reason": "too much"})),
+            token,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "insufficient_coins")
+    );
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"amount": -200, "reason": "chargeback"})),
+            token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["available_coins"], 300);
+    assert_eq!(api.audit_rows("wallet.adjust").await, 2);
+
+    let (status, detail) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/admin/users/{}", user.user.id),
+            None,
+            token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["wallet"]["available_coins"], 300);
+    assert_eq!(detail["email"], "adjust@example.com");
+
+    // The user's own history shows the entries; the ledger is consistent.
+    let (_, history) = api
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/wallet/transactions",
+            None,
+            &user.access_token,
+        )
+        .await;
+    let kinds: Vec<&str> = history["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["admin_adjustment", "admin_adjustment"]);
+    let client = server.db().client().await.unwrap();
+    assert!(
+        fitkart_sync_server::ledger::verify(&client)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn analytics_and_user_detail_answer_from_the_views() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let admin = api.admin().await;
+    let user = api.register("stats@example.com").await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/steps/record",
+            Some(
+                json!({"records": [{"date": yesterday, "source": "phone", "steps": 11_000,
+                                     "recorded_at": format!("{yesterday}T23:00:00Z")}]}),
+            ),
+            &user.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/admin/analytics?from={yesterday}&to={yesterday}"),
+            None,
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["days"][0]["walkers"], 1);
+    assert_eq!(body["days"][0]["total_steps"], 11_000);
+    assert_eq!(body["days"][0]["goals_met"], 1);
+    assert!(body["active_users"].as_i64().unwrap() >= 1);
+
+    let (_, detail) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/admin/users/{}", user.user.id),
+            None,
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(detail["stats"]["total_steps"], 11_000);
+    assert_eq!(detail["stats"]["active_days"], 1);
+
+    let (status, body) = api
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/analytics?from=2026-02-01&to=2025-01-01",
+            None,
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_steps_and_pool_usage() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("metrics@example.com").await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    api.call(
+        reqwest::Method::POST,
+        "/api/v1/steps/record",
+        Some(json!({"records": [
+            {"date": yesterday, "source": "phone", "steps": 3000, "recorded_at": format!("{yesterday}T23:00:00Z")},
+            {"date": yesterday, "source": "phone", "steps": -1, "recorded_at": format!("{yesterday}T23:00:00Z")}
+        ]})),
+        &user.access_token,
+    )
+    .await;
+    let response = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#"fitkart_http_requests_total{method="POST",route="/api/v1/steps/record",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"fitkart_step_reports_total{outcome="accepted"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"fitkart_step_reports_total{outcome="rejected"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("fitkart_coins_awarded_total 40"),
+        "30 for steps + 10 for steps_1k:\n{text}"
+    );
+    assert!(
+        text.contains("fitkart_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("fitkart_db_pool_size"), "{text}");
+}
