@@ -12,6 +12,7 @@ pub const DEFAULT_LEADERBOARD_LIMIT: i64 = 10;
 
 /// The span of days a board ranks, by UTC date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LeaderboardPeriod {
     /// The current ISO week, Monday to Sunday.
@@ -67,6 +68,7 @@ impl FromStr for LeaderboardPeriod {
 
 /// One row of a board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaderboardEntry {
     /// 1-based rank; ranks are contiguous and unique (ties are broken by registration order).
     pub rank: i64,
@@ -80,6 +82,7 @@ pub struct LeaderboardEntry {
 
 /// The caller's own place on a board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MyRank {
     /// 1-based rank.
     pub rank: i64,
@@ -89,6 +92,7 @@ pub struct MyRank {
 
 /// Answer of `GET /api/v1/leaderboard?period=&limit=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Leaderboard {
     /// The period ranked.
     pub period: LeaderboardPeriod,
@@ -104,6 +108,7 @@ pub struct Leaderboard {
 
 /// Body of `POST /api/v1/admin/leaderboard/refresh` (the body itself is optional).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RefreshLeaderboardRequest {
     /// The period to rebuild; every period when absent.
@@ -113,6 +118,7 @@ pub struct RefreshLeaderboardRequest {
 
 /// How many entries one rebuilt board holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshedBoard {
     /// The period rebuilt.
     pub period: LeaderboardPeriod,
@@ -122,6 +128,7 @@ pub struct RefreshedBoard {
 
 /// Answer of `POST /api/v1/admin/leaderboard/refresh`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshLeaderboardResponse {
     /// One item per rebuilt period.
     pub boards: Vec<RefreshedBoard>,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod leaderboard;
 pub mod orders;
 pub mod steps;
+pub mod sync;
 
 /// The version of the sync protocol this build speaks. Sent by clients; the server refuses
 /// versions it no longer accepts.
@@ -18,6 +19,7 @@ pub const API_PREFIX: &str = "/api/v1";
 /// The error envelope every failing API response carries:
 /// `{"error": {"code": "...", "message": "...", "details": ...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEnvelope {
     /// The error itself.
     pub error: ErrorBody,
@@ -25,6 +27,7 @@ pub struct ErrorEnvelope {
 
 /// The body of an [`ErrorEnvelope`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A stable, machine-readable code such as `email_taken` or `insufficient_coins`.
     pub code: String,
@@ -37,6 +40,7 @@ pub struct ErrorBody {
 
 /// Answer of `GET /healthz` and `GET /readyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthStatus {
     /// `ok` when healthy.
     pub status: String,

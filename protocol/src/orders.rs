@@ -11,6 +11,7 @@ pub const MAX_ITEM_QUANTITY: i32 = 100;
 
 /// A product of the reward catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     /// Product id.
     pub id: Uuid,
@@ -34,6 +35,7 @@ pub struct Product {
 
 /// Answer of `GET /api/v1/products?category=&limit=&offset=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductPage {
     /// The page, by category, price and id.
     pub products: Vec<Product>,
@@ -43,6 +45,7 @@ pub struct ProductPage {
 
 /// A postal address for delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ShippingAddress {
     /// Recipient's name (1-100 characters).
@@ -68,6 +71,7 @@ pub struct ShippingAddress {
 
 /// One line of an order request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
     /// The product.
@@ -78,6 +82,7 @@ pub struct OrderLine {
 
 /// `POST /api/v1/orders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     /// The device's id for this order: sending it again returns the same order.
@@ -90,6 +95,7 @@ pub struct PlaceOrderRequest {
 
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderItem {
     /// The product.
     pub product_id: Uuid,
@@ -103,6 +109,7 @@ pub struct OrderItem {
 
 /// An order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     /// Order id.
     pub id: Uuid,
@@ -134,6 +141,7 @@ pub struct Order {
 
 /// Answer of `GET /api/v1/orders?limit=&offset=`: newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderPage {
     /// The page.
     pub orders: Vec<Order>,
@@ -143,6 +151,7 @@ pub struct OrderPage {
 
 /// `POST /api/v1/admin/orders/{id}/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrderStatusRequest {
     /// The new status.
@@ -158,6 +167,7 @@ pub struct OrderStatusRequest {
 /// `POST /api/v1/admin/products` (all fields) and `PATCH /api/v1/admin/products/{id}`
 /// (any subset).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
     /// Stock keeping unit (unique).
@@ -188,6 +198,7 @@ pub struct ProductInput {
 
 /// What a catalogue import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     /// Products created.
     pub created: u64,

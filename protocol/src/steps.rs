@@ -12,6 +12,7 @@ pub const MAX_SOURCE_LEN: usize = 64;
 
 /// One day total as HealthKit or Health Connect reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StepReport {
     /// The user's local date the steps belong to.
@@ -26,6 +27,7 @@ pub struct StepReport {
 
 /// `POST /api/v1/steps/record`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecordStepsRequest {
     /// 1 to [`MAX_RECORDS_PER_REQUEST`] reports, in any order, duplicates allowed.
@@ -34,6 +36,7 @@ pub struct RecordStepsRequest {
 
 /// What happened to one report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RecordOutcome {
     /// The total grew and was verified.
@@ -48,6 +51,7 @@ pub enum RecordOutcome {
 
 /// The result of one report, in request order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordResult {
     /// Position of the report in the request.
     pub index: usize,
@@ -70,6 +74,7 @@ pub struct RecordResult {
 
 /// Answer of `POST /api/v1/steps/record`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordStepsResponse {
     /// One result per report, in request order.
     pub results: Vec<RecordResult>,
@@ -81,6 +86,7 @@ pub struct RecordStepsResponse {
 
 /// One source's total for a day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceSteps {
     /// The source.
     pub source: String,
@@ -94,6 +100,7 @@ pub struct SourceSteps {
 
 /// One day of steps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DaySteps {
     /// The local date.
     pub date: NaiveDate,
@@ -109,6 +116,7 @@ pub struct DaySteps {
 
 /// Answer of `GET /api/v1/steps?from=&to=`: days with records, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepHistory {
     /// The days.
     pub days: Vec<DaySteps>,
@@ -116,6 +124,7 @@ pub struct StepHistory {
 
 /// Answer of `GET /api/v1/steps/today`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TodaySteps {
     /// Today in the user's time zone, with its totals.
     #[serde(flatten)]
@@ -126,6 +135,7 @@ pub struct TodaySteps {
 
 /// Answer of `GET /api/v1/wallet`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Wallet {
     /// Coins that can be spent.
     pub available_coins: i64,
@@ -139,6 +149,7 @@ pub struct Wallet {
 
 /// One ledger entry as the user sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CoinTransaction {
     /// Entry id.
     pub id: Uuid,
@@ -165,6 +176,7 @@ pub struct CoinTransaction {
 
 /// Answer of `GET /api/v1/wallet/transactions?limit=&cursor=`: newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransactionPage {
     /// The page.
     pub transactions: Vec<CoinTransaction>,
@@ -174,6 +186,7 @@ pub struct TransactionPage {
 
 /// One achievement with the caller's progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AchievementProgress {
     /// Stable code (`steps_10k`, `streak_7`, ...).
     pub code: String,
@@ -197,6 +210,7 @@ pub struct AchievementProgress {
 
 /// Answer of `GET /api/v1/achievements`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AchievementList {
     /// Every active achievement, in display order.
     pub achievements: Vec<AchievementProgress>,

@@ -400,6 +400,21 @@ pub async fn profile(pool: &Pool, user_id: Uuid) -> Result<UserProfile, ApiError
     Ok(account_from_row(&row)?.profile)
 }
 
+/// A profile by id, deleted accounts included (sync shows a deleted account as it was).
+pub async fn profile_including_deleted(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<UserProfile, ApiError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1"),
+            &[&user_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such account"))?;
+    Ok(account_from_row(&row)?.profile)
+}
+
 /// Validates a profile patch: each field it carries must be acceptable.
 pub fn validate_patch(patch: &ProfilePatch) -> Result<ProfilePatch, ApiError> {
     let display_name = patch
@@ -590,7 +605,7 @@ pub async fn delete_account(pool: &Pool, user_id: Uuid) -> Result<(), ApiError> 
 }
 
 /// One account as the admin user list shows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AdminUserSummary {
     /// The account.
     #[serde(flatten)]

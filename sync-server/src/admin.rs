@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::ledger::{self, Entry, EntryKind, PostError};
 
 /// A user as the admin detail page shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserDetail {
     /// Account id.
     pub id: Uuid,
@@ -44,7 +44,7 @@ pub struct UserDetail {
 }
 
 /// Step statistics of one user.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserStepStats {
     /// Lifetime verified steps.
     pub total_steps: i64,
@@ -118,7 +118,7 @@ pub async fn user_detail(
 }
 
 /// One day of analytics.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnalyticsDay {
     /// The local date.
     pub date: NaiveDate,
@@ -135,7 +135,7 @@ pub struct AnalyticsDay {
 }
 
 /// Answer of `GET /api/v1/admin/analytics`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Analytics {
     /// First day.
     pub from: NaiveDate,
@@ -217,7 +217,7 @@ pub async fn analytics(
 }
 
 /// A setting as admins see it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Setting {
     /// Dotted key.
     pub key: String,
@@ -375,7 +375,7 @@ pub async fn put_setting(
 }
 
 /// One audit log row.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditLogEntry {
     /// Row id.
     pub id: Uuid,
@@ -402,7 +402,8 @@ pub struct AuditLogEntry {
 }
 
 /// Filters of the audit log query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogFilter {
     /// Only this admin's actions.
@@ -476,7 +477,7 @@ pub async fn logs(
 }
 
 /// Body of `POST /api/v1/admin/users/{id}/wallet/adjust`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WalletAdjustment {
     /// Coins to add (positive) or remove (negative); never zero.

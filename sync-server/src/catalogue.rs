@@ -60,6 +60,27 @@ pub async fn list(
     Ok((rows.iter().map(from_row).collect(), total))
 }
 
+/// Products changed in shared versions `(after, to]` (inactive ones included, so devices
+/// drop them).
+pub async fn changed_since(
+    client: &impl GenericClient,
+    after: i64,
+    to: i64,
+) -> Result<Vec<Product>, ApiError> {
+    Ok(client
+        .query(
+            "SELECT id, sku, name, description, category, coin_price, stock, images,
+                    is_active AND deleted_at IS NULL
+             FROM reward_products WHERE change_version > $1 AND change_version <= $2
+             ORDER BY change_version, id",
+            &[&after, &to],
+        )
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
 /// One active product.
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Product, ApiError> {
     client

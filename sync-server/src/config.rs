@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub db_pool_size: usize,
     /// Longest time one request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// Longest time `POST /api/v1/admin/products/import` may take (it may download a feed).
+    pub import_timeout: Duration,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
     /// Lifetime of an access token (JWT).
@@ -81,6 +83,7 @@ impl ServerConfig {
             seed_on_start: true,
             db_pool_size: 16,
             request_timeout: Duration::from_secs(30),
+            import_timeout: Duration::from_secs(120),
             body_limit_bytes: 1024 * 1024,
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),

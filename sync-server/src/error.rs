@@ -134,6 +134,16 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The structured details, if any.
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        (!self.details.is_null()).then_some(&self.details)
+    }
 }
 
 impl From<Error> for ApiError {

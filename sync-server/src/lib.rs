@@ -23,6 +23,7 @@ pub mod server;
 pub mod settings;
 pub mod shopify;
 pub mod steps;
+pub mod sync;
 pub mod testing;
 pub mod tokens;
 pub mod users;

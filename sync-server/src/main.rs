@@ -89,6 +89,10 @@ struct ServeArgs {
     #[arg(long, env = "FITKART_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
 
+    /// Seconds the catalogue import route may take (it may download a feed) before it is answered 408.
+    #[arg(long, env = "FITKART_IMPORT_TIMEOUT_SECS", default_value_t = 120)]
+    import_timeout_secs: u64,
+
     /// Largest accepted request body in bytes.
     #[arg(long, env = "FITKART_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     body_limit_bytes: usize,
@@ -242,6 +246,7 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     config.seed_on_start = !args.no_seed;
     config.db_pool_size = args.db_pool_size;
     config.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
+    config.import_timeout = Duration::from_secs(args.import_timeout_secs.max(1));
     config.body_limit_bytes = args.body_limit_bytes;
     config.trust_forwarded_for = args.trust_forwarded_for;
     config.leaderboard_refresh_at = args.leaderboard_refresh_at;

@@ -372,6 +372,31 @@ pub async fn list(
     Ok((orders, total))
 }
 
+/// The user's orders changed in versions `(after, to]`, oldest change first.
+pub async fn changed_since(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    after: i64,
+    to: i64,
+) -> Result<Vec<Order>, ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM orders
+                 WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
+                 ORDER BY change_version, id"
+            ),
+            &[&user_id, &after, &to],
+        )
+        .await?;
+    let mut orders = rows
+        .iter()
+        .map(|row| order_from_row(row).map(|o| o.order))
+        .collect::<Result<Vec<_>, _>>()?;
+    attach_items(client, &mut orders).await?;
+    Ok(orders)
+}
+
 /// Who asks for a transition.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor {

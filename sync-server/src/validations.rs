@@ -16,7 +16,7 @@ use crate::settings::RewardSettings;
 use crate::steps::reward_entry;
 
 /// A validation as admins see it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Validation {
     /// Validation id.
     pub id: Uuid,

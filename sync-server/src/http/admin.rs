@@ -3,11 +3,14 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use fitkart_protocol::ErrorEnvelope;
+use fitkart_protocol::steps::Wallet;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::extract::{AdminUser, Client};
 use super::json::ApiJson;
+use super::openapi::TAG_ADMIN;
 use crate::accounts::{self, AdminUserSummary};
 use crate::admin;
 use crate::error::ApiError;
@@ -17,7 +20,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use uuid::Uuid;
 
 /// Query of `GET /api/v1/admin/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserSearch {
     /// Prefix of the email or display name (case-insensitive).
@@ -30,7 +34,7 @@ pub struct UserSearch {
 }
 
 /// Answer of `GET /api/v1/admin/users`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserPage {
     /// The page.
     pub users: Vec<AdminUserSummary>,
@@ -39,6 +43,24 @@ pub struct UserPage {
 }
 
 /// `GET /api/v1/admin/users?q=&limit=&offset=`.
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(UserSearch),
+    responses(
+        (status = 200, description = "Live accounts, newest first", body = UserPage),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 400, description = "A query value is not a number", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope,
+         description = "`limit` is not between 1 and 200, `offset` is negative, or an unknown \
+             query parameter (`validation_failed`)"),
+    )
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
@@ -63,7 +85,8 @@ pub async fn list_users(
 }
 
 /// Query of `GET /api/v1/admin/validations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ValidationQuery {
     /// `pending_review` (default), `approved` or `rejected`.
@@ -75,13 +98,31 @@ pub struct ValidationQuery {
 }
 
 /// Answer of `GET /api/v1/admin/validations`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ValidationPage {
     /// The page, oldest first.
     pub validations: Vec<Validation>,
 }
 
 /// `GET /api/v1/admin/validations?status=&limit=&offset=`: the review queue.
+#[utoipa::path(
+    get,
+    path = "/admin/validations",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(ValidationQuery),
+    responses(
+        (status = 200, description = "The review queue, oldest first", body = ValidationPage),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 400, description = "A query value is not a number", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope,
+         description = "`limit` is not between 1 and 200, or `status` is unknown \
+             (`validation_failed`)"),
+    )
+)]
 pub async fn list_validations(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
@@ -103,7 +144,7 @@ pub async fn list_validations(
 }
 
 /// Body of the review routes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     /// Why, for the audit log.
@@ -150,6 +191,32 @@ async fn review(
 }
 
 /// `POST /api/v1/admin/validations/{id}/approve`.
+#[utoipa::path(
+    post,
+    path = "/admin/validations/{id}/approve",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Validation id")),
+    request_body(
+        content = Option<ReviewBody>,
+        content_type = "application/json",
+        description = "Optional: an empty body is no note"
+    ),
+    responses(
+        (status = 200, body = Validation,
+         description = "The approved validation; the withheld coins are paid"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 404, description = "No such validation (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "Already reviewed (`already_reviewed`)", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope,
+         description = "The body has an unknown field or a bad note (`validation_failed`)"),
+    )
+)]
 pub async fn approve_validation(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -162,6 +229,32 @@ pub async fn approve_validation(
 }
 
 /// `POST /api/v1/admin/validations/{id}/reject`.
+#[utoipa::path(
+    post,
+    path = "/admin/validations/{id}/reject",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Validation id")),
+    request_body(
+        content = Option<ReviewBody>,
+        content_type = "application/json",
+        description = "Optional: an empty body is no note"
+    ),
+    responses(
+        (status = 200, body = Validation,
+         description = "The rejected validation; its coins are never paid"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 404, description = "No such validation (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "Already reviewed (`already_reviewed`)", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope,
+         description = "The body has an unknown field or a bad note (`validation_failed`)"),
+    )
+)]
 pub async fn reject_validation(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -174,6 +267,22 @@ pub async fn reject_validation(
 }
 
 /// `GET /api/v1/admin/users/{id}`: wallet, step stats and recent orders.
+#[utoipa::path(
+    get,
+    path = "/admin/users/{id}",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, body = admin::UserDetail,
+         description = "The user with wallet, step statistics and recent orders"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 404, description = "No such user (`not_found`)", body = ErrorEnvelope),
+    )
+)]
 pub async fn user_detail(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
@@ -185,7 +294,8 @@ pub async fn user_detail(
 }
 
 /// Query of `GET /api/v1/admin/analytics`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsQuery {
     /// First day (default: 29 days before `to`).
@@ -195,6 +305,24 @@ pub struct AnalyticsQuery {
 }
 
 /// `GET /api/v1/admin/analytics?from=&to=`.
+#[utoipa::path(
+    get,
+    path = "/admin/analytics",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(AnalyticsQuery),
+    responses(
+        (status = 200, body = admin::Analytics,
+         description = "Per-day activity and coin flows, active users, orders by status"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "A date is invalid, `from` is after `to` or the range is too long \
+             (`validation_failed`, `range_too_large`)"),
+    )
+)]
 pub async fn analytics(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
@@ -209,13 +337,26 @@ pub async fn analytics(
 }
 
 /// Answer of `GET /api/v1/admin/settings`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SettingList {
     /// Every setting, by key.
     pub settings: Vec<admin::Setting>,
 }
 
 /// `GET /api/v1/admin/settings`.
+#[utoipa::path(
+    get,
+    path = "/admin/settings",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every setting", body = SettingList),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+    )
+)]
 pub async fn list_settings(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
@@ -227,7 +368,7 @@ pub async fn list_settings(
 }
 
 /// Body of `PUT /api/v1/admin/settings/{key}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingValue {
     /// The new value.
@@ -235,6 +376,34 @@ pub struct SettingValue {
 }
 
 /// `PUT /api/v1/admin/settings/{key}`.
+#[utoipa::path(
+    put,
+    path = "/admin/settings/{key}",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(
+        ("key" = String, Path,
+         description = "Dotted setting key, e.g. `rewards.coins_per_1000_steps`")
+    ),
+    request_body = SettingValue,
+    responses(
+        (status = 200, description = "The changed setting", body = admin::Setting),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 404, description = "No such setting (`unknown_setting`)", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope,
+         description = "The value is out of the setting's range or of the wrong type \
+             (`validation_failed`, `unknown_field`)"),
+    )
+)]
 pub async fn put_setting(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -248,13 +417,30 @@ pub async fn put_setting(
 }
 
 /// Answer of `GET /api/v1/admin/logs`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogPage {
     /// Newest first.
     pub logs: Vec<admin::AuditLogEntry>,
 }
 
 /// `GET /api/v1/admin/logs?admin_id=&action=&entity_type=&entity_id=&from=&to=&limit=&offset=`.
+#[utoipa::path(
+    get,
+    path = "/admin/logs",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(admin::LogFilter),
+    responses(
+        (status = 200, description = "The audit log, newest first", body = LogPage),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "A filter is invalid, `limit` is not between 1 and 200, or an unknown \
+             query parameter (`validation_failed`)"),
+    )
+)]
 pub async fn logs(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
@@ -268,6 +454,34 @@ pub async fn logs(
 }
 
 /// `POST /api/v1/admin/users/{id}/wallet/adjust` `{amount, reason, idempotency_key?}`.
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/wallet/adjust",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = admin::WalletAdjustment,
+    responses(
+        (status = 200, body = Wallet,
+         description = "The wallet after the `admin_adjustment` entry"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 404, description = "No such user (`not_found`)", body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope,
+         description = "The balance would become negative (`insufficient_coins`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "`amount` is zero or too large, `reason` is missing, or an unknown field \
+             (`validation_failed`, `unknown_field`)"),
+    )
+)]
 pub async fn adjust_wallet(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,

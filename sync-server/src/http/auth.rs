@@ -3,15 +3,38 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::auth::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse};
 
 use super::AppState;
 use super::extract::Client;
 use super::json::ApiJson;
+use super::openapi::TAG_AUTH;
 use crate::accounts;
 use crate::error::ApiError;
 
 /// `POST /api/v1/auth/register` → 201 with a token pair.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = TAG_AUTH,
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = TokenResponse,
+         description = "The account was created; a signed-in token pair"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 409, body = ErrorEnvelope,
+         description = "An account with this email exists (`email_taken`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "A field is missing, unknown or invalid (`validation_failed`, \
+             `unknown_field`, `weak_password`)"),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     Client(client): Client,
@@ -30,6 +53,27 @@ pub async fn register(
 }
 
 /// `POST /api/v1/auth/login` → 200 with a token pair.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = TAG_AUTH,
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A token pair", body = TokenResponse),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "The email or password is wrong (`invalid_credentials`)"),
+        (status = 422, description = "A field is missing or unknown", body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope,
+         description = "Too many failed sign-ins for this account or address \
+             (`too_many_attempts`, with `Retry-After`)"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
@@ -47,6 +91,26 @@ pub async fn login(
 }
 
 /// `POST /api/v1/auth/refresh` → 200 with a new pair; the old refresh token is spent.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = TAG_AUTH,
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenResponse,
+         description = "A new token pair; the refresh token sent is spent"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "The refresh token is unknown, expired, revoked or reused (a reuse revokes \
+             its whole family)"),
+        (status = 422, description = "A field is missing or unknown", body = ErrorEnvelope),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     Client(client): Client,
@@ -58,6 +122,22 @@ pub async fn refresh(
 }
 
 /// `POST /api/v1/auth/logout` → 204; the refresh token's family is revoked.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = TAG_AUTH,
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Signed out: the refresh token's family is revoked"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 422, description = "A field is missing or unknown", body = ErrorEnvelope),
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,

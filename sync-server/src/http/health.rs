@@ -3,13 +3,22 @@
 
 use axum::Json;
 use axum::extract::State;
-use fitkart_protocol::HealthStatus;
+use fitkart_protocol::{ErrorEnvelope, HealthStatus};
 
 use super::AppState;
+use super::openapi::TAG_OPS;
 use crate::db;
 use crate::error::ApiError;
 
 /// Liveness: answers 200 while the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = TAG_OPS,
+    responses(
+        (status = 200, description = "The process serves requests", body = HealthStatus),
+    )
+)]
 pub async fn healthz() -> Json<HealthStatus> {
     Json(HealthStatus {
         status: "ok".into(),
@@ -18,6 +27,17 @@ pub async fn healthz() -> Json<HealthStatus> {
 }
 
 /// Readiness: 200 when the database answers and carries this build's schema, 503 otherwise.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = TAG_OPS,
+    responses(
+        (status = 200, body = HealthStatus,
+         description = "The database answers and carries this build's schema"),
+        (status = 503, body = ErrorEnvelope,
+         description = "The database is unreachable or not migrated (`unavailable`)"),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthStatus>, ApiError> {
     let client = state.pool.get().await?;
     let applied = db::applied_schema_version(&client).await?;
@@ -35,6 +55,15 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthStatus>,
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics text) exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = TAG_OPS,
+    responses(
+        (status = 200, content_type = "application/openmetrics-text", body = String,
+         description = "Prometheus metrics (OpenMetrics text)"),
+    )
+)]
 pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
     let body = state

@@ -7,16 +7,19 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
+use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::orders::ImportReport;
 use serde::Deserialize;
 
 use super::AppState;
 use super::extract::{AdminUser, Client};
+use super::openapi::TAG_ADMIN;
 use crate::error::ApiError;
 use crate::shopify::{self, Feed, FeedRequest, ImportContext, ImportOptions};
 
 /// Query of the import route.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// Accept a feed without products, deactivating every imported product.
@@ -26,6 +29,39 @@ pub struct ImportQuery {
 
 /// `POST /api/v1/admin/products/import[?allow_empty=true]` with a Shopify `products.json`
 /// document or `{"url": "https://..."}` as the JSON body: 200 with the [`ImportReport`].
+#[utoipa::path(
+    post,
+    path = "/admin/products/import",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(ImportQuery),
+    request_body(
+        content = Object,
+        content_type = "application/json",
+        description = "A Shopify `products.json` export (`{\"products\": [...]}`, up to 20 MiB) \
+                       or `{\"url\": \"https://...\"}` to fetch it from"
+    ),
+    responses(
+        (status = 200, body = ImportReport,
+         description = "What the import created, updated, deactivated and skipped"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 400, description = "The body could not be read", body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope,
+         description = "A setting the import needs is invalid (`invalid_setting`), or the \
+             catalogue changed meanwhile (`import_conflict`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than 20 MiB (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not JSON (`unsupported_media_type`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "The feed is invalid, empty, unreachable or too large, or the URL is bad \
+             (`invalid_feed`, `empty_feed`, `feed_unreachable`, `feed_too_large`, \
+             `validation_failed`)"),
+    )
+)]
 pub async fn import_products(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,

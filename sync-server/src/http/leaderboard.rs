@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::leaderboard::{
     Leaderboard, LeaderboardPeriod, RefreshLeaderboardRequest, RefreshLeaderboardResponse,
     RefreshedBoard,
@@ -14,11 +15,13 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::extract::{AdminUser, AuthUser, Client};
+use super::openapi::{TAG_ADMIN, TAG_LEADERBOARD};
 use crate::error::ApiError;
 use crate::leaderboard::{self, RefreshRequester};
 
 /// Query of `GET /api/v1/leaderboard`. Values are parsed by hand so each bad one is named.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BoardQuery {
     /// `weekly` (default), `monthly` or `all_time`.
@@ -28,6 +31,22 @@ pub struct BoardQuery {
 }
 
 /// `GET /api/v1/leaderboard?period=&limit=`.
+#[utoipa::path(
+    get,
+    path = "/leaderboard",
+    tag = TAG_LEADERBOARD,
+    security(("bearer" = [])),
+    params(BoardQuery),
+    responses(
+        (status = 200, body = Leaderboard,
+         description = "The board's top and the caller's own place"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 422, body = ErrorEnvelope,
+         description = "`period` or `limit` is invalid, or an unknown query parameter \
+             (`validation_failed`, `unknown_field`)"),
+    )
+)]
 pub async fn read_board(
     State(state): State<AppState>,
     user: AuthUser,
@@ -55,6 +74,29 @@ pub async fn read_board(
 }
 
 /// `POST /api/v1/admin/leaderboard/refresh` with an optional `{"period": ...}` body.
+#[utoipa::path(
+    post,
+    path = "/admin/leaderboard/refresh",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    request_body(
+        content = Option<RefreshLeaderboardRequest>,
+        content_type = "application/json",
+        description = "Optional: an empty body rebuilds every period"
+    ),
+    responses(
+        (status = 200, body = RefreshLeaderboardResponse,
+         description = "How many users each rebuilt board ranks"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "Unknown period or field (`validation_failed`, `unknown_field`)"),
+    )
+)]
 pub async fn admin_refresh(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,

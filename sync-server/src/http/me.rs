@@ -3,15 +3,28 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::auth::{PasswordChangeRequest, ProfilePatch, TokenResponse, UserProfile};
 
 use super::AppState;
 use super::extract::{AuthUser, Client};
 use super::json::ApiJson;
+use super::openapi::TAG_ACCOUNT;
 use crate::accounts;
 use crate::error::ApiError;
 
 /// `GET /api/v1/me`.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = TAG_ACCOUNT,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's profile", body = UserProfile),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+    )
+)]
 pub async fn get_me(
     State(state): State<AppState>,
     user: AuthUser,
@@ -20,6 +33,27 @@ pub async fn get_me(
 }
 
 /// `PATCH /api/v1/me`: display name, time zone, daily goal; anything else is 422.
+#[utoipa::path(
+    patch,
+    path = "/me",
+    tag = TAG_ACCOUNT,
+    security(("bearer" = [])),
+    request_body = ProfilePatch,
+    responses(
+        (status = 200, description = "The changed profile", body = UserProfile),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 422, body = ErrorEnvelope,
+         description = "A field is invalid, or not one the caller may change \
+             (`validation_failed`, `unknown_field`)"),
+    )
+)]
 pub async fn patch_me(
     State(state): State<AppState>,
     user: AuthUser,
@@ -31,6 +65,17 @@ pub async fn patch_me(
 }
 
 /// `DELETE /api/v1/me` → 204: soft delete, every session revoked.
+#[utoipa::path(
+    delete,
+    path = "/me",
+    tag = TAG_ACCOUNT,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The account is deleted and every session revoked"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+    )
+)]
 pub async fn delete_me(
     State(state): State<AppState>,
     user: AuthUser,
@@ -40,6 +85,32 @@ pub async fn delete_me(
 }
 
 /// `POST /api/v1/me/password` → 200 with a new token pair; every other session ends.
+#[utoipa::path(
+    post,
+    path = "/me/password",
+    tag = TAG_ACCOUNT,
+    security(("bearer" = [])),
+    request_body = PasswordChangeRequest,
+    responses(
+        (status = 200, body = TokenResponse,
+         description = "The password changed; a new token pair, every other session ended"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The current password is wrong (`wrong_password`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "The new password is too weak or unchanged (`weak_password`), or a field \
+             is missing"),
+        (status = 429, body = ErrorEnvelope,
+         description = "Too many wrong current passwords (`too_many_attempts`)"),
+    )
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     user: AuthUser,

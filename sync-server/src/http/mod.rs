@@ -1,5 +1,6 @@
-//! The HTTP surface: the router, its middleware (request ids, tracing, timeouts, body limits)
-//! and the health routes. Handlers are thin: parse, authorize, call a domain function.
+//! The HTTP surface: the router and its OpenAPI document (built from the same registrations,
+//! see [`routes`]), its middleware (request ids, tracing, timeouts, body limits) and the
+//! health routes. Handlers are thin: parse, authorize, call a domain function.
 
 mod admin;
 mod auth;
@@ -9,20 +10,25 @@ mod import;
 pub mod json;
 mod leaderboard;
 mod me;
+pub mod openapi;
 mod orders;
 mod steps;
+mod sync;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::{get, post};
+use axum::{Extension, Router};
 use deadpool_postgres::Pool;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
+use utoipa_axum::routes;
 
 use crate::accounts::Sessions;
 use crate::config::ServerConfig;
@@ -70,9 +76,11 @@ impl AppState {
     }
 }
 
-/// Builds the full router with its middleware.
+/// Builds the full router with its middleware, and serves its OpenAPI document at
+/// `GET /openapi.json`.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    // Timeouts are not here: each group of routes in [`routes`] carries its own.
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(
@@ -86,96 +94,129 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.config.request_timeout,
-        ))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes));
 
-    let api = Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/logout", post(auth::logout))
-        .route(
-            "/me",
-            get(me::get_me).patch(me::patch_me).delete(me::delete_me),
-        )
-        .route("/me/password", post(me::change_password))
-        .route("/steps/record", post(steps::record))
-        .route("/steps/today", get(steps::today))
-        .route("/steps", get(steps::history))
-        .route("/wallet", get(steps::wallet))
-        .route("/wallet/transactions", get(steps::transactions))
-        .route("/achievements", get(steps::achievements))
-        .route("/products", get(orders::list_products))
-        .route("/products/{id}", get(orders::get_product))
-        .route(
-            "/orders",
-            get(orders::list_orders).post(orders::place_order),
-        )
-        .route("/orders/{id}", get(orders::get_order))
-        .route("/orders/{id}/cancel", post(orders::cancel_order))
-        .route("/admin/orders", get(orders::admin_list_orders))
-        .route(
-            "/admin/orders/{id}/status",
-            post(orders::admin_order_status),
-        )
-        .route("/admin/products", post(orders::admin_create_product))
-        .route(
-            "/admin/products/{id}",
-            axum::routing::patch(orders::admin_update_product),
-        )
-        .route(
-            "/admin/products/{id}/deactivate",
-            post(orders::admin_deactivate_product),
-        )
-        .route("/leaderboard", get(leaderboard::read_board))
-        .route(
-            "/admin/leaderboard/refresh",
-            post(leaderboard::admin_refresh),
-        )
-        .route("/admin/users", get(admin::list_users))
-        .route("/admin/users/{id}", get(admin::user_detail))
-        .route(
-            "/admin/users/{id}/wallet/adjust",
-            post(admin::adjust_wallet),
-        )
-        .route("/admin/analytics", get(admin::analytics))
-        .route("/admin/settings", get(admin::list_settings))
-        .route(
-            "/admin/settings/{key}",
-            axum::routing::put(admin::put_setting),
-        )
-        .route("/admin/logs", get(admin::logs))
-        .route(
-            "/admin/products/import",
-            post(import::import_products)
-                .layer(DefaultBodyLimit::max(crate::shopify::MAX_FEED_BYTES)),
-        )
-        .route("/admin/validations", get(admin::list_validations))
-        .route(
-            "/admin/validations/{id}/approve",
-            post(admin::approve_validation),
-        )
-        .route(
-            "/admin/validations/{id}/reject",
-            post(admin::reject_validation),
-        );
-
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .nest(fitkart_protocol::API_PREFIX, api)
+    let (routes, document) = routes(&state.config).split_for_parts();
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             health::track,
         ))
+        .layer(Extension(openapi::ServedDocument::new(&document)))
         .layer(middleware)
         .with_state(state)
+}
+
+/// The OpenAPI document of every route, as `GET /openapi.json` serves it.
+pub fn openapi_document(config: &ServerConfig) -> utoipa::openapi::OpenApi {
+    routes(config).into_openapi()
+}
+
+/// Every route of the server, each registered ONCE for both the router and the OpenAPI
+/// document, so that neither can have a route the other lacks.
+///
+/// # Adding a route
+///
+/// 1. Write the handler in its `http/<area>.rs` module and annotate it with
+///    `#[utoipa::path(method, path = "/area/{id}", tag = openapi::TAG_..., params(...),
+///    request_body = ..., responses(...), security(("bearer" = [])))]`. The path is relative to
+///    [`fitkart_protocol::API_PREFIX`]; list every status the handler can answer, errors with
+///    `body = ErrorEnvelope`; `security` whenever it takes [`extract::AuthUser`] or
+///    [`extract::AdminUser`] (admin paths start with `/admin/`, and the tests then check that
+///    a user token gets 403 there).
+/// 2. Derive `ToSchema` on its body types (in `protocol`:
+///    `#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]`) and `IntoParams` with
+///    `#[into_params(parameter_in = Query)]` on its query struct.
+/// 3. Register it with `.routes(routes!(area::handler))` in a group function; handlers of
+///    one path with different methods go in one `routes!(a::get_x, a::patch_x)`. Routes under
+///    `/api/v1` with the standard limits go in [`api_routes`]; a route that needs another timeout,
+///    body limit or layer (compression, say) gets a group function of its own like
+///    [`import_routes`], layered and merged below. Group functions only register routes:
+///    layers are added here, so none can miss a route registered after it.
+///
+/// Never use `.route(...)`, `.nest_service(...)` or a plain `axum::Router` here: a route
+/// registered that way would be missing from the document (a unit test below refuses them).
+fn routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
+    let api = api_routes()
+        .layer(request_timeout(config.request_timeout))
+        .merge(import_routes().layer(request_timeout(config.import_timeout)))
+        .merge(
+            sync_routes()
+                .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+                .layer(request_timeout(config.request_timeout)),
+        );
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .layer(request_timeout(config.request_timeout))
+        .nest(fitkart_protocol::API_PREFIX, api)
+}
+
+/// The `/api/v1` routes with the standard timeout and body limit (see [`routes`]).
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(me::get_me, me::patch_me, me::delete_me))
+        .routes(routes!(me::change_password))
+        .routes(routes!(steps::record))
+        .routes(routes!(steps::today))
+        .routes(routes!(steps::history))
+        .routes(routes!(steps::wallet))
+        .routes(routes!(steps::transactions))
+        .routes(routes!(steps::achievements))
+        .routes(routes!(orders::list_products))
+        .routes(routes!(orders::get_product))
+        .routes(routes!(orders::list_orders, orders::place_order))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::cancel_order))
+        .routes(routes!(leaderboard::read_board))
+        .routes(routes!(orders::admin_list_orders))
+        .routes(routes!(orders::admin_order_status))
+        .routes(routes!(orders::admin_create_product))
+        .routes(routes!(orders::admin_update_product))
+        .routes(routes!(orders::admin_deactivate_product))
+        .routes(routes!(leaderboard::admin_refresh))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::user_detail))
+        .routes(routes!(admin::adjust_wallet))
+        .routes(routes!(admin::analytics))
+        .routes(routes!(admin::list_settings))
+        .routes(routes!(admin::put_setting))
+        .routes(routes!(admin::logs))
+        .routes(routes!(admin::list_validations))
+        .routes(routes!(admin::approve_validation))
+        .routes(routes!(admin::reject_validation))
+}
+
+/// `/api/v1/devices` and `/api/v1/sync/*`: answers are gzip-compressed when the client
+/// accepts it (a snapshot pull can be large), and push bodies may be up to 4 MiB (500
+/// mutations).
+fn sync_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sync::register_device))
+        .routes(routes!(sync::push).layer(DefaultBodyLimit::max(4 * 1024 * 1024)))
+        .routes(routes!(sync::pull))
+}
+
+/// `POST /api/v1/admin/products/import`: it downloads a feed of up to 20 MiB, so it has its
+/// own body limit and (in [`routes`]) a longer timeout.
+fn import_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(
+        routes!(import::import_products)
+            .layer(DefaultBodyLimit::max(crate::shopify::MAX_FEED_BYTES)),
+    )
+}
+
+/// Answers 408 (empty body) when a request takes longer than `limit`.
+fn request_timeout(limit: Duration) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit)
 }
 
 async fn not_found() -> ApiError {
@@ -188,4 +229,130 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not accept that method",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::JwtSecret;
+    use utoipa::openapi::path::Operation;
+
+    fn document() -> utoipa::openapi::OpenApi {
+        openapi_document(&ServerConfig::new(
+            "postgres://127.0.0.1/unused",
+            JwtSecret::generate(),
+        ))
+    }
+
+    fn operations(doc: &utoipa::openapi::OpenApi) -> Vec<(String, &'static str, &Operation)> {
+        let mut all = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            let methods = [
+                ("get", &item.get),
+                ("put", &item.put),
+                ("post", &item.post),
+                ("delete", &item.delete),
+                ("patch", &item.patch),
+                ("head", &item.head),
+                ("options", &item.options),
+                ("trace", &item.trace),
+            ];
+            for (method, operation) in methods {
+                if let Some(operation) = operation {
+                    all.push((path.clone(), method, operation));
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn routes_are_registered_only_through_the_openapi_router() {
+        // Built by concatenation so this test does not match itself.
+        let forbidden = [
+            concat!(".", "route("),
+            concat!(".", "route_service("),
+            concat!(".", "nest_service("),
+            concat!(".", "fallback_service("),
+            concat!("Router::", "new()"),
+        ];
+        for (number, line) in include_str!("mod.rs").lines().enumerate() {
+            let code = line.trim_start().replace("OpenApiRouter", "");
+            if code.starts_with("//") {
+                continue;
+            }
+            for pattern in forbidden {
+                assert!(
+                    !code.contains(pattern),
+                    "http/mod.rs:{}: `{pattern}` adds a route the OpenAPI document cannot see; \
+                     register it with `.routes(routes!(...))`",
+                    number + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_operation_is_tagged_named_answered_and_declares_its_path_parameters() {
+        let doc = document();
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, method, operation) in operations(&doc) {
+            let at = format!("{method} {path}");
+            assert!(
+                operation.tags.as_ref().is_some_and(|t| !t.is_empty()),
+                "{at}: no tag"
+            );
+            let id = operation.operation_id.clone().unwrap_or_default();
+            assert!(
+                ids.insert(id.clone()),
+                "{at}: operation id `{id}` is not unique"
+            );
+            assert!(
+                !operation.responses.responses.is_empty(),
+                "{at}: no response"
+            );
+            let declared: Vec<&str> = operation
+                .parameters
+                .iter()
+                .flatten()
+                .filter(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path))
+                .map(|p| p.name.as_str())
+                .collect();
+            let in_template: Vec<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            assert_eq!(declared, in_template, "{at}: path parameters");
+        }
+    }
+
+    #[test]
+    fn admin_operations_need_a_token_and_document_401_and_403() {
+        let doc = document();
+        let admin: Vec<_> = operations(&doc)
+            .into_iter()
+            .filter(|(path, _, _)| path.starts_with("/api/v1/admin/"))
+            .collect();
+        assert!(admin.len() >= 17, "only {} admin operations", admin.len());
+        for (path, method, operation) in admin {
+            let at = format!("{method} {path}");
+            assert!(
+                operation.security.is_some(),
+                "{at}: no security requirement"
+            );
+            for status in ["401", "403"] {
+                assert!(
+                    operation.responses.responses.contains_key(status),
+                    "{at}: {status} is not documented"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_declared() {
+        let doc = document();
+        let schemes = &doc.components.as_ref().map(|c| &c.security_schemes);
+        assert!(schemes.is_some_and(|s| s.contains_key(openapi::BEARER)));
+    }
 }

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::orders::{
     Order, OrderPage, OrderStatusRequest, PlaceOrderRequest, Product, ProductInput, ProductPage,
 };
@@ -13,12 +14,14 @@ use uuid::Uuid;
 use super::AppState;
 use super::extract::{AdminUser, AuthUser, Client};
 use super::json::ApiJson;
+use super::openapi::{TAG_ADMIN, TAG_ORDERS};
 use crate::catalogue;
 use crate::error::ApiError;
 use crate::orders::{self, Actor};
 
 /// Query of the list routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this category (products).
@@ -58,6 +61,22 @@ fn id(path: Result<Path<Uuid>, PathRejection>, what: &str) -> Result<Uuid, ApiEr
 }
 
 /// `GET /api/v1/products?category=&limit=&offset=`.
+#[utoipa::path(
+    get,
+    path = "/products",
+    tag = TAG_ORDERS,
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, body = ProductPage,
+         description = "Active products, by category, price and id"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 422, body = ErrorEnvelope,
+         description = "`limit` is not between 1 and 100, `offset` is negative, or an unknown \
+             query parameter (`validation_failed`)"),
+    )
+)]
 pub async fn list_products(
     State(state): State<AppState>,
     _user: AuthUser,
@@ -71,6 +90,19 @@ pub async fn list_products(
 }
 
 /// `GET /api/v1/products/{id}`.
+#[utoipa::path(
+    get,
+    path = "/products/{id}",
+    tag = TAG_ORDERS,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 404, description = "No such product (`not_found`)", body = ErrorEnvelope),
+    )
+)]
 pub async fn get_product(
     State(state): State<AppState>,
     _user: AuthUser,
@@ -82,6 +114,35 @@ pub async fn get_product(
 }
 
 /// `POST /api/v1/orders` → 201 (new) or 200 (the same request again).
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = TAG_ORDERS,
+    security(("bearer" = [])),
+    request_body = PlaceOrderRequest,
+    responses(
+        (status = 201, body = Order,
+         description = "The order was placed; its coins and stock are held"),
+        (status = 200, body = Order,
+         description = "The same `client_order_id` again: the order placed the first time"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 404, body = ErrorEnvelope,
+         description = "A product does not exist or is no longer available (`product_not_found`)"),
+        (status = 409, body = ErrorEnvelope,
+         description = "Not enough coins (`insufficient_coins`) or stock (`out_of_stock`), or the \
+             `client_order_id` was used for a different order (`idempotency_conflict`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "The order is invalid: no or too many lines, a bad quantity or address \
+             (`validation_failed`, `unknown_field`)"),
+    )
+)]
 pub async fn place_order(
     State(state): State<AppState>,
     user: AuthUser,
@@ -97,6 +158,21 @@ pub async fn place_order(
 }
 
 /// `GET /api/v1/orders?limit=&offset=`: the caller's own orders.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = TAG_ORDERS,
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The caller's orders, newest first", body = OrderPage),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 422, body = ErrorEnvelope,
+         description = "`limit` is not between 1 and 100, `offset` is negative, or an unknown \
+             query parameter (`validation_failed`)"),
+    )
+)]
 pub async fn list_orders(
     State(state): State<AppState>,
     user: AuthUser,
@@ -109,6 +185,20 @@ pub async fn list_orders(
 }
 
 /// `GET /api/v1/orders/{id}`: the caller's own order; anyone else's is 404.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = TAG_ORDERS,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 404, body = ErrorEnvelope,
+         description = "No such order, or not the caller's (`not_found`)"),
+    )
+)]
 pub async fn get_order(
     State(state): State<AppState>,
     user: AuthUser,
@@ -120,6 +210,22 @@ pub async fn get_order(
 }
 
 /// `POST /api/v1/orders/{id}/cancel`: the owner cancels a pending or confirmed order.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/cancel",
+    tag = TAG_ORDERS,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The cancelled order; its coins are released", body = Order),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 404, body = ErrorEnvelope,
+         description = "No such order, or not the caller's (`not_found`)"),
+        (status = 409, body = ErrorEnvelope,
+         description = "The order can no longer be cancelled (`invalid_transition`)"),
+    )
+)]
 pub async fn cancel_order(
     State(state): State<AppState>,
     user: AuthUser,
@@ -138,6 +244,23 @@ pub async fn cancel_order(
 }
 
 /// `GET /api/v1/admin/orders?status=&limit=&offset=`.
+#[utoipa::path(
+    get,
+    path = "/admin/orders",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Every user's orders, newest first", body = OrderPage),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "`limit` is not between 1 and 100, `offset` is negative, or an unknown \
+             query parameter (`validation_failed`)"),
+    )
+)]
 pub async fn admin_list_orders(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
@@ -150,6 +273,33 @@ pub async fn admin_list_orders(
 }
 
 /// `POST /api/v1/admin/orders/{id}/status`.
+#[utoipa::path(
+    post,
+    path = "/admin/orders/{id}/status",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    request_body = OrderStatusRequest,
+    responses(
+        (status = 200, description = "The order in its new status", body = Order),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 404, description = "No such order (`not_found`)", body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope,
+         description = "The order cannot move to that status (`invalid_transition`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "Unknown status, or a missing tracking number or reason \
+             (`validation_failed`)"),
+    )
+)]
 pub async fn admin_order_status(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -164,6 +314,29 @@ pub async fn admin_order_status(
 }
 
 /// `POST /api/v1/admin/products` → 201.
+#[utoipa::path(
+    post,
+    path = "/admin/products",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    request_body = ProductInput,
+    responses(
+        (status = 201, description = "The new product", body = Product),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 409, description = "The SKU is taken (`sku_taken`)", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope,
+         description = "A field is missing or invalid (`validation_failed`, `unknown_field`)"),
+    )
+)]
 pub async fn admin_create_product(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -175,6 +348,31 @@ pub async fn admin_create_product(
 }
 
 /// `PATCH /api/v1/admin/products/{id}`.
+#[utoipa::path(
+    patch,
+    path = "/admin/products/{id}",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Product id")),
+    request_body = ProductInput,
+    responses(
+        (status = 200, description = "The changed product", body = Product),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 404, description = "No such product (`not_found`)", body = ErrorEnvelope),
+        (status = 409, description = "The SKU is taken (`sku_taken`)", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope,
+         description = "A field is invalid (`validation_failed`, `unknown_field`)"),
+    )
+)]
 pub async fn admin_update_product(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -189,6 +387,21 @@ pub async fn admin_update_product(
 }
 
 /// `POST /api/v1/admin/products/{id}/deactivate`.
+#[utoipa::path(
+    post,
+    path = "/admin/products/{id}/deactivate",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product, no longer orderable", body = Product),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 404, description = "No such product (`not_found`)", body = ErrorEnvelope),
+    )
+)]
 pub async fn admin_deactivate_product(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,

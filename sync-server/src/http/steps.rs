@@ -6,6 +6,7 @@ use axum::extract::{Query, State};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
+use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::steps::{
     AchievementList, DaySteps, RecordStepsRequest, RecordStepsResponse, StepHistory, TodaySteps,
     TransactionPage, Wallet,
@@ -15,10 +16,33 @@ use serde::Deserialize;
 use super::AppState;
 use super::extract::AuthUser;
 use super::json::ApiJson;
+use super::openapi::TAG_STEPS;
 use crate::error::ApiError;
 use crate::{achievements, ledger, steps};
 
 /// `POST /api/v1/steps/record`.
+#[utoipa::path(
+    post,
+    path = "/steps/record",
+    tag = TAG_STEPS,
+    security(("bearer" = [])),
+    request_body = RecordStepsRequest,
+    responses(
+        (status = 200, body = RecordStepsResponse,
+         description = "One result per report, in request order; coins paid exactly once"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 422, body = ErrorEnvelope,
+         description = "No or too many records, or a record is invalid (`validation_failed`, \
+             `unknown_field`)"),
+    )
+)]
 pub async fn record(
     State(state): State<AppState>,
     user: AuthUser,
@@ -30,6 +54,17 @@ pub async fn record(
 }
 
 /// `GET /api/v1/steps/today`.
+#[utoipa::path(
+    get,
+    path = "/steps/today",
+    tag = TAG_STEPS,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Today in the caller's time zone", body = TodaySteps),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+    )
+)]
 pub async fn today(
     State(state): State<AppState>,
     user: AuthUser,
@@ -53,7 +88,8 @@ pub async fn today(
 }
 
 /// Query of `GET /api/v1/steps`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// First date (default: 30 days before `to`).
@@ -63,6 +99,21 @@ pub struct RangeQuery {
 }
 
 /// `GET /api/v1/steps?from=&to=`.
+#[utoipa::path(
+    get,
+    path = "/steps",
+    tag = TAG_STEPS,
+    security(("bearer" = [])),
+    params(RangeQuery),
+    responses(
+        (status = 200, description = "Days with records, oldest first", body = StepHistory),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 422, body = ErrorEnvelope,
+         description = "A query value is invalid, `from` is after `to` or the range is too long \
+             (`validation_failed`, `range_too_large`)"),
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     user: AuthUser,
@@ -82,6 +133,17 @@ pub async fn history(
 }
 
 /// `GET /api/v1/wallet`.
+#[utoipa::path(
+    get,
+    path = "/wallet",
+    tag = TAG_STEPS,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's balances", body = Wallet),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+    )
+)]
 pub async fn wallet(
     State(state): State<AppState>,
     user: AuthUser,
@@ -91,7 +153,8 @@ pub async fn wallet(
 }
 
 /// Query of `GET /api/v1/wallet/transactions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page size, 1 to 200 (default 50).
@@ -121,6 +184,23 @@ fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
 }
 
 /// `GET /api/v1/wallet/transactions?limit=&cursor=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/wallet/transactions",
+    tag = TAG_STEPS,
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Ledger entries, newest first", body = TransactionPage),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The cursor is not one this server gave out (`invalid_cursor`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "`limit` is not between 1 and 200, or an unknown query parameter \
+             (`validation_failed`)"),
+    )
+)]
 pub async fn transactions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -144,6 +224,18 @@ pub async fn transactions(
 }
 
 /// `GET /api/v1/achievements`.
+#[utoipa::path(
+    get,
+    path = "/achievements",
+    tag = TAG_STEPS,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = AchievementList,
+         description = "Every active achievement with the caller's progress"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+    )
+)]
 pub async fn achievements(
     State(state): State<AppState>,
     user: AuthUser,
