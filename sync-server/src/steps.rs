@@ -159,6 +159,8 @@ struct StoredRecord {
 struct StepDay {
     verified: i64,
     coins_paid: i64,
+    /// What the day had paid before this batch (the reward entry books the difference).
+    paid_before: i64,
     changed: bool,
 }
 
@@ -263,6 +265,7 @@ pub async fn record_steps_in(
                     StepDay {
                         verified,
                         coins_paid: row.get(2),
+                        paid_before: row.get(2),
                         changed: false,
                     },
                 );
@@ -407,6 +410,7 @@ pub async fn record_steps_in(
             let day = step_days.entry(report.date).or_insert(StepDay {
                 verified: 0,
                 coins_paid: 0,
+                paid_before: 0,
                 changed: false,
             });
             if worth > day.verified {
@@ -598,17 +602,6 @@ async fn write_step_days(
     version: i64,
     step_days: &HashMap<NaiveDate, StepDay>,
 ) -> Result<Vec<Entry>, ApiError> {
-    let old_paid: HashMap<NaiveDate, i64> = {
-        let days: Vec<NaiveDate> = step_days.keys().copied().collect();
-        tx.query(
-            "SELECT day, coins_paid FROM step_days WHERE user_id = $1 AND day = ANY($2)",
-            &[&user_id, &days],
-        )
-        .await?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect()
-    };
     let changed: Vec<(&NaiveDate, &StepDay)> =
         step_days.iter().filter(|(_, d)| d.changed).collect();
     if changed.is_empty() {
@@ -631,8 +624,7 @@ async fn write_step_days(
     let mut entries: Vec<Entry> = changed
         .iter()
         .filter_map(|(day, d)| {
-            let before = old_paid.get(day).copied().unwrap_or(0);
-            let award = d.coins_paid - before;
+            let award = d.coins_paid - d.paid_before;
             (award > 0).then(|| reward_entry(user_id, **day, award, d.coins_paid))
         })
         .collect();
