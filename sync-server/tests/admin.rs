@@ -7,21 +7,11 @@ use fitkart_sync_server::testing::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "walking is good for you";
+mod common;
+use common::{Api, admin_session, answer, code, yesterday};
 
-struct Api<'a> {
-    server: &'a TestServer,
-    http: reqwest::Client,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a TestServer) -> Self {
-        Self {
-            server,
-            http: reqwest::Client::new(),
-        }
-    }
-
+/// What only the admin tests need of the shared client.
+impl Api<'_> {
     async fn call(
         &self,
         method: reqwest::Method,
@@ -37,43 +27,11 @@ impl<'a> Api<'a> {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn register(&self, email: &str) -> TokenResponse {
-        self.http
-            .post(self.server.url("/api/v1/auth/register"))
-            .json(&json!({"email": email, "password": PASSWORD, "display_name": "Walker"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        answer(request).await
     }
 
     async fn admin(&self) -> TokenResponse {
-        let mut client = self.server.db().client().await.unwrap();
-        fitkart_sync_server::users::create_admin(
-            &mut client,
-            "boss@example.com",
-            "Boss",
-            PASSWORD,
-            false,
-        )
-        .await
-        .unwrap();
-        self.http
-            .post(self.server.url("/api/v1/auth/login"))
-            .json(&json!({"email": "boss@example.com", "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        admin_session(&self.http, self.server).await
     }
 
     async fn audit_rows(&self, action: &str) -> i64 {
@@ -90,10 +48,6 @@ impl<'a> Api<'a> {
             .unwrap()
             .get(0)
     }
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<none>")
 }
 
 #[tokio::test]
@@ -164,7 +118,7 @@ async fn settings_are_validated_per_key_and_every_change_is_audited() {
 
     // The new rate applies at once.
     let user = api.register("rate@example.com").await;
-    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let yesterday = yesterday();
     let (status, body) = api
         .call(
             reqwest::Method::POST,
@@ -312,7 +266,7 @@ async fn analytics_and_user_detail_answer_from_the_views() {
     let api = Api::new(&server);
     let admin = api.admin().await;
     let user = api.register("stats@example.com").await;
-    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let yesterday = yesterday();
     let (status, _) = api
         .call(
             reqwest::Method::POST,
@@ -366,7 +320,7 @@ async fn metrics_count_requests_steps_and_pool_usage() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let user = api.register("metrics@example.com").await;
-    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let yesterday = yesterday();
     api.call(
         reqwest::Method::POST,
         "/api/v1/steps/record",

@@ -15,7 +15,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PASSWORD: &str = "walking is good for you";
+mod common;
+use common::{Api, PASSWORD, code, create_admin};
+
 const SECRET: &str = "test-secret-test-secret-test-secret-1234";
 
 async fn start() -> TestServer {
@@ -24,87 +26,6 @@ async fn start() -> TestServer {
     })
     .await
     .unwrap()
-}
-
-struct Api<'a> {
-    server: &'a TestServer,
-    http: reqwest::Client,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a TestServer) -> Self {
-        Self {
-            server,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self.http.post(self.server.url(path)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, self.server.url(path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, None, token).await
-    }
-
-    async fn register(&self, email: &str) -> TokenResponse {
-        let (status, body) = self
-            .post(
-                "/api/v1/auth/register",
-                json!({"email": email, "password": PASSWORD, "display_name": "Walker"}),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        serde_json::from_value(body).unwrap()
-    }
-
-    async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
-        self.post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-            None,
-        )
-        .await
-    }
-
-    async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
-        self.post(
-            "/api/v1/auth/refresh",
-            json!({"refresh_token": refresh_token}),
-            None,
-        )
-        .await
-    }
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
 fn sign(claims: &Value, secret: &[u8]) -> String {
@@ -687,10 +608,7 @@ async fn admin_routes_refuse_users_and_anonymous_callers() {
         (StatusCode::UNAUTHORIZED, "missing_token")
     );
 
-    let mut db = server.db().client().await.unwrap();
-    fitkart_sync_server::users::create_admin(&mut db, "boss@example.com", "Boss", PASSWORD, false)
-        .await
-        .unwrap();
+    create_admin(&server, "boss@example.com", "Boss").await;
     let (status, admin) = api.login("boss@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
     let admin: TokenResponse = serde_json::from_value(admin).unwrap();

@@ -8,16 +8,14 @@ use std::time::{Duration, Instant};
 use fitkart_sync_server::testing::TestDb;
 use fitkart_sync_server::{db, password};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fitkart-sync-server");
+mod common;
+use common::BIN;
 
 fn cli(db: &TestDb) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = common::cli(db);
     command
-        .env("DATABASE_URL", db.url())
         .env_remove("FITKART_ADMIN_PASSWORD")
-        .env_remove("FITKART_LISTEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
+        .env_remove("FITKART_LISTEN");
     command
 }
 

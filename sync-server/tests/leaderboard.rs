@@ -3,7 +3,6 @@
 //! validation, the audited admin refresh, the CLI, the background job, and boards that stay
 //! whole while they are rebuilt under concurrent reads.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -15,8 +14,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PASSWORD: &str = "walking is good for you";
-const BIN: &str = env!("CARGO_BIN_EXE_fitkart-sync-server");
+mod common;
+use common::{admin_session, answer, cli, code, sign_up};
 
 struct Api<'a> {
     server: &'a TestServer,
@@ -47,9 +46,7 @@ impl<'a> Api<'a> {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(request).await
     }
 
     async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -66,43 +63,12 @@ impl<'a> Api<'a> {
     }
 
     async fn register(&self, email: &str, display_name: &str) -> TokenResponse {
-        let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                "/api/v1/auth/register",
-                Some(
-                    &json!({"email": email, "password": PASSWORD, "display_name": display_name})
-                        .to_string(),
-                ),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        serde_json::from_value(body).unwrap()
+        sign_up(&self.http, self.server, email, display_name).await
     }
 
     /// Creates an administrator and signs in; returns the access token and the admin's id.
     async fn admin(&self) -> (String, Uuid) {
-        let mut db = self.server.db().client().await.unwrap();
-        fitkart_sync_server::users::create_admin(
-            &mut db,
-            "boss@example.com",
-            "Boss",
-            PASSWORD,
-            false,
-        )
-        .await
-        .unwrap();
-        let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                "/api/v1/auth/login",
-                Some(&json!({"email": "boss@example.com", "password": PASSWORD}).to_string()),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let session: TokenResponse = serde_json::from_value(body).unwrap();
+        let session = admin_session(&self.http, self.server).await;
         (session.access_token, session.user.id)
     }
 
@@ -115,10 +81,6 @@ impl<'a> Api<'a> {
         )
         .await
     }
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
 /// Sets a user's verified steps for a day, as the step pipeline would have stored them.
@@ -585,15 +547,6 @@ async fn only_admins_refresh_and_each_refresh_is_audited_once() {
         3,
         "refused requests are not audited"
     );
-}
-
-fn cli(db: &TestDb) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .env("DATABASE_URL", db.url())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    command
 }
 
 #[tokio::test]

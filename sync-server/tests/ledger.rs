@@ -1,31 +1,20 @@
 //! The ledger check: `verify-ledger` (and `ledger::verify`) passes on a ledger the server
 //! wrote, and catches a wallet that no longer matches its entries.
 
-use std::process::Command;
-
-use chrono::{Duration, Utc};
-use fitkart_protocol::auth::TokenResponse;
 use fitkart_protocol::steps::{RecordOutcome, RecordStepsResponse, Wallet};
 use fitkart_sync_server::ledger;
 use fitkart_sync_server::testing::TestServer;
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fitkart-sync-server");
+mod common;
+use common::{sign_up, verify_ledger_cli, yesterday};
 
 #[tokio::test]
 async fn verify_ledger_passes_on_real_rewards_and_catches_tampering() {
     let server = TestServer::start().await.unwrap();
     let http = reqwest::Client::new();
-    let session: TokenResponse = http
-        .post(server.url("/api/v1/auth/register"))
-        .json(&json!({"email": "ledger@example.com", "password": "walking is good for you", "display_name": "L"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let yesterday = (Utc::now() - Duration::days(1)).date_naive();
+    let session = sign_up(&http, &server, "ledger@example.com", "L").await;
+    let yesterday = yesterday();
     let late = format!("{}T23:00:00Z", yesterday);
     let answer: RecordStepsResponse = http
         .post(server.url("/api/v1/steps/record"))
@@ -54,12 +43,7 @@ async fn verify_ledger_passes_on_real_rewards_and_catches_tampering() {
     let report = ledger::verify(&client).await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert!(report.entries_checked >= 1);
-    let out = Command::new(BIN)
-        .arg("verify-ledger")
-        .env("DATABASE_URL", server.db().url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = verify_ledger_cli(server.db());
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("ledger OK"));
 
@@ -78,12 +62,7 @@ async fn verify_ledger_passes_on_real_rewards_and_catches_tampering() {
         "{:?}",
         report.problems
     );
-    let out = Command::new(BIN)
-        .arg("verify-ledger")
-        .env("DATABASE_URL", server.db().url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = verify_ledger_cli(server.db());
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("PROBLEM"));
 }

@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use fitkart_protocol::auth::TokenResponse;
 use fitkart_sync_server::testing::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "walking is good for you";
+mod common;
+use common::{admin_session, answer, sign_up};
 
 /// The router's own 404 for a path it does not know.
 const NO_SUCH_ROUTE: &str = "no such route";
@@ -120,9 +120,7 @@ async fn call(
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(request).await
 }
 
 /// Every `$ref` anywhere in `value`.
@@ -142,20 +140,7 @@ fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
 }
 
 async fn admin_token(server: &TestServer, http: &reqwest::Client) -> String {
-    let mut db = server.db().client().await.unwrap();
-    fitkart_sync_server::users::create_admin(&mut db, "boss@example.com", "Boss", PASSWORD, false)
-        .await
-        .unwrap();
-    let session: TokenResponse = http
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({"email": "boss@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    session.access_token
+    admin_session(http, server).await.access_token
 }
 
 #[tokio::test]
@@ -264,17 +249,7 @@ async fn every_admin_route_refuses_users_with_403_and_anonymous_callers_with_401
     let server = TestServer::start().await.unwrap();
     let http = reqwest::Client::new();
     let document = fetch_document(&server).await;
-    let user: TokenResponse = http
-        .post(server.url("/api/v1/auth/register"))
-        .json(
-            &json!({"email": "walker@example.com", "password": PASSWORD, "display_name": "Walker"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user = sign_up(&http, &server, "walker@example.com", "Walker").await;
 
     let admin_operations: Vec<_> = operations(&document)
         .into_iter()

@@ -5,44 +5,25 @@
 
 use std::collections::BTreeMap;
 
-use fitkart_protocol::auth::TokenResponse;
 use fitkart_protocol::orders::{Order, OrderPage, Product, ProductPage, ShippingAddress};
 use fitkart_protocol::steps::Wallet;
-use fitkart_sync_server::ledger::{self, Entry, EntryKind};
 use fitkart_sync_server::testing::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-const PASSWORD: &str = "walking is good for you";
+mod common;
+use common::Client as Api;
+use common::{
+    Account, PASSWORD, account, answer, assert_ledger_ok, code, count, create_admin, grant,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// The HTTP client side of a test: cheap to clone into concurrent tasks.
-#[derive(Clone)]
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-/// A signed-in account.
-#[derive(Clone)]
-struct Account {
-    id: Uuid,
-    token: String,
-}
-
 impl Api {
-    fn new(server: &TestServer) -> Self {
-        Self {
-            base: server.url(""),
-            http: reqwest::Client::new(),
-        }
-    }
-
     async fn send(
         &self,
         method: Method,
@@ -50,18 +31,11 @@ impl Api {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base));
+        let mut request = self.request_as(method, path, token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(request).await
     }
 
     async fn get(&self, path: &str, who: &Account) -> (StatusCode, Value) {
@@ -76,11 +50,7 @@ impl Api {
     async fn sign_in(&self, path: &str, body: Value, expected: StatusCode) -> Account {
         let (status, body) = self.send(Method::POST, path, Some(body), None).await;
         assert_eq!(status, expected, "{body}");
-        let session: TokenResponse = serde_json::from_value(body).unwrap();
-        Account {
-            id: session.user.id,
-            token: session.access_token,
-        }
+        account(body)
     }
 
     async fn register(&self, email: &str) -> Account {
@@ -151,10 +121,6 @@ fn transition(status: &str) -> Value {
     }
 }
 
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<no code>")
-}
-
 fn address() -> ShippingAddress {
     ShippingAddress {
         name: "Ann Walker".into(),
@@ -182,56 +148,21 @@ fn order_body(client_order_id: Uuid, lines: &[(Uuid, i32)]) -> Value {
 
 async fn start() -> (TestServer, Api) {
     let server = TestServer::start().await.unwrap();
-    let api = Api::new(&server);
+    let api = Api::api_v1(&server);
     (server, api)
 }
 
 async fn make_admin(server: &TestServer, api: &Api) -> Account {
-    let mut client = server.db().client().await.unwrap();
-    fitkart_sync_server::users::create_admin(
-        &mut client,
-        "boss@example.com",
-        "Boss",
-        PASSWORD,
-        false,
-    )
-    .await
-    .unwrap();
+    create_admin(server, "boss@example.com", "Boss").await;
     let body = json!({"email": "boss@example.com", "password": PASSWORD});
     api.sign_in("/auth/login", body, StatusCode::OK).await
-}
-
-/// Gives a user coins the way an admin adjustment does.
-async fn grant(server: &TestServer, user_id: Uuid, coins: i64) {
-    let mut client = server.db().client().await.unwrap();
-    let tx = client.transaction().await.unwrap();
-    let version = fitkart_sync_server::accounts::next_user_version(&tx, user_id)
-        .await
-        .unwrap();
-    ledger::post(
-        &tx,
-        user_id,
-        version,
-        &[Entry {
-            kind: EntryKind::AdminAdjustment,
-            available_delta: coins,
-            frozen_delta: 0,
-            reference: Some(("admin", "test".into())),
-            idempotency_key: format!("test-grant:{}", Uuid::new_v4()),
-            description: None,
-            created_by: None,
-        }],
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
 }
 
 /// A registered user holding `coins`.
 async fn customer(server: &TestServer, api: &Api, email: &str, coins: i64) -> Account {
     let account = api.register(email).await;
     if coins > 0 {
-        grant(server, account.id, coins).await;
+        grant(server.db().pool(), account.id, coins).await;
     }
     account
 }
@@ -259,19 +190,6 @@ async fn stock(server: &TestServer, product: Uuid) -> i64 {
         product,
     )
     .await
-}
-
-/// One bigint from a query with one uuid parameter.
-async fn count(server: &TestServer, sql: &str, param: Uuid) -> i64 {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query_one(sql, &[&param])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 /// How many ledger entries of `kind` the user has.
@@ -322,12 +240,6 @@ async fn order_count(server: &TestServer) -> i64 {
         .await
         .unwrap()
         .get(0)
-}
-
-async fn assert_ledger_ok(server: &TestServer) {
-    let client = server.db().client().await.unwrap();
-    let report = ledger::verify(&client).await.unwrap();
-    assert!(report.is_ok(), "{:?}", report.problems);
 }
 
 fn balances(wallet: &Wallet) -> (i64, i64) {

@@ -4,21 +4,20 @@
 //! leaves one audit row, and that bad feeds, URLs and callers get clear answers.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
-use fitkart_protocol::auth::TokenResponse;
 use fitkart_protocol::orders::ImportReport;
 use fitkart_sync_server::testing::{TestDb, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PASSWORD: &str = "walking is good for you";
+mod common;
+use common::{answer, code, create_admin, sign_in, sign_up};
+
 const USER_AGENT: &str = "fitkart-catalogue-tests/1.0";
 const IMPORT: &str = "/api/v1/admin/products/import";
 const NIGHT_ONE: &str = include_str!("fixtures/shopify_products.json");
 const NEXT_NIGHT: &str = include_str!("fixtures/shopify_products_next_night.json");
-const BIN: &str = env!("CARGO_BIN_EXE_fitkart-sync-server");
 
 // Products of the fixtures, by Shopify id.
 const BACKPACK: i64 = 8001000000001;
@@ -47,24 +46,8 @@ impl Harness {
             .user_agent(USER_AGENT)
             .build()
             .unwrap();
-        let mut db = server.db().client().await.unwrap();
-        fitkart_sync_server::users::create_admin(
-            &mut db,
-            "catalogue@fitkart.example",
-            "Catalogue",
-            PASSWORD,
-            false,
-        )
-        .await
-        .unwrap();
-        let response = http
-            .post(server.url("/api/v1/auth/login"))
-            .json(&json!({"email": "catalogue@fitkart.example", "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let session: TokenResponse = response.json().await.unwrap();
+        create_admin(&server, "catalogue@fitkart.example", "Catalogue").await;
+        let session = sign_in(&http, &server, "catalogue@fitkart.example").await;
         Self {
             server,
             http,
@@ -88,9 +71,7 @@ impl Harness {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(request).await
     }
 
     /// Imports a feed as the admin and returns the report.
@@ -177,10 +158,6 @@ async fn import_logs(db: &deadpool_postgres::Client) -> Vec<tokio_postgres::Row>
     )
     .await
     .unwrap()
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
 fn counts(report: &ImportReport) -> (u64, u64, u64) {
@@ -630,15 +607,7 @@ async fn exports_above_the_default_body_limit_are_accepted_up_to_20_mib() {
 #[tokio::test]
 async fn only_admins_may_import() {
     let harness = Harness::start().await;
-    let response = harness
-        .http
-        .post(harness.server.url("/api/v1/auth/register"))
-        .json(&json!({"email": "walker@example.com", "password": PASSWORD, "display_name": "W"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let user: TokenResponse = response.json().await.unwrap();
+    let user = sign_up(&harness.http, &harness.server, "walker@example.com", "W").await;
 
     let (status, body) = harness.post(NIGHT_ONE, "", Some(&user.access_token)).await;
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
@@ -653,13 +622,7 @@ async fn only_admins_may_import() {
 }
 
 fn cli(db: &TestDb, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .env("DATABASE_URL", db.url())
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    common::cli(db).args(args).output().unwrap()
 }
 
 fn fixture(name: &str) -> String {

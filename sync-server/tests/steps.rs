@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
-use fitkart_protocol::auth::TokenResponse;
+use chrono::{Days, NaiveDate, Utc};
 use fitkart_protocol::steps::{
     AchievementList, CoinTransaction, RecordOutcome, RecordStepsRequest, RecordStepsResponse,
     StepHistory, StepReport, TodaySteps, TransactionPage, Wallet,
@@ -24,7 +23,15 @@ use uuid::Uuid;
 
 use RecordOutcome::{Accepted, Flagged, Rejected, Unchanged};
 
-const PASSWORD: &str = "walking is good for you";
+mod common;
+use common::Account as Walker;
+use common::Client as Api;
+use common::code as error_code;
+use common::{
+    PASSWORD, account, answer, at, count, create_admin, day_coins, days_ago, report,
+    verify_ledger_cli,
+};
+
 const PHONE: &str = "healthkit";
 const WATCH: &str = "watch:garmin";
 
@@ -32,28 +39,7 @@ const WATCH: &str = "watch:garmin";
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// The HTTP client side of a test: cheap to clone into concurrent tasks.
-#[derive(Clone)]
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-/// A signed-in account.
-#[derive(Clone)]
-struct Walker {
-    id: Uuid,
-    token: String,
-}
-
 impl Api {
-    fn new(server: &TestServer) -> Self {
-        Self {
-            base: server.url(""),
-            http: reqwest::Client::new(),
-        }
-    }
-
     async fn send(
         &self,
         method: reqwest::Method,
@@ -62,19 +48,11 @@ impl Api {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .query(query);
+        let mut request = self.request_as(method, path, token).query(query);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(request).await
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)], token: &str) -> (StatusCode, Value) {
@@ -96,7 +74,7 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        walker(body)
+        account(body)
     }
 
     async fn login(&self, email: &str) -> Walker {
@@ -108,7 +86,7 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        walker(body)
+        account(body)
     }
 
     /// Sends reports and expects them to be processed (200).
@@ -228,37 +206,6 @@ impl Api {
     }
 }
 
-fn walker(body: Value) -> Walker {
-    let session: TokenResponse = serde_json::from_value(body).unwrap();
-    Walker {
-        id: session.user.id,
-        token: session.access_token,
-    }
-}
-
-fn error_code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<no code>")
-}
-
-/// The UTC date `n` days before today (new users live in UTC).
-fn days_ago(n: u64) -> NaiveDate {
-    Utc::now().date_naive() - Days::new(n)
-}
-
-/// `hh:mm` UTC on `date`.
-fn at(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
-    date.and_hms_opt(hour, minute, 0).unwrap().and_utc()
-}
-
-fn report(date: NaiveDate, source: &str, steps: i64, recorded_at: DateTime<Utc>) -> StepReport {
-    StepReport {
-        date,
-        source: source.to_owned(),
-        steps,
-        recorded_at,
-    }
-}
-
 /// Each result's status and code, in request order.
 fn outcomes(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<&str>)> {
     response
@@ -300,11 +247,6 @@ fn day_reward(transactions: &[CoinTransaction], date: NaiveDate) -> i64 {
         .unwrap_or(0)
 }
 
-/// What a day total is worth with the seeded rate and cap.
-fn day_coins(total: i64) -> i64 {
-    (total * 10 / 1000).min(200)
-}
-
 async fn set_setting(server: &TestServer, key: &str, value: Value) {
     let updated = server
         .db()
@@ -318,18 +260,6 @@ async fn set_setting(server: &TestServer, key: &str, value: Value) {
         .await
         .unwrap();
     assert_eq!(updated, 1, "setting {key} exists");
-}
-
-async fn count(server: &TestServer, sql: &str, user: Uuid) -> i64 {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query_one(sql, &[&user])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 async fn ledger_rows(server: &TestServer, user: Uuid) -> i64 {
@@ -390,13 +320,7 @@ async fn assert_ledger_consistent(server: &TestServer) {
 }
 
 fn assert_cli_verifies_ledger(server: &TestServer) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitkart-sync-server"))
-        .arg("verify-ledger")
-        .env("DATABASE_URL", server.db().url())
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = verify_ledger_cli(server.db());
     assert!(
         out.status.success(),
         "verify-ledger failed: {}{}",
@@ -406,16 +330,7 @@ fn assert_cli_verifies_ledger(server: &TestServer) {
 }
 
 async fn make_admin(server: &TestServer, api: &Api) -> Walker {
-    let mut client = server.db().client().await.unwrap();
-    fitkart_sync_server::users::create_admin(
-        &mut client,
-        "reviewer@example.com",
-        "Reviewer",
-        PASSWORD,
-        false,
-    )
-    .await
-    .unwrap();
+    create_admin(server, "reviewer@example.com", "Reviewer").await;
     api.login("reviewer@example.com").await
 }
 

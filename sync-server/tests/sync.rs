@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Days, NaiveDate, Utc};
-use deadpool_postgres::Pool;
-use fitkart_protocol::auth::{TokenResponse, UserProfile};
+use chrono::{DateTime, NaiveDate, Utc};
+use fitkart_protocol::auth::UserProfile;
 use fitkart_protocol::orders::{Order, Product};
 use fitkart_protocol::steps::{
     CoinTransaction, RecordOutcome, RecordStepsResponse, StepReport, Wallet,
@@ -24,7 +23,7 @@ use fitkart_protocol::sync::{
     Changes, Mutation, MutationResult, MutationStatus, PROTOCOL_VERSION_HEADER, PullResponse,
     PushResponse, StoredOutcome, SyncAchievement, SyncStepRecord,
 };
-use fitkart_sync_server::ledger::{self, Entry, EntryKind};
+use fitkart_sync_server::ledger;
 use fitkart_sync_server::testing::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -33,7 +32,14 @@ use uuid::Uuid;
 
 use MutationStatus::{Applied, Duplicate, Rejected};
 
-const PASSWORD: &str = "walking is good for you";
+mod common;
+use common::Client as Api;
+use common::code as error_code;
+use common::{
+    Account, PASSWORD, account, answer, assert_ledger_ok, at, count, day_coins, days_ago, grant,
+    report,
+};
+
 const PHONE: &str = "healthkit";
 const WATCH: &str = "watch:garmin";
 /// Most pages one drain may take before the test calls it an endless loop.
@@ -43,28 +49,7 @@ const MAX_PAGES: usize = 20_000;
 // Helpers: the device's side of the wire
 // ---------------------------------------------------------------------------------------------
 
-/// The HTTP client side of a test: cheap to clone into concurrent tasks.
-#[derive(Clone)]
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-/// A signed-in account.
-#[derive(Clone, Debug)]
-struct Account {
-    id: Uuid,
-    token: String,
-}
-
 impl Api {
-    fn new(server: &TestServer) -> Self {
-        Self {
-            base: server.url(""),
-            http: reqwest::Client::builder().no_gzip().build().unwrap(),
-        }
-    }
-
     /// A request to `/api/v1{path}` with the caller's token and, when given, the protocol
     /// version header.
     fn request(
@@ -74,27 +59,16 @@ impl Api {
         token: Option<&str>,
         version: Option<&str>,
     ) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        let request = self.request_as(method, path, token);
+        match version {
+            Some(version) => request.header(PROTOCOL_VERSION_HEADER, version),
+            None => request,
         }
-        if let Some(version) = version {
-            request = request.header(PROTOCOL_VERSION_HEADER, version);
-        }
-        request
-    }
-
-    async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn register(&self, email: &str) -> Account {
         let body = json!({"email": email, "password": PASSWORD, "display_name": "Walker"});
-        let (status, body) = Self::answer(
+        let (status, body) = answer(
             self.request(Method::POST, "/auth/register", None, None)
                 .json(&body),
         )
@@ -105,7 +79,7 @@ impl Api {
 
     async fn login(&self, email: &str) -> Account {
         let body = json!({"email": email, "password": PASSWORD});
-        let (status, body) = Self::answer(
+        let (status, body) = answer(
             self.request(Method::POST, "/auth/login", None, None)
                 .json(&body),
         )
@@ -115,7 +89,7 @@ impl Api {
     }
 
     async fn get(&self, path: &str, who: &Account) -> (StatusCode, Value) {
-        Self::answer(self.request(Method::GET, path, Some(&who.token), None)).await
+        answer(self.request(Method::GET, path, Some(&who.token), None)).await
     }
 
     async fn wallet(&self, who: &Account) -> Wallet {
@@ -131,7 +105,7 @@ impl Api {
     }
 
     async fn register_device(&self, who: &Account, body: Value) -> (StatusCode, Value) {
-        Self::answer(
+        answer(
             self.request(Method::POST, "/devices", Some(&who.token), None)
                 .json(&body),
         )
@@ -145,7 +119,7 @@ impl Api {
         body: &Value,
         version: Option<&str>,
     ) -> (StatusCode, Value) {
-        Self::answer(
+        answer(
             self.request(Method::POST, "/sync/push", Some(&who.token), version)
                 .json(body),
         )
@@ -172,7 +146,7 @@ impl Api {
         query: &[(&str, String)],
         version: Option<&str>,
     ) -> (StatusCode, Value) {
-        Self::answer(
+        answer(
             self.request(Method::GET, "/sync/pull", Some(&who.token), version)
                 .query(query),
         )
@@ -192,18 +166,6 @@ impl Api {
         assert_eq!(status, StatusCode::OK, "{body}");
         serde_json::from_value(body).unwrap()
     }
-}
-
-fn account(body: Value) -> Account {
-    let session: TokenResponse = serde_json::from_value(body).unwrap();
-    Account {
-        id: session.user.id,
-        token: session.access_token,
-    }
-}
-
-fn error_code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,25 +222,6 @@ fn order_body(client_order_id: Uuid, lines: &[(Uuid, i32)]) -> Value {
     })
 }
 
-/// The UTC date `n` days before today (new users live in UTC).
-fn days_ago(n: u64) -> NaiveDate {
-    Utc::now().date_naive() - Days::new(n)
-}
-
-/// `hh:mm` UTC on `date`.
-fn at(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
-    date.and_hms_opt(hour, minute, 0).unwrap().and_utc()
-}
-
-fn report(date: NaiveDate, source: &str, steps: i64, recorded_at: DateTime<Utc>) -> StepReport {
-    StepReport {
-        date,
-        source: source.to_owned(),
-        steps,
-        recorded_at,
-    }
-}
-
 /// A total of `thousands` × 1,000 steps walked at 1,000 an hour from 08:00.
 fn walked(date: NaiveDate, source: &str, thousands: u32) -> StepReport {
     report(
@@ -287,11 +230,6 @@ fn walked(date: NaiveDate, source: &str, thousands: u32) -> StepReport {
         1000 * i64::from(thousands),
         at(date, 8 + thousands, 0),
     )
-}
-
-/// What a day total is worth with the seeded rate and cap.
-fn day_coins(total: i64) -> i64 {
-    (total * 10 / 1000).min(200)
 }
 
 fn statuses(response: &PushResponse) -> Vec<MutationStatus> {
@@ -333,35 +271,11 @@ fn assert_all_duplicates_of(first: &PushResponse, again: &PushResponse) {
 
 async fn start() -> (TestServer, Api) {
     let server = TestServer::start().await.unwrap();
-    let api = Api::new(&server);
+    let api = Api {
+        base: server.url("/api/v1"),
+        http: reqwest::Client::builder().no_gzip().build().unwrap(),
+    };
     (server, api)
-}
-
-/// Gives a user coins the way an admin adjustment does: the next change version of the user
-/// under its lock, then the ledger entry, in one transaction.
-async fn grant(pool: &Pool, user_id: Uuid, coins: i64) {
-    let mut client = pool.get().await.unwrap();
-    let tx = client.transaction().await.unwrap();
-    let version = fitkart_sync_server::accounts::next_user_version(&tx, user_id)
-        .await
-        .unwrap();
-    ledger::post(
-        &tx,
-        user_id,
-        version,
-        &[Entry {
-            kind: EntryKind::AdminAdjustment,
-            available_delta: coins,
-            frozen_delta: 0,
-            reference: Some(("admin", "test".into())),
-            idempotency_key: format!("test-grant:{}", Uuid::new_v4()),
-            description: None,
-            created_by: None,
-        }],
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
 }
 
 /// Adds a catalogue product with the next shared change version, as the admin API does.
@@ -482,24 +396,6 @@ async fn db_orders(server: &TestServer, user: Uuid) -> BTreeMap<Uuid, String> {
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect()
-}
-
-async fn count(server: &TestServer, sql: &str, user: Uuid) -> i64 {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query_one(sql, &[&user])
-        .await
-        .unwrap()
-        .get(0)
-}
-
-async fn assert_ledger_ok(server: &TestServer) {
-    let client = server.db().client().await.unwrap();
-    let report = ledger::verify(&client).await.unwrap();
-    assert!(report.is_ok(), "ledger problems: {:?}", report.problems);
 }
 
 // ---------------------------------------------------------------------------------------------
