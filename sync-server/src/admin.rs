@@ -12,7 +12,7 @@ use crate::accounts::{ClientInfo, next_user_version};
 use crate::audit::{self, AuditEntry};
 use crate::catalogue::next_shared_version;
 use crate::error::ApiError;
-use crate::ledger::{self, Entry, EntryKind, PostError};
+use crate::ledger::{self, Entry, EntryKind};
 
 /// A user as the admin detail page shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -562,16 +562,7 @@ pub async fn adjust_wallet(
             created_by: Some(admin_id),
         }],
     )
-    .await
-    .map_err(|err| match err {
-        PostError::Insufficient(e) => ApiError::new(
-            StatusCode::CONFLICT,
-            "insufficient_coins",
-            "the adjustment would make the balance negative",
-        )
-        .with_details(serde_json::json!({ "available": e.available, "needed": e.needed })),
-        PostError::Internal(e) => e.into(),
-    })?;
+    .await?;
     audit::record(
         &tx,
         AuditEntry {

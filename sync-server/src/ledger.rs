@@ -96,6 +96,22 @@ pub enum PostError {
     Internal(#[from] Error),
 }
 
+impl From<PostError> for crate::error::ApiError {
+    /// A refused booking is 409 `insufficient_coins` with what was available and needed; the
+    /// one mapping every caller (orders, adjustments, rewards) answers with.
+    fn from(err: PostError) -> Self {
+        match err {
+            PostError::Insufficient(e) => Self::new(
+                axum::http::StatusCode::CONFLICT,
+                "insufficient_coins",
+                "not enough coins",
+            )
+            .with_details(serde_json::json!({ "available": e.available, "needed": e.needed })),
+            PostError::Internal(e) => e.into(),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for PostError {
     fn from(err: tokio_postgres::Error) -> Self {
         Self::Internal(err.into())

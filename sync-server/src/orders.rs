@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::accounts::{ClientInfo, next_user_version};
 use crate::audit::{self, AuditEntry};
 use crate::error::ApiError;
-use crate::ledger::{self, Entry, EntryKind, PostError};
+use crate::ledger::{self, Entry, EntryKind};
 
 const COLUMNS: &str = "id, order_code, client_order_id, status, total_coins, shipping_address,
      tracking_number, created_at, updated_at, shipped_at, delivered_at, cancelled_at, user_id,
@@ -156,16 +156,6 @@ fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, code, message)
 }
 
-fn map_post(err: PostError) -> ApiError {
-    match err {
-        PostError::Insufficient(e) => {
-            conflict("insufficient_coins", "not enough coins for this order")
-                .with_details(serde_json::json!({ "available": e.available, "needed": e.needed }))
-        }
-        PostError::Internal(e) => e.into(),
-    }
-}
-
 /// Places an order. Returns the order and whether it was created now (false: a retry of the
 /// same request, answered with the order it made).
 pub async fn place(
@@ -268,8 +258,7 @@ pub async fn place_in(
             created_by: None,
         }],
     )
-    .await
-    .map_err(map_post)?;
+    .await?;
 
     let quantities: Vec<i32> = lines.iter().map(|l| l.2).collect();
     tx.execute(
@@ -548,9 +537,7 @@ pub async fn transition_in(
         _ => None,
     };
     if let Some(entry) = entry {
-        ledger::post(tx, owner, version, &[entry])
-            .await
-            .map_err(map_post)?;
+        ledger::post(tx, owner, version, &[entry]).await?;
     }
     if to == "cancelled" {
         tx.execute(

@@ -435,12 +435,7 @@ pub async fn record_steps_in(
     let mut entries = write_step_days(tx, user_id, version, &step_days).await?;
     let unlocks = achievements::evaluate(tx, user_id, goal, &early).await?;
     entries.extend(achievements::bonus_entries(user_id, &unlocks));
-    ledger::post(tx, user_id, version, &entries)
-        .await
-        .map_err(|err| match err {
-            ledger::PostError::Internal(err) => ApiError::from(err),
-            ledger::PostError::Insufficient(_) => ApiError::internal(),
-        })?;
+    ledger::post(tx, user_id, version, &entries).await?;
     achievements::record_unlocks(tx, user_id, version, &unlocks).await?;
 
     Ok(RecordStepsResponse {

@@ -214,12 +214,7 @@ pub async fn review(
         .get(0);
     let unlocks = achievements::evaluate(&tx, user_id, i64::from(goal), &[]).await?;
     entries.extend(achievements::bonus_entries(user_id, &unlocks));
-    ledger::post(&tx, user_id, version, &entries)
-        .await
-        .map_err(|err| match err {
-            ledger::PostError::Internal(err) => ApiError::from(err),
-            ledger::PostError::Insufficient(_) => ApiError::internal(),
-        })?;
+    ledger::post(&tx, user_id, version, &entries).await?;
     achievements::record_unlocks(&tx, user_id, version, &unlocks).await?;
     let row = tx
         .query_one(
