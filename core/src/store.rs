@@ -209,7 +209,9 @@ fn configure_writer(conn: &Connection) -> Result<(), Error> {
         // concurrent.
         tracing::debug!(journal_mode, "the device database does not use WAL");
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // FULL: a commit is durable once `write` returns, so a write the app was told succeeded
+    // survives a crash or a power loss (NORMAL in WAL mode may lose the last commits).
+    conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
 }
 
@@ -241,18 +243,22 @@ mod tests {
 
     /// Every table of the device schema (besides refinery's history table).
     const EXPECTED_TABLES: &[&str] = &[
+        "achievement_progress",
+        "achievement_unlocks",
         "achievements",
         "coin_transactions",
-        "leaderboard_entries",
-        "order_items",
+        "device_identity",
+        "device_steps",
+        "leaderboards",
         "orders",
         "outbox",
+        "outbox_steps",
         "products",
         "profile",
+        "rejections",
+        "server_steps",
         "settings",
-        "step_records",
         "sync_state",
-        "user_achievements",
         "wallet",
     ];
 
@@ -323,11 +329,11 @@ mod tests {
         let indexes = names_of(&store, "index");
         for expected in [
             "coin_transactions_newest_first",
-            "leaderboard_by_period_and_rank",
-            "order_items_by_order",
             "orders_newest_first",
             "outbox_by_sequence",
-            "products_active_by_category",
+            "outbox_by_user",
+            "outbox_steps_by_day",
+            "rejections_by_user",
         ] {
             assert!(
                 indexes.iter().any(|name| name == expected),
@@ -343,8 +349,8 @@ mod tests {
         store
             .write(|tx| -> Result<(), Error> {
                 tx.execute(
-                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)",
-                    params!["coins_per_step", "0.01", "2025-01-01T00:00:00Z"],
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                    params!["coins_per_step", "0.01"],
                 )?;
                 Ok(())
             })
@@ -458,7 +464,7 @@ mod tests {
 
         let result = store.write(|tx| -> Result<(), TestError> {
             tx.execute(
-                "INSERT INTO settings (key, value, updated_at) VALUES ('daily_cap', '100', 'x')",
+                "INSERT INTO settings (key, value) VALUES ('daily_cap', '100')",
                 [],
             )
             .map_err(Error::from)?;
@@ -476,7 +482,7 @@ mod tests {
         let inserted = store
             .write(|tx| -> Result<usize, TestError> {
                 tx.execute(
-                    "INSERT INTO settings (key, value, updated_at) VALUES ('daily_cap', '100', 'x')",
+                    "INSERT INTO settings (key, value) VALUES ('daily_cap', '100')",
                     [],
                 )
                 .map_err(|error| TestError::Store(error.into()))
@@ -493,10 +499,7 @@ mod tests {
 
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.write(|tx| -> Result<(), Error> {
-                tx.execute(
-                    "INSERT INTO settings (key, value, updated_at) VALUES ('a', '1', 'x')",
-                    [],
-                )?;
+                tx.execute("INSERT INTO settings (key, value) VALUES ('a', '1')", [])?;
                 panic!("the app crashed mid-write");
             })
         }));
@@ -504,10 +507,7 @@ mod tests {
 
         store
             .write(|tx| -> Result<(), Error> {
-                tx.execute(
-                    "INSERT INTO settings (key, value, updated_at) VALUES ('b', '2', 'x')",
-                    [],
-                )?;
+                tx.execute("INSERT INTO settings (key, value) VALUES ('b', '2')", [])?;
                 Ok(())
             })
             .unwrap();
@@ -525,8 +525,8 @@ mod tests {
             .write(|tx| -> Result<(), Error> {
                 tx.execute(
                     "INSERT INTO wallet (available_coins, frozen_coins, lifetime_earned,
-                                        lifetime_spent, updated_at)
-                     VALUES (?1, 0, 0, 0, '2025-01-01T00:00:00Z')",
+                                        lifetime_spent)
+                     VALUES (?1, 0, 0, 0)",
                     [-1_i64],
                 )?;
                 Ok(())
@@ -543,8 +543,8 @@ mod tests {
         let insert = |kind: &str| {
             store.write(|tx| -> Result<(), Error> {
                 tx.execute(
-                    "INSERT INTO outbox (mutation_id, sequence, kind, payload, created_at)
-                     VALUES (?1, 1, ?2, '{}', '2025-01-01T00:00:00Z')",
+                    "INSERT INTO outbox (mutation_id, user_id, sequence, kind, payload, created_at)
+                     VALUES (?1, ?1, 1, ?2, '{}', '2025-01-01T00:00:00Z')",
                     params![uuid::Uuid::now_v7().to_string(), kind],
                 )?;
                 Ok(())
@@ -562,8 +562,9 @@ mod tests {
         let insert = |date: &str, steps: i64| {
             store.write(|tx| -> Result<(), Error> {
                 tx.execute(
-                    "INSERT INTO step_records (local_date, source, steps, recorded_at)
-                     VALUES (?1, 'healthkit', ?2, '2025-01-01T00:00:00Z')",
+                    "INSERT INTO device_steps (user_id, local_date, source, steps, recorded_at)
+                     VALUES ('00000000-0000-0000-0000-000000000001', ?1, 'healthkit', ?2,
+                             '2025-01-01T00:00:00Z')",
                     params![date, steps],
                 )?;
                 Ok(())
@@ -587,14 +588,9 @@ mod tests {
         let error = store
             .write(|tx| -> Result<(), Error> {
                 tx.execute(
-                    "INSERT INTO order_items (id, order_id, product_id, product_name, quantity,
-                                             unit_price_coins)
-                     VALUES (?1, ?2, ?3, 'Water bottle', 1, 500)",
-                    params![
-                        uuid::Uuid::now_v7().to_string(),
-                        uuid::Uuid::now_v7().to_string(),
-                        uuid::Uuid::now_v7().to_string()
-                    ],
+                    "INSERT INTO outbox_steps (mutation_id, local_date, source, steps, recorded_at)
+                     VALUES (?1, '2025-01-01', 'healthkit', 10, '2025-01-01T00:00:00Z')",
+                    params![uuid::Uuid::now_v7().to_string()],
                 )?;
                 Ok(())
             })
@@ -629,8 +625,8 @@ mod tests {
             })
             .unwrap();
 
-        // foreign_keys ON, synchronous NORMAL (1), temp_store MEMORY (2), busy_timeout in ms.
-        assert_eq!(pragmas, [1, 1, 2, 5000]);
+        // foreign_keys ON, synchronous FULL (2), temp_store MEMORY (2), busy_timeout in ms.
+        assert_eq!(pragmas, [1, 2, 2, 5000]);
     }
 
     #[test]
@@ -644,10 +640,7 @@ mod tests {
         let (_dir, _path, store) = temp_store();
 
         let result = store.read(|conn| -> Result<usize, Error> {
-            Ok(conn.execute(
-                "INSERT INTO settings (key, value, updated_at) VALUES ('a', '1', 'x')",
-                [],
-            )?)
+            Ok(conn.execute("INSERT INTO settings (key, value) VALUES ('a', '1')", [])?)
         });
 
         assert!(result.is_err());
@@ -663,10 +656,7 @@ mod tests {
                 let before: i64 =
                     conn.query_row("SELECT count(*) FROM settings", [], |row| row.get(0))?;
                 store.write(|tx| -> Result<(), Error> {
-                    tx.execute(
-                        "INSERT INTO settings (key, value, updated_at) VALUES ('a', '1', 'x')",
-                        [],
-                    )?;
+                    tx.execute("INSERT INTO settings (key, value) VALUES ('a', '1')", [])?;
                     Ok(())
                 })?;
                 let during: i64 =
@@ -687,10 +677,7 @@ mod tests {
         assert_eq!(names_of(&store, "table"), EXPECTED_TABLES);
         store
             .write(|tx| -> Result<(), Error> {
-                tx.execute(
-                    "INSERT INTO settings (key, value, updated_at) VALUES ('a', '1', 'x')",
-                    [],
-                )?;
+                tx.execute("INSERT INTO settings (key, value) VALUES ('a', '1')", [])?;
                 Ok(())
             })
             .unwrap();

@@ -23,10 +23,8 @@ pub enum FitKartError {
 /// The one place where errors of fitkart-core become errors of the public API.
 impl From<fitkart_core::Error> for FitKartError {
     fn from(error: fitkart_core::Error) -> Self {
-        match error {
-            fitkart_core::Error::Sqlite(_) | fitkart_core::Error::Migration(_) => Self::Storage {
-                message: error.to_string(),
-            },
+        Self::Storage {
+            message: error.to_string(),
         }
     }
 }
