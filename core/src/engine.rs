@@ -396,4 +396,230 @@ mod tests {
             policy.max_retry_after
         );
     }
+
+    use fitkart_protocol::steps::Wallet;
+    use fitkart_protocol::sync::{Changes, MutationResult, StoredOutcome};
+
+    use crate::Store;
+
+    const USER: &str = "00000000-0000-7000-8000-000000000001";
+
+    fn signed_in_store() -> Store {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .write(|tx| -> Result<(), Error> {
+                tx.execute("INSERT INTO sync_state (user_id) VALUES (?1)", [USER])?;
+                tx.execute(
+                    "INSERT INTO products (id, name, category, coin_price, is_active, body)
+                     VALUES ('00000000-0000-7000-8000-0000000000aa', 'Bottle', 'gear', 50, 1, '{}')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        store
+    }
+
+    fn queue_steps_and_order(store: &Store) {
+        let report = StepReport {
+            date: "2025-03-01".parse().unwrap(),
+            source: "healthkit".into(),
+            steps: 6000,
+            recorded_at: "2025-03-01T20:00:00Z".parse().unwrap(),
+        };
+        store
+            .write(|tx| crate::outbox::record_steps(tx, USER, Utc::now(), &[report]))
+            .unwrap();
+        let line = fitkart_protocol::orders::OrderLine {
+            product_id: "00000000-0000-7000-8000-0000000000aa".parse().unwrap(),
+            quantity: 1,
+        };
+        let address = fitkart_protocol::orders::ShippingAddress {
+            name: "Ann".into(),
+            line1: "1 Main St".into(),
+            line2: None,
+            city: "Springfield".into(),
+            region: None,
+            postal_code: "12345".into(),
+            country: "US".into(),
+            phone: None,
+        };
+        store
+            .write(|tx| crate::outbox::place_order(tx, USER, Utc::now(), &[line], &address))
+            .unwrap();
+    }
+
+    fn take(store: &Store) -> PushBatch {
+        store
+            .write(|tx| take_push_batch(tx, USER, Uuid::now_v7(), PUSH_BATCH))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn outcome(status: MutationStatus, code: Option<&str>) -> StoredOutcome {
+        StoredOutcome {
+            status,
+            code: code.map(Into::into),
+            message: code.map(|c| format!("refused: {c}")),
+            result: None,
+        }
+    }
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        store
+            .read(|conn| -> Result<i64, Error> { Ok(conn.query_row(sql, [], |row| row.get(0))?) })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_retried_push_sends_the_same_mutations_byte_for_byte() {
+        let store = signed_in_store();
+        queue_steps_and_order(&store);
+
+        let first = take(&store);
+        let second = take(&store);
+
+        assert_eq!(first.request.mutations, second.request.mutations);
+        assert_eq!(count(&store, "SELECT count(*) FROM outbox_steps"), 0);
+        assert_eq!(count(&store, "SELECT min(attempts) FROM outbox"), 2);
+    }
+
+    #[test]
+    fn applied_and_duplicate_settle_rejected_leaves_and_is_recorded() {
+        let store = signed_in_store();
+        queue_steps_and_order(&store);
+        let batch = take(&store);
+        let ids: Vec<Uuid> = batch.request.mutations.iter().map(|m| m.id).collect();
+        let response = PushResponse {
+            results: vec![
+                MutationResult {
+                    id: ids[0],
+                    status: MutationStatus::Duplicate,
+                    outcome: outcome(MutationStatus::Applied, None),
+                },
+                MutationResult {
+                    id: ids[1],
+                    status: MutationStatus::Rejected,
+                    outcome: outcome(MutationStatus::Rejected, Some("insufficient_coins")),
+                },
+            ],
+        };
+
+        let settled = store
+            .write(|tx| apply_push(tx, &batch, &response, Utc::now()))
+            .unwrap();
+
+        assert_eq!(settled.duplicates, 1);
+        assert_eq!(
+            settled.rejected,
+            [("place_order".to_owned(), "insufficient_coins".to_owned())]
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM outbox"), 0);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM rejections WHERE code = 'insufficient_coins'"
+            ),
+            1
+        );
+        assert_eq!(
+            store
+                .read(|c| crate::outbox::pending_holds(c, USER))
+                .unwrap(),
+            0,
+            "a refused order holds nothing"
+        );
+    }
+
+    #[test]
+    fn an_applied_order_keeps_its_hold_until_a_pulled_wallet_includes_it() {
+        let store = signed_in_store();
+        queue_steps_and_order(&store);
+        let batch = take(&store);
+        let response = PushResponse {
+            results: batch
+                .request
+                .mutations
+                .iter()
+                .map(|m| MutationResult {
+                    id: m.id,
+                    status: MutationStatus::Applied,
+                    outcome: outcome(MutationStatus::Applied, None),
+                })
+                .collect(),
+        };
+        store
+            .write(|tx| apply_push(tx, &batch, &response, Utc::now()))
+            .unwrap();
+        assert_eq!(
+            store
+                .read(|c| crate::outbox::pending_holds(c, USER))
+                .unwrap(),
+            50
+        );
+        assert_eq!(
+            store
+                .read(|c| crate::outbox::pending_count(c, USER))
+                .unwrap(),
+            0
+        );
+
+        let page = PullResponse {
+            changes: Changes {
+                wallet: Some(Wallet {
+                    available_coins: 10,
+                    frozen_coins: 50,
+                    lifetime_earned: 60,
+                    lifetime_spent: 0,
+                }),
+                ..Changes::default()
+            },
+            next_cursor: "cursor-1".into(),
+            has_more: false,
+        };
+        let (counts, parts) = store
+            .write(|tx| apply_pull(tx, USER, &page, Utc::now()))
+            .unwrap();
+
+        assert_eq!(counts.rows.get("wallet"), Some(&1));
+        assert!(parts.contains(&Part::Wallet));
+        assert_eq!(
+            store
+                .read(|c| crate::outbox::pending_holds(c, USER))
+                .unwrap(),
+            0
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM outbox"), 0);
+        assert_eq!(
+            store.read(pull_cursor).unwrap().as_deref(),
+            Some("cursor-1")
+        );
+        assert_eq!(count(&store, "SELECT has_synced FROM sync_state"), 1);
+    }
+
+    #[test]
+    fn a_refetched_snapshot_replaces_the_cache_in_one_commit_and_keeps_the_outbox() {
+        let store = signed_in_store();
+        queue_steps_and_order(&store);
+        store.write(restart_from_snapshot).unwrap();
+        assert_eq!(store.read(pull_cursor).unwrap(), None);
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM products"),
+            1,
+            "kept until the page"
+        );
+
+        let page = PullResponse {
+            changes: Changes::default(),
+            next_cursor: "fresh".into(),
+            has_more: true,
+        };
+        store
+            .write(|tx| apply_pull(tx, USER, &page, Utc::now()))
+            .unwrap();
+
+        assert_eq!(count(&store, "SELECT count(*) FROM products"), 0);
+        assert_eq!(count(&store, "SELECT count(*) FROM outbox"), 2);
+        assert_eq!(count(&store, "SELECT reset_cache FROM sync_state"), 0);
+    }
 }

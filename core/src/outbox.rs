@@ -475,3 +475,285 @@ pub(crate) fn pending_holds(conn: &Connection, user_id: &str) -> Result<i64, Err
 pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    const USER: &str = "00000000-0000-7000-8000-000000000001";
+
+    fn store() -> Store {
+        Store::open_in_memory().unwrap()
+    }
+
+    fn report(date: &str, source: &str, steps: i64) -> StepReport {
+        StepReport {
+            date: date.parse().unwrap(),
+            source: source.into(),
+            steps,
+            recorded_at: "2025-03-01T20:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn record(store: &Store, reports: &[StepReport]) -> usize {
+        store
+            .write(|tx| record_steps(tx, USER, Utc::now(), reports))
+            .unwrap()
+    }
+
+    /// (mutation, state, date, source, steps) of every queued step record, in queue order.
+    fn queue(store: &Store) -> Vec<(String, String, i64)> {
+        store
+            .read(|conn| -> Result<_, Error> {
+                let mut stmt = conn.prepare(
+                    "SELECT o.state, coalesce(s.local_date || '/' || s.source, ''),
+                            coalesce(s.steps, -1)
+                     FROM outbox o LEFT JOIN outbox_steps s USING (mutation_id)
+                     ORDER BY o.sequence, s.local_date, s.source",
+                )?;
+                let rows = stmt
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn unsent_reports_of_one_day_and_source_coalesce_into_the_latest_total() {
+        let store = store();
+        assert_eq!(
+            record(&store, &[report("2025-03-01", "healthkit", 1000)]),
+            1
+        );
+        assert_eq!(
+            record(&store, &[report("2025-03-01", "healthkit", 2500)]),
+            1
+        );
+        assert_eq!(record(&store, &[report("2025-03-01", "watch", 300)]), 1);
+
+        assert_eq!(
+            queue(&store),
+            [
+                ("queued".into(), "2025-03-01/healthkit".into(), 2500),
+                ("queued".into(), "2025-03-01/watch".into(), 300),
+            ]
+        );
+        assert_eq!(store.read(|c| pending_count(c, USER)).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_lower_or_equal_total_changes_nothing_and_queues_nothing() {
+        let store = store();
+        record(&store, &[report("2025-03-01", "healthkit", 5000)]);
+        let before = queue(&store);
+
+        assert_eq!(
+            record(&store, &[report("2025-03-01", "healthkit", 5000)]),
+            0
+        );
+        assert_eq!(record(&store, &[report("2025-03-01", "healthkit", 10)]), 0);
+
+        assert_eq!(queue(&store), before);
+    }
+
+    #[test]
+    fn a_sent_mutation_is_never_edited_a_newer_total_gets_a_new_one() {
+        let store = store();
+        record(&store, &[report("2025-03-01", "healthkit", 1000)]);
+        let batch = store
+            .write(|tx| crate::engine::take_push_batch(tx, USER, Uuid::now_v7(), 500))
+            .unwrap()
+            .unwrap();
+        let sent_payload = serde_json::to_value(&batch.request.mutations[0].payload).unwrap();
+
+        record(&store, &[report("2025-03-01", "healthkit", 4000)]);
+
+        let rows: Vec<(String, Option<String>)> = store
+            .read(|conn| -> Result<_, Error> {
+                let mut stmt =
+                    conn.prepare("SELECT state, payload FROM outbox ORDER BY sequence")?;
+                let rows = stmt
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].0, "sent");
+        let frozen: serde_json::Value =
+            serde_json::from_str(rows[0].1.as_deref().unwrap()).unwrap();
+        assert_eq!(frozen, sent_payload);
+        assert_eq!(frozen["records"][0]["steps"], 1000);
+        assert_eq!(rows[1].0, "queued");
+        assert_eq!(
+            queue(&store).last().unwrap(),
+            &("queued".into(), "2025-03-01/healthkit".into(), 4000)
+        );
+    }
+
+    #[test]
+    fn a_mutation_holds_at_most_a_push_worth_of_records() {
+        let store = store();
+        let reports: Vec<StepReport> = (0..(MAX_RECORDS_PER_REQUEST + 5))
+            .map(|i| report("2025-03-01", &format!("source-{i}"), 100))
+            .collect();
+        record(&store, &reports);
+        let per_mutation: Vec<i64> = store
+            .read(|conn| -> Result<_, Error> {
+                let mut stmt = conn.prepare(
+                    "SELECT count(*) FROM outbox_steps GROUP BY mutation_id ORDER BY 1 DESC",
+                )?;
+                let rows = stmt
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(per_mutation, [MAX_RECORDS_PER_REQUEST as i64, 5]);
+    }
+
+    #[test]
+    fn steps_recorded_after_an_order_go_behind_it_in_the_queue() {
+        let store = store();
+        store
+            .write(|tx| -> Result<(), Error> {
+                tx.execute(
+                    "INSERT INTO products (id, name, category, coin_price, is_active, body)
+                     VALUES ('00000000-0000-7000-8000-0000000000aa', 'Bottle', 'gear', 50, 1, '{}')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        record(&store, &[report("2025-03-01", "healthkit", 1000)]);
+        let line = OrderLine {
+            product_id: "00000000-0000-7000-8000-0000000000aa".parse().unwrap(),
+            quantity: 2,
+        };
+        let order = store
+            .write(|tx| place_order(tx, USER, Utc::now(), &[line], &address()))
+            .unwrap();
+        assert_eq!(order.total_coins, 100);
+        record(&store, &[report("2025-03-02", "healthkit", 800)]);
+        // The 1 March total still coalesces into the first (unsent) mutation.
+        record(&store, &[report("2025-03-01", "healthkit", 1200)]);
+
+        let kinds: Vec<(String, i64)> = store
+            .read(|conn| -> Result<_, Error> {
+                let mut stmt = conn.prepare(
+                    "SELECT kind, (SELECT count(*) FROM outbox_steps s
+                                   WHERE s.mutation_id = o.mutation_id)
+                     FROM outbox o ORDER BY sequence",
+                )?;
+                let rows = stmt
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(
+            kinds,
+            [
+                ("record_steps".into(), 1),
+                ("place_order".into(), 0),
+                ("record_steps".into(), 1)
+            ]
+        );
+        assert_eq!(store.read(|c| pending_holds(c, USER)).unwrap(), 100);
+    }
+
+    fn address() -> ShippingAddress {
+        ShippingAddress {
+            name: " Ann Walker ".into(),
+            line1: "1 Main St".into(),
+            line2: None,
+            city: "Springfield".into(),
+            region: None,
+            postal_code: "12345".into(),
+            country: "US".into(),
+            phone: None,
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_the_field_named_and_writes_nothing() {
+        let store = store();
+        let cases = [
+            (report("2025-03-01", "healthkit", -1), "steps"),
+            (report("2025-03-01", "", 10), "source"),
+            (report("2025-03-01", "a\0b", 10), "source"),
+            (report("2025-03-01", &"x".repeat(65), 10), "source"),
+            (report("1900-01-01", "healthkit", 10), "date"),
+        ];
+        for (bad, field) in cases {
+            let err = store
+                .write(|tx| {
+                    record_steps(
+                        tx,
+                        USER,
+                        Utc::now(),
+                        &[report("2025-03-02", "ok", 5), bad.clone()],
+                    )
+                })
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidInput { field: f, .. } if f == field),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(queue(&store).is_empty());
+
+        let unknown = OrderLine {
+            product_id: Uuid::now_v7(),
+            quantity: 1,
+        };
+        let err = store
+            .write(|tx| place_order(tx, USER, Utc::now(), &[unknown], &address()))
+            .unwrap_err();
+        assert!(matches!(&err, Error::InvalidInput { field, .. } if field == "product_id"));
+        let err = store
+            .write(|tx| {
+                update_profile(
+                    tx,
+                    USER,
+                    Utc::now(),
+                    &ProfilePatch {
+                        timezone: Some("Mars/Olympus".into()),
+                        ..ProfilePatch::default()
+                    },
+                )
+            })
+            .unwrap_err();
+        assert!(matches!(&err, Error::InvalidInput { field, .. } if field == "timezone"));
+        assert!(queue(&store).is_empty());
+    }
+
+    #[test]
+    fn cancelling_an_order_that_never_left_the_device_drops_it() {
+        let store = store();
+        store
+            .write(|tx| -> Result<(), Error> {
+                tx.execute(
+                    "INSERT INTO products (id, name, category, coin_price, is_active, body)
+                     VALUES ('00000000-0000-7000-8000-0000000000aa', 'Bottle', 'gear', 50, 1, '{}')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let line = OrderLine {
+            product_id: "00000000-0000-7000-8000-0000000000aa".parse().unwrap(),
+            quantity: 1,
+        };
+        let order = store
+            .write(|tx| place_order(tx, USER, Utc::now(), &[line], &address()))
+            .unwrap();
+        store
+            .write(|tx| cancel_order(tx, USER, Utc::now(), order.client_order_id))
+            .unwrap();
+        assert_eq!(store.read(|c| pending_count(c, USER)).unwrap(), 0);
+        assert_eq!(store.read(|c| pending_holds(c, USER)).unwrap(), 0);
+    }
+}

@@ -397,6 +397,71 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_database_with_data_keeps_the_devices_own_data_when_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let mut conn = Connection::open(&path).unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(1))
+            .run(&mut conn)
+            .unwrap();
+        let user = "0190aaaa-0000-7000-8000-000000000001";
+        let device = "0190bbbb-0000-7000-8000-000000000002";
+        conn.execute_batch(&format!(
+            "INSERT INTO sync_state (user_id, device_id, pull_cursor)
+                 VALUES ('{user}', '{device}', 'old-cursor');
+             INSERT INTO step_records (local_date, source, steps, recorded_at)
+                 VALUES ('2025-03-01', 'healthkit', 4200, '2025-03-01T21:00:00Z');
+             INSERT INTO outbox (mutation_id, sequence, kind, payload, created_at)
+                 VALUES ('0190cccc-0000-7000-8000-000000000003', 1, 'update_profile',
+                         '{{\"daily_step_goal\":8000}}', '2025-03-01T21:00:00Z');
+             INSERT INTO settings (key, value, updated_at)
+                 VALUES ('rewards.daily_coin_cap', '200', '2025-03-01T21:00:00Z');"
+        ))
+        .unwrap();
+        drop(conn);
+
+        let store = Store::open(&path).unwrap();
+
+        let kept = store
+            .read(|conn| -> Result<_, Error> {
+                Ok(conn.query_row(
+                    "SELECT (SELECT device_id FROM device_identity),
+                            (SELECT user_id || ' ' || steps FROM device_steps),
+                            (SELECT user_id || ' ' || state || ' ' || payload FROM outbox),
+                            (SELECT user_id FROM sync_state),
+                            (SELECT pull_cursor IS NULL FROM sync_state)",
+                    [],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, bool>(4)?,
+                        ))
+                    },
+                )?)
+            })
+            .unwrap();
+        assert_eq!(kept.0, device);
+        assert_eq!(kept.1, format!("{user} 4200"));
+        assert_eq!(kept.2, format!("{user} sent {{\"daily_step_goal\":8000}}"));
+        assert_eq!(kept.3, user);
+        assert!(
+            kept.4,
+            "the cache was rebuilt, so the next pull must be a snapshot"
+        );
+
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        let upgraded = store
+            .read(|conn| -> Result<_, Error> { Ok(schema_of(conn)) })
+            .unwrap();
+        assert_eq!(upgraded, schema_of(&fresh));
+    }
+
+    #[test]
     fn a_database_from_a_newer_app_is_refused_and_left_untouched() {
         let (_dir, path, store) = temp_store();
         drop(store);
