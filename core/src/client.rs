@@ -1131,3 +1131,7 @@ fn api_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
         retry_after,
     }
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
