@@ -26,6 +26,7 @@ import threading
 import itertools
 import traceback
 import typing
+import asyncio
 import platform
 
 
@@ -524,9 +525,91 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
-    if lib.uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version() != 48675:
+    if lib.uniffi_fitkart_ffi_checksum_method_changelistener_on_change() != 42986:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open() != 28488:
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_achievements() != 2806:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_add_change_listener() != 39833:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_add_status_listener() != 3989:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_cancel_order() != 64274:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_coin_history() != 11020:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_current_user() != 9648:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_device_id() != 32910:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_dismiss_rejections() != 33253:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_has_synced() != 47713:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_last_synced_at() != 27381:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_leaderboard() != 59348:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_login() != 58673:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_logout() != 19991:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_orders() != 6990:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_pending_changes() != 57418:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_place_order() != 11240:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_products() != 15380:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps() != 63679:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps_batch() != 34665:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_refresh_leaderboard() != 21950:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_register() != 32876:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_rejections() != 38442:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_remove_listener() != 39051:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_settings() != 35821:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_status() != 63969:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_step_history() != 7485:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_steps_today() != 63015:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_sync() != 36942:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_sync_once() != 50885:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_update_profile() != 21716:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_wallet() != 25187:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_constructor_fitkartclient_open() != 7433:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version() != 27320:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open() != 55607:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_clear() != 30413:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_load() != 56558:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_save() != 10735:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_constructor_inmemorytokenstore_new() != 36717:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_statuslistener_on_status() != 2674:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_tokenstore_load() != 16654:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_tokenstore_save() != 63282:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fitkart_ffi_checksum_method_tokenstore_clear() != 2541:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.
@@ -557,12 +640,321 @@ _UniffiLib.ffi_fitkart_ffi_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_fitkart_ffi_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_fitkart_ffi_uniffi_contract_version.restype = ctypes.c_uint32
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_changelistener_on_change.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_changelistener_on_change.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_achievements.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_achievements.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_add_change_listener.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_add_change_listener.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_add_status_listener.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_add_status_listener.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_cancel_order.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_cancel_order.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_coin_history.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_coin_history.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_current_user.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_current_user.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_device_id.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_device_id.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_dismiss_rejections.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_dismiss_rejections.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_has_synced.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_has_synced.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_last_synced_at.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_last_synced_at.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_leaderboard.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_leaderboard.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_login.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_login.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_logout.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_logout.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_orders.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_orders.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_pending_changes.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_pending_changes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_place_order.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_place_order.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_products.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_products.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps_batch.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps_batch.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_refresh_leaderboard.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_refresh_leaderboard.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_register.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_register.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_rejections.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_rejections.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_remove_listener.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_remove_listener.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_settings.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_settings.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_status.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_status.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_step_history.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_step_history.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_steps_today.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_steps_today.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_sync.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_sync.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_sync_once.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_sync_once.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_update_profile.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_update_profile.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_wallet.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartclient_wallet.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_constructor_fitkartclient_open.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_constructor_fitkartclient_open.restype = ctypes.c_uint16
 _UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version.argtypes = (
 )
 _UniffiLib.uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version.restype = ctypes.c_uint16
 _UniffiLib.uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open.argtypes = (
 )
 _UniffiLib.uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_clear.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_clear.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_load.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_load.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_save.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_save.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_constructor_inmemorytokenstore_new.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_constructor_inmemorytokenstore_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_statuslistener_on_status.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_statuslistener_on_status.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_tokenstore_load.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_tokenstore_load.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_tokenstore_save.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_tokenstore_save.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_tokenstore_clear.argtypes = (
+)
+_UniffiLib.uniffi_fitkart_ffi_checksum_method_tokenstore_clear.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fitkart_ffi_fn_method_changelistener_on_change.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_changelistener_on_change.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_achievements.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_achievements.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_add_change_listener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_add_change_listener.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_add_status_listener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_add_status_listener.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_cancel_order.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_cancel_order.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_coin_history.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_coin_history.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_current_user.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_current_user.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_device_id.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_device_id.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_dismiss_rejections.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_dismiss_rejections.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_has_synced.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_has_synced.restype = ctypes.c_int8
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_last_synced_at.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_last_synced_at.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_leaderboard.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_leaderboard.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_login.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_login.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_logout.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_int8,
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_logout.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_orders.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_orders.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_pending_changes.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_pending_changes.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_place_order.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_place_order.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_products.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_products.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_int64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps.restype = ctypes.c_int8
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps_batch.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps_batch.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_refresh_leaderboard.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_refresh_leaderboard.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_register.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_register.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_rejections.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_rejections.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_remove_listener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_remove_listener.restype = ctypes.c_int8
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_settings.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_settings.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_status.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_status.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_step_history.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_step_history.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_steps_today.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_steps_today.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_sync.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_sync.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_sync_once.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_sync_once.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_update_profile.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_update_profile.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_wallet.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_wallet.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_constructor_fitkartclient_open.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_constructor_fitkartclient_open.restype = ctypes.c_uint64
 _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartstore_schema_version.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -573,6 +965,68 @@ _UniffiLib.uniffi_fitkart_ffi_fn_constructor_fitkartstore_open.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_fitkart_ffi_fn_constructor_fitkartstore_open.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_clear.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_clear.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_load.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_load.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_save.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_save.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_constructor_inmemorytokenstore_new.argtypes = (
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_constructor_inmemorytokenstore_new.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_method_statuslistener_on_status.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_statuslistener_on_status.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_load.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_load.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_save.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_save.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_clear.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_clear.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_changelistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_changelistener.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_free_changelistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_free_changelistener.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_fitkartclient.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_fitkartclient.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_free_fitkartclient.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_free_fitkartclient.restype = None
 _UniffiLib.uniffi_fitkart_ffi_fn_clone_fitkartstore.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -583,11 +1037,392 @@ _UniffiLib.uniffi_fitkart_ffi_fn_free_fitkartstore.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_fitkart_ffi_fn_free_fitkartstore.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_inmemorytokenstore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_inmemorytokenstore.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_free_inmemorytokenstore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_free_inmemorytokenstore.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_statuslistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_statuslistener.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_free_statuslistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_free_statuslistener.restype = None
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_tokenstore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_clone_tokenstore.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fitkart_ffi_fn_free_tokenstore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_free_tokenstore.restype = None
+_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_CHANGE_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_CHANGE_LISTENER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_CHANGE_LISTENER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceFitkartFfiChangeListener(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_CHANGE_LISTENER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_CHANGE_LISTENER),
+        ("on_change", _UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_CHANGE_LISTENER_METHOD0),
+    ]
+_UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_changelistener.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceFitkartFfiChangeListener),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_changelistener.restype = None
+_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_STATUS_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_STATUS_LISTENER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_STATUS_LISTENER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceFitkartFfiStatusListener(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_STATUS_LISTENER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_STATUS_LISTENER),
+        ("on_status", _UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_STATUS_LISTENER_METHOD0),
+    ]
+_UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_statuslistener.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceFitkartFfiStatusListener),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_statuslistener.restype = None
+_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,ctypes.POINTER(_UniffiRustBuffer),
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD2 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_TOKEN_STORE = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_TOKEN_STORE = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceFitkartFfiTokenStore(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_TOKEN_STORE),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_TOKEN_STORE),
+        ("load", _UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD0),
+        ("save", _UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD1),
+        ("clear", _UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD2),
+    ]
+_UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_tokenstore.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceFitkartFfiTokenStore),
+)
+_UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_tokenstore.restype = None
+_UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK = ctypes.CFUNCTYPE(None,ctypes.c_uint64,ctypes.c_int8,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_u8.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_u8.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_u8.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_u8.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_u8.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_u8.restype = ctypes.c_uint8
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_u8.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_u8.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_i8.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_i8.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_i8.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_i8.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_i8.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_i8.restype = ctypes.c_int8
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_i8.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_i8.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_u16.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_u16.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_u16.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_u16.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_u16.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_u16.restype = ctypes.c_uint16
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_u16.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_u16.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_i16.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_i16.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_i16.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_i16.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_i16.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_i16.restype = ctypes.c_int16
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_i16.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_i16.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_u32.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_u32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_u32.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_u32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_u32.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_u32.restype = ctypes.c_uint32
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_u32.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_u32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_i32.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_i32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_i32.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_i32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_i32.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_i32.restype = ctypes.c_int32
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_i32.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_i32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_u64.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_u64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_u64.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_u64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_u64.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_u64.restype = ctypes.c_uint64
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_u64.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_u64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_i64.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_i64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_i64.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_i64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_i64.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_i64.restype = ctypes.c_int64
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_i64.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_i64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_f32.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_f32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_f32.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_f32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_f32.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_f32.restype = ctypes.c_float
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_f32.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_f32.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_f64.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_f64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_f64.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_f64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_f64.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_f64.restype = ctypes.c_double
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_f64.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_f64.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_rust_buffer.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_rust_buffer.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer.restype = _UniffiRustBuffer
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_void.argtypes = (
+    ctypes.c_uint64,
+    _UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK,
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_poll_void.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_void.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_cancel_void.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_void.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_complete_void.restype = None
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_void.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.ffi_fitkart_ffi_rust_future_free_void.restype = None
 
 _uniffi_check_contract_api_version(_UniffiLib)
 # _uniffi_check_api_checksums(_UniffiLib)
 
+# RustFuturePoll values
+_UNIFFI_RUST_FUTURE_POLL_READY = 0
+_UNIFFI_RUST_FUTURE_POLL_WAKE = 1
 
+# Stores futures for _uniffi_continuation_callback
+_UniffiContinuationHandleMap = _UniffiHandleMap()
+
+_UNIFFI_GLOBAL_EVENT_LOOP = None
+
+"""
+Set the event loop to use for async functions
+
+This is needed if some async functions run outside of the eventloop, for example:
+    - A non-eventloop thread is spawned, maybe from `EventLoop.run_in_executor` or maybe from the
+      Rust code spawning its own thread.
+    - The Rust code calls an async callback method from a sync callback function, using something
+      like `pollster` to block on the async call.
+
+In this case, we need an event loop to run the Python async function, but there's no eventloop set
+for the thread.  Use `uniffi_set_event_loop` to force an eventloop to be used in this case.
+"""
+def uniffi_set_event_loop(eventloop: asyncio.BaseEventLoop):
+    global _UNIFFI_GLOBAL_EVENT_LOOP
+    _UNIFFI_GLOBAL_EVENT_LOOP = eventloop
+
+def _uniffi_get_event_loop():
+    if _UNIFFI_GLOBAL_EVENT_LOOP is not None:
+        return _UNIFFI_GLOBAL_EVENT_LOOP
+    else:
+        return asyncio.get_running_loop()
+
+# Continuation callback for async functions
+# lift the return value or error and resolve the future, causing the async function to resume.
+@_UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK
+def _uniffi_continuation_callback(future_ptr, poll_code):
+    (eventloop, future) = _UniffiContinuationHandleMap.remove(future_ptr)
+    eventloop.call_soon_threadsafe(_uniffi_set_future_result, future, poll_code)
+
+def _uniffi_set_future_result(future, poll_code):
+    if not future.cancelled():
+        future.set_result(poll_code)
+
+async def _uniffi_rust_call_async(rust_future, ffi_poll, ffi_complete, ffi_free, lift_func, error_ffi_converter):
+    try:
+        eventloop = _uniffi_get_event_loop()
+
+        # Loop and poll until we see a _UNIFFI_RUST_FUTURE_POLL_READY value
+        while True:
+            future = eventloop.create_future()
+            ffi_poll(
+                rust_future,
+                _uniffi_continuation_callback,
+                _UniffiContinuationHandleMap.insert((eventloop, future)),
+            )
+            poll_code = await future
+            if poll_code == _UNIFFI_RUST_FUTURE_POLL_READY:
+                break
+
+        return lift_func(
+            _uniffi_rust_call_with_error(error_ffi_converter, ffi_complete, rust_future)
+        )
+    finally:
+        ffi_free(rust_future)
 
 # Public interface members begin here.
 
@@ -624,73 +1459,30 @@ class _UniffiFfiConverterString:
             builder.write(value.encode("utf-8"))
             return builder.finalize()
 
+class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterString.check_lower(value)
 
-
-# FitKartError
-# We want to define each variant as a nested class that's also a subclass,
-# which is tricky in Python.  To accomplish this we're going to create each
-# class separately, then manually add the child classes to the base class's
-# __dict__.  All of this happens in dummy class to avoid polluting the module
-# namespace.
-class FitKartError(Exception):
-    """
-    An error a FitKart call can fail with. Each variant names something the app can act on;
-    messages are meant for logs and bug reports, never contain personal data, and are not
-    localised for display.
-"""
-    pass
-
-_UniffiTempFitKartError = FitKartError
-
-class FitKartError:  # type: ignore
-    """
-    An error a FitKart call can fail with. Each variant names something the app can act on;
-    messages are meant for logs and bug reports, never contain personal data, and are not
-    localised for display.
-"""
-    
-    class Storage(_UniffiTempFitKartError):
-        """
-        The on-device database could not be opened, migrated, read or written: the directory
-        is missing or not writable, the disk is full, or the database was written by a newer
-        version of the app. The database file is never deleted because of this error.
-"""
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
-        def __repr__(self):
-            return "FitKartError.Storage({})".format(str(self))
-    _UniffiTempFitKartError.Storage = Storage # type: ignore
-
-FitKartError = _UniffiTempFitKartError # type: ignore
-del _UniffiTempFitKartError
-
-
-class _UniffiFfiConverterTypeFitKartError(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        variant = buf.read_i32()
-        if variant == 1:
-            return FitKartError.Storage(
-                _UniffiFfiConverterString.read(buf),
-            )
-        raise InternalError("Raw enum value doesn't match any cases")
-
-    @staticmethod
-    def check_lower(value):
-        if isinstance(value, FitKartError.Storage):
-            _UniffiFfiConverterString.check_lower(value.message)
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
             return
 
-    @staticmethod
-    def write(value, buf):
-        if isinstance(value, FitKartError.Storage):
-            buf.write_i32(1)
-            _UniffiFfiConverterString.write(value.message, buf)
+        buf.write_u8(1)
+        _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterString.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
 
 class _UniffiFfiConverterInt64(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "i64"
@@ -705,11 +1497,3999 @@ class _UniffiFfiConverterInt64(_UniffiConverterPrimitiveInt):
     def write(value, buf):
         buf.write_i64(value)
 
+# The Timestamp type.
+Timestamp = datetime.datetime
+
+# There is a loss of precision when converting from Rust timestamps,
+# which are accurate to the nanosecond,
+# to Python datetimes, which have a variable precision due to the use of float as representation.
+class _UniffiFfiConverterTimestamp(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        seconds = buf.read_i64()
+        microseconds = buf.read_u32() / 1000
+        # Use fromtimestamp(0) then add the seconds using a timedelta.  This
+        # ensures that we get OverflowError rather than ValueError when
+        # seconds is too large.
+        if seconds >= 0:
+            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) + datetime.timedelta(seconds=seconds, microseconds=microseconds)
+        else:
+            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) - datetime.timedelta(seconds=-seconds, microseconds=microseconds)
+
+    @staticmethod
+    def check_lower(value):
+        pass
+
+    @staticmethod
+    def write(value, buf):
+        if value >= datetime.datetime.fromtimestamp(0, datetime.timezone.utc):
+            sign = 1
+            delta = value - datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
+        else:
+            sign = -1
+            delta = datetime.datetime.fromtimestamp(0, datetime.timezone.utc) - value
+
+        seconds = delta.seconds + delta.days * 24 * 3600
+        nanoseconds = delta.microseconds * 1000
+        buf.write_i64(sign * seconds)
+        buf.write_u32(nanoseconds)
+
+class _UniffiFfiConverterOptionalTimestamp(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTimestamp.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTimestamp.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTimestamp.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class Achievement:
+    """
+    An achievement with progress.
+"""
+    def __init__(self, *, code:str, name:str, description:str, icon:typing.Optional[str], bonus_coins:int, progress:int, target:int, unlocked_at:typing.Optional[Timestamp]):
+        self.code = code
+        self.name = name
+        self.description = description
+        self.icon = icon
+        self.bonus_coins = bonus_coins
+        self.progress = progress
+        self.target = target
+        self.unlocked_at = unlocked_at
+        
+        
+
+    
+    def __str__(self):
+        return "Achievement(code={}, name={}, description={}, icon={}, bonus_coins={}, progress={}, target={}, unlocked_at={})".format(self.code, self.name, self.description, self.icon, self.bonus_coins, self.progress, self.target, self.unlocked_at)
+    def __eq__(self, other):
+        if self.code != other.code:
+            return False
+        if self.name != other.name:
+            return False
+        if self.description != other.description:
+            return False
+        if self.icon != other.icon:
+            return False
+        if self.bonus_coins != other.bonus_coins:
+            return False
+        if self.progress != other.progress:
+            return False
+        if self.target != other.target:
+            return False
+        if self.unlocked_at != other.unlocked_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeAchievement(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Achievement(
+            code=_UniffiFfiConverterString.read(buf),
+            name=_UniffiFfiConverterString.read(buf),
+            description=_UniffiFfiConverterString.read(buf),
+            icon=_UniffiFfiConverterOptionalString.read(buf),
+            bonus_coins=_UniffiFfiConverterInt64.read(buf),
+            progress=_UniffiFfiConverterInt64.read(buf),
+            target=_UniffiFfiConverterInt64.read(buf),
+            unlocked_at=_UniffiFfiConverterOptionalTimestamp.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.code)
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterString.check_lower(value.description)
+        _UniffiFfiConverterOptionalString.check_lower(value.icon)
+        _UniffiFfiConverterInt64.check_lower(value.bonus_coins)
+        _UniffiFfiConverterInt64.check_lower(value.progress)
+        _UniffiFfiConverterInt64.check_lower(value.target)
+        _UniffiFfiConverterOptionalTimestamp.check_lower(value.unlocked_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.code, buf)
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterString.write(value.description, buf)
+        _UniffiFfiConverterOptionalString.write(value.icon, buf)
+        _UniffiFfiConverterInt64.write(value.bonus_coins, buf)
+        _UniffiFfiConverterInt64.write(value.progress, buf)
+        _UniffiFfiConverterInt64.write(value.target, buf)
+        _UniffiFfiConverterOptionalTimestamp.write(value.unlocked_at, buf)
+
+# The Duration type.
+Duration = datetime.timedelta
+
+# There is a loss of precision when converting from Rust durations,
+# which are accurate to the nanosecond,
+# to Python durations, which are only accurate to the microsecond.
+class _UniffiFfiConverterDuration(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        seconds = buf.read_u64()
+        microseconds = buf.read_u32() / 1.0e3
+        return datetime.timedelta(seconds=seconds, microseconds=microseconds)
+
+    @staticmethod
+    def check_lower(value):
+        seconds = value.seconds + value.days * 24 * 3600
+        if seconds < 0:
+            raise ValueError("Invalid duration, must be non-negative")
+
+    @staticmethod
+    def write(value, buf):
+        seconds = value.seconds + value.days * 24 * 3600
+        nanoseconds = value.microseconds * 1000
+        buf.write_i64(seconds)
+        buf.write_u32(nanoseconds)
+
+class _UniffiFfiConverterOptionalDuration(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterDuration.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterDuration.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterDuration.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class ClientConfig:
+    """
+    How the client is set up.
+"""
+    def __init__(self, *, database_path:str, server_url:str, platform:str, app_version:str, os_version:typing.Optional[str] = _DEFAULT, model:typing.Optional[str] = _DEFAULT, request_timeout:typing.Optional[Duration] = _DEFAULT):
+        self.database_path = database_path
+        self.server_url = server_url
+        self.platform = platform
+        self.app_version = app_version
+        if os_version is _DEFAULT:
+            self.os_version = None
+        else:
+            self.os_version = os_version
+        if model is _DEFAULT:
+            self.model = None
+        else:
+            self.model = model
+        if request_timeout is _DEFAULT:
+            self.request_timeout = None
+        else:
+            self.request_timeout = request_timeout
+        
+        
+
+    
+    def __str__(self):
+        return "ClientConfig(database_path={}, server_url={}, platform={}, app_version={}, os_version={}, model={}, request_timeout={})".format(self.database_path, self.server_url, self.platform, self.app_version, self.os_version, self.model, self.request_timeout)
+    def __eq__(self, other):
+        if self.database_path != other.database_path:
+            return False
+        if self.server_url != other.server_url:
+            return False
+        if self.platform != other.platform:
+            return False
+        if self.app_version != other.app_version:
+            return False
+        if self.os_version != other.os_version:
+            return False
+        if self.model != other.model:
+            return False
+        if self.request_timeout != other.request_timeout:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ClientConfig(
+            database_path=_UniffiFfiConverterString.read(buf),
+            server_url=_UniffiFfiConverterString.read(buf),
+            platform=_UniffiFfiConverterString.read(buf),
+            app_version=_UniffiFfiConverterString.read(buf),
+            os_version=_UniffiFfiConverterOptionalString.read(buf),
+            model=_UniffiFfiConverterOptionalString.read(buf),
+            request_timeout=_UniffiFfiConverterOptionalDuration.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.database_path)
+        _UniffiFfiConverterString.check_lower(value.server_url)
+        _UniffiFfiConverterString.check_lower(value.platform)
+        _UniffiFfiConverterString.check_lower(value.app_version)
+        _UniffiFfiConverterOptionalString.check_lower(value.os_version)
+        _UniffiFfiConverterOptionalString.check_lower(value.model)
+        _UniffiFfiConverterOptionalDuration.check_lower(value.request_timeout)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.database_path, buf)
+        _UniffiFfiConverterString.write(value.server_url, buf)
+        _UniffiFfiConverterString.write(value.platform, buf)
+        _UniffiFfiConverterString.write(value.app_version, buf)
+        _UniffiFfiConverterOptionalString.write(value.os_version, buf)
+        _UniffiFfiConverterOptionalString.write(value.model, buf)
+        _UniffiFfiConverterOptionalDuration.write(value.request_timeout, buf)
+
+@dataclass
+class CoinTransaction:
+    """
+    A coin ledger entry.
+"""
+    def __init__(self, *, id:str, kind:str, available_delta:int, frozen_delta:int, available_after:int, frozen_after:int, reference_type:typing.Optional[str], reference_id:typing.Optional[str], description:typing.Optional[str], created_at:Timestamp):
+        self.id = id
+        self.kind = kind
+        self.available_delta = available_delta
+        self.frozen_delta = frozen_delta
+        self.available_after = available_after
+        self.frozen_after = frozen_after
+        self.reference_type = reference_type
+        self.reference_id = reference_id
+        self.description = description
+        self.created_at = created_at
+        
+        
+
+    
+    def __str__(self):
+        return "CoinTransaction(id={}, kind={}, available_delta={}, frozen_delta={}, available_after={}, frozen_after={}, reference_type={}, reference_id={}, description={}, created_at={})".format(self.id, self.kind, self.available_delta, self.frozen_delta, self.available_after, self.frozen_after, self.reference_type, self.reference_id, self.description, self.created_at)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.kind != other.kind:
+            return False
+        if self.available_delta != other.available_delta:
+            return False
+        if self.frozen_delta != other.frozen_delta:
+            return False
+        if self.available_after != other.available_after:
+            return False
+        if self.frozen_after != other.frozen_after:
+            return False
+        if self.reference_type != other.reference_type:
+            return False
+        if self.reference_id != other.reference_id:
+            return False
+        if self.description != other.description:
+            return False
+        if self.created_at != other.created_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeCoinTransaction(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return CoinTransaction(
+            id=_UniffiFfiConverterString.read(buf),
+            kind=_UniffiFfiConverterString.read(buf),
+            available_delta=_UniffiFfiConverterInt64.read(buf),
+            frozen_delta=_UniffiFfiConverterInt64.read(buf),
+            available_after=_UniffiFfiConverterInt64.read(buf),
+            frozen_after=_UniffiFfiConverterInt64.read(buf),
+            reference_type=_UniffiFfiConverterOptionalString.read(buf),
+            reference_id=_UniffiFfiConverterOptionalString.read(buf),
+            description=_UniffiFfiConverterOptionalString.read(buf),
+            created_at=_UniffiFfiConverterTimestamp.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.id)
+        _UniffiFfiConverterString.check_lower(value.kind)
+        _UniffiFfiConverterInt64.check_lower(value.available_delta)
+        _UniffiFfiConverterInt64.check_lower(value.frozen_delta)
+        _UniffiFfiConverterInt64.check_lower(value.available_after)
+        _UniffiFfiConverterInt64.check_lower(value.frozen_after)
+        _UniffiFfiConverterOptionalString.check_lower(value.reference_type)
+        _UniffiFfiConverterOptionalString.check_lower(value.reference_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.description)
+        _UniffiFfiConverterTimestamp.check_lower(value.created_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.id, buf)
+        _UniffiFfiConverterString.write(value.kind, buf)
+        _UniffiFfiConverterInt64.write(value.available_delta, buf)
+        _UniffiFfiConverterInt64.write(value.frozen_delta, buf)
+        _UniffiFfiConverterInt64.write(value.available_after, buf)
+        _UniffiFfiConverterInt64.write(value.frozen_after, buf)
+        _UniffiFfiConverterOptionalString.write(value.reference_type, buf)
+        _UniffiFfiConverterOptionalString.write(value.reference_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.description, buf)
+        _UniffiFfiConverterTimestamp.write(value.created_at, buf)
+
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
+@dataclass
+class SourceSteps:
+    """
+    One source's steps on one day.
+"""
+    def __init__(self, *, source:str, steps:int, server_steps:int, verified_steps:int, status:str):
+        self.source = source
+        self.steps = steps
+        self.server_steps = server_steps
+        self.verified_steps = verified_steps
+        self.status = status
+        
+        
+
+    
+    def __str__(self):
+        return "SourceSteps(source={}, steps={}, server_steps={}, verified_steps={}, status={})".format(self.source, self.steps, self.server_steps, self.verified_steps, self.status)
+    def __eq__(self, other):
+        if self.source != other.source:
+            return False
+        if self.steps != other.steps:
+            return False
+        if self.server_steps != other.server_steps:
+            return False
+        if self.verified_steps != other.verified_steps:
+            return False
+        if self.status != other.status:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSourceSteps(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SourceSteps(
+            source=_UniffiFfiConverterString.read(buf),
+            steps=_UniffiFfiConverterInt64.read(buf),
+            server_steps=_UniffiFfiConverterInt64.read(buf),
+            verified_steps=_UniffiFfiConverterInt64.read(buf),
+            status=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.source)
+        _UniffiFfiConverterInt64.check_lower(value.steps)
+        _UniffiFfiConverterInt64.check_lower(value.server_steps)
+        _UniffiFfiConverterInt64.check_lower(value.verified_steps)
+        _UniffiFfiConverterString.check_lower(value.status)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.source, buf)
+        _UniffiFfiConverterInt64.write(value.steps, buf)
+        _UniffiFfiConverterInt64.write(value.server_steps, buf)
+        _UniffiFfiConverterInt64.write(value.verified_steps, buf)
+        _UniffiFfiConverterString.write(value.status, buf)
+
+class _UniffiFfiConverterSequenceTypeSourceSteps(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSourceSteps.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSourceSteps.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSourceSteps.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class DaySteps:
+    """
+    One day's steps (the day counts its largest source).
+"""
+    def __init__(self, *, date:str, total_steps:int, verified_steps:int, pending:bool, sources:typing.List[SourceSteps]):
+        self.date = date
+        self.total_steps = total_steps
+        self.verified_steps = verified_steps
+        self.pending = pending
+        self.sources = sources
+        
+        
+
+    
+    def __str__(self):
+        return "DaySteps(date={}, total_steps={}, verified_steps={}, pending={}, sources={})".format(self.date, self.total_steps, self.verified_steps, self.pending, self.sources)
+    def __eq__(self, other):
+        if self.date != other.date:
+            return False
+        if self.total_steps != other.total_steps:
+            return False
+        if self.verified_steps != other.verified_steps:
+            return False
+        if self.pending != other.pending:
+            return False
+        if self.sources != other.sources:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeDaySteps(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return DaySteps(
+            date=_UniffiFfiConverterString.read(buf),
+            total_steps=_UniffiFfiConverterInt64.read(buf),
+            verified_steps=_UniffiFfiConverterInt64.read(buf),
+            pending=_UniffiFfiConverterBoolean.read(buf),
+            sources=_UniffiFfiConverterSequenceTypeSourceSteps.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.date)
+        _UniffiFfiConverterInt64.check_lower(value.total_steps)
+        _UniffiFfiConverterInt64.check_lower(value.verified_steps)
+        _UniffiFfiConverterBoolean.check_lower(value.pending)
+        _UniffiFfiConverterSequenceTypeSourceSteps.check_lower(value.sources)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.date, buf)
+        _UniffiFfiConverterInt64.write(value.total_steps, buf)
+        _UniffiFfiConverterInt64.write(value.verified_steps, buf)
+        _UniffiFfiConverterBoolean.write(value.pending, buf)
+        _UniffiFfiConverterSequenceTypeSourceSteps.write(value.sources, buf)
+
+
+
+
+
+
+class LeaderboardPeriod(enum.Enum):
+    """
+    A leaderboard period.
+"""
+    
+    WEEKLY = 0
+    """
+    This week.
+"""
+    
+    MONTHLY = 1
+    """
+    This month.
+"""
+    
+    ALL_TIME = 2
+    """
+    Since the start.
+"""
+    
+
+
+class _UniffiFfiConverterTypeLeaderboardPeriod(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return LeaderboardPeriod.WEEKLY
+        if variant == 2:
+            return LeaderboardPeriod.MONTHLY
+        if variant == 3:
+            return LeaderboardPeriod.ALL_TIME
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == LeaderboardPeriod.WEEKLY:
+            return
+        if value == LeaderboardPeriod.MONTHLY:
+            return
+        if value == LeaderboardPeriod.ALL_TIME:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == LeaderboardPeriod.WEEKLY:
+            buf.write_i32(1)
+        if value == LeaderboardPeriod.MONTHLY:
+            buf.write_i32(2)
+        if value == LeaderboardPeriod.ALL_TIME:
+            buf.write_i32(3)
+
+
+
+@dataclass
+class LeaderboardEntry:
+    """
+    A leaderboard row.
+"""
+    def __init__(self, *, rank:int, display_name:str, steps:int, is_me:bool):
+        self.rank = rank
+        self.display_name = display_name
+        self.steps = steps
+        self.is_me = is_me
+        
+        
+
+    
+    def __str__(self):
+        return "LeaderboardEntry(rank={}, display_name={}, steps={}, is_me={})".format(self.rank, self.display_name, self.steps, self.is_me)
+    def __eq__(self, other):
+        if self.rank != other.rank:
+            return False
+        if self.display_name != other.display_name:
+            return False
+        if self.steps != other.steps:
+            return False
+        if self.is_me != other.is_me:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeLeaderboardEntry(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return LeaderboardEntry(
+            rank=_UniffiFfiConverterInt64.read(buf),
+            display_name=_UniffiFfiConverterString.read(buf),
+            steps=_UniffiFfiConverterInt64.read(buf),
+            is_me=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterInt64.check_lower(value.rank)
+        _UniffiFfiConverterString.check_lower(value.display_name)
+        _UniffiFfiConverterInt64.check_lower(value.steps)
+        _UniffiFfiConverterBoolean.check_lower(value.is_me)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterInt64.write(value.rank, buf)
+        _UniffiFfiConverterString.write(value.display_name, buf)
+        _UniffiFfiConverterInt64.write(value.steps, buf)
+        _UniffiFfiConverterBoolean.write(value.is_me, buf)
+
+class _UniffiFfiConverterSequenceTypeLeaderboardEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeLeaderboardEntry.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeLeaderboardEntry.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeLeaderboardEntry.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterOptionalInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class Leaderboard:
+    """
+    A leaderboard as last fetched.
+"""
+    def __init__(self, *, period:LeaderboardPeriod, period_start:str, computed_at:typing.Optional[Timestamp], fetched_at:Timestamp, entries:typing.List[LeaderboardEntry], my_rank:typing.Optional[int], my_steps:typing.Optional[int]):
+        self.period = period
+        self.period_start = period_start
+        self.computed_at = computed_at
+        self.fetched_at = fetched_at
+        self.entries = entries
+        self.my_rank = my_rank
+        self.my_steps = my_steps
+        
+        
+
+    
+    def __str__(self):
+        return "Leaderboard(period={}, period_start={}, computed_at={}, fetched_at={}, entries={}, my_rank={}, my_steps={})".format(self.period, self.period_start, self.computed_at, self.fetched_at, self.entries, self.my_rank, self.my_steps)
+    def __eq__(self, other):
+        if self.period != other.period:
+            return False
+        if self.period_start != other.period_start:
+            return False
+        if self.computed_at != other.computed_at:
+            return False
+        if self.fetched_at != other.fetched_at:
+            return False
+        if self.entries != other.entries:
+            return False
+        if self.my_rank != other.my_rank:
+            return False
+        if self.my_steps != other.my_steps:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeLeaderboard(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Leaderboard(
+            period=_UniffiFfiConverterTypeLeaderboardPeriod.read(buf),
+            period_start=_UniffiFfiConverterString.read(buf),
+            computed_at=_UniffiFfiConverterOptionalTimestamp.read(buf),
+            fetched_at=_UniffiFfiConverterTimestamp.read(buf),
+            entries=_UniffiFfiConverterSequenceTypeLeaderboardEntry.read(buf),
+            my_rank=_UniffiFfiConverterOptionalInt64.read(buf),
+            my_steps=_UniffiFfiConverterOptionalInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeLeaderboardPeriod.check_lower(value.period)
+        _UniffiFfiConverterString.check_lower(value.period_start)
+        _UniffiFfiConverterOptionalTimestamp.check_lower(value.computed_at)
+        _UniffiFfiConverterTimestamp.check_lower(value.fetched_at)
+        _UniffiFfiConverterSequenceTypeLeaderboardEntry.check_lower(value.entries)
+        _UniffiFfiConverterOptionalInt64.check_lower(value.my_rank)
+        _UniffiFfiConverterOptionalInt64.check_lower(value.my_steps)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeLeaderboardPeriod.write(value.period, buf)
+        _UniffiFfiConverterString.write(value.period_start, buf)
+        _UniffiFfiConverterOptionalTimestamp.write(value.computed_at, buf)
+        _UniffiFfiConverterTimestamp.write(value.fetched_at, buf)
+        _UniffiFfiConverterSequenceTypeLeaderboardEntry.write(value.entries, buf)
+        _UniffiFfiConverterOptionalInt64.write(value.my_rank, buf)
+        _UniffiFfiConverterOptionalInt64.write(value.my_steps, buf)
+
+
+
+
+
+
+class OrderSync(enum.Enum):
+    """
+    Where an order stands between the device and the server.
+"""
+    
+    SYNCED = 0
+    """
+    Confirmed by the server.
+"""
+    
+    PENDING_PLACEMENT = 1
+    """
+    Placed on this device, not confirmed yet (coins held).
+"""
+    
+    PENDING_CANCELLATION = 2
+    """
+    A cancellation waits to be sent.
+"""
+    
+
+
+class _UniffiFfiConverterTypeOrderSync(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return OrderSync.SYNCED
+        if variant == 2:
+            return OrderSync.PENDING_PLACEMENT
+        if variant == 3:
+            return OrderSync.PENDING_CANCELLATION
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == OrderSync.SYNCED:
+            return
+        if value == OrderSync.PENDING_PLACEMENT:
+            return
+        if value == OrderSync.PENDING_CANCELLATION:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == OrderSync.SYNCED:
+            buf.write_i32(1)
+        if value == OrderSync.PENDING_PLACEMENT:
+            buf.write_i32(2)
+        if value == OrderSync.PENDING_CANCELLATION:
+            buf.write_i32(3)
+
+
+
+@dataclass
+class OrderItem:
+    """
+    A line of an order.
+"""
+    def __init__(self, *, product_id:str, product_name:str, quantity:int, unit_coin_price:int):
+        self.product_id = product_id
+        self.product_name = product_name
+        self.quantity = quantity
+        self.unit_coin_price = unit_coin_price
+        
+        
+
+    
+    def __str__(self):
+        return "OrderItem(product_id={}, product_name={}, quantity={}, unit_coin_price={})".format(self.product_id, self.product_name, self.quantity, self.unit_coin_price)
+    def __eq__(self, other):
+        if self.product_id != other.product_id:
+            return False
+        if self.product_name != other.product_name:
+            return False
+        if self.quantity != other.quantity:
+            return False
+        if self.unit_coin_price != other.unit_coin_price:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOrderItem(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return OrderItem(
+            product_id=_UniffiFfiConverterString.read(buf),
+            product_name=_UniffiFfiConverterString.read(buf),
+            quantity=_UniffiFfiConverterInt64.read(buf),
+            unit_coin_price=_UniffiFfiConverterInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.product_id)
+        _UniffiFfiConverterString.check_lower(value.product_name)
+        _UniffiFfiConverterInt64.check_lower(value.quantity)
+        _UniffiFfiConverterInt64.check_lower(value.unit_coin_price)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.product_id, buf)
+        _UniffiFfiConverterString.write(value.product_name, buf)
+        _UniffiFfiConverterInt64.write(value.quantity, buf)
+        _UniffiFfiConverterInt64.write(value.unit_coin_price, buf)
+
+class _UniffiFfiConverterSequenceTypeOrderItem(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeOrderItem.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeOrderItem.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeOrderItem.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class ShippingAddress:
+    """
+    Where an order goes.
+"""
+    def __init__(self, *, name:str, line1:str, line2:typing.Optional[str] = _DEFAULT, city:str, region:typing.Optional[str] = _DEFAULT, postal_code:str, country:str, phone:typing.Optional[str] = _DEFAULT):
+        self.name = name
+        self.line1 = line1
+        if line2 is _DEFAULT:
+            self.line2 = None
+        else:
+            self.line2 = line2
+        self.city = city
+        if region is _DEFAULT:
+            self.region = None
+        else:
+            self.region = region
+        self.postal_code = postal_code
+        self.country = country
+        if phone is _DEFAULT:
+            self.phone = None
+        else:
+            self.phone = phone
+        
+        
+
+    
+    def __str__(self):
+        return "ShippingAddress(name={}, line1={}, line2={}, city={}, region={}, postal_code={}, country={}, phone={})".format(self.name, self.line1, self.line2, self.city, self.region, self.postal_code, self.country, self.phone)
+    def __eq__(self, other):
+        if self.name != other.name:
+            return False
+        if self.line1 != other.line1:
+            return False
+        if self.line2 != other.line2:
+            return False
+        if self.city != other.city:
+            return False
+        if self.region != other.region:
+            return False
+        if self.postal_code != other.postal_code:
+            return False
+        if self.country != other.country:
+            return False
+        if self.phone != other.phone:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeShippingAddress(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ShippingAddress(
+            name=_UniffiFfiConverterString.read(buf),
+            line1=_UniffiFfiConverterString.read(buf),
+            line2=_UniffiFfiConverterOptionalString.read(buf),
+            city=_UniffiFfiConverterString.read(buf),
+            region=_UniffiFfiConverterOptionalString.read(buf),
+            postal_code=_UniffiFfiConverterString.read(buf),
+            country=_UniffiFfiConverterString.read(buf),
+            phone=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterString.check_lower(value.line1)
+        _UniffiFfiConverterOptionalString.check_lower(value.line2)
+        _UniffiFfiConverterString.check_lower(value.city)
+        _UniffiFfiConverterOptionalString.check_lower(value.region)
+        _UniffiFfiConverterString.check_lower(value.postal_code)
+        _UniffiFfiConverterString.check_lower(value.country)
+        _UniffiFfiConverterOptionalString.check_lower(value.phone)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterString.write(value.line1, buf)
+        _UniffiFfiConverterOptionalString.write(value.line2, buf)
+        _UniffiFfiConverterString.write(value.city, buf)
+        _UniffiFfiConverterOptionalString.write(value.region, buf)
+        _UniffiFfiConverterString.write(value.postal_code, buf)
+        _UniffiFfiConverterString.write(value.country, buf)
+        _UniffiFfiConverterOptionalString.write(value.phone, buf)
+
+@dataclass
+class Order:
+    """
+    An order as the app shows it.
+"""
+    def __init__(self, *, client_order_id:str, order_id:typing.Optional[str], order_code:typing.Optional[str], status:str, sync:OrderSync, total_coins:int, items:typing.List[OrderItem], shipping_address:ShippingAddress, tracking_number:typing.Optional[str], created_at:Timestamp):
+        self.client_order_id = client_order_id
+        self.order_id = order_id
+        self.order_code = order_code
+        self.status = status
+        self.sync = sync
+        self.total_coins = total_coins
+        self.items = items
+        self.shipping_address = shipping_address
+        self.tracking_number = tracking_number
+        self.created_at = created_at
+        
+        
+
+    
+    def __str__(self):
+        return "Order(client_order_id={}, order_id={}, order_code={}, status={}, sync={}, total_coins={}, items={}, shipping_address={}, tracking_number={}, created_at={})".format(self.client_order_id, self.order_id, self.order_code, self.status, self.sync, self.total_coins, self.items, self.shipping_address, self.tracking_number, self.created_at)
+    def __eq__(self, other):
+        if self.client_order_id != other.client_order_id:
+            return False
+        if self.order_id != other.order_id:
+            return False
+        if self.order_code != other.order_code:
+            return False
+        if self.status != other.status:
+            return False
+        if self.sync != other.sync:
+            return False
+        if self.total_coins != other.total_coins:
+            return False
+        if self.items != other.items:
+            return False
+        if self.shipping_address != other.shipping_address:
+            return False
+        if self.tracking_number != other.tracking_number:
+            return False
+        if self.created_at != other.created_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOrder(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Order(
+            client_order_id=_UniffiFfiConverterString.read(buf),
+            order_id=_UniffiFfiConverterOptionalString.read(buf),
+            order_code=_UniffiFfiConverterOptionalString.read(buf),
+            status=_UniffiFfiConverterString.read(buf),
+            sync=_UniffiFfiConverterTypeOrderSync.read(buf),
+            total_coins=_UniffiFfiConverterInt64.read(buf),
+            items=_UniffiFfiConverterSequenceTypeOrderItem.read(buf),
+            shipping_address=_UniffiFfiConverterTypeShippingAddress.read(buf),
+            tracking_number=_UniffiFfiConverterOptionalString.read(buf),
+            created_at=_UniffiFfiConverterTimestamp.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.client_order_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.order_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.order_code)
+        _UniffiFfiConverterString.check_lower(value.status)
+        _UniffiFfiConverterTypeOrderSync.check_lower(value.sync)
+        _UniffiFfiConverterInt64.check_lower(value.total_coins)
+        _UniffiFfiConverterSequenceTypeOrderItem.check_lower(value.items)
+        _UniffiFfiConverterTypeShippingAddress.check_lower(value.shipping_address)
+        _UniffiFfiConverterOptionalString.check_lower(value.tracking_number)
+        _UniffiFfiConverterTimestamp.check_lower(value.created_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.client_order_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.order_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.order_code, buf)
+        _UniffiFfiConverterString.write(value.status, buf)
+        _UniffiFfiConverterTypeOrderSync.write(value.sync, buf)
+        _UniffiFfiConverterInt64.write(value.total_coins, buf)
+        _UniffiFfiConverterSequenceTypeOrderItem.write(value.items, buf)
+        _UniffiFfiConverterTypeShippingAddress.write(value.shipping_address, buf)
+        _UniffiFfiConverterOptionalString.write(value.tracking_number, buf)
+        _UniffiFfiConverterTimestamp.write(value.created_at, buf)
+
+class _UniffiFfiConverterInt32(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "i32"
+    VALUE_MIN = -2**31
+    VALUE_MAX = 2**31
+
+    @staticmethod
+    def read(buf):
+        return buf.read_i32()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i32(value)
+
+@dataclass
+class OrderLine:
+    """
+    An order line to place.
+"""
+    def __init__(self, *, product_id:str, quantity:int):
+        self.product_id = product_id
+        self.quantity = quantity
+        
+        
+
+    
+    def __str__(self):
+        return "OrderLine(product_id={}, quantity={})".format(self.product_id, self.quantity)
+    def __eq__(self, other):
+        if self.product_id != other.product_id:
+            return False
+        if self.quantity != other.quantity:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOrderLine(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return OrderLine(
+            product_id=_UniffiFfiConverterString.read(buf),
+            quantity=_UniffiFfiConverterInt32.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.product_id)
+        _UniffiFfiConverterInt32.check_lower(value.quantity)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.product_id, buf)
+        _UniffiFfiConverterInt32.write(value.quantity, buf)
+
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Product:
+    """
+    A catalogue product.
+"""
+    def __init__(self, *, id:str, sku:typing.Optional[str], name:str, description:str, category:str, coin_price:int, stock:int, images:typing.List[str]):
+        self.id = id
+        self.sku = sku
+        self.name = name
+        self.description = description
+        self.category = category
+        self.coin_price = coin_price
+        self.stock = stock
+        self.images = images
+        
+        
+
+    
+    def __str__(self):
+        return "Product(id={}, sku={}, name={}, description={}, category={}, coin_price={}, stock={}, images={})".format(self.id, self.sku, self.name, self.description, self.category, self.coin_price, self.stock, self.images)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.sku != other.sku:
+            return False
+        if self.name != other.name:
+            return False
+        if self.description != other.description:
+            return False
+        if self.category != other.category:
+            return False
+        if self.coin_price != other.coin_price:
+            return False
+        if self.stock != other.stock:
+            return False
+        if self.images != other.images:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeProduct(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Product(
+            id=_UniffiFfiConverterString.read(buf),
+            sku=_UniffiFfiConverterOptionalString.read(buf),
+            name=_UniffiFfiConverterString.read(buf),
+            description=_UniffiFfiConverterString.read(buf),
+            category=_UniffiFfiConverterString.read(buf),
+            coin_price=_UniffiFfiConverterInt64.read(buf),
+            stock=_UniffiFfiConverterInt64.read(buf),
+            images=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.id)
+        _UniffiFfiConverterOptionalString.check_lower(value.sku)
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterString.check_lower(value.description)
+        _UniffiFfiConverterString.check_lower(value.category)
+        _UniffiFfiConverterInt64.check_lower(value.coin_price)
+        _UniffiFfiConverterInt64.check_lower(value.stock)
+        _UniffiFfiConverterSequenceString.check_lower(value.images)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.id, buf)
+        _UniffiFfiConverterOptionalString.write(value.sku, buf)
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterString.write(value.description, buf)
+        _UniffiFfiConverterString.write(value.category, buf)
+        _UniffiFfiConverterInt64.write(value.coin_price, buf)
+        _UniffiFfiConverterInt64.write(value.stock, buf)
+        _UniffiFfiConverterSequenceString.write(value.images, buf)
+
+class _UniffiFfiConverterOptionalInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterInt32.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterInt32.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterInt32.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class ProfileChange:
+    """
+    A profile change: the fields to change, others null.
+"""
+    def __init__(self, *, display_name:typing.Optional[str] = _DEFAULT, timezone:typing.Optional[str] = _DEFAULT, daily_step_goal:typing.Optional[int] = _DEFAULT):
+        if display_name is _DEFAULT:
+            self.display_name = None
+        else:
+            self.display_name = display_name
+        if timezone is _DEFAULT:
+            self.timezone = None
+        else:
+            self.timezone = timezone
+        if daily_step_goal is _DEFAULT:
+            self.daily_step_goal = None
+        else:
+            self.daily_step_goal = daily_step_goal
+        
+        
+
+    
+    def __str__(self):
+        return "ProfileChange(display_name={}, timezone={}, daily_step_goal={})".format(self.display_name, self.timezone, self.daily_step_goal)
+    def __eq__(self, other):
+        if self.display_name != other.display_name:
+            return False
+        if self.timezone != other.timezone:
+            return False
+        if self.daily_step_goal != other.daily_step_goal:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeProfileChange(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ProfileChange(
+            display_name=_UniffiFfiConverterOptionalString.read(buf),
+            timezone=_UniffiFfiConverterOptionalString.read(buf),
+            daily_step_goal=_UniffiFfiConverterOptionalInt32.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterOptionalString.check_lower(value.display_name)
+        _UniffiFfiConverterOptionalString.check_lower(value.timezone)
+        _UniffiFfiConverterOptionalInt32.check_lower(value.daily_step_goal)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterOptionalString.write(value.display_name, buf)
+        _UniffiFfiConverterOptionalString.write(value.timezone, buf)
+        _UniffiFfiConverterOptionalInt32.write(value.daily_step_goal, buf)
+
+@dataclass
+class QueuedOrder:
+    """
+    An order as queued on the device.
+"""
+    def __init__(self, *, client_order_id:str, total_coins:int):
+        self.client_order_id = client_order_id
+        self.total_coins = total_coins
+        
+        
+
+    
+    def __str__(self):
+        return "QueuedOrder(client_order_id={}, total_coins={})".format(self.client_order_id, self.total_coins)
+    def __eq__(self, other):
+        if self.client_order_id != other.client_order_id:
+            return False
+        if self.total_coins != other.total_coins:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeQueuedOrder(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return QueuedOrder(
+            client_order_id=_UniffiFfiConverterString.read(buf),
+            total_coins=_UniffiFfiConverterInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.client_order_id)
+        _UniffiFfiConverterInt64.check_lower(value.total_coins)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.client_order_id, buf)
+        _UniffiFfiConverterInt64.write(value.total_coins, buf)
+
+@dataclass
+class RejectedChange:
+    """
+    A refused change in a sync report.
+"""
+    def __init__(self, *, kind:str, code:str):
+        self.kind = kind
+        self.code = code
+        
+        
+
+    
+    def __str__(self):
+        return "RejectedChange(kind={}, code={})".format(self.kind, self.code)
+    def __eq__(self, other):
+        if self.kind != other.kind:
+            return False
+        if self.code != other.code:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRejectedChange(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RejectedChange(
+            kind=_UniffiFfiConverterString.read(buf),
+            code=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.kind)
+        _UniffiFfiConverterString.check_lower(value.code)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.kind, buf)
+        _UniffiFfiConverterString.write(value.code, buf)
+
+@dataclass
+class Rejection:
+    """
+    A change the server refused.
+"""
+    def __init__(self, *, mutation_id:str, kind:str, code:str, message:str, client_order_id:typing.Optional[str], rejected_at:Timestamp):
+        self.mutation_id = mutation_id
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.client_order_id = client_order_id
+        self.rejected_at = rejected_at
+        
+        
+
+    
+    def __str__(self):
+        return "Rejection(mutation_id={}, kind={}, code={}, message={}, client_order_id={}, rejected_at={})".format(self.mutation_id, self.kind, self.code, self.message, self.client_order_id, self.rejected_at)
+    def __eq__(self, other):
+        if self.mutation_id != other.mutation_id:
+            return False
+        if self.kind != other.kind:
+            return False
+        if self.code != other.code:
+            return False
+        if self.message != other.message:
+            return False
+        if self.client_order_id != other.client_order_id:
+            return False
+        if self.rejected_at != other.rejected_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRejection(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Rejection(
+            mutation_id=_UniffiFfiConverterString.read(buf),
+            kind=_UniffiFfiConverterString.read(buf),
+            code=_UniffiFfiConverterString.read(buf),
+            message=_UniffiFfiConverterString.read(buf),
+            client_order_id=_UniffiFfiConverterOptionalString.read(buf),
+            rejected_at=_UniffiFfiConverterTimestamp.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.mutation_id)
+        _UniffiFfiConverterString.check_lower(value.kind)
+        _UniffiFfiConverterString.check_lower(value.code)
+        _UniffiFfiConverterString.check_lower(value.message)
+        _UniffiFfiConverterOptionalString.check_lower(value.client_order_id)
+        _UniffiFfiConverterTimestamp.check_lower(value.rejected_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.mutation_id, buf)
+        _UniffiFfiConverterString.write(value.kind, buf)
+        _UniffiFfiConverterString.write(value.code, buf)
+        _UniffiFfiConverterString.write(value.message, buf)
+        _UniffiFfiConverterOptionalString.write(value.client_order_id, buf)
+        _UniffiFfiConverterTimestamp.write(value.rejected_at, buf)
+
+@dataclass
+class Setting:
+    """
+    A public setting (value as JSON text).
+"""
+    def __init__(self, *, key:str, value_json:str):
+        self.key = key
+        self.value_json = value_json
+        
+        
+
+    
+    def __str__(self):
+        return "Setting(key={}, value_json={})".format(self.key, self.value_json)
+    def __eq__(self, other):
+        if self.key != other.key:
+            return False
+        if self.value_json != other.value_json:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSetting(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Setting(
+            key=_UniffiFfiConverterString.read(buf),
+            value_json=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.key)
+        _UniffiFfiConverterString.check_lower(value.value_json)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.key, buf)
+        _UniffiFfiConverterString.write(value.value_json, buf)
+
+@dataclass
+class StepReport:
+    """
+    A day total a step source reports.
+"""
+    def __init__(self, *, date:str, source:str, steps:int, recorded_at:Timestamp):
+        self.date = date
+        self.source = source
+        self.steps = steps
+        self.recorded_at = recorded_at
+        
+        
+
+    
+    def __str__(self):
+        return "StepReport(date={}, source={}, steps={}, recorded_at={})".format(self.date, self.source, self.steps, self.recorded_at)
+    def __eq__(self, other):
+        if self.date != other.date:
+            return False
+        if self.source != other.source:
+            return False
+        if self.steps != other.steps:
+            return False
+        if self.recorded_at != other.recorded_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeStepReport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return StepReport(
+            date=_UniffiFfiConverterString.read(buf),
+            source=_UniffiFfiConverterString.read(buf),
+            steps=_UniffiFfiConverterInt64.read(buf),
+            recorded_at=_UniffiFfiConverterTimestamp.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.date)
+        _UniffiFfiConverterString.check_lower(value.source)
+        _UniffiFfiConverterInt64.check_lower(value.steps)
+        _UniffiFfiConverterTimestamp.check_lower(value.recorded_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.date, buf)
+        _UniffiFfiConverterString.write(value.source, buf)
+        _UniffiFfiConverterInt64.write(value.steps, buf)
+        _UniffiFfiConverterTimestamp.write(value.recorded_at, buf)
+
+@dataclass
+class StoredTokens:
+    """
+    The session's tokens, as the app's token store keeps them.
+"""
+    def __init__(self, *, user_id:str, access_token:str, refresh_token:str):
+        self.user_id = user_id
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        
+        
+
+    
+    def __str__(self):
+        return "StoredTokens(user_id={}, access_token={}, refresh_token={})".format(self.user_id, self.access_token, self.refresh_token)
+    def __eq__(self, other):
+        if self.user_id != other.user_id:
+            return False
+        if self.access_token != other.access_token:
+            return False
+        if self.refresh_token != other.refresh_token:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeStoredTokens(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return StoredTokens(
+            user_id=_UniffiFfiConverterString.read(buf),
+            access_token=_UniffiFfiConverterString.read(buf),
+            refresh_token=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.user_id)
+        _UniffiFfiConverterString.check_lower(value.access_token)
+        _UniffiFfiConverterString.check_lower(value.refresh_token)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.user_id, buf)
+        _UniffiFfiConverterString.write(value.access_token, buf)
+        _UniffiFfiConverterString.write(value.refresh_token, buf)
+
+class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u64"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**64
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u64(value)
+
+class _UniffiFfiConverterSequenceTypeRejectedChange(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeRejectedChange.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeRejectedChange.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeRejectedChange.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterMapStringUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, items):
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.check_lower(key)
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, items, buf):
+        buf.write_i32(len(items))
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.write(key, buf)
+            _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative map size")
+
+        # It would be nice to use a dict comprehension,
+        # but in Python 3.7 and before the evaluation order is not according to spec,
+        # so we we're reading the value before the key.
+        # This loop makes the order explicit: first reading the key, then the value.
+        d = {}
+        for i in range(count):
+            key = _UniffiFfiConverterString.read(buf)
+            val = _UniffiFfiConverterUInt64.read(buf)
+            d[key] = val
+        return d
+
+@dataclass
+class SyncReport:
+    """
+    What one sync did.
+"""
+    def __init__(self, *, pushed:int, applied:int, duplicates:int, rejected:typing.List[RejectedChange], pulled_pages:int, pulled_rows:dict[str, int], refetched_snapshot:bool, complete:bool):
+        self.pushed = pushed
+        self.applied = applied
+        self.duplicates = duplicates
+        self.rejected = rejected
+        self.pulled_pages = pulled_pages
+        self.pulled_rows = pulled_rows
+        self.refetched_snapshot = refetched_snapshot
+        self.complete = complete
+        
+        
+
+    
+    def __str__(self):
+        return "SyncReport(pushed={}, applied={}, duplicates={}, rejected={}, pulled_pages={}, pulled_rows={}, refetched_snapshot={}, complete={})".format(self.pushed, self.applied, self.duplicates, self.rejected, self.pulled_pages, self.pulled_rows, self.refetched_snapshot, self.complete)
+    def __eq__(self, other):
+        if self.pushed != other.pushed:
+            return False
+        if self.applied != other.applied:
+            return False
+        if self.duplicates != other.duplicates:
+            return False
+        if self.rejected != other.rejected:
+            return False
+        if self.pulled_pages != other.pulled_pages:
+            return False
+        if self.pulled_rows != other.pulled_rows:
+            return False
+        if self.refetched_snapshot != other.refetched_snapshot:
+            return False
+        if self.complete != other.complete:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSyncReport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SyncReport(
+            pushed=_UniffiFfiConverterUInt64.read(buf),
+            applied=_UniffiFfiConverterUInt64.read(buf),
+            duplicates=_UniffiFfiConverterUInt64.read(buf),
+            rejected=_UniffiFfiConverterSequenceTypeRejectedChange.read(buf),
+            pulled_pages=_UniffiFfiConverterUInt64.read(buf),
+            pulled_rows=_UniffiFfiConverterMapStringUInt64.read(buf),
+            refetched_snapshot=_UniffiFfiConverterBoolean.read(buf),
+            complete=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.pushed)
+        _UniffiFfiConverterUInt64.check_lower(value.applied)
+        _UniffiFfiConverterUInt64.check_lower(value.duplicates)
+        _UniffiFfiConverterSequenceTypeRejectedChange.check_lower(value.rejected)
+        _UniffiFfiConverterUInt64.check_lower(value.pulled_pages)
+        _UniffiFfiConverterMapStringUInt64.check_lower(value.pulled_rows)
+        _UniffiFfiConverterBoolean.check_lower(value.refetched_snapshot)
+        _UniffiFfiConverterBoolean.check_lower(value.complete)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.pushed, buf)
+        _UniffiFfiConverterUInt64.write(value.applied, buf)
+        _UniffiFfiConverterUInt64.write(value.duplicates, buf)
+        _UniffiFfiConverterSequenceTypeRejectedChange.write(value.rejected, buf)
+        _UniffiFfiConverterUInt64.write(value.pulled_pages, buf)
+        _UniffiFfiConverterMapStringUInt64.write(value.pulled_rows, buf)
+        _UniffiFfiConverterBoolean.write(value.refetched_snapshot, buf)
+        _UniffiFfiConverterBoolean.write(value.complete, buf)
+
+@dataclass
+class UserProfile:
+    """
+    A user's profile.
+"""
+    def __init__(self, *, id:str, email:str, display_name:str, role:str, timezone:str, daily_step_goal:int, created_at:Timestamp):
+        self.id = id
+        self.email = email
+        self.display_name = display_name
+        self.role = role
+        self.timezone = timezone
+        self.daily_step_goal = daily_step_goal
+        self.created_at = created_at
+        
+        
+
+    
+    def __str__(self):
+        return "UserProfile(id={}, email={}, display_name={}, role={}, timezone={}, daily_step_goal={}, created_at={})".format(self.id, self.email, self.display_name, self.role, self.timezone, self.daily_step_goal, self.created_at)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.email != other.email:
+            return False
+        if self.display_name != other.display_name:
+            return False
+        if self.role != other.role:
+            return False
+        if self.timezone != other.timezone:
+            return False
+        if self.daily_step_goal != other.daily_step_goal:
+            return False
+        if self.created_at != other.created_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeUserProfile(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return UserProfile(
+            id=_UniffiFfiConverterString.read(buf),
+            email=_UniffiFfiConverterString.read(buf),
+            display_name=_UniffiFfiConverterString.read(buf),
+            role=_UniffiFfiConverterString.read(buf),
+            timezone=_UniffiFfiConverterString.read(buf),
+            daily_step_goal=_UniffiFfiConverterInt32.read(buf),
+            created_at=_UniffiFfiConverterTimestamp.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.id)
+        _UniffiFfiConverterString.check_lower(value.email)
+        _UniffiFfiConverterString.check_lower(value.display_name)
+        _UniffiFfiConverterString.check_lower(value.role)
+        _UniffiFfiConverterString.check_lower(value.timezone)
+        _UniffiFfiConverterInt32.check_lower(value.daily_step_goal)
+        _UniffiFfiConverterTimestamp.check_lower(value.created_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.id, buf)
+        _UniffiFfiConverterString.write(value.email, buf)
+        _UniffiFfiConverterString.write(value.display_name, buf)
+        _UniffiFfiConverterString.write(value.role, buf)
+        _UniffiFfiConverterString.write(value.timezone, buf)
+        _UniffiFfiConverterInt32.write(value.daily_step_goal, buf)
+        _UniffiFfiConverterTimestamp.write(value.created_at, buf)
+
+@dataclass
+class Wallet:
+    """
+    The wallet as the app shows it.
+"""
+    def __init__(self, *, available_coins:int, held_coins:int, pending_hold_coins:int, server_available_coins:int, server_frozen_coins:int, lifetime_earned:int, lifetime_spent:int, estimated_pending_coins:int):
+        self.available_coins = available_coins
+        self.held_coins = held_coins
+        self.pending_hold_coins = pending_hold_coins
+        self.server_available_coins = server_available_coins
+        self.server_frozen_coins = server_frozen_coins
+        self.lifetime_earned = lifetime_earned
+        self.lifetime_spent = lifetime_spent
+        self.estimated_pending_coins = estimated_pending_coins
+        
+        
+
+    
+    def __str__(self):
+        return "Wallet(available_coins={}, held_coins={}, pending_hold_coins={}, server_available_coins={}, server_frozen_coins={}, lifetime_earned={}, lifetime_spent={}, estimated_pending_coins={})".format(self.available_coins, self.held_coins, self.pending_hold_coins, self.server_available_coins, self.server_frozen_coins, self.lifetime_earned, self.lifetime_spent, self.estimated_pending_coins)
+    def __eq__(self, other):
+        if self.available_coins != other.available_coins:
+            return False
+        if self.held_coins != other.held_coins:
+            return False
+        if self.pending_hold_coins != other.pending_hold_coins:
+            return False
+        if self.server_available_coins != other.server_available_coins:
+            return False
+        if self.server_frozen_coins != other.server_frozen_coins:
+            return False
+        if self.lifetime_earned != other.lifetime_earned:
+            return False
+        if self.lifetime_spent != other.lifetime_spent:
+            return False
+        if self.estimated_pending_coins != other.estimated_pending_coins:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeWallet(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Wallet(
+            available_coins=_UniffiFfiConverterInt64.read(buf),
+            held_coins=_UniffiFfiConverterInt64.read(buf),
+            pending_hold_coins=_UniffiFfiConverterInt64.read(buf),
+            server_available_coins=_UniffiFfiConverterInt64.read(buf),
+            server_frozen_coins=_UniffiFfiConverterInt64.read(buf),
+            lifetime_earned=_UniffiFfiConverterInt64.read(buf),
+            lifetime_spent=_UniffiFfiConverterInt64.read(buf),
+            estimated_pending_coins=_UniffiFfiConverterInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterInt64.check_lower(value.available_coins)
+        _UniffiFfiConverterInt64.check_lower(value.held_coins)
+        _UniffiFfiConverterInt64.check_lower(value.pending_hold_coins)
+        _UniffiFfiConverterInt64.check_lower(value.server_available_coins)
+        _UniffiFfiConverterInt64.check_lower(value.server_frozen_coins)
+        _UniffiFfiConverterInt64.check_lower(value.lifetime_earned)
+        _UniffiFfiConverterInt64.check_lower(value.lifetime_spent)
+        _UniffiFfiConverterInt64.check_lower(value.estimated_pending_coins)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterInt64.write(value.available_coins, buf)
+        _UniffiFfiConverterInt64.write(value.held_coins, buf)
+        _UniffiFfiConverterInt64.write(value.pending_hold_coins, buf)
+        _UniffiFfiConverterInt64.write(value.server_available_coins, buf)
+        _UniffiFfiConverterInt64.write(value.server_frozen_coins, buf)
+        _UniffiFfiConverterInt64.write(value.lifetime_earned, buf)
+        _UniffiFfiConverterInt64.write(value.lifetime_spent, buf)
+        _UniffiFfiConverterInt64.write(value.estimated_pending_coins, buf)
+
+
+
+# CallbackError
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class CallbackError(Exception):
+    """
+    An error an app's callback (token store, listener) reports. A callback that throws
+    anything else is reported as `Unexpected`; neither crashes the library.
+"""
+    pass
+
+_UniffiTempCallbackError = CallbackError
+
+class CallbackError:  # type: ignore
+    """
+    An error an app's callback (token store, listener) reports. A callback that throws
+    anything else is reported as `Unexpected`; neither crashes the library.
+"""
+    
+    class Failed(_UniffiTempCallbackError):
+        """
+        The callback failed.
+"""
+        
+        def __init__(self, message):
+            super().__init__(", ".join([
+                "message={!r}".format(message),
+            ]))
+            self.message = message
+
+        def __repr__(self):
+            return "CallbackError.Failed({})".format(str(self))
+    _UniffiTempCallbackError.Failed = Failed # type: ignore
+    class Unexpected(_UniffiTempCallbackError):
+        """
+        The callback threw something it does not declare.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "CallbackError.Unexpected({})".format(str(self))
+    _UniffiTempCallbackError.Unexpected = Unexpected # type: ignore
+
+CallbackError = _UniffiTempCallbackError # type: ignore
+del _UniffiTempCallbackError
+
+
+class _UniffiFfiConverterTypeCallbackError(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return CallbackError.Failed(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return CallbackError.Unexpected(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if isinstance(value, CallbackError.Failed):
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, CallbackError.Unexpected):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+
+    @staticmethod
+    def write(value, buf):
+        if isinstance(value, CallbackError.Failed):
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, CallbackError.Unexpected):
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
+
+
+
+
+class DataPart(enum.Enum):
+    """
+    A part of the app's data, as change listeners are told about it.
+"""
+    
+    STEPS = 0
+    """
+    Step totals.
+"""
+    
+    WALLET = 1
+    """
+    The wallet view or coin history.
+"""
+    
+    ORDERS = 2
+    """
+    Orders.
+"""
+    
+    ACHIEVEMENTS = 3
+    """
+    Achievements.
+"""
+    
+    PRODUCTS = 4
+    """
+    The catalogue.
+"""
+    
+    LEADERBOARD = 5
+    """
+    A leaderboard.
+"""
+    
+    PROFILE = 6
+    """
+    The profile, or who is signed in.
+"""
+    
+    SETTINGS = 7
+    """
+    Public settings.
+"""
+    
+    REJECTIONS = 8
+    """
+    Refused changes.
+"""
+    
+    SYNC_STATUS = 9
+    """
+    The sync status.
+"""
+    
+
+
+class _UniffiFfiConverterTypeDataPart(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return DataPart.STEPS
+        if variant == 2:
+            return DataPart.WALLET
+        if variant == 3:
+            return DataPart.ORDERS
+        if variant == 4:
+            return DataPart.ACHIEVEMENTS
+        if variant == 5:
+            return DataPart.PRODUCTS
+        if variant == 6:
+            return DataPart.LEADERBOARD
+        if variant == 7:
+            return DataPart.PROFILE
+        if variant == 8:
+            return DataPart.SETTINGS
+        if variant == 9:
+            return DataPart.REJECTIONS
+        if variant == 10:
+            return DataPart.SYNC_STATUS
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == DataPart.STEPS:
+            return
+        if value == DataPart.WALLET:
+            return
+        if value == DataPart.ORDERS:
+            return
+        if value == DataPart.ACHIEVEMENTS:
+            return
+        if value == DataPart.PRODUCTS:
+            return
+        if value == DataPart.LEADERBOARD:
+            return
+        if value == DataPart.PROFILE:
+            return
+        if value == DataPart.SETTINGS:
+            return
+        if value == DataPart.REJECTIONS:
+            return
+        if value == DataPart.SYNC_STATUS:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == DataPart.STEPS:
+            buf.write_i32(1)
+        if value == DataPart.WALLET:
+            buf.write_i32(2)
+        if value == DataPart.ORDERS:
+            buf.write_i32(3)
+        if value == DataPart.ACHIEVEMENTS:
+            buf.write_i32(4)
+        if value == DataPart.PRODUCTS:
+            buf.write_i32(5)
+        if value == DataPart.LEADERBOARD:
+            buf.write_i32(6)
+        if value == DataPart.PROFILE:
+            buf.write_i32(7)
+        if value == DataPart.SETTINGS:
+            buf.write_i32(8)
+        if value == DataPart.REJECTIONS:
+            buf.write_i32(9)
+        if value == DataPart.SYNC_STATUS:
+            buf.write_i32(10)
+
+
+
+class _UniffiFfiConverterUInt16(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u16"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**16
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u16()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u16(value)
+
+
+
+# FitKartError
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class FitKartError(Exception):
+    """
+    An error a FitKart call can fail with. Each variant names something the app can act on;
+    messages are for logs and bug reports, never contain personal data, and are not localised.
+    The database file is never deleted or recreated because of any of these.
+"""
+    pass
+
+_UniffiTempFitKartError = FitKartError
+
+class FitKartError:  # type: ignore
+    """
+    An error a FitKart call can fail with. Each variant names something the app can act on;
+    messages are for logs and bug reports, never contain personal data, and are not localised.
+    The database file is never deleted or recreated because of any of these.
+"""
+    
+    class Offline(_UniffiTempFitKartError):
+        """
+        The server could not be reached (no network, timeout, connection dropped). Queued
+        changes stay queued; try again later.
+"""
+        
+        def __init__(self, message):
+            super().__init__(", ".join([
+                "message={!r}".format(message),
+            ]))
+            self.message = message
+
+        def __repr__(self):
+            return "FitKartError.Offline({})".format(str(self))
+    _UniffiTempFitKartError.Offline = Offline # type: ignore
+    class Unauthorized(_UniffiTempFitKartError):
+        """
+        Nobody is signed in, the credentials are wrong, or the session ended. Show sign-in.
+"""
+        
+        def __init__(self, code):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+            ]))
+            self.code = code
+
+        def __repr__(self):
+            return "FitKartError.Unauthorized({})".format(str(self))
+    _UniffiTempFitKartError.Unauthorized = Unauthorized # type: ignore
+    class PendingChanges(_UniffiTempFitKartError):
+        """
+        Signing out would drop `count` unsynced changes: sync first, or sign out discarding.
+"""
+        
+        def __init__(self, count):
+            super().__init__(", ".join([
+                "count={!r}".format(count),
+            ]))
+            self.count = count
+
+        def __repr__(self):
+            return "FitKartError.PendingChanges({})".format(str(self))
+    _UniffiTempFitKartError.PendingChanges = PendingChanges # type: ignore
+    class UpgradeRequired(_UniffiTempFitKartError):
+        """
+        The server no longer speaks this app's protocol: the app must be updated.
+"""
+        
+        def __init__(self):
+            pass
+
+        def __repr__(self):
+            return "FitKartError.UpgradeRequired({})".format(str(self))
+    _UniffiTempFitKartError.UpgradeRequired = UpgradeRequired # type: ignore
+    class Rejected(_UniffiTempFitKartError):
+        """
+        The server refused the request (`email_taken`, `insufficient_coins`, ...).
+"""
+        
+        def __init__(self, code, message):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "message={!r}".format(message),
+            ]))
+            self.code = code
+            self.message = message
+
+        def __repr__(self):
+            return "FitKartError.Rejected({})".format(str(self))
+    _UniffiTempFitKartError.Rejected = Rejected # type: ignore
+    class InvalidInput(_UniffiTempFitKartError):
+        """
+        An argument is invalid; nothing was written.
+"""
+        
+        def __init__(self, field, message):
+            super().__init__(", ".join([
+                "field={!r}".format(field),
+                "message={!r}".format(message),
+            ]))
+            self.field = field
+            self.message = message
+
+        def __repr__(self):
+            return "FitKartError.InvalidInput({})".format(str(self))
+    _UniffiTempFitKartError.InvalidInput = InvalidInput # type: ignore
+    class Storage(_UniffiTempFitKartError):
+        """
+        The device database or the token store failed (disk full, no permission, a database
+        from a newer app version). The file is left as it is.
+"""
+        
+        def __init__(self, message):
+            super().__init__(", ".join([
+                "message={!r}".format(message),
+            ]))
+            self.message = message
+
+        def __repr__(self):
+            return "FitKartError.Storage({})".format(str(self))
+    _UniffiTempFitKartError.Storage = Storage # type: ignore
+    class Server(_UniffiTempFitKartError):
+        """
+        The server failed (5xx) or answered something unreadable; a later sync retries.
+"""
+        
+        def __init__(self, status, code):
+            super().__init__(", ".join([
+                "status={!r}".format(status),
+                "code={!r}".format(code),
+            ]))
+            self.status = status
+            self.code = code
+
+        def __repr__(self):
+            return "FitKartError.Server({})".format(str(self))
+    _UniffiTempFitKartError.Server = Server # type: ignore
+
+FitKartError = _UniffiTempFitKartError # type: ignore
+del _UniffiTempFitKartError
+
+
+class _UniffiFfiConverterTypeFitKartError(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return FitKartError.Offline(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return FitKartError.Unauthorized(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 3:
+            return FitKartError.PendingChanges(
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 4:
+            return FitKartError.UpgradeRequired(
+            )
+        if variant == 5:
+            return FitKartError.Rejected(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 6:
+            return FitKartError.InvalidInput(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 7:
+            return FitKartError.Storage(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 8:
+            return FitKartError.Server(
+                _UniffiFfiConverterUInt16.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if isinstance(value, FitKartError.Offline):
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, FitKartError.Unauthorized):
+            _UniffiFfiConverterString.check_lower(value.code)
+            return
+        if isinstance(value, FitKartError.PendingChanges):
+            _UniffiFfiConverterUInt64.check_lower(value.count)
+            return
+        if isinstance(value, FitKartError.UpgradeRequired):
+            return
+        if isinstance(value, FitKartError.Rejected):
+            _UniffiFfiConverterString.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, FitKartError.InvalidInput):
+            _UniffiFfiConverterString.check_lower(value.field)
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, FitKartError.Storage):
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, FitKartError.Server):
+            _UniffiFfiConverterUInt16.check_lower(value.status)
+            _UniffiFfiConverterString.check_lower(value.code)
+            return
+
+    @staticmethod
+    def write(value, buf):
+        if isinstance(value, FitKartError.Offline):
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, FitKartError.Unauthorized):
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.code, buf)
+        if isinstance(value, FitKartError.PendingChanges):
+            buf.write_i32(3)
+            _UniffiFfiConverterUInt64.write(value.count, buf)
+        if isinstance(value, FitKartError.UpgradeRequired):
+            buf.write_i32(4)
+        if isinstance(value, FitKartError.Rejected):
+            buf.write_i32(5)
+            _UniffiFfiConverterString.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, FitKartError.InvalidInput):
+            buf.write_i32(6)
+            _UniffiFfiConverterString.write(value.field, buf)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, FitKartError.Storage):
+            buf.write_i32(7)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, FitKartError.Server):
+            buf.write_i32(8)
+            _UniffiFfiConverterUInt16.write(value.status, buf)
+            _UniffiFfiConverterString.write(value.code, buf)
+
+
+
+
+
+
+class SyncPhase(enum.Enum):
+    """
+    What a sync is doing.
+"""
+    
+    REGISTERING = 0
+    """
+    Registering the device.
+"""
+    
+    PUSHING = 1
+    """
+    Sending queued changes.
+"""
+    
+    PULLING = 2
+    """
+    Fetching changes.
+"""
+    
+    REFRESHING = 3
+    """
+    Refreshing achievement progress and the leaderboard.
+"""
+    
+
+
+class _UniffiFfiConverterTypeSyncPhase(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return SyncPhase.REGISTERING
+        if variant == 2:
+            return SyncPhase.PUSHING
+        if variant == 3:
+            return SyncPhase.PULLING
+        if variant == 4:
+            return SyncPhase.REFRESHING
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == SyncPhase.REGISTERING:
+            return
+        if value == SyncPhase.PUSHING:
+            return
+        if value == SyncPhase.PULLING:
+            return
+        if value == SyncPhase.REFRESHING:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == SyncPhase.REGISTERING:
+            buf.write_i32(1)
+        if value == SyncPhase.PUSHING:
+            buf.write_i32(2)
+        if value == SyncPhase.PULLING:
+            buf.write_i32(3)
+        if value == SyncPhase.REFRESHING:
+            buf.write_i32(4)
+
+
+
+
+
+
+
+
+class SyncStatus:
+    """
+    The sync status an app shows.
+"""
+    def __init__(self):
+        raise RuntimeError("SyncStatus cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class IDLE:
+        """
+        Not syncing; the last sync (if any) succeeded.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "SyncStatus.IDLE()".format()
+        def __eq__(self, other):
+            if not isinstance(other, SyncStatus):
+                return NotImplemented
+            if not other.is_IDLE():
+                return False
+            return True
+
+    @dataclass
+    class SYNCING:
+        """
+        Syncing: phase and progress (done of total).
+"""
+        
+        def __init__(self, phase:SyncPhase, done:int, total:int):
+            self.phase = phase
+            
+            """
+        The phase.
+"""
+        
+            self.done = done
+            
+            """
+        Units done.
+"""
+        
+            self.total = total
+            
+            """
+        Units known so far.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "SyncStatus.SYNCING(phase={}, done={}, total={})".format(self.phase, self.done, self.total)
+        def __eq__(self, other):
+            if not isinstance(other, SyncStatus):
+                return NotImplemented
+            if not other.is_SYNCING():
+                return False
+            if self.phase != other.phase:
+                return False
+            if self.done != other.done:
+                return False
+            if self.total != other.total:
+                return False
+            return True
+
+    @dataclass
+    class OFFLINE:
+        """
+        The server could not be reached; changes wait.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "SyncStatus.OFFLINE()".format()
+        def __eq__(self, other):
+            if not isinstance(other, SyncStatus):
+                return NotImplemented
+            if not other.is_OFFLINE():
+                return False
+            return True
+
+    @dataclass
+    class ERROR:
+        """
+        The last sync failed with this code.
+"""
+        
+        def __init__(self, code:str):
+            self.code = code
+            
+            """
+        A machine-readable code.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "SyncStatus.ERROR(code={})".format(self.code)
+        def __eq__(self, other):
+            if not isinstance(other, SyncStatus):
+                return NotImplemented
+            if not other.is_ERROR():
+                return False
+            if self.code != other.code:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_IDLE(self) -> bool:
+        return isinstance(self, SyncStatus.IDLE)
+    def is_idle(self) -> bool:
+        return isinstance(self, SyncStatus.IDLE)
+    def is_SYNCING(self) -> bool:
+        return isinstance(self, SyncStatus.SYNCING)
+    def is_syncing(self) -> bool:
+        return isinstance(self, SyncStatus.SYNCING)
+    def is_OFFLINE(self) -> bool:
+        return isinstance(self, SyncStatus.OFFLINE)
+    def is_offline(self) -> bool:
+        return isinstance(self, SyncStatus.OFFLINE)
+    def is_ERROR(self) -> bool:
+        return isinstance(self, SyncStatus.ERROR)
+    def is_error(self) -> bool:
+        return isinstance(self, SyncStatus.ERROR)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+SyncStatus.IDLE = type("SyncStatus.IDLE", (SyncStatus.IDLE, SyncStatus,), {})  # type: ignore
+SyncStatus.SYNCING = type("SyncStatus.SYNCING", (SyncStatus.SYNCING, SyncStatus,), {})  # type: ignore
+SyncStatus.OFFLINE = type("SyncStatus.OFFLINE", (SyncStatus.OFFLINE, SyncStatus,), {})  # type: ignore
+SyncStatus.ERROR = type("SyncStatus.ERROR", (SyncStatus.ERROR, SyncStatus,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeSyncStatus(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return SyncStatus.IDLE(
+            )
+        if variant == 2:
+            return SyncStatus.SYNCING(
+                _UniffiFfiConverterTypeSyncPhase.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 3:
+            return SyncStatus.OFFLINE(
+            )
+        if variant == 4:
+            return SyncStatus.ERROR(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_IDLE():
+            return
+        if value.is_SYNCING():
+            _UniffiFfiConverterTypeSyncPhase.check_lower(value.phase)
+            _UniffiFfiConverterUInt64.check_lower(value.done)
+            _UniffiFfiConverterUInt64.check_lower(value.total)
+            return
+        if value.is_OFFLINE():
+            return
+        if value.is_ERROR():
+            _UniffiFfiConverterString.check_lower(value.code)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_IDLE():
+            buf.write_i32(1)
+        if value.is_SYNCING():
+            buf.write_i32(2)
+            _UniffiFfiConverterTypeSyncPhase.write(value.phase, buf)
+            _UniffiFfiConverterUInt64.write(value.done, buf)
+            _UniffiFfiConverterUInt64.write(value.total, buf)
+        if value.is_OFFLINE():
+            buf.write_i32(3)
+        if value.is_ERROR():
+            buf.write_i32(4)
+            _UniffiFfiConverterString.write(value.code, buf)
+
+
+
+class _UniffiFfiConverterSequenceTypeDataPart(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeDataPart.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeDataPart.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeDataPart.read(buf) for i in range(count)
+        ]
+
+
+class ChangeListener():
+    """
+    Hears which parts of the data changed, after the commit. Called on the thread that
+    committed: post to the UI thread. An exception thrown here is logged and ignored.
+"""
+    
+    def on_change(self, parts: typing.List[DataPart]) -> None:
+        """
+        These parts changed.
+"""
+        raise NotImplementedError
+
+class ChangeListenerImpl(ChangeListener):
+    """
+    Hears which parts of the data changed, after the commit. Called on the thread that
+    committed: post to the UI thread. An exception thrown here is logged and ignored.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_free_changelistener, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_clone_changelistener, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def on_change(self, parts: typing.List[DataPart]) -> None:
+        """
+        These parts changed.
+"""
+        
+        _UniffiFfiConverterSequenceTypeDataPart.check_lower(parts)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceTypeDataPart.lower(parts),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeCallbackError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_changelistener_on_change,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplChangeListenerImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_CHANGE_LISTENER_METHOD0
+    def on_change(
+            uniffi_handle,
+            parts,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeChangeListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterSequenceTypeDataPart.lift(parts), )
+            uniffi_method = uniffi_obj.on_change
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                CallbackError,
+                _UniffiFfiConverterTypeCallbackError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_CHANGE_LISTENER
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeChangeListener._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_CHANGE_LISTENER
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeChangeListener._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceFitkartFfiChangeListener(
+        _uniffi_free,
+        _uniffi_clone,
+        on_change,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_changelistener(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeChangeListener:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return ChangeListenerImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeChangeListener._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: ChangeListener):
+        if not isinstance(value, ChangeListener):
+            raise TypeError("Expected ChangeListener subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: ChangeListener):
+         if isinstance(value, ChangeListenerImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeChangeListener._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: ChangeListener, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterSequenceTypeAchievement(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeAchievement.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeAchievement.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeAchievement.read(buf) for i in range(count)
+        ]
+
+
+class StatusListener():
+    """
+    Hears every change of the sync status. An exception thrown here is logged and ignored.
+"""
+    
+    def on_status(self, status: SyncStatus) -> None:
+        """
+        The status changed.
+"""
+        raise NotImplementedError
+
+class StatusListenerImpl(StatusListener):
+    """
+    Hears every change of the sync status. An exception thrown here is logged and ignored.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_free_statuslistener, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_clone_statuslistener, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def on_status(self, status: SyncStatus) -> None:
+        """
+        The status changed.
+"""
+        
+        _UniffiFfiConverterTypeSyncStatus.check_lower(status)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeSyncStatus.lower(status),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeCallbackError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_statuslistener_on_status,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplStatusListenerImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_STATUS_LISTENER_METHOD0
+    def on_status(
+            uniffi_handle,
+            status,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeStatusListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeSyncStatus.lift(status), )
+            uniffi_method = uniffi_obj.on_status
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                CallbackError,
+                _UniffiFfiConverterTypeCallbackError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_STATUS_LISTENER
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeStatusListener._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_STATUS_LISTENER
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeStatusListener._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceFitkartFfiStatusListener(
+        _uniffi_free,
+        _uniffi_clone,
+        on_status,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_statuslistener(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeStatusListener:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return StatusListenerImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeStatusListener._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: StatusListener):
+        if not isinstance(value, StatusListener):
+            raise TypeError("Expected StatusListener subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: StatusListener):
+         if isinstance(value, StatusListenerImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeStatusListener._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: StatusListener, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u32"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**32
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u32()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u32(value)
+
+class _UniffiFfiConverterSequenceTypeCoinTransaction(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeCoinTransaction.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeCoinTransaction.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeCoinTransaction.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterOptionalTypeUserProfile(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeUserProfile.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeUserProfile.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeUserProfile.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalTypeLeaderboard(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeLeaderboard.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeLeaderboard.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeLeaderboard.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeOrder(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeOrder.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeOrder.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeOrder.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeOrderLine(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeOrderLine.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeOrderLine.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeOrderLine.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeProduct(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeProduct.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeProduct.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeProduct.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeStepReport(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeStepReport.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeStepReport.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeStepReport.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeRejection(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeRejection.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeRejection.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeRejection.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeSetting(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSetting.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSetting.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSetting.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeDaySteps(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeDaySteps.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeDaySteps.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeDaySteps.read(buf) for i in range(count)
+        ]
+
+
+class FitKartClientProtocol(typing.Protocol):
+    """
+    The FitKart device library. Open one per app process and share it; every method may be
+    called from any thread. Reads work offline; writes are queued and sent by `sync`.
+    Release it with `close()` (Kotlin `use {}`) when the app no longer needs it.
+"""
+    
+    def achievements(self, ) -> typing.List[Achievement]:
+        """
+        Achievements with progress.
+"""
+        raise NotImplementedError
+    def add_change_listener(self, listener: ChangeListener) -> int:
+        """
+        Registers a change listener; returns its id for `remove_listener`.
+"""
+        raise NotImplementedError
+    def add_status_listener(self, listener: StatusListener) -> int:
+        """
+        Registers a status listener; returns its id for `remove_listener`.
+"""
+        raise NotImplementedError
+    def cancel_order(self, client_order_id: str) -> None:
+        """
+        Cancels an order by the device's id for it.
+"""
+        raise NotImplementedError
+    def coin_history(self, limit: int,before: typing.Optional[str]) -> typing.List[CoinTransaction]:
+        """
+        Coin history, newest first: `limit` entries older than the entry `before`.
+"""
+        raise NotImplementedError
+    def current_user(self, ) -> typing.Optional[UserProfile]:
+        """
+        The signed-in user's profile, or null.
+"""
+        raise NotImplementedError
+    def device_id(self, ) -> str:
+        """
+        This device's stable id.
+"""
+        raise NotImplementedError
+    def dismiss_rejections(self, ) -> None:
+        """
+        Forgets the listed refusals.
+"""
+        raise NotImplementedError
+    def has_synced(self, ) -> bool:
+        """
+        Whether this user completed a sync on this device.
+"""
+        raise NotImplementedError
+    def last_synced_at(self, ) -> typing.Optional[Timestamp]:
+        """
+        When the last complete sync finished.
+"""
+        raise NotImplementedError
+    def leaderboard(self, period: LeaderboardPeriod) -> typing.Optional[Leaderboard]:
+        """
+        The leaderboard of `period` as last fetched, or null.
+"""
+        raise NotImplementedError
+    async def login(self, email: str,password: str) -> UserProfile:
+        """
+        Signs in.
+"""
+        raise NotImplementedError
+    async def logout(self, discard_pending: bool) -> None:
+        """
+        Signs out; refuses with `PendingChanges` unless `discard_pending`.
+"""
+        raise NotImplementedError
+    def orders(self, ) -> typing.List[Order]:
+        """
+        Orders, pending first, then the server's, newest first.
+"""
+        raise NotImplementedError
+    def pending_changes(self, ) -> int:
+        """
+        Changes the server has not settled yet.
+"""
+        raise NotImplementedError
+    def place_order(self, items: typing.List[OrderLine],shipping_address: ShippingAddress) -> QueuedOrder:
+        """
+        Places an order offline: shown at once as pending, its coins held.
+"""
+        raise NotImplementedError
+    def products(self, ) -> typing.List[Product]:
+        """
+        Active products.
+"""
+        raise NotImplementedError
+    def record_steps(self, date: str,source: str,steps: int,recorded_at: Timestamp) -> bool:
+        """
+        Records a day total from a step source; returns whether it raised the total.
+"""
+        raise NotImplementedError
+    def record_steps_batch(self, reports: typing.List[StepReport]) -> int:
+        """
+        Records many day totals in one transaction; returns how many raised a total.
+"""
+        raise NotImplementedError
+    async def refresh_leaderboard(self, period: LeaderboardPeriod) -> Leaderboard:
+        """
+        Fetches and caches the leaderboard of `period`.
+"""
+        raise NotImplementedError
+    async def register(self, email: str,password: str,display_name: str) -> UserProfile:
+        """
+        Creates an account and signs in.
+"""
+        raise NotImplementedError
+    def rejections(self, ) -> typing.List[Rejection]:
+        """
+        Changes the server refused, newest first.
+"""
+        raise NotImplementedError
+    def remove_listener(self, id: int) -> bool:
+        """
+        Removes a listener; false when it was not registered.
+"""
+        raise NotImplementedError
+    def settings(self, ) -> typing.List[Setting]:
+        """
+        Public settings.
+"""
+        raise NotImplementedError
+    def status(self, ) -> SyncStatus:
+        """
+        The sync status.
+"""
+        raise NotImplementedError
+    def step_history(self, _from: str,to: str) -> typing.List[DaySteps]:
+        """
+        Days from `from` to `to` (`YYYY-MM-DD`, inclusive) with steps, newest first.
+"""
+        raise NotImplementedError
+    def steps_today(self, ) -> DaySteps:
+        """
+        Today's steps in the user's time zone.
+"""
+        raise NotImplementedError
+    async def sync(self, ) -> SyncReport:
+        """
+        Pushes queued changes, pulls every change, refreshes progress and the leaderboard.
+        A sync already running is joined.
+"""
+        raise NotImplementedError
+    async def sync_once(self, budget: Duration) -> SyncReport:
+        """
+        Syncs until `budget` has passed, stopping at a safe point (background tasks).
+"""
+        raise NotImplementedError
+    def update_profile(self, change: ProfileChange) -> UserProfile:
+        """
+        Changes the profile; shown at once, sent at the next sync.
+"""
+        raise NotImplementedError
+    def wallet(self, ) -> Wallet:
+        """
+        The wallet view.
+"""
+        raise NotImplementedError
+
+class FitKartClient(FitKartClientProtocol):
+    """
+    The FitKart device library. Open one per app process and share it; every method may be
+    called from any thread. Reads work offline; writes are queued and sent by `sync`.
+    Release it with `close()` (Kotlin `use {}`) when the app no longer needs it.
+"""
+    
+    _handle: ctypes.c_uint64
+    @classmethod
+    def open(cls, config: ClientConfig,token_store: TokenStore) -> FitKartClient:
+        """
+        Opens the client: the database (created and migrated as needed) and the session kept
+        by `token_store`.
+"""
+        
+        _UniffiFfiConverterTypeClientConfig.check_lower(config)
+
+        _UniffiFfiConverterTypeTokenStore.check_lower(token_store)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeClientConfig.lower(config),
+            _UniffiFfiConverterTypeTokenStore.lower(token_store),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeFitKartClient.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_constructor_fitkartclient_open,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_free_fitkartclient, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_clone_fitkartclient, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def achievements(self, ) -> typing.List[Achievement]:
+        """
+        Achievements with progress.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeAchievement.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_achievements,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def add_change_listener(self, listener: ChangeListener) -> int:
+        """
+        Registers a change listener; returns its id for `remove_listener`.
+"""
+        
+        _UniffiFfiConverterTypeChangeListener.check_lower(listener)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeChangeListener.lower(listener),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_add_change_listener,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def add_status_listener(self, listener: StatusListener) -> int:
+        """
+        Registers a status listener; returns its id for `remove_listener`.
+"""
+        
+        _UniffiFfiConverterTypeStatusListener.check_lower(listener)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeStatusListener.lower(listener),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_add_status_listener,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def cancel_order(self, client_order_id: str) -> None:
+        """
+        Cancels an order by the device's id for it.
+"""
+        
+        _UniffiFfiConverterString.check_lower(client_order_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(client_order_id),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_cancel_order,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def coin_history(self, limit: int,before: typing.Optional[str]) -> typing.List[CoinTransaction]:
+        """
+        Coin history, newest first: `limit` entries older than the entry `before`.
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(limit)
+
+        _UniffiFfiConverterOptionalString.check_lower(before)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(limit),
+            _UniffiFfiConverterOptionalString.lower(before),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeCoinTransaction.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_coin_history,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def current_user(self, ) -> typing.Optional[UserProfile]:
+        """
+        The signed-in user's profile, or null.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeUserProfile.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_current_user,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def device_id(self, ) -> str:
+        """
+        This device's stable id.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_device_id,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def dismiss_rejections(self, ) -> None:
+        """
+        Forgets the listed refusals.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_dismiss_rejections,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def has_synced(self, ) -> bool:
+        """
+        Whether this user completed a sync on this device.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_has_synced,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def last_synced_at(self, ) -> typing.Optional[Timestamp]:
+        """
+        When the last complete sync finished.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTimestamp.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_last_synced_at,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def leaderboard(self, period: LeaderboardPeriod) -> typing.Optional[Leaderboard]:
+        """
+        The leaderboard of `period` as last fetched, or null.
+"""
+        
+        _UniffiFfiConverterTypeLeaderboardPeriod.check_lower(period)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeLeaderboardPeriod.lower(period),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeLeaderboard.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_leaderboard,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    async def login(self, email: str,password: str) -> UserProfile:
+        """
+        Signs in.
+"""
+        
+        _UniffiFfiConverterString.check_lower(email)
+
+        _UniffiFfiConverterString.check_lower(password)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(email),
+            _UniffiFfiConverterString.lower(password),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeUserProfile.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_login(*_uniffi_lowered_args),
+            _UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def logout(self, discard_pending: bool) -> None:
+        """
+        Signs out; refuses with `PendingChanges` unless `discard_pending`.
+"""
+        
+        _UniffiFfiConverterBoolean.check_lower(discard_pending)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBoolean.lower(discard_pending),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_logout(*_uniffi_lowered_args),
+            _UniffiLib.ffi_fitkart_ffi_rust_future_poll_void,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_complete_void,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_free_void,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    def orders(self, ) -> typing.List[Order]:
+        """
+        Orders, pending first, then the server's, newest first.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeOrder.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_orders,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def pending_changes(self, ) -> int:
+        """
+        Changes the server has not settled yet.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_pending_changes,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def place_order(self, items: typing.List[OrderLine],shipping_address: ShippingAddress) -> QueuedOrder:
+        """
+        Places an order offline: shown at once as pending, its coins held.
+"""
+        
+        _UniffiFfiConverterSequenceTypeOrderLine.check_lower(items)
+
+        _UniffiFfiConverterTypeShippingAddress.check_lower(shipping_address)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceTypeOrderLine.lower(items),
+            _UniffiFfiConverterTypeShippingAddress.lower(shipping_address),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeQueuedOrder.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_place_order,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def products(self, ) -> typing.List[Product]:
+        """
+        Active products.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeProduct.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_products,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def record_steps(self, date: str,source: str,steps: int,recorded_at: Timestamp) -> bool:
+        """
+        Records a day total from a step source; returns whether it raised the total.
+"""
+        
+        _UniffiFfiConverterString.check_lower(date)
+
+        _UniffiFfiConverterString.check_lower(source)
+
+        _UniffiFfiConverterInt64.check_lower(steps)
+
+        _UniffiFfiConverterTimestamp.check_lower(recorded_at)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(date),
+            _UniffiFfiConverterString.lower(source),
+            _UniffiFfiConverterInt64.lower(steps),
+            _UniffiFfiConverterTimestamp.lower(recorded_at),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def record_steps_batch(self, reports: typing.List[StepReport]) -> int:
+        """
+        Records many day totals in one transaction; returns how many raised a total.
+"""
+        
+        _UniffiFfiConverterSequenceTypeStepReport.check_lower(reports)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceTypeStepReport.lower(reports),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps_batch,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    async def refresh_leaderboard(self, period: LeaderboardPeriod) -> Leaderboard:
+        """
+        Fetches and caches the leaderboard of `period`.
+"""
+        
+        _UniffiFfiConverterTypeLeaderboardPeriod.check_lower(period)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeLeaderboardPeriod.lower(period),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeLeaderboard.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_refresh_leaderboard(*_uniffi_lowered_args),
+            _UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def register(self, email: str,password: str,display_name: str) -> UserProfile:
+        """
+        Creates an account and signs in.
+"""
+        
+        _UniffiFfiConverterString.check_lower(email)
+
+        _UniffiFfiConverterString.check_lower(password)
+
+        _UniffiFfiConverterString.check_lower(display_name)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(email),
+            _UniffiFfiConverterString.lower(password),
+            _UniffiFfiConverterString.lower(display_name),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeUserProfile.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_register(*_uniffi_lowered_args),
+            _UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    def rejections(self, ) -> typing.List[Rejection]:
+        """
+        Changes the server refused, newest first.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeRejection.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_rejections,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def remove_listener(self, id: int) -> bool:
+        """
+        Removes a listener; false when it was not registered.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_remove_listener,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def settings(self, ) -> typing.List[Setting]:
+        """
+        Public settings.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeSetting.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_settings,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def status(self, ) -> SyncStatus:
+        """
+        The sync status.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSyncStatus.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_status,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def step_history(self, _from: str,to: str) -> typing.List[DaySteps]:
+        """
+        Days from `from` to `to` (`YYYY-MM-DD`, inclusive) with steps, newest first.
+"""
+        
+        _UniffiFfiConverterString.check_lower(_from)
+
+        _UniffiFfiConverterString.check_lower(to)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(_from),
+            _UniffiFfiConverterString.lower(to),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeDaySteps.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_step_history,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def steps_today(self, ) -> DaySteps:
+        """
+        Today's steps in the user's time zone.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeDaySteps.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_steps_today,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    async def sync(self, ) -> SyncReport:
+        """
+        Pushes queued changes, pulls every change, refreshes progress and the leaderboard.
+        A sync already running is joined.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSyncReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_sync(*_uniffi_lowered_args),
+            _UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def sync_once(self, budget: Duration) -> SyncReport:
+        """
+        Syncs until `budget` has passed, stopping at a safe point (background tasks).
+"""
+        
+        _UniffiFfiConverterDuration.check_lower(budget)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterDuration.lower(budget),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSyncReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_sync_once(*_uniffi_lowered_args),
+            _UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    def update_profile(self, change: ProfileChange) -> UserProfile:
+        """
+        Changes the profile; shown at once, sent at the next sync.
+"""
+        
+        _UniffiFfiConverterTypeProfileChange.check_lower(change)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeProfileChange.lower(change),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeUserProfile.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_update_profile,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def wallet(self, ) -> Wallet:
+        """
+        The wallet view.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeWallet.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFitKartError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_wallet,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeFitKartClient:
+    @staticmethod
+    def lift(value: int) -> FitKartClient:
+        return FitKartClient._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: FitKartClient):
+        if not isinstance(value, FitKartClient):
+            raise TypeError("Expected FitKartClient instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: FitKartClient) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> FitKartClient:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: FitKartClient, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
 
 class FitKartStoreProtocol(typing.Protocol):
     """
-    The FitKart on-device database. Open one per signed-in app process and share it; all
-    methods may be called from any thread.
+    The FitKart on-device database, opened on its own (the client opens it for you; this is
+    for diagnostics).
 """
     
     def schema_version(self, ) -> int:
@@ -720,8 +5500,8 @@ class FitKartStoreProtocol(typing.Protocol):
 
 class FitKartStore(FitKartStoreProtocol):
     """
-    The FitKart on-device database. Open one per signed-in app process and share it; all
-    methods may be called from any thread.
+    The FitKart on-device database, opened on its own (the client opens it for you; this is
+    for diagnostics).
 """
     
     _handle: ctypes.c_uint64
@@ -729,8 +5509,7 @@ class FitKartStore(FitKartStoreProtocol):
     def open(cls, path: str) -> FitKartStore:
         """
         Opens the database file at `path`, creating it if needed, and brings its schema up to
-        date. The directory must already exist (use the app's private files or
-        Application Support directory).
+        date. The directory must already exist.
 
         Fails with the `Storage` error when the file cannot be opened or migrated; the file is
         left untouched in that case.
@@ -814,9 +5593,419 @@ class _UniffiFfiConverterTypeFitKartStore:
     def write(cls, value: FitKartStore, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+class _UniffiFfiConverterOptionalTypeStoredTokens(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeStoredTokens.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeStoredTokens.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeStoredTokens.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+
+class TokenStore():
+    """
+    Where the app keeps the session's tokens: the Keychain on iOS, the Keystore (or
+    EncryptedSharedPreferences) on Android. Calls are short and synchronous.
+"""
+    
+    def load(self, ) -> typing.Optional[StoredTokens]:
+        """
+        The stored tokens, or null.
+"""
+        raise NotImplementedError
+    def save(self, tokens: StoredTokens) -> None:
+        """
+        Replaces the stored tokens.
+"""
+        raise NotImplementedError
+    def clear(self, ) -> None:
+        """
+        Forgets the tokens.
+"""
+        raise NotImplementedError
+
+class TokenStoreImpl(TokenStore):
+    """
+    Where the app keeps the session's tokens: the Keychain on iOS, the Keystore (or
+    EncryptedSharedPreferences) on Android. Calls are short and synchronous.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_free_tokenstore, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_clone_tokenstore, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def load(self, ) -> typing.Optional[StoredTokens]:
+        """
+        The stored tokens, or null.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeStoredTokens.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeCallbackError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_load,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def save(self, tokens: StoredTokens) -> None:
+        """
+        Replaces the stored tokens.
+"""
+        
+        _UniffiFfiConverterTypeStoredTokens.check_lower(tokens)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeStoredTokens.lower(tokens),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeCallbackError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_save,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def clear(self, ) -> None:
+        """
+        Forgets the tokens.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeCallbackError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_clear,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplTokenStoreImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD0
+    def load(
+            uniffi_handle,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeTokenStore._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = ()
+            uniffi_method = uniffi_obj.load
+            return uniffi_method(*uniffi_args)
+        def write_return_value(v):
+            uniffi_out_return[0] = _UniffiFfiConverterOptionalTypeStoredTokens.lower(v)
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                CallbackError,
+                _UniffiFfiConverterTypeCallbackError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD1
+    def save(
+            uniffi_handle,
+            tokens,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeTokenStore._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeStoredTokens.lift(tokens), )
+            uniffi_method = uniffi_obj.save
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                CallbackError,
+                _UniffiFfiConverterTypeCallbackError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FITKART_FFI_TOKEN_STORE_METHOD2
+    def clear(
+            uniffi_handle,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeTokenStore._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = ()
+            uniffi_method = uniffi_obj.clear
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                CallbackError,
+                _UniffiFfiConverterTypeCallbackError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_FITKART_FFI_TOKEN_STORE
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeTokenStore._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_FITKART_FFI_TOKEN_STORE
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeTokenStore._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceFitkartFfiTokenStore(
+        _uniffi_free,
+        _uniffi_clone,
+        load,
+        save,
+        clear,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_fitkart_ffi_fn_init_callback_vtable_tokenstore(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeTokenStore:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return TokenStoreImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeTokenStore._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: TokenStore):
+        if not isinstance(value, TokenStore):
+            raise TypeError("Expected TokenStore subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: TokenStore):
+         if isinstance(value, TokenStoreImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeTokenStore._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: TokenStore, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+
+class InMemoryTokenStoreProtocol(typing.Protocol):
+    """
+    A token store in memory (tests, previews): tokens are gone when the process ends.
+"""
+    
+    def clear(self, ) -> None:
+        raise NotImplementedError
+    def load(self, ) -> typing.Optional[StoredTokens]:
+        raise NotImplementedError
+    def save(self, tokens: StoredTokens) -> None:
+        raise NotImplementedError
+
+class InMemoryTokenStore(InMemoryTokenStoreProtocol, TokenStore):
+    """
+    A token store in memory (tests, previews): tokens are gone when the process ends.
+"""
+    
+    _handle: ctypes.c_uint64
+    def __init__(self, ):
+        """
+        An empty store.
+"""
+        _uniffi_lowered_args = (
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeInMemoryTokenStore.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_constructor_inmemorytokenstore_new,
+            *_uniffi_lowered_args,
+        )
+        self._handle = _uniffi_ffi_result
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_free_inmemorytokenstore, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_fitkart_ffi_fn_clone_inmemorytokenstore, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def clear(self, ) -> None:
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeCallbackError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_clear,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def load(self, ) -> typing.Optional[StoredTokens]:
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeStoredTokens.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeCallbackError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_load,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def save(self, tokens: StoredTokens) -> None:
+        
+        _UniffiFfiConverterTypeStoredTokens.check_lower(tokens)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeStoredTokens.lower(tokens),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeCallbackError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_save,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeInMemoryTokenStore:
+    @staticmethod
+    def lift(value: int) -> InMemoryTokenStore:
+        return InMemoryTokenStore._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: InMemoryTokenStore):
+        if not isinstance(value, InMemoryTokenStore):
+            raise TypeError("Expected InMemoryTokenStore instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: InMemoryTokenStore) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> InMemoryTokenStore:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: InMemoryTokenStore, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
 __all__ = [
     "InternalError",
+    "LeaderboardPeriod",
+    "OrderSync",
+    "CallbackError",
+    "DataPart",
     "FitKartError",
+    "SyncPhase",
+    "SyncStatus",
+    "Achievement",
+    "ClientConfig",
+    "CoinTransaction",
+    "SourceSteps",
+    "DaySteps",
+    "LeaderboardEntry",
+    "Leaderboard",
+    "OrderItem",
+    "ShippingAddress",
+    "Order",
+    "OrderLine",
+    "Product",
+    "ProfileChange",
+    "QueuedOrder",
+    "RejectedChange",
+    "Rejection",
+    "Setting",
+    "StepReport",
+    "StoredTokens",
+    "SyncReport",
+    "UserProfile",
+    "Wallet",
+    "ChangeListenerImpl",
+    "ChangeListener",
+    "StatusListenerImpl",
+    "StatusListener",
+    "FitKartClient",
+    "FitKartClientProtocol",
     "FitKartStore",
     "FitKartStoreProtocol",
+    "TokenStoreImpl",
+    "TokenStore",
+    "InMemoryTokenStore",
+    "InMemoryTokenStoreProtocol",
 ]

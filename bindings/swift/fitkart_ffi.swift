@@ -460,7 +460,77 @@ fileprivate final class UniffiHandleMap<T>: @unchecked Sendable {
 
 
 // Public interface members begin here.
+// Magic number for the Rust proxy to call using the same mechanism as every other method,
+// to free the callback once it's dropped by Rust.
+private let IDX_CALLBACK_FREE: Int32 = 0
+// Callback return codes
+private let UNIFFI_CALLBACK_SUCCESS: Int32 = 0
+private let UNIFFI_CALLBACK_ERROR: Int32 = 1
+private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
+    typealias FfiType = UInt16
+    typealias SwiftType = UInt16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
+    typealias FfiType = UInt32
+    typealias SwiftType = UInt32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
+    typealias FfiType = UInt64
+    typealias SwiftType = UInt64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
@@ -474,6 +544,30 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
     }
 
     public static func write(_ value: Int64, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterBool : FfiConverter {
+    typealias FfiType = Int8
+    typealias SwiftType = Bool
+
+    public static func lift(_ value: Int8) throws -> Bool {
+        return value != 0
+    }
+
+    public static func lower(_ value: Bool) -> Int8 {
+        return value ? 1 : 0
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Bool {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Bool, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -524,12 +618,1012 @@ fileprivate struct FfiConverterString: FfiConverter {
     }
 }
 
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Date
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Date {
+        let seconds: Int64 = try readInt(&buf)
+        let nanoseconds: UInt32 = try readInt(&buf)
+        // Build the Date from whole seconds first, then add the nanoseconds as a
+        // separate TimeInterval.  Date stores CFAbsoluteTime (seconds since 2001),
+        // so adding a small fraction to the ~7.8e8 base is twice as precise as
+        // adding it to the ~1.76e9 Unix-epoch value, because the smaller magnitude
+        // leaves more mantissa bits for the sub-second part.
+        if seconds >= 0 {
+            return Date(timeIntervalSince1970: Double(seconds))
+                .addingTimeInterval(Double(nanoseconds) / 1.0e9)
+        } else {
+            return Date(timeIntervalSince1970: Double(seconds))
+                .addingTimeInterval(-Double(nanoseconds) / 1.0e9)
+        }
+    }
+
+    public static func write(_ value: Date, into buf: inout [UInt8]) {
+        var delta = value.timeIntervalSince1970
+        var sign: Int64 = 1
+        if delta < 0 {
+            // The nanoseconds portion of the epoch offset must always be
+            // positive, to simplify the calculation we will use the absolute
+            // value of the offset.
+            sign = -1
+            delta = -delta
+        }
+        if delta.rounded(.down) > Double(Int64.max) {
+            fatalError("Timestamp overflow, exceeds max bounds supported by Uniffi")
+        }
+        let seconds = Int64(delta)
+        let nanoseconds = UInt32((delta - Double(seconds)) * 1.0e9)
+        writeInt(&buf, sign * seconds)
+        writeInt(&buf, nanoseconds)
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
+    typealias SwiftType = TimeInterval
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeInterval {
+        let seconds: UInt64 = try readInt(&buf)
+        let nanoseconds: UInt32 = try readInt(&buf)
+        return Double(seconds) + (Double(nanoseconds) / 1.0e9)
+    }
+
+    public static func write(_ value: TimeInterval, into buf: inout [UInt8]) {
+        if value.rounded(.down) > Double(Int64.max) {
+            fatalError("Duration overflow, exceeds max bounds supported by Uniffi")
+        }
+
+        if value < 0 {
+            fatalError("Invalid duration, must be non-negative")
+        }
+
+        let seconds = UInt64(value)
+        let nanoseconds = UInt32((value - Double(seconds)) * 1.0e9)
+        writeInt(&buf, seconds)
+        writeInt(&buf, nanoseconds)
+    }
+}
+
 
 
 
 /**
- * The FitKart on-device database. Open one per signed-in app process and share it; all
- * methods may be called from any thread.
+ * Hears which parts of the data changed, after the commit. Called on the thread that
+ * committed: post to the UI thread. An exception thrown here is logged and ignored.
+ */
+public protocol ChangeListener: AnyObject, Sendable {
+    
+    /**
+     * These parts changed.
+     */
+    func onChange(parts: [DataPart]) throws 
+    
+}
+/**
+ * Hears which parts of the data changed, after the commit. Called on the thread that
+ * committed: post to the UI thread. An exception thrown here is logged and ignored.
+ */
+open class ChangeListenerImpl: ChangeListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_fitkart_ffi_fn_clone_changelistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_fitkart_ffi_fn_free_changelistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * These parts changed.
+     */
+open func onChange(parts: [DataPart])throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_changelistener_on_change(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeDataPart.lower(parts),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceChangeListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceChangeListener = UniffiVTableCallbackInterfaceChangeListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeChangeListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface ChangeListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeChangeListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface ChangeListener: handle missing in uniffiClone")
+            }
+        },
+        onChange: { (
+            uniffiHandle: UInt64,
+            parts: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeChangeListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onChange(
+                     parts: try FfiConverterSequenceTypeDataPart.lift(parts)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceChangeListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceChangeListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitChangeListener() {
+    uniffi_fitkart_ffi_fn_init_callback_vtable_changelistener(UniffiCallbackInterfaceChangeListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChangeListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<ChangeListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = ChangeListener
+
+    public static func lift(_ handle: UInt64) throws -> ChangeListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return ChangeListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: ChangeListener) -> UInt64 {
+         if let rustImpl = value as? ChangeListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChangeListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ChangeListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChangeListener_lift(_ handle: UInt64) throws -> ChangeListener {
+    return try FfiConverterTypeChangeListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChangeListener_lower(_ value: ChangeListener) -> UInt64 {
+    return FfiConverterTypeChangeListener.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The FitKart device library. Open one per app process and share it; every method may be
+ * called from any thread. Reads work offline; writes are queued and sent by `sync`.
+ * Release it with `close()` (Kotlin `use {}`) when the app no longer needs it.
+ */
+public protocol FitKartClientProtocol: AnyObject, Sendable {
+    
+    /**
+     * Achievements with progress.
+     */
+    func achievements() throws  -> [Achievement]
+    
+    /**
+     * Registers a change listener; returns its id for `remove_listener`.
+     */
+    func addChangeListener(listener: ChangeListener)  -> UInt64
+    
+    /**
+     * Registers a status listener; returns its id for `remove_listener`.
+     */
+    func addStatusListener(listener: StatusListener)  -> UInt64
+    
+    /**
+     * Cancels an order by the device's id for it.
+     */
+    func cancelOrder(clientOrderId: String) throws 
+    
+    /**
+     * Coin history, newest first: `limit` entries older than the entry `before`.
+     */
+    func coinHistory(limit: UInt32, before: String?) throws  -> [CoinTransaction]
+    
+    /**
+     * The signed-in user's profile, or null.
+     */
+    func currentUser() throws  -> UserProfile?
+    
+    /**
+     * This device's stable id.
+     */
+    func deviceId()  -> String
+    
+    /**
+     * Forgets the listed refusals.
+     */
+    func dismissRejections() throws 
+    
+    /**
+     * Whether this user completed a sync on this device.
+     */
+    func hasSynced() throws  -> Bool
+    
+    /**
+     * When the last complete sync finished.
+     */
+    func lastSyncedAt() throws  -> Date?
+    
+    /**
+     * The leaderboard of `period` as last fetched, or null.
+     */
+    func leaderboard(period: LeaderboardPeriod) throws  -> Leaderboard?
+    
+    /**
+     * Signs in.
+     */
+    func login(email: String, password: String) async throws  -> UserProfile
+    
+    /**
+     * Signs out; refuses with `PendingChanges` unless `discard_pending`.
+     */
+    func logout(discardPending: Bool) async throws 
+    
+    /**
+     * Orders, pending first, then the server's, newest first.
+     */
+    func orders() throws  -> [Order]
+    
+    /**
+     * Changes the server has not settled yet.
+     */
+    func pendingChanges() throws  -> UInt64
+    
+    /**
+     * Places an order offline: shown at once as pending, its coins held.
+     */
+    func placeOrder(items: [OrderLine], shippingAddress: ShippingAddress) throws  -> QueuedOrder
+    
+    /**
+     * Active products.
+     */
+    func products() throws  -> [Product]
+    
+    /**
+     * Records a day total from a step source; returns whether it raised the total.
+     */
+    func recordSteps(date: String, source: String, steps: Int64, recordedAt: Date) throws  -> Bool
+    
+    /**
+     * Records many day totals in one transaction; returns how many raised a total.
+     */
+    func recordStepsBatch(reports: [StepReport]) throws  -> UInt64
+    
+    /**
+     * Fetches and caches the leaderboard of `period`.
+     */
+    func refreshLeaderboard(period: LeaderboardPeriod) async throws  -> Leaderboard
+    
+    /**
+     * Creates an account and signs in.
+     */
+    func register(email: String, password: String, displayName: String) async throws  -> UserProfile
+    
+    /**
+     * Changes the server refused, newest first.
+     */
+    func rejections() throws  -> [Rejection]
+    
+    /**
+     * Removes a listener; false when it was not registered.
+     */
+    func removeListener(id: UInt64)  -> Bool
+    
+    /**
+     * Public settings.
+     */
+    func settings() throws  -> [Setting]
+    
+    /**
+     * The sync status.
+     */
+    func status()  -> SyncStatus
+    
+    /**
+     * Days from `from` to `to` (`YYYY-MM-DD`, inclusive) with steps, newest first.
+     */
+    func stepHistory(from: String, to: String) throws  -> [DaySteps]
+    
+    /**
+     * Today's steps in the user's time zone.
+     */
+    func stepsToday() throws  -> DaySteps
+    
+    /**
+     * Pushes queued changes, pulls every change, refreshes progress and the leaderboard.
+     * A sync already running is joined.
+     */
+    func sync() async throws  -> SyncReport
+    
+    /**
+     * Syncs until `budget` has passed, stopping at a safe point (background tasks).
+     */
+    func syncOnce(budget: TimeInterval) async throws  -> SyncReport
+    
+    /**
+     * Changes the profile; shown at once, sent at the next sync.
+     */
+    func updateProfile(change: ProfileChange) throws  -> UserProfile
+    
+    /**
+     * The wallet view.
+     */
+    func wallet() throws  -> Wallet
+    
+}
+/**
+ * The FitKart device library. Open one per app process and share it; every method may be
+ * called from any thread. Reads work offline; writes are queued and sent by `sync`.
+ * Release it with `close()` (Kotlin `use {}`) when the app no longer needs it.
+ */
+open class FitKartClient: FitKartClientProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_fitkart_ffi_fn_clone_fitkartclient(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_fitkart_ffi_fn_free_fitkartclient(handle, $0) }
+    }
+
+    
+    /**
+     * Opens the client: the database (created and migrated as needed) and the session kept
+     * by `token_store`.
+     */
+public static func `open`(config: ClientConfig, tokenStore: TokenStore)throws  -> FitKartClient  {
+    return try  FfiConverterTypeFitKartClient_lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_constructor_fitkartclient_open(
+        FfiConverterTypeClientConfig_lower(config),
+        FfiConverterTypeTokenStore_lower(tokenStore),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Achievements with progress.
+     */
+open func achievements()throws  -> [Achievement]  {
+    return try  FfiConverterSequenceTypeAchievement.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_achievements(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Registers a change listener; returns its id for `remove_listener`.
+     */
+open func addChangeListener(listener: ChangeListener) -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_add_change_listener(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeChangeListener_lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Registers a status listener; returns its id for `remove_listener`.
+     */
+open func addStatusListener(listener: StatusListener) -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_add_status_listener(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeStatusListener_lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Cancels an order by the device's id for it.
+     */
+open func cancelOrder(clientOrderId: String)throws   {try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_cancel_order(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(clientOrderId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Coin history, newest first: `limit` entries older than the entry `before`.
+     */
+open func coinHistory(limit: UInt32, before: String?)throws  -> [CoinTransaction]  {
+    return try  FfiConverterSequenceTypeCoinTransaction.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_coin_history(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(limit),
+        FfiConverterOptionString.lower(before),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The signed-in user's profile, or null.
+     */
+open func currentUser()throws  -> UserProfile?  {
+    return try  FfiConverterOptionTypeUserProfile.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_current_user(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * This device's stable id.
+     */
+open func deviceId() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_device_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Forgets the listed refusals.
+     */
+open func dismissRejections()throws   {try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_dismiss_rejections(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Whether this user completed a sync on this device.
+     */
+open func hasSynced()throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_has_synced(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * When the last complete sync finished.
+     */
+open func lastSyncedAt()throws  -> Date?  {
+    return try  FfiConverterOptionTimestamp.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_last_synced_at(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The leaderboard of `period` as last fetched, or null.
+     */
+open func leaderboard(period: LeaderboardPeriod)throws  -> Leaderboard?  {
+    return try  FfiConverterOptionTypeLeaderboard.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_leaderboard(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLeaderboardPeriod_lower(period),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Signs in.
+     */
+open func login(email: String, password: String)async throws  -> UserProfile  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_fitkart_ffi_fn_method_fitkartclient_login(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(email),FfiConverterString.lower(password)
+                )
+            },
+            pollFunc: ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUserProfile_lift,
+            errorHandler: FfiConverterTypeFitKartError_lift
+        )
+}
+    
+    /**
+     * Signs out; refuses with `PendingChanges` unless `discard_pending`.
+     */
+open func logout(discardPending: Bool)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_fitkart_ffi_fn_method_fitkartclient_logout(
+                        self.uniffiCloneHandle(),FfiConverterBool.lower(discardPending)
+                )
+            },
+            pollFunc: ffi_fitkart_ffi_rust_future_poll_void,
+            completeFunc: ffi_fitkart_ffi_rust_future_complete_void,
+            freeFunc: ffi_fitkart_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeFitKartError_lift
+        )
+}
+    
+    /**
+     * Orders, pending first, then the server's, newest first.
+     */
+open func orders()throws  -> [Order]  {
+    return try  FfiConverterSequenceTypeOrder.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_orders(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Changes the server has not settled yet.
+     */
+open func pendingChanges()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_pending_changes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Places an order offline: shown at once as pending, its coins held.
+     */
+open func placeOrder(items: [OrderLine], shippingAddress: ShippingAddress)throws  -> QueuedOrder  {
+    return try  FfiConverterTypeQueuedOrder_lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_place_order(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeOrderLine.lower(items),
+        FfiConverterTypeShippingAddress_lower(shippingAddress),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Active products.
+     */
+open func products()throws  -> [Product]  {
+    return try  FfiConverterSequenceTypeProduct.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_products(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Records a day total from a step source; returns whether it raised the total.
+     */
+open func recordSteps(date: String, source: String, steps: Int64, recordedAt: Date)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(date),
+        FfiConverterString.lower(source),
+        FfiConverterInt64.lower(steps),
+        FfiConverterTimestamp.lower(recordedAt),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Records many day totals in one transaction; returns how many raised a total.
+     */
+open func recordStepsBatch(reports: [StepReport])throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps_batch(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeStepReport.lower(reports),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Fetches and caches the leaderboard of `period`.
+     */
+open func refreshLeaderboard(period: LeaderboardPeriod)async throws  -> Leaderboard  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_fitkart_ffi_fn_method_fitkartclient_refresh_leaderboard(
+                        self.uniffiCloneHandle(),FfiConverterTypeLeaderboardPeriod_lower(period)
+                )
+            },
+            pollFunc: ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeLeaderboard_lift,
+            errorHandler: FfiConverterTypeFitKartError_lift
+        )
+}
+    
+    /**
+     * Creates an account and signs in.
+     */
+open func register(email: String, password: String, displayName: String)async throws  -> UserProfile  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_fitkart_ffi_fn_method_fitkartclient_register(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(email),FfiConverterString.lower(password),FfiConverterString.lower(displayName)
+                )
+            },
+            pollFunc: ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeUserProfile_lift,
+            errorHandler: FfiConverterTypeFitKartError_lift
+        )
+}
+    
+    /**
+     * Changes the server refused, newest first.
+     */
+open func rejections()throws  -> [Rejection]  {
+    return try  FfiConverterSequenceTypeRejection.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_rejections(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Removes a listener; false when it was not registered.
+     */
+open func removeListener(id: UInt64) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_remove_listener(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Public settings.
+     */
+open func settings()throws  -> [Setting]  {
+    return try  FfiConverterSequenceTypeSetting.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_settings(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The sync status.
+     */
+open func status() -> SyncStatus  {
+    return try!  FfiConverterTypeSyncStatus_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_status(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Days from `from` to `to` (`YYYY-MM-DD`, inclusive) with steps, newest first.
+     */
+open func stepHistory(from: String, to: String)throws  -> [DaySteps]  {
+    return try  FfiConverterSequenceTypeDaySteps.lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_step_history(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(from),
+        FfiConverterString.lower(to),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Today's steps in the user's time zone.
+     */
+open func stepsToday()throws  -> DaySteps  {
+    return try  FfiConverterTypeDaySteps_lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_steps_today(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Pushes queued changes, pulls every change, refreshes progress and the leaderboard.
+     * A sync already running is joined.
+     */
+open func sync()async throws  -> SyncReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_fitkart_ffi_fn_method_fitkartclient_sync(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSyncReport_lift,
+            errorHandler: FfiConverterTypeFitKartError_lift
+        )
+}
+    
+    /**
+     * Syncs until `budget` has passed, stopping at a safe point (background tasks).
+     */
+open func syncOnce(budget: TimeInterval)async throws  -> SyncReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_fitkart_ffi_fn_method_fitkartclient_sync_once(
+                        self.uniffiCloneHandle(),FfiConverterDuration.lower(budget)
+                )
+            },
+            pollFunc: ffi_fitkart_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_fitkart_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_fitkart_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSyncReport_lift,
+            errorHandler: FfiConverterTypeFitKartError_lift
+        )
+}
+    
+    /**
+     * Changes the profile; shown at once, sent at the next sync.
+     */
+open func updateProfile(change: ProfileChange)throws  -> UserProfile  {
+    return try  FfiConverterTypeUserProfile_lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_update_profile(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeProfileChange_lower(change),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The wallet view.
+     */
+open func wallet()throws  -> Wallet  {
+    return try  FfiConverterTypeWallet_lift(try rustCallWithError(FfiConverterTypeFitKartError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_fitkartclient_wallet(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFitKartClient: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = FitKartClient
+
+    public static func lift(_ handle: UInt64) throws -> FitKartClient {
+        return FitKartClient(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: FitKartClient) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FitKartClient {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: FitKartClient, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFitKartClient_lift(_ handle: UInt64) throws -> FitKartClient {
+    return try FfiConverterTypeFitKartClient.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFitKartClient_lower(_ value: FitKartClient) -> UInt64 {
+    return FfiConverterTypeFitKartClient.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The FitKart on-device database, opened on its own (the client opens it for you; this is
+ * for diagnostics).
  */
 public protocol FitKartStoreProtocol: AnyObject, Sendable {
     
@@ -540,8 +1634,8 @@ public protocol FitKartStoreProtocol: AnyObject, Sendable {
     
 }
 /**
- * The FitKart on-device database. Open one per signed-in app process and share it; all
- * methods may be called from any thread.
+ * The FitKart on-device database, opened on its own (the client opens it for you; this is
+ * for diagnostics).
  */
 open class FitKartStore: FitKartStoreProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -596,8 +1690,7 @@ open class FitKartStore: FitKartStoreProtocol, @unchecked Sendable {
     
     /**
      * Opens the database file at `path`, creating it if needed, and brings its schema up to
-     * date. The directory must already exist (use the app's private files or
-     * Application Support directory).
+     * date. The directory must already exist.
      *
      * Fails with the `Storage` error when the file cannot be opened or migrated; the file is
      * left untouched in that case.
@@ -673,10 +1766,3234 @@ public func FfiConverterTypeFitKartStore_lower(_ value: FitKartStore) -> UInt64 
 
 
 
+
+
+/**
+ * A token store in memory (tests, previews): tokens are gone when the process ends.
+ */
+public protocol InMemoryTokenStoreProtocol: AnyObject, Sendable {
+    
+    func clear() throws 
+    
+    func load() throws  -> StoredTokens?
+    
+    func save(tokens: StoredTokens) throws 
+    
+}
+/**
+ * A token store in memory (tests, previews): tokens are gone when the process ends.
+ */
+open class InMemoryTokenStore: InMemoryTokenStoreProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_fitkart_ffi_fn_clone_inmemorytokenstore(self.handle, $0) }
+    }
+    /**
+     * An empty store.
+     */
+public convenience init() {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_constructor_inmemorytokenstore_new(uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_fitkart_ffi_fn_free_inmemorytokenstore(handle, $0) }
+    }
+
+    
+
+    
+open func clear()throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_inmemorytokenstore_clear(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+open func load()throws  -> StoredTokens?  {
+    return try  FfiConverterOptionTypeStoredTokens.lift(try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_inmemorytokenstore_load(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+open func save(tokens: StoredTokens)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_inmemorytokenstore_save(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeStoredTokens_lower(tokens),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInMemoryTokenStore: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = InMemoryTokenStore
+
+    public static func lift(_ handle: UInt64) throws -> InMemoryTokenStore {
+        return InMemoryTokenStore(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: InMemoryTokenStore) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InMemoryTokenStore {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: InMemoryTokenStore, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+extension InMemoryTokenStore: TokenStore {}
+
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInMemoryTokenStore_lift(_ handle: UInt64) throws -> InMemoryTokenStore {
+    return try FfiConverterTypeInMemoryTokenStore.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInMemoryTokenStore_lower(_ value: InMemoryTokenStore) -> UInt64 {
+    return FfiConverterTypeInMemoryTokenStore.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Hears every change of the sync status. An exception thrown here is logged and ignored.
+ */
+public protocol StatusListener: AnyObject, Sendable {
+    
+    /**
+     * The status changed.
+     */
+    func onStatus(status: SyncStatus) throws 
+    
+}
+/**
+ * Hears every change of the sync status. An exception thrown here is logged and ignored.
+ */
+open class StatusListenerImpl: StatusListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_fitkart_ffi_fn_clone_statuslistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_fitkart_ffi_fn_free_statuslistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The status changed.
+     */
+open func onStatus(status: SyncStatus)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_statuslistener_on_status(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSyncStatus_lower(status),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceStatusListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceStatusListener = UniffiVTableCallbackInterfaceStatusListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeStatusListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface StatusListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeStatusListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface StatusListener: handle missing in uniffiClone")
+            }
+        },
+        onStatus: { (
+            uniffiHandle: UInt64,
+            status: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeStatusListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onStatus(
+                     status: try FfiConverterTypeSyncStatus_lift(status)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceStatusListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceStatusListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitStatusListener() {
+    uniffi_fitkart_ffi_fn_init_callback_vtable_statuslistener(UniffiCallbackInterfaceStatusListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStatusListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<StatusListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = StatusListener
+
+    public static func lift(_ handle: UInt64) throws -> StatusListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return StatusListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: StatusListener) -> UInt64 {
+         if let rustImpl = value as? StatusListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StatusListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: StatusListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStatusListener_lift(_ handle: UInt64) throws -> StatusListener {
+    return try FfiConverterTypeStatusListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStatusListener_lower(_ value: StatusListener) -> UInt64 {
+    return FfiConverterTypeStatusListener.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Where the app keeps the session's tokens: the Keychain on iOS, the Keystore (or
+ * EncryptedSharedPreferences) on Android. Calls are short and synchronous.
+ */
+public protocol TokenStore: AnyObject, Sendable {
+    
+    /**
+     * The stored tokens, or null.
+     */
+    func load() throws  -> StoredTokens?
+    
+    /**
+     * Replaces the stored tokens.
+     */
+    func save(tokens: StoredTokens) throws 
+    
+    /**
+     * Forgets the tokens.
+     */
+    func clear() throws 
+    
+}
+/**
+ * Where the app keeps the session's tokens: the Keychain on iOS, the Keystore (or
+ * EncryptedSharedPreferences) on Android. Calls are short and synchronous.
+ */
+open class TokenStoreImpl: TokenStore, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_fitkart_ffi_fn_clone_tokenstore(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_fitkart_ffi_fn_free_tokenstore(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The stored tokens, or null.
+     */
+open func load()throws  -> StoredTokens?  {
+    return try  FfiConverterOptionTypeStoredTokens.lift(try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_tokenstore_load(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Replaces the stored tokens.
+     */
+open func save(tokens: StoredTokens)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_tokenstore_save(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeStoredTokens_lower(tokens),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Forgets the tokens.
+     */
+open func clear()throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_fitkart_ffi_fn_method_tokenstore_clear(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceTokenStore {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceTokenStore = UniffiVTableCallbackInterfaceTokenStore(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeTokenStore.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface TokenStore: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeTokenStore.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface TokenStore: handle missing in uniffiClone")
+            }
+        },
+        load: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> StoredTokens? in
+                guard let uniffiObj = try? FfiConverterTypeTokenStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.load(
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterOptionTypeStoredTokens.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        },
+        save: { (
+            uniffiHandle: UInt64,
+            tokens: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeTokenStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.save(
+                     tokens: try FfiConverterTypeStoredTokens_lift(tokens)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        },
+        clear: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeTokenStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.clear(
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceTokenStore> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceTokenStore>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitTokenStore() {
+    uniffi_fitkart_ffi_fn_init_callback_vtable_tokenstore(UniffiCallbackInterfaceTokenStore.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTokenStore: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<TokenStore>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = TokenStore
+
+    public static func lift(_ handle: UInt64) throws -> TokenStore {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return TokenStoreImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: TokenStore) -> UInt64 {
+         if let rustImpl = value as? TokenStoreImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenStore {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: TokenStore, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenStore_lift(_ handle: UInt64) throws -> TokenStore {
+    return try FfiConverterTypeTokenStore.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenStore_lower(_ value: TokenStore) -> UInt64 {
+    return FfiConverterTypeTokenStore.lower(value)
+}
+
+
+
+
+/**
+ * An achievement with progress.
+ */
+public struct Achievement: Equatable, Hashable {
+    /**
+     * Code.
+     */
+    public var code: String
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * Description.
+     */
+    public var description: String
+    /**
+     * Icon name.
+     */
+    public var icon: String?
+    /**
+     * Bonus coins.
+     */
+    public var bonusCoins: Int64
+    /**
+     * Progress.
+     */
+    public var progress: Int64
+    /**
+     * Target.
+     */
+    public var target: Int64
+    /**
+     * When it unlocked.
+     */
+    public var unlockedAt: Date?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Code.
+         */code: String, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * Description.
+         */description: String, 
+        /**
+         * Icon name.
+         */icon: String?, 
+        /**
+         * Bonus coins.
+         */bonusCoins: Int64, 
+        /**
+         * Progress.
+         */progress: Int64, 
+        /**
+         * Target.
+         */target: Int64, 
+        /**
+         * When it unlocked.
+         */unlockedAt: Date?) {
+        self.code = code
+        self.name = name
+        self.description = description
+        self.icon = icon
+        self.bonusCoins = bonusCoins
+        self.progress = progress
+        self.target = target
+        self.unlockedAt = unlockedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Achievement: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAchievement: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Achievement {
+        return
+            try Achievement(
+                code: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                description: FfiConverterString.read(from: &buf), 
+                icon: FfiConverterOptionString.read(from: &buf), 
+                bonusCoins: FfiConverterInt64.read(from: &buf), 
+                progress: FfiConverterInt64.read(from: &buf), 
+                target: FfiConverterInt64.read(from: &buf), 
+                unlockedAt: FfiConverterOptionTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Achievement, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.description, into: &buf)
+        FfiConverterOptionString.write(value.icon, into: &buf)
+        FfiConverterInt64.write(value.bonusCoins, into: &buf)
+        FfiConverterInt64.write(value.progress, into: &buf)
+        FfiConverterInt64.write(value.target, into: &buf)
+        FfiConverterOptionTimestamp.write(value.unlockedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAchievement_lift(_ buf: RustBuffer) throws -> Achievement {
+    return try FfiConverterTypeAchievement.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAchievement_lower(_ value: Achievement) -> RustBuffer {
+    return FfiConverterTypeAchievement.lower(value)
+}
+
+
+/**
+ * How the client is set up.
+ */
+public struct ClientConfig: Equatable, Hashable {
+    /**
+     * The database file, in the app's private storage (the directory must exist).
+     */
+    public var databasePath: String
+    /**
+     * The sync server, e.g. `https://sync.fitkart.example`.
+     */
+    public var serverUrl: String
+    /**
+     * `ios`, `android` or `other`.
+     */
+    public var platform: String
+    /**
+     * The app's version.
+     */
+    public var appVersion: String
+    /**
+     * The OS version.
+     */
+    public var osVersion: String?
+    /**
+     * The device model.
+     */
+    public var model: String?
+    /**
+     * The longest one HTTP exchange may take.
+     */
+    public var requestTimeout: TimeInterval?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The database file, in the app's private storage (the directory must exist).
+         */databasePath: String, 
+        /**
+         * The sync server, e.g. `https://sync.fitkart.example`.
+         */serverUrl: String, 
+        /**
+         * `ios`, `android` or `other`.
+         */platform: String, 
+        /**
+         * The app's version.
+         */appVersion: String, 
+        /**
+         * The OS version.
+         */osVersion: String? = nil, 
+        /**
+         * The device model.
+         */model: String? = nil, 
+        /**
+         * The longest one HTTP exchange may take.
+         */requestTimeout: TimeInterval? = nil) {
+        self.databasePath = databasePath
+        self.serverUrl = serverUrl
+        self.platform = platform
+        self.appVersion = appVersion
+        self.osVersion = osVersion
+        self.model = model
+        self.requestTimeout = requestTimeout
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ClientConfig: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientConfig {
+        return
+            try ClientConfig(
+                databasePath: FfiConverterString.read(from: &buf), 
+                serverUrl: FfiConverterString.read(from: &buf), 
+                platform: FfiConverterString.read(from: &buf), 
+                appVersion: FfiConverterString.read(from: &buf), 
+                osVersion: FfiConverterOptionString.read(from: &buf), 
+                model: FfiConverterOptionString.read(from: &buf), 
+                requestTimeout: FfiConverterOptionDuration.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ClientConfig, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.databasePath, into: &buf)
+        FfiConverterString.write(value.serverUrl, into: &buf)
+        FfiConverterString.write(value.platform, into: &buf)
+        FfiConverterString.write(value.appVersion, into: &buf)
+        FfiConverterOptionString.write(value.osVersion, into: &buf)
+        FfiConverterOptionString.write(value.model, into: &buf)
+        FfiConverterOptionDuration.write(value.requestTimeout, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientConfig_lift(_ buf: RustBuffer) throws -> ClientConfig {
+    return try FfiConverterTypeClientConfig.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientConfig_lower(_ value: ClientConfig) -> RustBuffer {
+    return FfiConverterTypeClientConfig.lower(value)
+}
+
+
+/**
+ * A coin ledger entry.
+ */
+public struct CoinTransaction: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * `step_reward`, `achievement_bonus`, `order_hold`, ...
+     */
+    public var kind: String
+    /**
+     * Change of the available balance.
+     */
+    public var availableDelta: Int64
+    /**
+     * Change of the frozen balance.
+     */
+    public var frozenDelta: Int64
+    /**
+     * Available balance after.
+     */
+    public var availableAfter: Int64
+    /**
+     * Frozen balance after.
+     */
+    public var frozenAfter: Int64
+    /**
+     * What it refers to.
+     */
+    public var referenceType: String?
+    /**
+     * Its id.
+     */
+    public var referenceId: String?
+    /**
+     * A description.
+     */
+    public var description: String?
+    /**
+     * When.
+     */
+    public var createdAt: Date
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * `step_reward`, `achievement_bonus`, `order_hold`, ...
+         */kind: String, 
+        /**
+         * Change of the available balance.
+         */availableDelta: Int64, 
+        /**
+         * Change of the frozen balance.
+         */frozenDelta: Int64, 
+        /**
+         * Available balance after.
+         */availableAfter: Int64, 
+        /**
+         * Frozen balance after.
+         */frozenAfter: Int64, 
+        /**
+         * What it refers to.
+         */referenceType: String?, 
+        /**
+         * Its id.
+         */referenceId: String?, 
+        /**
+         * A description.
+         */description: String?, 
+        /**
+         * When.
+         */createdAt: Date) {
+        self.id = id
+        self.kind = kind
+        self.availableDelta = availableDelta
+        self.frozenDelta = frozenDelta
+        self.availableAfter = availableAfter
+        self.frozenAfter = frozenAfter
+        self.referenceType = referenceType
+        self.referenceId = referenceId
+        self.description = description
+        self.createdAt = createdAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CoinTransaction: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCoinTransaction: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CoinTransaction {
+        return
+            try CoinTransaction(
+                id: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterString.read(from: &buf), 
+                availableDelta: FfiConverterInt64.read(from: &buf), 
+                frozenDelta: FfiConverterInt64.read(from: &buf), 
+                availableAfter: FfiConverterInt64.read(from: &buf), 
+                frozenAfter: FfiConverterInt64.read(from: &buf), 
+                referenceType: FfiConverterOptionString.read(from: &buf), 
+                referenceId: FfiConverterOptionString.read(from: &buf), 
+                description: FfiConverterOptionString.read(from: &buf), 
+                createdAt: FfiConverterTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CoinTransaction, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterInt64.write(value.availableDelta, into: &buf)
+        FfiConverterInt64.write(value.frozenDelta, into: &buf)
+        FfiConverterInt64.write(value.availableAfter, into: &buf)
+        FfiConverterInt64.write(value.frozenAfter, into: &buf)
+        FfiConverterOptionString.write(value.referenceType, into: &buf)
+        FfiConverterOptionString.write(value.referenceId, into: &buf)
+        FfiConverterOptionString.write(value.description, into: &buf)
+        FfiConverterTimestamp.write(value.createdAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCoinTransaction_lift(_ buf: RustBuffer) throws -> CoinTransaction {
+    return try FfiConverterTypeCoinTransaction.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCoinTransaction_lower(_ value: CoinTransaction) -> RustBuffer {
+    return FfiConverterTypeCoinTransaction.lower(value)
+}
+
+
+/**
+ * One day's steps (the day counts its largest source).
+ */
+public struct DaySteps: Equatable, Hashable {
+    /**
+     * `YYYY-MM-DD`.
+     */
+    public var date: String
+    /**
+     * The day's total.
+     */
+    public var totalSteps: Int64
+    /**
+     * The day's verified total.
+     */
+    public var verifiedSteps: Int64
+    /**
+     * Whether a higher total waits to be synced.
+     */
+    public var pending: Bool
+    /**
+     * Per source.
+     */
+    public var sources: [SourceSteps]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `YYYY-MM-DD`.
+         */date: String, 
+        /**
+         * The day's total.
+         */totalSteps: Int64, 
+        /**
+         * The day's verified total.
+         */verifiedSteps: Int64, 
+        /**
+         * Whether a higher total waits to be synced.
+         */pending: Bool, 
+        /**
+         * Per source.
+         */sources: [SourceSteps]) {
+        self.date = date
+        self.totalSteps = totalSteps
+        self.verifiedSteps = verifiedSteps
+        self.pending = pending
+        self.sources = sources
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DaySteps: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDaySteps: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DaySteps {
+        return
+            try DaySteps(
+                date: FfiConverterString.read(from: &buf), 
+                totalSteps: FfiConverterInt64.read(from: &buf), 
+                verifiedSteps: FfiConverterInt64.read(from: &buf), 
+                pending: FfiConverterBool.read(from: &buf), 
+                sources: FfiConverterSequenceTypeSourceSteps.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DaySteps, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.date, into: &buf)
+        FfiConverterInt64.write(value.totalSteps, into: &buf)
+        FfiConverterInt64.write(value.verifiedSteps, into: &buf)
+        FfiConverterBool.write(value.pending, into: &buf)
+        FfiConverterSequenceTypeSourceSteps.write(value.sources, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDaySteps_lift(_ buf: RustBuffer) throws -> DaySteps {
+    return try FfiConverterTypeDaySteps.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDaySteps_lower(_ value: DaySteps) -> RustBuffer {
+    return FfiConverterTypeDaySteps.lower(value)
+}
+
+
+/**
+ * A leaderboard as last fetched.
+ */
+public struct Leaderboard: Equatable, Hashable {
+    /**
+     * The period.
+     */
+    public var period: LeaderboardPeriod
+    /**
+     * First day of the period, `YYYY-MM-DD`.
+     */
+    public var periodStart: String
+    /**
+     * When the server computed it.
+     */
+    public var computedAt: Date?
+    /**
+     * When this device fetched it.
+     */
+    public var fetchedAt: Date
+    /**
+     * The top.
+     */
+    public var entries: [LeaderboardEntry]
+    /**
+     * The user's rank, when ranked.
+     */
+    public var myRank: Int64?
+    /**
+     * The user's steps in the period, when ranked.
+     */
+    public var mySteps: Int64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The period.
+         */period: LeaderboardPeriod, 
+        /**
+         * First day of the period, `YYYY-MM-DD`.
+         */periodStart: String, 
+        /**
+         * When the server computed it.
+         */computedAt: Date?, 
+        /**
+         * When this device fetched it.
+         */fetchedAt: Date, 
+        /**
+         * The top.
+         */entries: [LeaderboardEntry], 
+        /**
+         * The user's rank, when ranked.
+         */myRank: Int64?, 
+        /**
+         * The user's steps in the period, when ranked.
+         */mySteps: Int64?) {
+        self.period = period
+        self.periodStart = periodStart
+        self.computedAt = computedAt
+        self.fetchedAt = fetchedAt
+        self.entries = entries
+        self.myRank = myRank
+        self.mySteps = mySteps
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Leaderboard: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaderboard: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Leaderboard {
+        return
+            try Leaderboard(
+                period: FfiConverterTypeLeaderboardPeriod.read(from: &buf), 
+                periodStart: FfiConverterString.read(from: &buf), 
+                computedAt: FfiConverterOptionTimestamp.read(from: &buf), 
+                fetchedAt: FfiConverterTimestamp.read(from: &buf), 
+                entries: FfiConverterSequenceTypeLeaderboardEntry.read(from: &buf), 
+                myRank: FfiConverterOptionInt64.read(from: &buf), 
+                mySteps: FfiConverterOptionInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Leaderboard, into buf: inout [UInt8]) {
+        FfiConverterTypeLeaderboardPeriod.write(value.period, into: &buf)
+        FfiConverterString.write(value.periodStart, into: &buf)
+        FfiConverterOptionTimestamp.write(value.computedAt, into: &buf)
+        FfiConverterTimestamp.write(value.fetchedAt, into: &buf)
+        FfiConverterSequenceTypeLeaderboardEntry.write(value.entries, into: &buf)
+        FfiConverterOptionInt64.write(value.myRank, into: &buf)
+        FfiConverterOptionInt64.write(value.mySteps, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaderboard_lift(_ buf: RustBuffer) throws -> Leaderboard {
+    return try FfiConverterTypeLeaderboard.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaderboard_lower(_ value: Leaderboard) -> RustBuffer {
+    return FfiConverterTypeLeaderboard.lower(value)
+}
+
+
+/**
+ * A leaderboard row.
+ */
+public struct LeaderboardEntry: Equatable, Hashable {
+    /**
+     * Rank.
+     */
+    public var rank: Int64
+    /**
+     * Display name.
+     */
+    public var displayName: String
+    /**
+     * Steps.
+     */
+    public var steps: Int64
+    /**
+     * Whether it is the user.
+     */
+    public var isMe: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Rank.
+         */rank: Int64, 
+        /**
+         * Display name.
+         */displayName: String, 
+        /**
+         * Steps.
+         */steps: Int64, 
+        /**
+         * Whether it is the user.
+         */isMe: Bool) {
+        self.rank = rank
+        self.displayName = displayName
+        self.steps = steps
+        self.isMe = isMe
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LeaderboardEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaderboardEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaderboardEntry {
+        return
+            try LeaderboardEntry(
+                rank: FfiConverterInt64.read(from: &buf), 
+                displayName: FfiConverterString.read(from: &buf), 
+                steps: FfiConverterInt64.read(from: &buf), 
+                isMe: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LeaderboardEntry, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.rank, into: &buf)
+        FfiConverterString.write(value.displayName, into: &buf)
+        FfiConverterInt64.write(value.steps, into: &buf)
+        FfiConverterBool.write(value.isMe, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaderboardEntry_lift(_ buf: RustBuffer) throws -> LeaderboardEntry {
+    return try FfiConverterTypeLeaderboardEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaderboardEntry_lower(_ value: LeaderboardEntry) -> RustBuffer {
+    return FfiConverterTypeLeaderboardEntry.lower(value)
+}
+
+
+/**
+ * An order as the app shows it.
+ */
+public struct Order: Equatable, Hashable {
+    /**
+     * The device's id for it.
+     */
+    public var clientOrderId: String
+    /**
+     * The server's id, once known.
+     */
+    public var orderId: String?
+    /**
+     * The server's code, once known.
+     */
+    public var orderCode: String?
+    /**
+     * The server's status, or `pending`.
+     */
+    public var status: String
+    /**
+     * Device/server state.
+     */
+    public var sync: OrderSync
+    /**
+     * Coins.
+     */
+    public var totalCoins: Int64
+    /**
+     * Lines.
+     */
+    public var items: [OrderItem]
+    /**
+     * Address.
+     */
+    public var shippingAddress: ShippingAddress
+    /**
+     * Tracking number.
+     */
+    public var trackingNumber: String?
+    /**
+     * When placed.
+     */
+    public var createdAt: Date
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device's id for it.
+         */clientOrderId: String, 
+        /**
+         * The server's id, once known.
+         */orderId: String?, 
+        /**
+         * The server's code, once known.
+         */orderCode: String?, 
+        /**
+         * The server's status, or `pending`.
+         */status: String, 
+        /**
+         * Device/server state.
+         */sync: OrderSync, 
+        /**
+         * Coins.
+         */totalCoins: Int64, 
+        /**
+         * Lines.
+         */items: [OrderItem], 
+        /**
+         * Address.
+         */shippingAddress: ShippingAddress, 
+        /**
+         * Tracking number.
+         */trackingNumber: String?, 
+        /**
+         * When placed.
+         */createdAt: Date) {
+        self.clientOrderId = clientOrderId
+        self.orderId = orderId
+        self.orderCode = orderCode
+        self.status = status
+        self.sync = sync
+        self.totalCoins = totalCoins
+        self.items = items
+        self.shippingAddress = shippingAddress
+        self.trackingNumber = trackingNumber
+        self.createdAt = createdAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Order: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOrder: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Order {
+        return
+            try Order(
+                clientOrderId: FfiConverterString.read(from: &buf), 
+                orderId: FfiConverterOptionString.read(from: &buf), 
+                orderCode: FfiConverterOptionString.read(from: &buf), 
+                status: FfiConverterString.read(from: &buf), 
+                sync: FfiConverterTypeOrderSync.read(from: &buf), 
+                totalCoins: FfiConverterInt64.read(from: &buf), 
+                items: FfiConverterSequenceTypeOrderItem.read(from: &buf), 
+                shippingAddress: FfiConverterTypeShippingAddress.read(from: &buf), 
+                trackingNumber: FfiConverterOptionString.read(from: &buf), 
+                createdAt: FfiConverterTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Order, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.clientOrderId, into: &buf)
+        FfiConverterOptionString.write(value.orderId, into: &buf)
+        FfiConverterOptionString.write(value.orderCode, into: &buf)
+        FfiConverterString.write(value.status, into: &buf)
+        FfiConverterTypeOrderSync.write(value.sync, into: &buf)
+        FfiConverterInt64.write(value.totalCoins, into: &buf)
+        FfiConverterSequenceTypeOrderItem.write(value.items, into: &buf)
+        FfiConverterTypeShippingAddress.write(value.shippingAddress, into: &buf)
+        FfiConverterOptionString.write(value.trackingNumber, into: &buf)
+        FfiConverterTimestamp.write(value.createdAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrder_lift(_ buf: RustBuffer) throws -> Order {
+    return try FfiConverterTypeOrder.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrder_lower(_ value: Order) -> RustBuffer {
+    return FfiConverterTypeOrder.lower(value)
+}
+
+
+/**
+ * A line of an order.
+ */
+public struct OrderItem: Equatable, Hashable {
+    /**
+     * Product id.
+     */
+    public var productId: String
+    /**
+     * Product name when ordered.
+     */
+    public var productName: String
+    /**
+     * Quantity.
+     */
+    public var quantity: Int64
+    /**
+     * Unit price in coins.
+     */
+    public var unitCoinPrice: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Product id.
+         */productId: String, 
+        /**
+         * Product name when ordered.
+         */productName: String, 
+        /**
+         * Quantity.
+         */quantity: Int64, 
+        /**
+         * Unit price in coins.
+         */unitCoinPrice: Int64) {
+        self.productId = productId
+        self.productName = productName
+        self.quantity = quantity
+        self.unitCoinPrice = unitCoinPrice
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OrderItem: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOrderItem: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OrderItem {
+        return
+            try OrderItem(
+                productId: FfiConverterString.read(from: &buf), 
+                productName: FfiConverterString.read(from: &buf), 
+                quantity: FfiConverterInt64.read(from: &buf), 
+                unitCoinPrice: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OrderItem, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.productId, into: &buf)
+        FfiConverterString.write(value.productName, into: &buf)
+        FfiConverterInt64.write(value.quantity, into: &buf)
+        FfiConverterInt64.write(value.unitCoinPrice, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrderItem_lift(_ buf: RustBuffer) throws -> OrderItem {
+    return try FfiConverterTypeOrderItem.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrderItem_lower(_ value: OrderItem) -> RustBuffer {
+    return FfiConverterTypeOrderItem.lower(value)
+}
+
+
+/**
+ * An order line to place.
+ */
+public struct OrderLine: Equatable, Hashable {
+    /**
+     * The product's id.
+     */
+    public var productId: String
+    /**
+     * How many (1 to 100).
+     */
+    public var quantity: Int32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The product's id.
+         */productId: String, 
+        /**
+         * How many (1 to 100).
+         */quantity: Int32) {
+        self.productId = productId
+        self.quantity = quantity
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OrderLine: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOrderLine: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OrderLine {
+        return
+            try OrderLine(
+                productId: FfiConverterString.read(from: &buf), 
+                quantity: FfiConverterInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OrderLine, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.productId, into: &buf)
+        FfiConverterInt32.write(value.quantity, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrderLine_lift(_ buf: RustBuffer) throws -> OrderLine {
+    return try FfiConverterTypeOrderLine.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrderLine_lower(_ value: OrderLine) -> RustBuffer {
+    return FfiConverterTypeOrderLine.lower(value)
+}
+
+
+/**
+ * A catalogue product.
+ */
+public struct Product: Equatable, Hashable {
+    /**
+     * Id.
+     */
+    public var id: String
+    /**
+     * SKU.
+     */
+    public var sku: String?
+    /**
+     * Name.
+     */
+    public var name: String
+    /**
+     * Description.
+     */
+    public var description: String
+    /**
+     * Category.
+     */
+    public var category: String
+    /**
+     * Price in coins.
+     */
+    public var coinPrice: Int64
+    /**
+     * Stock (the server re-checks it when the order arrives).
+     */
+    public var stock: Int64
+    /**
+     * Image URLs.
+     */
+    public var images: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Id.
+         */id: String, 
+        /**
+         * SKU.
+         */sku: String?, 
+        /**
+         * Name.
+         */name: String, 
+        /**
+         * Description.
+         */description: String, 
+        /**
+         * Category.
+         */category: String, 
+        /**
+         * Price in coins.
+         */coinPrice: Int64, 
+        /**
+         * Stock (the server re-checks it when the order arrives).
+         */stock: Int64, 
+        /**
+         * Image URLs.
+         */images: [String]) {
+        self.id = id
+        self.sku = sku
+        self.name = name
+        self.description = description
+        self.category = category
+        self.coinPrice = coinPrice
+        self.stock = stock
+        self.images = images
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Product: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProduct: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Product {
+        return
+            try Product(
+                id: FfiConverterString.read(from: &buf), 
+                sku: FfiConverterOptionString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                description: FfiConverterString.read(from: &buf), 
+                category: FfiConverterString.read(from: &buf), 
+                coinPrice: FfiConverterInt64.read(from: &buf), 
+                stock: FfiConverterInt64.read(from: &buf), 
+                images: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Product, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterOptionString.write(value.sku, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.description, into: &buf)
+        FfiConverterString.write(value.category, into: &buf)
+        FfiConverterInt64.write(value.coinPrice, into: &buf)
+        FfiConverterInt64.write(value.stock, into: &buf)
+        FfiConverterSequenceString.write(value.images, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProduct_lift(_ buf: RustBuffer) throws -> Product {
+    return try FfiConverterTypeProduct.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProduct_lower(_ value: Product) -> RustBuffer {
+    return FfiConverterTypeProduct.lower(value)
+}
+
+
+/**
+ * A profile change: the fields to change, others null.
+ */
+public struct ProfileChange: Equatable, Hashable {
+    /**
+     * New display name.
+     */
+    public var displayName: String?
+    /**
+     * New IANA time zone (e.g. `Europe/Paris`).
+     */
+    public var timezone: String?
+    /**
+     * New daily goal.
+     */
+    public var dailyStepGoal: Int32?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * New display name.
+         */displayName: String? = nil, 
+        /**
+         * New IANA time zone (e.g. `Europe/Paris`).
+         */timezone: String? = nil, 
+        /**
+         * New daily goal.
+         */dailyStepGoal: Int32? = nil) {
+        self.displayName = displayName
+        self.timezone = timezone
+        self.dailyStepGoal = dailyStepGoal
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ProfileChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProfileChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProfileChange {
+        return
+            try ProfileChange(
+                displayName: FfiConverterOptionString.read(from: &buf), 
+                timezone: FfiConverterOptionString.read(from: &buf), 
+                dailyStepGoal: FfiConverterOptionInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ProfileChange, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.displayName, into: &buf)
+        FfiConverterOptionString.write(value.timezone, into: &buf)
+        FfiConverterOptionInt32.write(value.dailyStepGoal, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProfileChange_lift(_ buf: RustBuffer) throws -> ProfileChange {
+    return try FfiConverterTypeProfileChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProfileChange_lower(_ value: ProfileChange) -> RustBuffer {
+    return FfiConverterTypeProfileChange.lower(value)
+}
+
+
+/**
+ * An order as queued on the device.
+ */
+public struct QueuedOrder: Equatable, Hashable {
+    /**
+     * The device's id for the order.
+     */
+    public var clientOrderId: String
+    /**
+     * The coins it holds.
+     */
+    public var totalCoins: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device's id for the order.
+         */clientOrderId: String, 
+        /**
+         * The coins it holds.
+         */totalCoins: Int64) {
+        self.clientOrderId = clientOrderId
+        self.totalCoins = totalCoins
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension QueuedOrder: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeQueuedOrder: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> QueuedOrder {
+        return
+            try QueuedOrder(
+                clientOrderId: FfiConverterString.read(from: &buf), 
+                totalCoins: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: QueuedOrder, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.clientOrderId, into: &buf)
+        FfiConverterInt64.write(value.totalCoins, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueuedOrder_lift(_ buf: RustBuffer) throws -> QueuedOrder {
+    return try FfiConverterTypeQueuedOrder.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueuedOrder_lower(_ value: QueuedOrder) -> RustBuffer {
+    return FfiConverterTypeQueuedOrder.lower(value)
+}
+
+
+/**
+ * A refused change in a sync report.
+ */
+public struct RejectedChange: Equatable, Hashable {
+    /**
+     * Its kind.
+     */
+    public var kind: String
+    /**
+     * The server's code.
+     */
+    public var code: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its kind.
+         */kind: String, 
+        /**
+         * The server's code.
+         */code: String) {
+        self.kind = kind
+        self.code = code
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RejectedChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRejectedChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RejectedChange {
+        return
+            try RejectedChange(
+                kind: FfiConverterString.read(from: &buf), 
+                code: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RejectedChange, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterString.write(value.code, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRejectedChange_lift(_ buf: RustBuffer) throws -> RejectedChange {
+    return try FfiConverterTypeRejectedChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRejectedChange_lower(_ value: RejectedChange) -> RustBuffer {
+    return FfiConverterTypeRejectedChange.lower(value)
+}
+
+
+/**
+ * A change the server refused.
+ */
+public struct Rejection: Equatable, Hashable {
+    /**
+     * The mutation's id.
+     */
+    public var mutationId: String
+    /**
+     * `record_steps`, `place_order`, `cancel_order` or `update_profile`.
+     */
+    public var kind: String
+    /**
+     * The server's code.
+     */
+    public var code: String
+    /**
+     * The server's message.
+     */
+    public var message: String
+    /**
+     * For orders: the device's order id.
+     */
+    public var clientOrderId: String?
+    /**
+     * When the device learned of it.
+     */
+    public var rejectedAt: Date
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The mutation's id.
+         */mutationId: String, 
+        /**
+         * `record_steps`, `place_order`, `cancel_order` or `update_profile`.
+         */kind: String, 
+        /**
+         * The server's code.
+         */code: String, 
+        /**
+         * The server's message.
+         */message: String, 
+        /**
+         * For orders: the device's order id.
+         */clientOrderId: String?, 
+        /**
+         * When the device learned of it.
+         */rejectedAt: Date) {
+        self.mutationId = mutationId
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.clientOrderId = clientOrderId
+        self.rejectedAt = rejectedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Rejection: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRejection: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Rejection {
+        return
+            try Rejection(
+                mutationId: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterString.read(from: &buf), 
+                code: FfiConverterString.read(from: &buf), 
+                message: FfiConverterString.read(from: &buf), 
+                clientOrderId: FfiConverterOptionString.read(from: &buf), 
+                rejectedAt: FfiConverterTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Rejection, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.mutationId, into: &buf)
+        FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterString.write(value.message, into: &buf)
+        FfiConverterOptionString.write(value.clientOrderId, into: &buf)
+        FfiConverterTimestamp.write(value.rejectedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRejection_lift(_ buf: RustBuffer) throws -> Rejection {
+    return try FfiConverterTypeRejection.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRejection_lower(_ value: Rejection) -> RustBuffer {
+    return FfiConverterTypeRejection.lower(value)
+}
+
+
+/**
+ * A public setting (value as JSON text).
+ */
+public struct Setting: Equatable, Hashable {
+    /**
+     * Key.
+     */
+    public var key: String
+    /**
+     * Value, a JSON document.
+     */
+    public var valueJson: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Key.
+         */key: String, 
+        /**
+         * Value, a JSON document.
+         */valueJson: String) {
+        self.key = key
+        self.valueJson = valueJson
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Setting: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSetting: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Setting {
+        return
+            try Setting(
+                key: FfiConverterString.read(from: &buf), 
+                valueJson: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Setting, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.key, into: &buf)
+        FfiConverterString.write(value.valueJson, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSetting_lift(_ buf: RustBuffer) throws -> Setting {
+    return try FfiConverterTypeSetting.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSetting_lower(_ value: Setting) -> RustBuffer {
+    return FfiConverterTypeSetting.lower(value)
+}
+
+
+/**
+ * Where an order goes.
+ */
+public struct ShippingAddress: Equatable, Hashable {
+    /**
+     * Recipient.
+     */
+    public var name: String
+    /**
+     * Street.
+     */
+    public var line1: String
+    /**
+     * More street.
+     */
+    public var line2: String?
+    /**
+     * City.
+     */
+    public var city: String
+    /**
+     * Region.
+     */
+    public var region: String?
+    /**
+     * Postal code.
+     */
+    public var postalCode: String
+    /**
+     * Country.
+     */
+    public var country: String
+    /**
+     * Phone.
+     */
+    public var phone: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Recipient.
+         */name: String, 
+        /**
+         * Street.
+         */line1: String, 
+        /**
+         * More street.
+         */line2: String? = nil, 
+        /**
+         * City.
+         */city: String, 
+        /**
+         * Region.
+         */region: String? = nil, 
+        /**
+         * Postal code.
+         */postalCode: String, 
+        /**
+         * Country.
+         */country: String, 
+        /**
+         * Phone.
+         */phone: String? = nil) {
+        self.name = name
+        self.line1 = line1
+        self.line2 = line2
+        self.city = city
+        self.region = region
+        self.postalCode = postalCode
+        self.country = country
+        self.phone = phone
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ShippingAddress: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShippingAddress: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ShippingAddress {
+        return
+            try ShippingAddress(
+                name: FfiConverterString.read(from: &buf), 
+                line1: FfiConverterString.read(from: &buf), 
+                line2: FfiConverterOptionString.read(from: &buf), 
+                city: FfiConverterString.read(from: &buf), 
+                region: FfiConverterOptionString.read(from: &buf), 
+                postalCode: FfiConverterString.read(from: &buf), 
+                country: FfiConverterString.read(from: &buf), 
+                phone: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ShippingAddress, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.line1, into: &buf)
+        FfiConverterOptionString.write(value.line2, into: &buf)
+        FfiConverterString.write(value.city, into: &buf)
+        FfiConverterOptionString.write(value.region, into: &buf)
+        FfiConverterString.write(value.postalCode, into: &buf)
+        FfiConverterString.write(value.country, into: &buf)
+        FfiConverterOptionString.write(value.phone, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShippingAddress_lift(_ buf: RustBuffer) throws -> ShippingAddress {
+    return try FfiConverterTypeShippingAddress.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShippingAddress_lower(_ value: ShippingAddress) -> RustBuffer {
+    return FfiConverterTypeShippingAddress.lower(value)
+}
+
+
+/**
+ * One source's steps on one day.
+ */
+public struct SourceSteps: Equatable, Hashable {
+    /**
+     * The source.
+     */
+    public var source: String
+    /**
+     * The highest total known (device or server).
+     */
+    public var steps: Int64
+    /**
+     * The total the server holds.
+     */
+    public var serverSteps: Int64
+    /**
+     * The part the server verified.
+     */
+    public var verifiedSteps: Int64
+    /**
+     * `pending`, `accepted`, `flagged` or `rejected`.
+     */
+    public var status: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The source.
+         */source: String, 
+        /**
+         * The highest total known (device or server).
+         */steps: Int64, 
+        /**
+         * The total the server holds.
+         */serverSteps: Int64, 
+        /**
+         * The part the server verified.
+         */verifiedSteps: Int64, 
+        /**
+         * `pending`, `accepted`, `flagged` or `rejected`.
+         */status: String) {
+        self.source = source
+        self.steps = steps
+        self.serverSteps = serverSteps
+        self.verifiedSteps = verifiedSteps
+        self.status = status
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SourceSteps: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSourceSteps: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SourceSteps {
+        return
+            try SourceSteps(
+                source: FfiConverterString.read(from: &buf), 
+                steps: FfiConverterInt64.read(from: &buf), 
+                serverSteps: FfiConverterInt64.read(from: &buf), 
+                verifiedSteps: FfiConverterInt64.read(from: &buf), 
+                status: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SourceSteps, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.source, into: &buf)
+        FfiConverterInt64.write(value.steps, into: &buf)
+        FfiConverterInt64.write(value.serverSteps, into: &buf)
+        FfiConverterInt64.write(value.verifiedSteps, into: &buf)
+        FfiConverterString.write(value.status, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSourceSteps_lift(_ buf: RustBuffer) throws -> SourceSteps {
+    return try FfiConverterTypeSourceSteps.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSourceSteps_lower(_ value: SourceSteps) -> RustBuffer {
+    return FfiConverterTypeSourceSteps.lower(value)
+}
+
+
+/**
+ * A day total a step source reports.
+ */
+public struct StepReport: Equatable, Hashable {
+    /**
+     * The user's local date, `YYYY-MM-DD`.
+     */
+    public var date: String
+    /**
+     * The source (`healthkit`, `health_connect`, a watch, ...).
+     */
+    public var source: String
+    /**
+     * The day's total so far.
+     */
+    public var steps: Int64
+    /**
+     * When the source computed it.
+     */
+    public var recordedAt: Date
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The user's local date, `YYYY-MM-DD`.
+         */date: String, 
+        /**
+         * The source (`healthkit`, `health_connect`, a watch, ...).
+         */source: String, 
+        /**
+         * The day's total so far.
+         */steps: Int64, 
+        /**
+         * When the source computed it.
+         */recordedAt: Date) {
+        self.date = date
+        self.source = source
+        self.steps = steps
+        self.recordedAt = recordedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StepReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStepReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StepReport {
+        return
+            try StepReport(
+                date: FfiConverterString.read(from: &buf), 
+                source: FfiConverterString.read(from: &buf), 
+                steps: FfiConverterInt64.read(from: &buf), 
+                recordedAt: FfiConverterTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StepReport, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.date, into: &buf)
+        FfiConverterString.write(value.source, into: &buf)
+        FfiConverterInt64.write(value.steps, into: &buf)
+        FfiConverterTimestamp.write(value.recordedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStepReport_lift(_ buf: RustBuffer) throws -> StepReport {
+    return try FfiConverterTypeStepReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStepReport_lower(_ value: StepReport) -> RustBuffer {
+    return FfiConverterTypeStepReport.lower(value)
+}
+
+
+/**
+ * The session's tokens, as the app's token store keeps them.
+ */
+public struct StoredTokens: Equatable, Hashable {
+    /**
+     * The signed-in user.
+     */
+    public var userId: String
+    /**
+     * The access token (secret).
+     */
+    public var accessToken: String
+    /**
+     * The refresh token (secret).
+     */
+    public var refreshToken: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The signed-in user.
+         */userId: String, 
+        /**
+         * The access token (secret).
+         */accessToken: String, 
+        /**
+         * The refresh token (secret).
+         */refreshToken: String) {
+        self.userId = userId
+        self.accessToken = accessToken
+        self.refreshToken = refreshToken
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StoredTokens: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStoredTokens: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StoredTokens {
+        return
+            try StoredTokens(
+                userId: FfiConverterString.read(from: &buf), 
+                accessToken: FfiConverterString.read(from: &buf), 
+                refreshToken: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StoredTokens, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.userId, into: &buf)
+        FfiConverterString.write(value.accessToken, into: &buf)
+        FfiConverterString.write(value.refreshToken, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStoredTokens_lift(_ buf: RustBuffer) throws -> StoredTokens {
+    return try FfiConverterTypeStoredTokens.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStoredTokens_lower(_ value: StoredTokens) -> RustBuffer {
+    return FfiConverterTypeStoredTokens.lower(value)
+}
+
+
+/**
+ * What one sync did.
+ */
+public struct SyncReport: Equatable, Hashable {
+    /**
+     * Changes sent.
+     */
+    public var pushed: UInt64
+    /**
+     * Changes the server applied now.
+     */
+    public var applied: UInt64
+    /**
+     * Changes the server had applied before (nothing doubled).
+     */
+    public var duplicates: UInt64
+    /**
+     * Refused changes.
+     */
+    public var rejected: [RejectedChange]
+    /**
+     * Pages pulled.
+     */
+    public var pulledPages: UInt64
+    /**
+     * Rows pulled, by kind.
+     */
+    public var pulledRows: [String: UInt64]
+    /**
+     * Whether a snapshot was refetched.
+     */
+    public var refetchedSnapshot: Bool
+    /**
+     * False when `sync_once` stopped at its deadline.
+     */
+    public var complete: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Changes sent.
+         */pushed: UInt64, 
+        /**
+         * Changes the server applied now.
+         */applied: UInt64, 
+        /**
+         * Changes the server had applied before (nothing doubled).
+         */duplicates: UInt64, 
+        /**
+         * Refused changes.
+         */rejected: [RejectedChange], 
+        /**
+         * Pages pulled.
+         */pulledPages: UInt64, 
+        /**
+         * Rows pulled, by kind.
+         */pulledRows: [String: UInt64], 
+        /**
+         * Whether a snapshot was refetched.
+         */refetchedSnapshot: Bool, 
+        /**
+         * False when `sync_once` stopped at its deadline.
+         */complete: Bool) {
+        self.pushed = pushed
+        self.applied = applied
+        self.duplicates = duplicates
+        self.rejected = rejected
+        self.pulledPages = pulledPages
+        self.pulledRows = pulledRows
+        self.refetchedSnapshot = refetchedSnapshot
+        self.complete = complete
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncReport {
+        return
+            try SyncReport(
+                pushed: FfiConverterUInt64.read(from: &buf), 
+                applied: FfiConverterUInt64.read(from: &buf), 
+                duplicates: FfiConverterUInt64.read(from: &buf), 
+                rejected: FfiConverterSequenceTypeRejectedChange.read(from: &buf), 
+                pulledPages: FfiConverterUInt64.read(from: &buf), 
+                pulledRows: FfiConverterDictionaryStringUInt64.read(from: &buf), 
+                refetchedSnapshot: FfiConverterBool.read(from: &buf), 
+                complete: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncReport, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.pushed, into: &buf)
+        FfiConverterUInt64.write(value.applied, into: &buf)
+        FfiConverterUInt64.write(value.duplicates, into: &buf)
+        FfiConverterSequenceTypeRejectedChange.write(value.rejected, into: &buf)
+        FfiConverterUInt64.write(value.pulledPages, into: &buf)
+        FfiConverterDictionaryStringUInt64.write(value.pulledRows, into: &buf)
+        FfiConverterBool.write(value.refetchedSnapshot, into: &buf)
+        FfiConverterBool.write(value.complete, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncReport_lift(_ buf: RustBuffer) throws -> SyncReport {
+    return try FfiConverterTypeSyncReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer {
+    return FfiConverterTypeSyncReport.lower(value)
+}
+
+
+/**
+ * A user's profile.
+ */
+public struct UserProfile: Equatable, Hashable {
+    /**
+     * The user's id.
+     */
+    public var id: String
+    /**
+     * Email.
+     */
+    public var email: String
+    /**
+     * Display name.
+     */
+    public var displayName: String
+    /**
+     * `user` or `admin`.
+     */
+    public var role: String
+    /**
+     * IANA time zone.
+     */
+    public var timezone: String
+    /**
+     * Daily step goal.
+     */
+    public var dailyStepGoal: Int32
+    /**
+     * When the account was created.
+     */
+    public var createdAt: Date
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The user's id.
+         */id: String, 
+        /**
+         * Email.
+         */email: String, 
+        /**
+         * Display name.
+         */displayName: String, 
+        /**
+         * `user` or `admin`.
+         */role: String, 
+        /**
+         * IANA time zone.
+         */timezone: String, 
+        /**
+         * Daily step goal.
+         */dailyStepGoal: Int32, 
+        /**
+         * When the account was created.
+         */createdAt: Date) {
+        self.id = id
+        self.email = email
+        self.displayName = displayName
+        self.role = role
+        self.timezone = timezone
+        self.dailyStepGoal = dailyStepGoal
+        self.createdAt = createdAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension UserProfile: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUserProfile: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UserProfile {
+        return
+            try UserProfile(
+                id: FfiConverterString.read(from: &buf), 
+                email: FfiConverterString.read(from: &buf), 
+                displayName: FfiConverterString.read(from: &buf), 
+                role: FfiConverterString.read(from: &buf), 
+                timezone: FfiConverterString.read(from: &buf), 
+                dailyStepGoal: FfiConverterInt32.read(from: &buf), 
+                createdAt: FfiConverterTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: UserProfile, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.email, into: &buf)
+        FfiConverterString.write(value.displayName, into: &buf)
+        FfiConverterString.write(value.role, into: &buf)
+        FfiConverterString.write(value.timezone, into: &buf)
+        FfiConverterInt32.write(value.dailyStepGoal, into: &buf)
+        FfiConverterTimestamp.write(value.createdAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserProfile_lift(_ buf: RustBuffer) throws -> UserProfile {
+    return try FfiConverterTypeUserProfile.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserProfile_lower(_ value: UserProfile) -> RustBuffer {
+    return FfiConverterTypeUserProfile.lower(value)
+}
+
+
+/**
+ * The wallet as the app shows it.
+ */
+public struct Wallet: Equatable, Hashable {
+    /**
+     * Spendable now: the server's balance minus pending orders' holds.
+     */
+    public var availableCoins: Int64
+    /**
+     * Held: the server's frozen coins plus pending orders' holds.
+     */
+    public var heldCoins: Int64
+    /**
+     * Held by orders the server has not confirmed yet.
+     */
+    public var pendingHoldCoins: Int64
+    /**
+     * The server's available balance, as last synced.
+     */
+    public var serverAvailableCoins: Int64
+    /**
+     * The server's frozen balance, as last synced.
+     */
+    public var serverFrozenCoins: Int64
+    /**
+     * Earned in all.
+     */
+    public var lifetimeEarned: Int64
+    /**
+     * Spent in all.
+     */
+    public var lifetimeSpent: Int64
+    /**
+     * Estimated coins unsynced steps will earn (not spendable yet).
+     */
+    public var estimatedPendingCoins: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Spendable now: the server's balance minus pending orders' holds.
+         */availableCoins: Int64, 
+        /**
+         * Held: the server's frozen coins plus pending orders' holds.
+         */heldCoins: Int64, 
+        /**
+         * Held by orders the server has not confirmed yet.
+         */pendingHoldCoins: Int64, 
+        /**
+         * The server's available balance, as last synced.
+         */serverAvailableCoins: Int64, 
+        /**
+         * The server's frozen balance, as last synced.
+         */serverFrozenCoins: Int64, 
+        /**
+         * Earned in all.
+         */lifetimeEarned: Int64, 
+        /**
+         * Spent in all.
+         */lifetimeSpent: Int64, 
+        /**
+         * Estimated coins unsynced steps will earn (not spendable yet).
+         */estimatedPendingCoins: Int64) {
+        self.availableCoins = availableCoins
+        self.heldCoins = heldCoins
+        self.pendingHoldCoins = pendingHoldCoins
+        self.serverAvailableCoins = serverAvailableCoins
+        self.serverFrozenCoins = serverFrozenCoins
+        self.lifetimeEarned = lifetimeEarned
+        self.lifetimeSpent = lifetimeSpent
+        self.estimatedPendingCoins = estimatedPendingCoins
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Wallet: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeWallet: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Wallet {
+        return
+            try Wallet(
+                availableCoins: FfiConverterInt64.read(from: &buf), 
+                heldCoins: FfiConverterInt64.read(from: &buf), 
+                pendingHoldCoins: FfiConverterInt64.read(from: &buf), 
+                serverAvailableCoins: FfiConverterInt64.read(from: &buf), 
+                serverFrozenCoins: FfiConverterInt64.read(from: &buf), 
+                lifetimeEarned: FfiConverterInt64.read(from: &buf), 
+                lifetimeSpent: FfiConverterInt64.read(from: &buf), 
+                estimatedPendingCoins: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Wallet, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.availableCoins, into: &buf)
+        FfiConverterInt64.write(value.heldCoins, into: &buf)
+        FfiConverterInt64.write(value.pendingHoldCoins, into: &buf)
+        FfiConverterInt64.write(value.serverAvailableCoins, into: &buf)
+        FfiConverterInt64.write(value.serverFrozenCoins, into: &buf)
+        FfiConverterInt64.write(value.lifetimeEarned, into: &buf)
+        FfiConverterInt64.write(value.lifetimeSpent, into: &buf)
+        FfiConverterInt64.write(value.estimatedPendingCoins, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWallet_lift(_ buf: RustBuffer) throws -> Wallet {
+    return try FfiConverterTypeWallet.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeWallet_lower(_ value: Wallet) -> RustBuffer {
+    return FfiConverterTypeWallet.lower(value)
+}
+
+
+/**
+ * An error an app's callback (token store, listener) reports. A callback that throws
+ * anything else is reported as `Unexpected`; neither crashes the library.
+ */
+public 
+enum CallbackError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The callback failed.
+     */
+    case Failed(
+        /**
+         * What failed (no secrets).
+         */message: String
+    )
+    /**
+     * The callback threw something it does not declare.
+     */
+    case Unexpected(
+        /**
+         * What the bindings saw.
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension CallbackError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCallbackError: FfiConverterRustBuffer {
+    typealias SwiftType = CallbackError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CallbackError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 2: return .Unexpected(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: CallbackError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(message):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Unexpected(reason):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCallbackError_lift(_ buf: RustBuffer) throws -> CallbackError {
+    return try FfiConverterTypeCallbackError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCallbackError_lower(_ value: CallbackError) -> RustBuffer {
+    return FfiConverterTypeCallbackError.lower(value)
+}
+
+
+/**
+ * A part of the app's data, as change listeners are told about it.
+ */
+
+public enum DataPart: Equatable, Hashable {
+    
+    /**
+     * Step totals.
+     */
+    case steps
+    /**
+     * The wallet view or coin history.
+     */
+    case wallet
+    /**
+     * Orders.
+     */
+    case orders
+    /**
+     * Achievements.
+     */
+    case achievements
+    /**
+     * The catalogue.
+     */
+    case products
+    /**
+     * A leaderboard.
+     */
+    case leaderboard
+    /**
+     * The profile, or who is signed in.
+     */
+    case profile
+    /**
+     * Public settings.
+     */
+    case settings
+    /**
+     * Refused changes.
+     */
+    case rejections
+    /**
+     * The sync status.
+     */
+    case syncStatus
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DataPart: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDataPart: FfiConverterRustBuffer {
+    typealias SwiftType = DataPart
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DataPart {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .steps
+        
+        case 2: return .wallet
+        
+        case 3: return .orders
+        
+        case 4: return .achievements
+        
+        case 5: return .products
+        
+        case 6: return .leaderboard
+        
+        case 7: return .profile
+        
+        case 8: return .settings
+        
+        case 9: return .rejections
+        
+        case 10: return .syncStatus
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DataPart, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .steps:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .wallet:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .orders:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .achievements:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .products:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .leaderboard:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .profile:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .settings:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .rejections:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .syncStatus:
+            writeInt(&buf, Int32(10))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDataPart_lift(_ buf: RustBuffer) throws -> DataPart {
+    return try FfiConverterTypeDataPart.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDataPart_lower(_ value: DataPart) -> RustBuffer {
+    return FfiConverterTypeDataPart.lower(value)
+}
+
+
+
 /**
  * An error a FitKart call can fail with. Each variant names something the app can act on;
- * messages are meant for logs and bug reports, never contain personal data, and are not
- * localised for display.
+ * messages are for logs and bug reports, never contain personal data, and are not localised.
+ * The database file is never deleted or recreated because of any of these.
  */
 public 
 enum FitKartError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
@@ -684,14 +5001,75 @@ enum FitKartError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     
     
     /**
-     * The on-device database could not be opened, migrated, read or written: the directory
-     * is missing or not writable, the disk is full, or the database was written by a newer
-     * version of the app. The database file is never deleted because of this error.
+     * The server could not be reached (no network, timeout, connection dropped). Queued
+     * changes stay queued; try again later.
+     */
+    case Offline(
+        /**
+         * What failed, for logs.
+         */message: String
+    )
+    /**
+     * Nobody is signed in, the credentials are wrong, or the session ended. Show sign-in.
+     */
+    case Unauthorized(
+        /**
+         * `invalid_credentials`, `refresh_token_reused`, `not_signed_in`, ...
+         */code: String
+    )
+    /**
+     * Signing out would drop `count` unsynced changes: sync first, or sign out discarding.
+     */
+    case PendingChanges(
+        /**
+         * How many changes would be lost.
+         */count: UInt64
+    )
+    /**
+     * The server no longer speaks this app's protocol: the app must be updated.
+     */
+    case UpgradeRequired
+    /**
+     * The server refused the request (`email_taken`, `insufficient_coins`, ...).
+     */
+    case Rejected(
+        /**
+         * The server's stable code.
+         */code: String, 
+        /**
+         * The server's message.
+         */message: String
+    )
+    /**
+     * An argument is invalid; nothing was written.
+     */
+    case InvalidInput(
+        /**
+         * The argument.
+         */field: String, 
+        /**
+         * What is wrong with it.
+         */message: String
+    )
+    /**
+     * The device database or the token store failed (disk full, no permission, a database
+     * from a newer app version). The file is left as it is.
      */
     case Storage(
         /**
-         * What went wrong, for logs and bug reports.
+         * What failed, for logs.
          */message: String
+    )
+    /**
+     * The server failed (5xx) or answered something unreadable; a later sync retries.
+     */
+    case Server(
+        /**
+         * HTTP status (0: the answer could not be read).
+         */status: UInt16, 
+        /**
+         * The server's code.
+         */code: String
     )
 
     
@@ -722,8 +5100,30 @@ public struct FfiConverterTypeFitKartError: FfiConverterRustBuffer {
         
 
         
-        case 1: return .Storage(
+        case 1: return .Offline(
             message: try FfiConverterString.read(from: &buf)
+            )
+        case 2: return .Unauthorized(
+            code: try FfiConverterString.read(from: &buf)
+            )
+        case 3: return .PendingChanges(
+            count: try FfiConverterUInt64.read(from: &buf)
+            )
+        case 4: return .UpgradeRequired
+        case 5: return .Rejected(
+            code: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 6: return .InvalidInput(
+            field: try FfiConverterString.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 7: return .Storage(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 8: return .Server(
+            status: try FfiConverterUInt16.read(from: &buf), 
+            code: try FfiConverterString.read(from: &buf)
             )
 
          default: throw UniffiInternalError.unexpectedEnumCase
@@ -737,9 +5137,46 @@ public struct FfiConverterTypeFitKartError: FfiConverterRustBuffer {
 
         
         
-        case let .Storage(message):
+        case let .Offline(message):
             writeInt(&buf, Int32(1))
             FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Unauthorized(code):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(code, into: &buf)
+            
+        
+        case let .PendingChanges(count):
+            writeInt(&buf, Int32(3))
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case .UpgradeRequired:
+            writeInt(&buf, Int32(4))
+        
+        
+        case let .Rejected(code,message):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .InvalidInput(field,message):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(field, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Storage(message):
+            writeInt(&buf, Int32(7))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Server(status,code):
+            writeInt(&buf, Int32(8))
+            FfiConverterUInt16.write(status, into: &buf)
+            FfiConverterString.write(code, into: &buf)
             
         }
     }
@@ -760,6 +5197,1027 @@ public func FfiConverterTypeFitKartError_lower(_ value: FitKartError) -> RustBuf
     return FfiConverterTypeFitKartError.lower(value)
 }
 
+
+/**
+ * A leaderboard period.
+ */
+
+public enum LeaderboardPeriod: Equatable, Hashable {
+    
+    /**
+     * This week.
+     */
+    case weekly
+    /**
+     * This month.
+     */
+    case monthly
+    /**
+     * Since the start.
+     */
+    case allTime
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LeaderboardPeriod: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLeaderboardPeriod: FfiConverterRustBuffer {
+    typealias SwiftType = LeaderboardPeriod
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LeaderboardPeriod {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .weekly
+        
+        case 2: return .monthly
+        
+        case 3: return .allTime
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LeaderboardPeriod, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .weekly:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .monthly:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .allTime:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaderboardPeriod_lift(_ buf: RustBuffer) throws -> LeaderboardPeriod {
+    return try FfiConverterTypeLeaderboardPeriod.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLeaderboardPeriod_lower(_ value: LeaderboardPeriod) -> RustBuffer {
+    return FfiConverterTypeLeaderboardPeriod.lower(value)
+}
+
+
+
+/**
+ * Where an order stands between the device and the server.
+ */
+
+public enum OrderSync: Equatable, Hashable {
+    
+    /**
+     * Confirmed by the server.
+     */
+    case synced
+    /**
+     * Placed on this device, not confirmed yet (coins held).
+     */
+    case pendingPlacement
+    /**
+     * A cancellation waits to be sent.
+     */
+    case pendingCancellation
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension OrderSync: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOrderSync: FfiConverterRustBuffer {
+    typealias SwiftType = OrderSync
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OrderSync {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .synced
+        
+        case 2: return .pendingPlacement
+        
+        case 3: return .pendingCancellation
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: OrderSync, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .synced:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .pendingPlacement:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .pendingCancellation:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrderSync_lift(_ buf: RustBuffer) throws -> OrderSync {
+    return try FfiConverterTypeOrderSync.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrderSync_lower(_ value: OrderSync) -> RustBuffer {
+    return FfiConverterTypeOrderSync.lower(value)
+}
+
+
+
+/**
+ * What a sync is doing.
+ */
+
+public enum SyncPhase: Equatable, Hashable {
+    
+    /**
+     * Registering the device.
+     */
+    case registering
+    /**
+     * Sending queued changes.
+     */
+    case pushing
+    /**
+     * Fetching changes.
+     */
+    case pulling
+    /**
+     * Refreshing achievement progress and the leaderboard.
+     */
+    case refreshing
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SyncPhase: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncPhase: FfiConverterRustBuffer {
+    typealias SwiftType = SyncPhase
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncPhase {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .registering
+        
+        case 2: return .pushing
+        
+        case 3: return .pulling
+        
+        case 4: return .refreshing
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SyncPhase, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .registering:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .pushing:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .pulling:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .refreshing:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncPhase_lift(_ buf: RustBuffer) throws -> SyncPhase {
+    return try FfiConverterTypeSyncPhase.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncPhase_lower(_ value: SyncPhase) -> RustBuffer {
+    return FfiConverterTypeSyncPhase.lower(value)
+}
+
+
+
+/**
+ * The sync status an app shows.
+ */
+
+public enum SyncStatus: Equatable, Hashable {
+    
+    /**
+     * Not syncing; the last sync (if any) succeeded.
+     */
+    case idle
+    /**
+     * Syncing: phase and progress (done of total).
+     */
+    case syncing(
+        /**
+         * The phase.
+         */phase: SyncPhase, 
+        /**
+         * Units done.
+         */done: UInt64, 
+        /**
+         * Units known so far.
+         */total: UInt64
+    )
+    /**
+     * The server could not be reached; changes wait.
+     */
+    case offline
+    /**
+     * The last sync failed with this code.
+     */
+    case error(
+        /**
+         * A machine-readable code.
+         */code: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SyncStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncStatus: FfiConverterRustBuffer {
+    typealias SwiftType = SyncStatus
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncStatus {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .idle
+        
+        case 2: return .syncing(phase: try FfiConverterTypeSyncPhase.read(from: &buf), done: try FfiConverterUInt64.read(from: &buf), total: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 3: return .offline
+        
+        case 4: return .error(code: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SyncStatus, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .idle:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .syncing(phase,done,total):
+            writeInt(&buf, Int32(2))
+            FfiConverterTypeSyncPhase.write(phase, into: &buf)
+            FfiConverterUInt64.write(done, into: &buf)
+            FfiConverterUInt64.write(total, into: &buf)
+            
+        
+        case .offline:
+            writeInt(&buf, Int32(3))
+        
+        
+        case let .error(code):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(code, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncStatus_lift(_ buf: RustBuffer) throws -> SyncStatus {
+    return try FfiConverterTypeSyncStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncStatus_lower(_ value: SyncStatus) -> RustBuffer {
+    return FfiConverterTypeSyncStatus.lower(value)
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt32: FfiConverterRustBuffer {
+    typealias SwiftType = Int32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Date?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTimestamp.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTimestamp.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDuration: FfiConverterRustBuffer {
+    typealias SwiftType = TimeInterval?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDuration.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDuration.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeLeaderboard: FfiConverterRustBuffer {
+    typealias SwiftType = Leaderboard?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLeaderboard.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLeaderboard.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeStoredTokens: FfiConverterRustBuffer {
+    typealias SwiftType = StoredTokens?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeStoredTokens.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeStoredTokens.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeUserProfile: FfiConverterRustBuffer {
+    typealias SwiftType = UserProfile?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeUserProfile.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeUserProfile.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAchievement: FfiConverterRustBuffer {
+    typealias SwiftType = [Achievement]
+
+    public static func write(_ value: [Achievement], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAchievement.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Achievement] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Achievement]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAchievement.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeCoinTransaction: FfiConverterRustBuffer {
+    typealias SwiftType = [CoinTransaction]
+
+    public static func write(_ value: [CoinTransaction], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCoinTransaction.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CoinTransaction] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CoinTransaction]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCoinTransaction.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDaySteps: FfiConverterRustBuffer {
+    typealias SwiftType = [DaySteps]
+
+    public static func write(_ value: [DaySteps], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDaySteps.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DaySteps] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DaySteps]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDaySteps.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeLeaderboardEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [LeaderboardEntry]
+
+    public static func write(_ value: [LeaderboardEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeLeaderboardEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [LeaderboardEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [LeaderboardEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeLeaderboardEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOrder: FfiConverterRustBuffer {
+    typealias SwiftType = [Order]
+
+    public static func write(_ value: [Order], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOrder.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Order] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Order]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOrder.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOrderItem: FfiConverterRustBuffer {
+    typealias SwiftType = [OrderItem]
+
+    public static func write(_ value: [OrderItem], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOrderItem.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OrderItem] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OrderItem]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOrderItem.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOrderLine: FfiConverterRustBuffer {
+    typealias SwiftType = [OrderLine]
+
+    public static func write(_ value: [OrderLine], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOrderLine.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OrderLine] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OrderLine]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOrderLine.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeProduct: FfiConverterRustBuffer {
+    typealias SwiftType = [Product]
+
+    public static func write(_ value: [Product], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeProduct.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Product] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Product]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeProduct.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRejectedChange: FfiConverterRustBuffer {
+    typealias SwiftType = [RejectedChange]
+
+    public static func write(_ value: [RejectedChange], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRejectedChange.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RejectedChange] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RejectedChange]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRejectedChange.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRejection: FfiConverterRustBuffer {
+    typealias SwiftType = [Rejection]
+
+    public static func write(_ value: [Rejection], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRejection.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Rejection] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Rejection]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRejection.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSetting: FfiConverterRustBuffer {
+    typealias SwiftType = [Setting]
+
+    public static func write(_ value: [Setting], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSetting.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Setting] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Setting]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSetting.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSourceSteps: FfiConverterRustBuffer {
+    typealias SwiftType = [SourceSteps]
+
+    public static func write(_ value: [SourceSteps], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSourceSteps.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SourceSteps] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SourceSteps]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSourceSteps.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeStepReport: FfiConverterRustBuffer {
+    typealias SwiftType = [StepReport]
+
+    public static func write(_ value: [StepReport], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeStepReport.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [StepReport] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [StepReport]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeStepReport.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDataPart: FfiConverterRustBuffer {
+    typealias SwiftType = [DataPart]
+
+    public static func write(_ value: [DataPart], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDataPart.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DataPart] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DataPart]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDataPart.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringUInt64: FfiConverterRustBuffer {
+    public static func write(_ value: [String: UInt64], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterUInt64.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: UInt64] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: UInt64]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterUInt64.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
+    }
+}
+private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
+private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
+
+fileprivate let uniffiContinuationHandleMap = UniffiHandleMap<UnsafeContinuation<Int8, Never>>()
+
+fileprivate func uniffiRustCallAsync<F, T>(
+    rustFutureFunc: () -> UInt64,
+    pollFunc: (UInt64, @escaping UniffiRustFutureContinuationCallback, UInt64) -> (),
+    completeFunc: (UInt64, UnsafeMutablePointer<RustCallStatus>) -> F,
+    freeFunc: (UInt64) -> (),
+    liftFunc: (F) throws -> T,
+    errorHandler: ((RustBuffer) throws -> Swift.Error)?
+) async throws -> T {
+    // Make sure to call the ensure init function since future creation doesn't have a
+    // RustCallStatus param, so doesn't use makeRustCall()
+    uniffiEnsureFitkartFfiInitialized()
+    let rustFuture = rustFutureFunc()
+    defer {
+        freeFunc(rustFuture)
+    }
+    var pollResult: Int8;
+    repeat {
+        pollResult = await withUnsafeContinuation {
+            pollFunc(
+                rustFuture,
+                { handle, pollResult in
+                    uniffiFutureContinuationCallback(handle: handle, pollResult: pollResult)
+                },
+                uniffiContinuationHandleMap.insert(obj: $0)
+            )
+        }
+    } while pollResult != UNIFFI_RUST_FUTURE_POLL_READY
+
+    return try liftFunc(makeRustCall(
+        { completeFunc(rustFuture, $0) },
+        errorHandler: errorHandler
+    ))
+}
+
+// Callback handlers for an async calls.  These are invoked by Rust when the future is ready.  They
+// lift the return value or error and resume the suspended function.
+fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: Int8) {
+    if let continuation = try? uniffiContinuationHandleMap.remove(handle: handle) {
+        continuation.resume(returning: pollResult)
+    } else {
+        print("uniffiFutureContinuationCallback invalid handle")
+    }
+}
+
 private enum InitializationResult {
     case ok
     case contractVersionMismatch
@@ -775,13 +6233,139 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version() != 48675) {
+    if (uniffi_fitkart_ffi_checksum_method_changelistener_on_change() != 42986) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open() != 28488) {
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_achievements() != 2806) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_add_change_listener() != 39833) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_add_status_listener() != 3989) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_cancel_order() != 64274) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_coin_history() != 11020) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_current_user() != 9648) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_device_id() != 32910) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_dismiss_rejections() != 33253) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_has_synced() != 47713) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_last_synced_at() != 27381) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_leaderboard() != 59348) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_login() != 58673) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_logout() != 19991) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_orders() != 6990) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_pending_changes() != 57418) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_place_order() != 11240) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_products() != 15380) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps() != 63679) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps_batch() != 34665) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_refresh_leaderboard() != 21950) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_register() != 32876) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_rejections() != 38442) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_remove_listener() != 39051) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_settings() != 35821) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_status() != 63969) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_step_history() != 7485) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_steps_today() != 63015) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_sync() != 36942) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_sync_once() != 50885) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_update_profile() != 21716) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartclient_wallet() != 25187) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_clear() != 30413) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_load() != 56558) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_save() != 10735) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_statuslistener_on_status() != 2674) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_tokenstore_load() != 16654) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_tokenstore_save() != 63282) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_tokenstore_clear() != 2541) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version() != 27320) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_constructor_fitkartclient_open() != 7433) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_constructor_inmemorytokenstore_new() != 36717) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open() != 55607) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitChangeListener()
+    uniffiCallbackInitStatusListener()
+    uniffiCallbackInitTokenStore()
     return InitializationResult.ok
 }()
 

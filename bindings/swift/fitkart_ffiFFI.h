@@ -243,6 +243,341 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_CHANGE_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_CHANGE_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceChangeListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_STATUS_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_STATUS_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceStatusListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_STORE_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_STORE_METHOD0
+typedef void (*UniffiCallbackInterfaceTokenStoreMethod0)(uint64_t, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_STORE_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_STORE_METHOD1
+typedef void (*UniffiCallbackInterfaceTokenStoreMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_STORE_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_STORE_METHOD2
+typedef void (*UniffiCallbackInterfaceTokenStoreMethod2)(uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_CHANGE_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_CHANGE_LISTENER
+typedef struct UniffiVTableCallbackInterfaceChangeListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceChangeListenerMethod0 _Nonnull onChange;
+} UniffiVTableCallbackInterfaceChangeListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_STATUS_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_STATUS_LISTENER
+typedef struct UniffiVTableCallbackInterfaceStatusListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceStatusListenerMethod0 _Nonnull onStatus;
+} UniffiVTableCallbackInterfaceStatusListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_STORE
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_STORE
+typedef struct UniffiVTableCallbackInterfaceTokenStore {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceTokenStoreMethod0 _Nonnull load;
+    UniffiCallbackInterfaceTokenStoreMethod1 _Nonnull save;
+    UniffiCallbackInterfaceTokenStoreMethod2 _Nonnull clear;
+} UniffiVTableCallbackInterfaceTokenStore;
+
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_CHANGELISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_CHANGELISTENER
+uint64_t uniffi_fitkart_ffi_fn_clone_changelistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_CHANGELISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_CHANGELISTENER
+void uniffi_fitkart_ffi_fn_free_changelistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_INIT_CALLBACK_VTABLE_CHANGELISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_INIT_CALLBACK_VTABLE_CHANGELISTENER
+void uniffi_fitkart_ffi_fn_init_callback_vtable_changelistener(const UniffiVTableCallbackInterfaceChangeListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_CHANGELISTENER_ON_CHANGE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_CHANGELISTENER_ON_CHANGE
+void uniffi_fitkart_ffi_fn_method_changelistener_on_change(uint64_t ptr, RustBuffer parts, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_FITKARTCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_FITKARTCLIENT
+uint64_t uniffi_fitkart_ffi_fn_clone_fitkartclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_FITKARTCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_FITKARTCLIENT
+void uniffi_fitkart_ffi_fn_free_fitkartclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CONSTRUCTOR_FITKARTCLIENT_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CONSTRUCTOR_FITKARTCLIENT_OPEN
+uint64_t uniffi_fitkart_ffi_fn_constructor_fitkartclient_open(RustBuffer config, uint64_t token_store, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_ACHIEVEMENTS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_ACHIEVEMENTS
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_achievements(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_ADD_CHANGE_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_ADD_CHANGE_LISTENER
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_add_change_listener(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_ADD_STATUS_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_ADD_STATUS_LISTENER
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_add_status_listener(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_CANCEL_ORDER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_CANCEL_ORDER
+void uniffi_fitkart_ffi_fn_method_fitkartclient_cancel_order(uint64_t ptr, RustBuffer client_order_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_COIN_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_COIN_HISTORY
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_coin_history(uint64_t ptr, uint32_t limit, RustBuffer before, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_CURRENT_USER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_CURRENT_USER
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_current_user(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_DEVICE_ID
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_DEVICE_ID
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_device_id(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_DISMISS_REJECTIONS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_DISMISS_REJECTIONS
+void uniffi_fitkart_ffi_fn_method_fitkartclient_dismiss_rejections(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_HAS_SYNCED
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_HAS_SYNCED
+int8_t uniffi_fitkart_ffi_fn_method_fitkartclient_has_synced(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_LAST_SYNCED_AT
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_LAST_SYNCED_AT
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_last_synced_at(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_LEADERBOARD
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_LEADERBOARD
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_leaderboard(uint64_t ptr, RustBuffer period, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_LOGIN
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_LOGIN
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_login(uint64_t ptr, RustBuffer email, RustBuffer password
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_LOGOUT
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_LOGOUT
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_logout(uint64_t ptr, int8_t discard_pending
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_ORDERS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_ORDERS
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_orders(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_PENDING_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_PENDING_CHANGES
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_pending_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_PLACE_ORDER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_PLACE_ORDER
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_place_order(uint64_t ptr, RustBuffer items, RustBuffer shipping_address, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_PRODUCTS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_PRODUCTS
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_products(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_RECORD_STEPS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_RECORD_STEPS
+int8_t uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps(uint64_t ptr, RustBuffer date, RustBuffer source, int64_t steps, RustBuffer recorded_at, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_RECORD_STEPS_BATCH
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_RECORD_STEPS_BATCH
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps_batch(uint64_t ptr, RustBuffer reports, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_REFRESH_LEADERBOARD
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_REFRESH_LEADERBOARD
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_refresh_leaderboard(uint64_t ptr, RustBuffer period
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_REGISTER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_REGISTER
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_register(uint64_t ptr, RustBuffer email, RustBuffer password, RustBuffer display_name
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_REJECTIONS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_REJECTIONS
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_rejections(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_REMOVE_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_REMOVE_LISTENER
+int8_t uniffi_fitkart_ffi_fn_method_fitkartclient_remove_listener(uint64_t ptr, uint64_t id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_SETTINGS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_SETTINGS
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_settings(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_STATUS
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_status(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_STEP_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_STEP_HISTORY
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_step_history(uint64_t ptr, RustBuffer from, RustBuffer to, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_STEPS_TODAY
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_STEPS_TODAY
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_steps_today(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_SYNC
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_SYNC
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_sync(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_SYNC_ONCE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_SYNC_ONCE
+uint64_t uniffi_fitkart_ffi_fn_method_fitkartclient_sync_once(uint64_t ptr, RustBuffer budget
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_UPDATE_PROFILE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_UPDATE_PROFILE
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_update_profile(uint64_t ptr, RustBuffer change, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_WALLET
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_FITKARTCLIENT_WALLET
+RustBuffer uniffi_fitkart_ffi_fn_method_fitkartclient_wallet(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_INMEMORYTOKENSTORE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_INMEMORYTOKENSTORE
+uint64_t uniffi_fitkart_ffi_fn_clone_inmemorytokenstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_INMEMORYTOKENSTORE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_INMEMORYTOKENSTORE
+void uniffi_fitkart_ffi_fn_free_inmemorytokenstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CONSTRUCTOR_INMEMORYTOKENSTORE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CONSTRUCTOR_INMEMORYTOKENSTORE_NEW
+uint64_t uniffi_fitkart_ffi_fn_constructor_inmemorytokenstore_new(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_INMEMORYTOKENSTORE_CLEAR
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_INMEMORYTOKENSTORE_CLEAR
+void uniffi_fitkart_ffi_fn_method_inmemorytokenstore_clear(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_INMEMORYTOKENSTORE_LOAD
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_INMEMORYTOKENSTORE_LOAD
+RustBuffer uniffi_fitkart_ffi_fn_method_inmemorytokenstore_load(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_INMEMORYTOKENSTORE_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_INMEMORYTOKENSTORE_SAVE
+void uniffi_fitkart_ffi_fn_method_inmemorytokenstore_save(uint64_t ptr, RustBuffer tokens, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_STATUSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_STATUSLISTENER
+uint64_t uniffi_fitkart_ffi_fn_clone_statuslistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_STATUSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_STATUSLISTENER
+void uniffi_fitkart_ffi_fn_free_statuslistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_INIT_CALLBACK_VTABLE_STATUSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_INIT_CALLBACK_VTABLE_STATUSLISTENER
+void uniffi_fitkart_ffi_fn_init_callback_vtable_statuslistener(const UniffiVTableCallbackInterfaceStatusListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_STATUSLISTENER_ON_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_STATUSLISTENER_ON_STATUS
+void uniffi_fitkart_ffi_fn_method_statuslistener_on_status(uint64_t ptr, RustBuffer status, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_TOKENSTORE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_TOKENSTORE
+uint64_t uniffi_fitkart_ffi_fn_clone_tokenstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_TOKENSTORE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_FREE_TOKENSTORE
+void uniffi_fitkart_ffi_fn_free_tokenstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_INIT_CALLBACK_VTABLE_TOKENSTORE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_INIT_CALLBACK_VTABLE_TOKENSTORE
+void uniffi_fitkart_ffi_fn_init_callback_vtable_tokenstore(const UniffiVTableCallbackInterfaceTokenStore* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_TOKENSTORE_LOAD
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_TOKENSTORE_LOAD
+RustBuffer uniffi_fitkart_ffi_fn_method_tokenstore_load(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_TOKENSTORE_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_TOKENSTORE_SAVE
+void uniffi_fitkart_ffi_fn_method_tokenstore_save(uint64_t ptr, RustBuffer tokens, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_TOKENSTORE_CLEAR
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_METHOD_TOKENSTORE_CLEAR
+void uniffi_fitkart_ffi_fn_method_tokenstore_clear(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_FITKARTSTORE
 #define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_FN_CLONE_FITKARTSTORE
 uint64_t uniffi_fitkart_ffi_fn_clone_fitkartstore(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -523,9 +858,255 @@ void ffi_fitkart_ffi_rust_future_free_void(uint64_t handle
 void ffi_fitkart_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_CHANGELISTENER_ON_CHANGE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_CHANGELISTENER_ON_CHANGE
+uint16_t uniffi_fitkart_ffi_checksum_method_changelistener_on_change(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_ACHIEVEMENTS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_ACHIEVEMENTS
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_achievements(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_ADD_CHANGE_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_ADD_CHANGE_LISTENER
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_add_change_listener(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_ADD_STATUS_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_ADD_STATUS_LISTENER
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_add_status_listener(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_CANCEL_ORDER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_CANCEL_ORDER
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_cancel_order(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_COIN_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_COIN_HISTORY
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_coin_history(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_CURRENT_USER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_CURRENT_USER
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_current_user(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_DEVICE_ID
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_DEVICE_ID
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_device_id(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_DISMISS_REJECTIONS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_DISMISS_REJECTIONS
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_dismiss_rejections(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_HAS_SYNCED
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_HAS_SYNCED
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_has_synced(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_LAST_SYNCED_AT
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_LAST_SYNCED_AT
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_last_synced_at(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_LEADERBOARD
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_LEADERBOARD
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_leaderboard(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_LOGIN
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_LOGIN
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_login(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_LOGOUT
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_LOGOUT
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_logout(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_ORDERS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_ORDERS
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_orders(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_PENDING_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_PENDING_CHANGES
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_pending_changes(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_PLACE_ORDER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_PLACE_ORDER
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_place_order(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_PRODUCTS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_PRODUCTS
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_products(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_RECORD_STEPS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_RECORD_STEPS
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_RECORD_STEPS_BATCH
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_RECORD_STEPS_BATCH
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps_batch(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_REFRESH_LEADERBOARD
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_REFRESH_LEADERBOARD
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_refresh_leaderboard(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_REGISTER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_REGISTER
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_register(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_REJECTIONS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_REJECTIONS
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_rejections(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_REMOVE_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_REMOVE_LISTENER
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_remove_listener(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_SETTINGS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_SETTINGS
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_settings(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_STATUS
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_STEP_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_STEP_HISTORY
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_step_history(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_STEPS_TODAY
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_STEPS_TODAY
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_steps_today(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_SYNC
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_SYNC
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_sync(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_SYNC_ONCE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_SYNC_ONCE
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_sync_once(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_UPDATE_PROFILE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_UPDATE_PROFILE
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_update_profile(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_WALLET
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTCLIENT_WALLET
+uint16_t uniffi_fitkart_ffi_checksum_method_fitkartclient_wallet(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_INMEMORYTOKENSTORE_CLEAR
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_INMEMORYTOKENSTORE_CLEAR
+uint16_t uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_clear(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_INMEMORYTOKENSTORE_LOAD
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_INMEMORYTOKENSTORE_LOAD
+uint16_t uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_load(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_INMEMORYTOKENSTORE_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_INMEMORYTOKENSTORE_SAVE
+uint16_t uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_save(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_STATUSLISTENER_ON_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_STATUSLISTENER_ON_STATUS
+uint16_t uniffi_fitkart_ffi_checksum_method_statuslistener_on_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_TOKENSTORE_LOAD
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_TOKENSTORE_LOAD
+uint16_t uniffi_fitkart_ffi_checksum_method_tokenstore_load(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_TOKENSTORE_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_TOKENSTORE_SAVE
+uint16_t uniffi_fitkart_ffi_checksum_method_tokenstore_save(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_TOKENSTORE_CLEAR
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_TOKENSTORE_CLEAR
+uint16_t uniffi_fitkart_ffi_checksum_method_tokenstore_clear(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTSTORE_SCHEMA_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_METHOD_FITKARTSTORE_SCHEMA_VERSION
 uint16_t uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_CONSTRUCTOR_FITKARTCLIENT_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_CONSTRUCTOR_FITKARTCLIENT_OPEN
+uint16_t uniffi_fitkart_ffi_checksum_constructor_fitkartclient_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_CONSTRUCTOR_INMEMORYTOKENSTORE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_FITKART_FFI_CHECKSUM_CONSTRUCTOR_INMEMORYTOKENSTORE_NEW
+uint16_t uniffi_fitkart_ffi_checksum_constructor_inmemorytokenstore_new(void
     
 );
 #endif

@@ -94,6 +94,18 @@ pub trait Listener: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(u64);
 
+impl ListenerId {
+    /// The id as a number (for bindings).
+    pub fn value(self) -> u64 {
+        self.0
+    }
+
+    /// The id of that number (for bindings).
+    pub fn from_value(value: u64) -> Self {
+        Self(value)
+    }
+}
+
 /// The registered listeners.
 #[derive(Default)]
 pub(crate) struct Listeners {
@@ -133,13 +145,21 @@ impl Listeners {
             return;
         }
         for listener in self.snapshot() {
-            listener.on_change(parts);
+            guarded(|| listener.on_change(parts));
         }
     }
 
     pub(crate) fn status(&self, status: &SyncStatus) {
         for listener in self.snapshot() {
-            listener.on_status(status);
+            guarded(|| listener.on_status(status));
         }
+    }
+}
+
+/// Runs a listener so that its panic cannot unwind into the library: the commit it hears
+/// about is already durable, and the other listeners still run.
+fn guarded(call: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
+        tracing::warn!("a change listener panicked; ignored");
     }
 }

@@ -31,6 +31,13 @@ import java.nio.charset.CodingErrorAction
 import java.util.concurrent.atomic.AtomicLong
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicBoolean
+import kotlin.coroutines.resume
+import kotlinx.coroutines.CancellableContinuation
+import kotlinx.coroutines.DelicateCoroutinesApi
+import kotlinx.coroutines.GlobalScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.suspendCancellableCoroutine
 
 // This is a helper for safely working with byte buffers returned from the Rust code.
 // A rust-owned buffer is represented by its capacity, its current length, and a
@@ -650,6 +657,84 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceChangeListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`parts`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceStatusListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`status`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceTokenStoreMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceTokenStoreMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`tokens`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceTokenStoreMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onChange")
+internal open class UniffiVTableCallbackInterfaceChangeListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onChange`: UniffiCallbackInterfaceChangeListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onChange`: UniffiCallbackInterfaceChangeListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceChangeListener(`uniffiFree`,`uniffiClone`,`onChange`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceChangeListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onChange` = other.`onChange`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onStatus")
+internal open class UniffiVTableCallbackInterfaceStatusListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onStatus`: UniffiCallbackInterfaceStatusListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onStatus`: UniffiCallbackInterfaceStatusListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceStatusListener(`uniffiFree`,`uniffiClone`,`onStatus`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceStatusListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onStatus` = other.`onStatus`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "load", "save", "clear")
+internal open class UniffiVTableCallbackInterfaceTokenStore(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `load`: UniffiCallbackInterfaceTokenStoreMethod0? = null,
+    @JvmField internal var `save`: UniffiCallbackInterfaceTokenStoreMethod1? = null,
+    @JvmField internal var `clear`: UniffiCallbackInterfaceTokenStoreMethod2? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `load`: UniffiCallbackInterfaceTokenStoreMethod0? = null,
+        `save`: UniffiCallbackInterfaceTokenStoreMethod1? = null,
+        `clear`: UniffiCallbackInterfaceTokenStoreMethod2? = null,
+    ): UniffiVTableCallbackInterfaceTokenStore(`uniffiFree`,`uniffiClone`,`load`,`save`,`clear`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceTokenStore) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `load` = other.`load`
+        `save` = other.`save`
+        `clear` = other.`clear`
+    }
+
+}
 
 // A JNA Library to expose the extern-C FFI definitions.
 // This is an implementation detail which will be called internally by the public API.
@@ -675,7 +760,89 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_fitkart_ffi_checksum_method_changelistener_on_change(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_achievements(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_add_change_listener(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_add_status_listener(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_cancel_order(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_coin_history(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_current_user(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_device_id(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_dismiss_rejections(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_has_synced(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_last_synced_at(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_leaderboard(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_login(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_logout(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_orders(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_pending_changes(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_place_order(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_products(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps_batch(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_refresh_leaderboard(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_register(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_rejections(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_remove_listener(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_settings(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_status(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_step_history(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_steps_today(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_sync(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_sync_once(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_update_profile(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_fitkartclient_wallet(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_clear(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_load(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_save(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_statuslistener_on_status(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_tokenstore_load(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_tokenstore_save(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_method_tokenstore_clear(
+    ): Int
     external fun uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_constructor_fitkartclient_open(
+    ): Int
+    external fun uniffi_fitkart_ffi_checksum_constructor_inmemorytokenstore_new(
     ): Int
     external fun uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open(
     ): Int
@@ -695,10 +862,121 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "fitkart_ffi"))
+        uniffiCallbackInterfaceChangeListener.register(this)
+        uniffiCallbackInterfaceStatusListener.register(this)
+        uniffiCallbackInterfaceTokenStore.register(this)
         
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_fitkart_ffi_fn_clone_changelistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_free_changelistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_init_callback_vtable_changelistener(`vtable`: UniffiVTableCallbackInterfaceChangeListener,
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_method_changelistener_on_change(`ptr`: Long,`parts`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_clone_fitkartclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_free_fitkartclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_constructor_fitkartclient_open(`config`: RustBuffer.ByValue,`tokenStore`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_achievements(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_add_change_listener(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_add_status_listener(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_cancel_order(`ptr`: Long,`clientOrderId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_coin_history(`ptr`: Long,`limit`: Int,`before`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_current_user(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_device_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_dismiss_rejections(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_has_synced(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_last_synced_at(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_leaderboard(`ptr`: Long,`period`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_login(`ptr`: Long,`email`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_logout(`ptr`: Long,`discardPending`: Byte,
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_orders(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_pending_changes(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_place_order(`ptr`: Long,`items`: RustBuffer.ByValue,`shippingAddress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_products(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps(`ptr`: Long,`date`: RustBuffer.ByValue,`source`: RustBuffer.ByValue,`steps`: Long,`recordedAt`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps_batch(`ptr`: Long,`reports`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_refresh_leaderboard(`ptr`: Long,`period`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_register(`ptr`: Long,`email`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`displayName`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_rejections(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_remove_listener(`ptr`: Long,`id`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_settings(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_status(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_step_history(`ptr`: Long,`from`: RustBuffer.ByValue,`to`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_steps_today(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_sync(`ptr`: Long,
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_sync_once(`ptr`: Long,`budget`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_update_profile(`ptr`: Long,`change`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_fitkartclient_wallet(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_clone_inmemorytokenstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_free_inmemorytokenstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_constructor_inmemorytokenstore_new(uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_method_inmemorytokenstore_clear(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_method_inmemorytokenstore_load(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_inmemorytokenstore_save(`ptr`: Long,`tokens`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_clone_statuslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_free_statuslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_init_callback_vtable_statuslistener(`vtable`: UniffiVTableCallbackInterfaceStatusListener,
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_method_statuslistener_on_status(`ptr`: Long,`status`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_clone_tokenstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fitkart_ffi_fn_free_tokenstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_init_callback_vtable_tokenstore(`vtable`: UniffiVTableCallbackInterfaceTokenStore,
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_method_tokenstore_load(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fitkart_ffi_fn_method_tokenstore_save(`ptr`: Long,`tokens`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_fitkart_ffi_fn_method_tokenstore_clear(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_fitkart_ffi_fn_clone_fitkartstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_fitkart_ffi_fn_free_fitkartstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -826,10 +1104,133 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version() and 0xFFFF) != 48675) {
+    if ((lib.uniffi_fitkart_ffi_checksum_method_changelistener_on_change() and 0xFFFF) != 42986) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open() and 0xFFFF) != 28488) {
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_achievements() and 0xFFFF) != 2806) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_add_change_listener() and 0xFFFF) != 39833) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_add_status_listener() and 0xFFFF) != 3989) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_cancel_order() and 0xFFFF) != 64274) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_coin_history() and 0xFFFF) != 11020) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_current_user() and 0xFFFF) != 9648) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_device_id() and 0xFFFF) != 32910) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_dismiss_rejections() and 0xFFFF) != 33253) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_has_synced() and 0xFFFF) != 47713) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_last_synced_at() and 0xFFFF) != 27381) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_leaderboard() and 0xFFFF) != 59348) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_login() and 0xFFFF) != 58673) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_logout() and 0xFFFF) != 19991) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_orders() and 0xFFFF) != 6990) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_pending_changes() and 0xFFFF) != 57418) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_place_order() and 0xFFFF) != 11240) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_products() and 0xFFFF) != 15380) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps() and 0xFFFF) != 63679) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_record_steps_batch() and 0xFFFF) != 34665) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_refresh_leaderboard() and 0xFFFF) != 21950) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_register() and 0xFFFF) != 32876) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_rejections() and 0xFFFF) != 38442) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_remove_listener() and 0xFFFF) != 39051) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_settings() and 0xFFFF) != 35821) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_status() and 0xFFFF) != 63969) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_step_history() and 0xFFFF) != 7485) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_steps_today() and 0xFFFF) != 63015) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_sync() and 0xFFFF) != 36942) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_sync_once() and 0xFFFF) != 50885) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_update_profile() and 0xFFFF) != 21716) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartclient_wallet() and 0xFFFF) != 25187) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_clear() and 0xFFFF) != 30413) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_load() and 0xFFFF) != 56558) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_inmemorytokenstore_save() and 0xFFFF) != 10735) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_statuslistener_on_status() and 0xFFFF) != 2674) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_tokenstore_load() and 0xFFFF) != 16654) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_tokenstore_save() and 0xFFFF) != 63282) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_tokenstore_clear() and 0xFFFF) != 2541) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_method_fitkartstore_schema_version() and 0xFFFF) != 27320) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_constructor_fitkartclient_open() and 0xFFFF) != 7433) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_constructor_inmemorytokenstore_new() and 0xFFFF) != 36717) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fitkart_ffi_checksum_constructor_fitkartstore_open() and 0xFFFF) != 55607) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -845,6 +1246,46 @@ public fun uniffiEnsureInitialized() {
 }
 
 // Async support
+// Async return type handlers
+
+internal const val UNIFFI_RUST_FUTURE_POLL_READY = 0.toByte()
+internal const val UNIFFI_RUST_FUTURE_POLL_WAKE = 1.toByte()
+
+internal val uniffiContinuationHandleMap = UniffiHandleMap<CancellableContinuation<Byte>>()
+
+// FFI type for Rust future continuations
+internal object uniffiRustFutureContinuationCallbackImpl: UniffiRustFutureContinuationCallback {
+    override fun callback(data: Long, pollResult: Byte) {
+        uniffiContinuationHandleMap.remove(data).resume(pollResult)
+    }
+}
+
+internal suspend fun<T, F, E: kotlin.Exception> uniffiRustCallAsync(
+    rustFuture: Long,
+    pollFunc: (Long, UniffiRustFutureContinuationCallback, Long) -> Unit,
+    completeFunc: (Long, UniffiRustCallStatus) -> F,
+    freeFunc: (Long) -> Unit,
+    liftFunc: (F) -> T,
+    errorHandler: UniffiRustCallStatusErrorHandler<E>
+): T {
+    try {
+        do {
+            val pollResult = suspendCancellableCoroutine<Byte> { continuation ->
+                pollFunc(
+                    rustFuture,
+                    uniffiRustFutureContinuationCallbackImpl,
+                    uniffiContinuationHandleMap.insert(continuation)
+                )
+            }
+        } while (pollResult != UNIFFI_RUST_FUTURE_POLL_READY);
+
+        return liftFunc(
+            uniffiRustCallWithError(errorHandler, { status -> completeFunc(rustFuture, status) })
+        )
+    } finally {
+        freeFunc(rustFuture)
+    }
+}
 
 // Public interface members begin here.
 
@@ -923,7 +1364,38 @@ object UniffiWithHandle
  *
  * @suppress
  * */
-object NoHandle
+object NoHandle// Magic number for the Rust proxy to call using the same mechanism as every other method,
+// to free the callback once it's dropped by Rust.
+internal const val IDX_CALLBACK_FREE = 0
+// Callback return codes
+internal const val UNIFFI_CALLBACK_SUCCESS = 0
+internal const val UNIFFI_CALLBACK_ERROR = 1
+internal const val UNIFFI_CALLBACK_UNEXPECTED_ERROR = 2
+
+/**
+ * @suppress
+ */
+public abstract class FfiConverterCallbackInterface<CallbackInterface: Any>: FfiConverter<CallbackInterface, Long> {
+    internal val handleMap = UniffiHandleMap<CallbackInterface>()
+
+    internal fun drop(handle: Long) {
+        handleMap.remove(handle)
+    }
+
+    override fun lift(value: Long): CallbackInterface {
+        return handleMap.get(value)
+    }
+
+    override fun read(buf: ByteBuffer) = lift(buf.getLong())
+
+    override fun lower(value: CallbackInterface) = handleMap.insert(value)
+
+    override fun allocationSize(value: CallbackInterface) = 8UL
+
+    override fun write(value: CallbackInterface, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
 /**
  * The cleaner interface for Object finalization code to run.
  * This is the entry point to any implementation that we're using.
@@ -992,6 +1464,102 @@ private class JavaLangRefCleanable(
 /**
  * @suppress
  */
+public object FfiConverterUShort: FfiConverter<UShort, Short> {
+    override fun lift(value: Short): UShort {
+        return value.toUShort()
+    }
+
+    fun lift(value: Int): UShort {
+        return value.toUShort()
+    }
+
+    override fun read(buf: ByteBuffer): UShort {
+        return lift(buf.getShort())
+    }
+
+    override fun lower(value: UShort): Short {
+        return value.toShort()
+    }
+
+    override fun allocationSize(value: UShort) = 2UL
+
+    override fun write(value: UShort, buf: ByteBuffer) {
+        buf.putShort(value.toShort())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterUInt: FfiConverter<UInt, Int> {
+    override fun lift(value: Int): UInt {
+        return value.toUInt()
+    }
+
+    override fun read(buf: ByteBuffer): UInt {
+        return lift(buf.getInt())
+    }
+
+    override fun lower(value: UInt): Int {
+        return value.toInt()
+    }
+
+    override fun allocationSize(value: UInt) = 4UL
+
+    override fun write(value: UInt, buf: ByteBuffer) {
+        buf.putInt(value.toInt())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterInt: FfiConverter<Int, Int> {
+    override fun lift(value: Int): Int {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Int {
+        return buf.getInt()
+    }
+
+    override fun lower(value: Int): Int {
+        return value
+    }
+
+    override fun allocationSize(value: Int) = 4UL
+
+    override fun write(value: Int, buf: ByteBuffer) {
+        buf.putInt(value)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterULong: FfiConverter<ULong, Long> {
+    override fun lift(value: Long): ULong {
+        return value.toULong()
+    }
+
+    override fun read(buf: ByteBuffer): ULong {
+        return lift(buf.getLong())
+    }
+
+    override fun lower(value: ULong): Long {
+        return value.toLong()
+    }
+
+    override fun allocationSize(value: ULong) = 8UL
+
+    override fun write(value: ULong, buf: ByteBuffer) {
+        buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterLong: FfiConverter<Long, Long> {
     override fun lift(value: Long): Long {
         return value
@@ -1009,6 +1577,29 @@ public object FfiConverterLong: FfiConverter<Long, Long> {
 
     override fun write(value: Long, buf: ByteBuffer) {
         buf.putLong(value)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
+    override fun lift(value: Byte): Boolean {
+        return value.toInt() != 0
+    }
+
+    override fun read(buf: ByteBuffer): Boolean {
+        return lift(buf.get())
+    }
+
+    override fun lower(value: Boolean): Byte {
+        return if (value) 1.toByte() else 0.toByte()
+    }
+
+    override fun allocationSize(value: Boolean) = 1UL
+
+    override fun write(value: Boolean, buf: ByteBuffer) {
+        buf.put(lower(value))
     }
 }
 
@@ -1066,6 +1657,90 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
+    }
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTimestamp: FfiConverterRustBuffer<java.time.Instant> {
+    override fun read(buf: ByteBuffer): java.time.Instant {
+        val seconds = buf.getLong()
+        // Type mismatch (should be u32) but we check for overflow/underflow below
+        val nanoseconds = buf.getInt().toLong()
+        if (nanoseconds < 0) {
+            throw java.time.DateTimeException("Instant nanoseconds exceed minimum or maximum supported by uniffi")
+        }
+        if (seconds >= 0) {
+            return java.time.Instant.EPOCH.plus(java.time.Duration.ofSeconds(seconds, nanoseconds))
+        } else {
+            return java.time.Instant.EPOCH.minus(java.time.Duration.ofSeconds(-seconds, nanoseconds))
+        }
+    }
+
+    // 8 bytes for seconds, 4 bytes for nanoseconds
+    override fun allocationSize(value: java.time.Instant) = 12UL
+
+    override fun write(value: java.time.Instant, buf: ByteBuffer) {
+        var epochOffset = java.time.Duration.between(java.time.Instant.EPOCH, value)
+
+        var sign = 1
+        if (epochOffset.isNegative()) {
+            sign = -1
+            epochOffset = epochOffset.negated()
+        }
+
+        if (epochOffset.nano < 0) {
+            // Java docs provide guarantee that nano will always be positive, so this should be impossible
+            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Instant.html
+            throw IllegalArgumentException("Invalid timestamp, nano value must be non-negative")
+        }
+
+        buf.putLong(sign * epochOffset.seconds)
+        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
+        buf.putInt(epochOffset.nano)
+    }
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterDuration: FfiConverterRustBuffer<java.time.Duration> {
+    override fun read(buf: ByteBuffer): java.time.Duration {
+        // Type mismatch (should be u64) but we check for overflow/underflow below
+        val seconds = buf.getLong()
+        // Type mismatch (should be u32) but we check for overflow/underflow below
+        val nanoseconds = buf.getInt().toLong()
+        if (seconds < 0) {
+            throw java.time.DateTimeException("Duration exceeds minimum or maximum value supported by uniffi")
+        }
+        if (nanoseconds < 0) {
+            throw java.time.DateTimeException("Duration nanoseconds exceed minimum or maximum supported by uniffi")
+        }
+        return java.time.Duration.ofSeconds(seconds, nanoseconds)
+    }
+
+    // 8 bytes for seconds, 4 bytes for nanoseconds
+    override fun allocationSize(value: java.time.Duration) = 12UL
+
+    override fun write(value: java.time.Duration, buf: ByteBuffer) {
+        if (value.seconds < 0) {
+            // Rust does not support negative Durations
+            throw IllegalArgumentException("Invalid duration, must be non-negative")
+        }
+
+        if (value.nano < 0) {
+            // Java docs provide guarantee that nano will always be positive, so this should be impossible
+            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Duration.html
+            throw IllegalArgumentException("Invalid duration, nano value must be non-negative")
+        }
+
+        // Type mismatch (should be u64) but since Rust doesn't support negative durations we should be OK
+        buf.putLong(value.seconds)
+        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
+        buf.putInt(value.nano)
     }
 }
 
@@ -1166,8 +1841,1350 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
 
 
 /**
- * The FitKart on-device database. Open one per signed-in app process and share it; all
- * methods may be called from any thread.
+ * Hears which parts of the data changed, after the commit. Called on the thread that
+ * committed: post to the UI thread. An exception thrown here is logged and ignored.
+ */
+public interface ChangeListener {
+    
+    /**
+     * These parts changed.
+     */
+    fun `onChange`(`parts`: List<DataPart>)
+    
+    companion object
+}
+
+/**
+ * Hears which parts of the data changed, after the commit. Called on the thread that
+ * committed: post to the UI thread. An exception thrown here is logged and ignored.
+ */
+open class ChangeListenerImpl: Disposable, AutoCloseable, ChangeListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_fitkart_ffi_fn_free_changelistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_fitkart_ffi_fn_clone_changelistener(handle, status)
+        }
+    }
+
+    
+    /**
+     * These parts changed.
+     */
+    @Throws(CallbackException::class)override fun `onChange`(`parts`: List<DataPart>)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_changelistener_on_change(
+        it,
+        
+        FfiConverterSequenceTypeDataPart.lower(`parts`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceChangeListener {
+    internal object `onChange`: UniffiCallbackInterfaceChangeListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`parts`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeChangeListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onChange`(
+                    FfiConverterSequenceTypeDataPart.lift(`parts`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeChangeListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeChangeListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceChangeListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onChange`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_fitkart_ffi_fn_init_callback_vtable_changelistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeChangeListener: FfiConverter<ChangeListener, Long> {
+    internal val handleMap = UniffiHandleMap<ChangeListener>()
+
+    override fun lower(value: ChangeListener): Long {
+        if (value is ChangeListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): ChangeListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return ChangeListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): ChangeListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: ChangeListener) = 8UL
+
+    override fun write(value: ChangeListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * The FitKart device library. Open one per app process and share it; every method may be
+ * called from any thread. Reads work offline; writes are queued and sent by `sync`.
+ * Release it with `close()` (Kotlin `use {}`) when the app no longer needs it.
+ */
+public interface FitKartClientInterface {
+    
+    /**
+     * Achievements with progress.
+     */
+    fun `achievements`(): List<Achievement>
+    
+    /**
+     * Registers a change listener; returns its id for `remove_listener`.
+     */
+    fun `addChangeListener`(`listener`: ChangeListener): kotlin.ULong
+    
+    /**
+     * Registers a status listener; returns its id for `remove_listener`.
+     */
+    fun `addStatusListener`(`listener`: StatusListener): kotlin.ULong
+    
+    /**
+     * Cancels an order by the device's id for it.
+     */
+    fun `cancelOrder`(`clientOrderId`: kotlin.String)
+    
+    /**
+     * Coin history, newest first: `limit` entries older than the entry `before`.
+     */
+    fun `coinHistory`(`limit`: kotlin.UInt, `before`: kotlin.String?): List<CoinTransaction>
+    
+    /**
+     * The signed-in user's profile, or null.
+     */
+    fun `currentUser`(): UserProfile?
+    
+    /**
+     * This device's stable id.
+     */
+    fun `deviceId`(): kotlin.String
+    
+    /**
+     * Forgets the listed refusals.
+     */
+    fun `dismissRejections`()
+    
+    /**
+     * Whether this user completed a sync on this device.
+     */
+    fun `hasSynced`(): kotlin.Boolean
+    
+    /**
+     * When the last complete sync finished.
+     */
+    fun `lastSyncedAt`(): java.time.Instant?
+    
+    /**
+     * The leaderboard of `period` as last fetched, or null.
+     */
+    fun `leaderboard`(`period`: LeaderboardPeriod): Leaderboard?
+    
+    /**
+     * Signs in.
+     */
+    suspend fun `login`(`email`: kotlin.String, `password`: kotlin.String): UserProfile
+    
+    /**
+     * Signs out; refuses with `PendingChanges` unless `discard_pending`.
+     */
+    suspend fun `logout`(`discardPending`: kotlin.Boolean)
+    
+    /**
+     * Orders, pending first, then the server's, newest first.
+     */
+    fun `orders`(): List<Order>
+    
+    /**
+     * Changes the server has not settled yet.
+     */
+    fun `pendingChanges`(): kotlin.ULong
+    
+    /**
+     * Places an order offline: shown at once as pending, its coins held.
+     */
+    fun `placeOrder`(`items`: List<OrderLine>, `shippingAddress`: ShippingAddress): QueuedOrder
+    
+    /**
+     * Active products.
+     */
+    fun `products`(): List<Product>
+    
+    /**
+     * Records a day total from a step source; returns whether it raised the total.
+     */
+    fun `recordSteps`(`date`: kotlin.String, `source`: kotlin.String, `steps`: kotlin.Long, `recordedAt`: java.time.Instant): kotlin.Boolean
+    
+    /**
+     * Records many day totals in one transaction; returns how many raised a total.
+     */
+    fun `recordStepsBatch`(`reports`: List<StepReport>): kotlin.ULong
+    
+    /**
+     * Fetches and caches the leaderboard of `period`.
+     */
+    suspend fun `refreshLeaderboard`(`period`: LeaderboardPeriod): Leaderboard
+    
+    /**
+     * Creates an account and signs in.
+     */
+    suspend fun `register`(`email`: kotlin.String, `password`: kotlin.String, `displayName`: kotlin.String): UserProfile
+    
+    /**
+     * Changes the server refused, newest first.
+     */
+    fun `rejections`(): List<Rejection>
+    
+    /**
+     * Removes a listener; false when it was not registered.
+     */
+    fun `removeListener`(`id`: kotlin.ULong): kotlin.Boolean
+    
+    /**
+     * Public settings.
+     */
+    fun `settings`(): List<Setting>
+    
+    /**
+     * The sync status.
+     */
+    fun `status`(): SyncStatus
+    
+    /**
+     * Days from `from` to `to` (`YYYY-MM-DD`, inclusive) with steps, newest first.
+     */
+    fun `stepHistory`(`from`: kotlin.String, `to`: kotlin.String): List<DaySteps>
+    
+    /**
+     * Today's steps in the user's time zone.
+     */
+    fun `stepsToday`(): DaySteps
+    
+    /**
+     * Pushes queued changes, pulls every change, refreshes progress and the leaderboard.
+     * A sync already running is joined.
+     */
+    suspend fun `sync`(): SyncReport
+    
+    /**
+     * Syncs until `budget` has passed, stopping at a safe point (background tasks).
+     */
+    suspend fun `syncOnce`(`budget`: java.time.Duration): SyncReport
+    
+    /**
+     * Changes the profile; shown at once, sent at the next sync.
+     */
+    fun `updateProfile`(`change`: ProfileChange): UserProfile
+    
+    /**
+     * The wallet view.
+     */
+    fun `wallet`(): Wallet
+    
+    companion object
+}
+
+/**
+ * The FitKart device library. Open one per app process and share it; every method may be
+ * called from any thread. Reads work offline; writes are queued and sent by `sync`.
+ * Release it with `close()` (Kotlin `use {}`) when the app no longer needs it.
+ */
+open class FitKartClient: Disposable, AutoCloseable, FitKartClientInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_fitkart_ffi_fn_free_fitkartclient(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_fitkart_ffi_fn_clone_fitkartclient(handle, status)
+        }
+    }
+
+    
+    /**
+     * Achievements with progress.
+     */
+    @Throws(FitKartException::class)override fun `achievements`(): List<Achievement> {
+            return FfiConverterSequenceTypeAchievement.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_achievements(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Registers a change listener; returns its id for `remove_listener`.
+     */override fun `addChangeListener`(`listener`: ChangeListener): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_add_change_listener(
+        it,
+        
+        FfiConverterTypeChangeListener.lower(`listener`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Registers a status listener; returns its id for `remove_listener`.
+     */override fun `addStatusListener`(`listener`: StatusListener): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_add_status_listener(
+        it,
+        
+        FfiConverterTypeStatusListener.lower(`listener`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Cancels an order by the device's id for it.
+     */
+    @Throws(FitKartException::class)override fun `cancelOrder`(`clientOrderId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_cancel_order(
+        it,
+        
+        FfiConverterString.lower(`clientOrderId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Coin history, newest first: `limit` entries older than the entry `before`.
+     */
+    @Throws(FitKartException::class)override fun `coinHistory`(`limit`: kotlin.UInt, `before`: kotlin.String?): List<CoinTransaction> {
+            return FfiConverterSequenceTypeCoinTransaction.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_coin_history(
+        it,
+        
+        FfiConverterUInt.lower(`limit`),
+        FfiConverterOptionalString.lower(`before`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The signed-in user's profile, or null.
+     */
+    @Throws(FitKartException::class)override fun `currentUser`(): UserProfile? {
+            return FfiConverterOptionalTypeUserProfile.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_current_user(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * This device's stable id.
+     */override fun `deviceId`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_device_id(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Forgets the listed refusals.
+     */
+    @Throws(FitKartException::class)override fun `dismissRejections`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_dismiss_rejections(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Whether this user completed a sync on this device.
+     */
+    @Throws(FitKartException::class)override fun `hasSynced`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_has_synced(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * When the last complete sync finished.
+     */
+    @Throws(FitKartException::class)override fun `lastSyncedAt`(): java.time.Instant? {
+            return FfiConverterOptionalTimestamp.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_last_synced_at(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The leaderboard of `period` as last fetched, or null.
+     */
+    @Throws(FitKartException::class)override fun `leaderboard`(`period`: LeaderboardPeriod): Leaderboard? {
+            return FfiConverterOptionalTypeLeaderboard.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_leaderboard(
+        it,
+        
+        FfiConverterTypeLeaderboardPeriod.lower(`period`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Signs in.
+     */
+    @Throws(FitKartException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `login`(`email`: kotlin.String, `password`: kotlin.String) : UserProfile {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_login(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`email`),
+        FfiConverterString.lower(`password`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeUserProfile.lift(it) },
+        // Error FFI converter
+        FitKartException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Signs out; refuses with `PendingChanges` unless `discard_pending`.
+     */
+    @Throws(FitKartException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `logout`(`discardPending`: kotlin.Boolean) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_logout(
+                uniffiHandle,
+                
+        FfiConverterBoolean.lower(`discardPending`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_fitkart_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        FitKartException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Orders, pending first, then the server's, newest first.
+     */
+    @Throws(FitKartException::class)override fun `orders`(): List<Order> {
+            return FfiConverterSequenceTypeOrder.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_orders(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Changes the server has not settled yet.
+     */
+    @Throws(FitKartException::class)override fun `pendingChanges`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_pending_changes(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Places an order offline: shown at once as pending, its coins held.
+     */
+    @Throws(FitKartException::class)override fun `placeOrder`(`items`: List<OrderLine>, `shippingAddress`: ShippingAddress): QueuedOrder {
+            return FfiConverterTypeQueuedOrder.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_place_order(
+        it,
+        
+        FfiConverterSequenceTypeOrderLine.lower(`items`),
+        FfiConverterTypeShippingAddress.lower(`shippingAddress`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Active products.
+     */
+    @Throws(FitKartException::class)override fun `products`(): List<Product> {
+            return FfiConverterSequenceTypeProduct.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_products(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Records a day total from a step source; returns whether it raised the total.
+     */
+    @Throws(FitKartException::class)override fun `recordSteps`(`date`: kotlin.String, `source`: kotlin.String, `steps`: kotlin.Long, `recordedAt`: java.time.Instant): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps(
+        it,
+        
+        FfiConverterString.lower(`date`),
+        FfiConverterString.lower(`source`),
+        FfiConverterLong.lower(`steps`),
+        FfiConverterTimestamp.lower(`recordedAt`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Records many day totals in one transaction; returns how many raised a total.
+     */
+    @Throws(FitKartException::class)override fun `recordStepsBatch`(`reports`: List<StepReport>): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_record_steps_batch(
+        it,
+        
+        FfiConverterSequenceTypeStepReport.lower(`reports`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Fetches and caches the leaderboard of `period`.
+     */
+    @Throws(FitKartException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `refreshLeaderboard`(`period`: LeaderboardPeriod) : Leaderboard {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_refresh_leaderboard(
+                uniffiHandle,
+                
+        FfiConverterTypeLeaderboardPeriod.lower(`period`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeLeaderboard.lift(it) },
+        // Error FFI converter
+        FitKartException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Creates an account and signs in.
+     */
+    @Throws(FitKartException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `register`(`email`: kotlin.String, `password`: kotlin.String, `displayName`: kotlin.String) : UserProfile {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_register(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`email`),
+        FfiConverterString.lower(`password`),
+        FfiConverterString.lower(`displayName`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeUserProfile.lift(it) },
+        // Error FFI converter
+        FitKartException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Changes the server refused, newest first.
+     */
+    @Throws(FitKartException::class)override fun `rejections`(): List<Rejection> {
+            return FfiConverterSequenceTypeRejection.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_rejections(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Removes a listener; false when it was not registered.
+     */override fun `removeListener`(`id`: kotlin.ULong): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_remove_listener(
+        it,
+        
+        FfiConverterULong.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Public settings.
+     */
+    @Throws(FitKartException::class)override fun `settings`(): List<Setting> {
+            return FfiConverterSequenceTypeSetting.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_settings(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The sync status.
+     */override fun `status`(): SyncStatus {
+            return FfiConverterTypeSyncStatus.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_status(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Days from `from` to `to` (`YYYY-MM-DD`, inclusive) with steps, newest first.
+     */
+    @Throws(FitKartException::class)override fun `stepHistory`(`from`: kotlin.String, `to`: kotlin.String): List<DaySteps> {
+            return FfiConverterSequenceTypeDaySteps.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_step_history(
+        it,
+        
+        FfiConverterString.lower(`from`),
+        FfiConverterString.lower(`to`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Today's steps in the user's time zone.
+     */
+    @Throws(FitKartException::class)override fun `stepsToday`(): DaySteps {
+            return FfiConverterTypeDaySteps.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_steps_today(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Pushes queued changes, pulls every change, refreshes progress and the leaderboard.
+     * A sync already running is joined.
+     */
+    @Throws(FitKartException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `sync`() : SyncReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_sync(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSyncReport.lift(it) },
+        // Error FFI converter
+        FitKartException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Syncs until `budget` has passed, stopping at a safe point (background tasks).
+     */
+    @Throws(FitKartException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `syncOnce`(`budget`: java.time.Duration) : SyncReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_sync_once(
+                uniffiHandle,
+                
+        FfiConverterDuration.lower(`budget`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_fitkart_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_fitkart_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSyncReport.lift(it) },
+        // Error FFI converter
+        FitKartException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Changes the profile; shown at once, sent at the next sync.
+     */
+    @Throws(FitKartException::class)override fun `updateProfile`(`change`: ProfileChange): UserProfile {
+            return FfiConverterTypeUserProfile.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_update_profile(
+        it,
+        
+        FfiConverterTypeProfileChange.lower(`change`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The wallet view.
+     */
+    @Throws(FitKartException::class)override fun `wallet`(): Wallet {
+            return FfiConverterTypeWallet.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_fitkartclient_wallet(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * Opens the client: the database (created and migrated as needed) and the session kept
+     * by `token_store`.
+     */
+    @Throws(FitKartException::class) fun `open`(`config`: ClientConfig, `tokenStore`: TokenStore): FitKartClient {
+            return FfiConverterTypeFitKartClient.lift(
+    uniffiRustCallWithError(FitKartException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_constructor_fitkartclient_open(
+    
+        
+        FfiConverterTypeClientConfig.lower(`config`),
+        FfiConverterTypeTokenStore.lower(`tokenStore`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFitKartClient: FfiConverter<FitKartClient, Long> {
+    override fun lower(value: FitKartClient): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): FitKartClient {
+        return FitKartClient(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): FitKartClient {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: FitKartClient) = 8UL
+
+    override fun write(value: FitKartClient, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * The FitKart on-device database, opened on its own (the client opens it for you; this is
+ * for diagnostics).
  */
 public interface FitKartStoreInterface {
     
@@ -1180,8 +3197,8 @@ public interface FitKartStoreInterface {
 }
 
 /**
- * The FitKart on-device database. Open one per signed-in app process and share it; all
- * methods may be called from any thread.
+ * The FitKart on-device database, opened on its own (the client opens it for you; this is
+ * for diagnostics).
  */
 open class FitKartStore: Disposable, AutoCloseable, FitKartStoreInterface
 {
@@ -1310,8 +3327,7 @@ open class FitKartStore: Disposable, AutoCloseable, FitKartStoreInterface
         
     /**
      * Opens the database file at `path`, creating it if needed, and brings its schema up to
-     * date. The directory must already exist (use the app's private files or
-     * Application Support directory).
+     * date. The directory must already exist.
      *
      * Fails with the `Storage` error when the file cannot be opened or migrated; the file is
      * left untouched in that case.
@@ -1358,30 +3374,3021 @@ public object FfiConverterTypeFitKartStore: FfiConverter<FitKartStore, Long> {
 }
 
 
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A token store in memory (tests, previews): tokens are gone when the process ends.
+ */
+public interface InMemoryTokenStoreInterface {
+    
+    fun `clear`()
+    
+    fun `load`(): StoredTokens?
+    
+    fun `save`(`tokens`: StoredTokens)
+    
+    companion object
+}
+
+/**
+ * A token store in memory (tests, previews): tokens are gone when the process ends.
+ */
+open class InMemoryTokenStore: Disposable, AutoCloseable, InMemoryTokenStoreInterface
+, TokenStore
+
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * An empty store.
+     */
+    constructor() :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_constructor_inmemorytokenstore_new(
+    
+        _status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_fitkart_ffi_fn_free_inmemorytokenstore(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_fitkart_ffi_fn_clone_inmemorytokenstore(handle, status)
+        }
+    }
+
+    
+    @Throws(CallbackException::class)override fun `clear`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_clear(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    @Throws(CallbackException::class)override fun `load`(): StoredTokens? {
+            return FfiConverterOptionalTypeStoredTokens.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_load(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    @Throws(CallbackException::class)override fun `save`(`tokens`: StoredTokens)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_inmemorytokenstore_save(
+        it,
+        
+        FfiConverterTypeStoredTokens.lower(`tokens`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeInMemoryTokenStore: FfiConverter<InMemoryTokenStore, Long> {
+    override fun lower(value: InMemoryTokenStore): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): InMemoryTokenStore {
+        return InMemoryTokenStore(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): InMemoryTokenStore {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: InMemoryTokenStore) = 8UL
+
+    override fun write(value: InMemoryTokenStore, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Hears every change of the sync status. An exception thrown here is logged and ignored.
+ */
+public interface StatusListener {
+    
+    /**
+     * The status changed.
+     */
+    fun `onStatus`(`status`: SyncStatus)
+    
+    companion object
+}
+
+/**
+ * Hears every change of the sync status. An exception thrown here is logged and ignored.
+ */
+open class StatusListenerImpl: Disposable, AutoCloseable, StatusListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_fitkart_ffi_fn_free_statuslistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_fitkart_ffi_fn_clone_statuslistener(handle, status)
+        }
+    }
+
+    
+    /**
+     * The status changed.
+     */
+    @Throws(CallbackException::class)override fun `onStatus`(`status`: SyncStatus)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_statuslistener_on_status(
+        it,
+        
+        FfiConverterTypeSyncStatus.lower(`status`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceStatusListener {
+    internal object `onStatus`: UniffiCallbackInterfaceStatusListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`status`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeStatusListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onStatus`(
+                    FfiConverterTypeSyncStatus.lift(`status`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeStatusListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeStatusListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceStatusListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onStatus`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_fitkart_ffi_fn_init_callback_vtable_statuslistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStatusListener: FfiConverter<StatusListener, Long> {
+    internal val handleMap = UniffiHandleMap<StatusListener>()
+
+    override fun lower(value: StatusListener): Long {
+        if (value is StatusListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): StatusListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return StatusListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): StatusListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: StatusListener) = 8UL
+
+    override fun write(value: StatusListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Where the app keeps the session's tokens: the Keychain on iOS, the Keystore (or
+ * EncryptedSharedPreferences) on Android. Calls are short and synchronous.
+ */
+public interface TokenStore {
+    
+    /**
+     * The stored tokens, or null.
+     */
+    fun `load`(): StoredTokens?
+    
+    /**
+     * Replaces the stored tokens.
+     */
+    fun `save`(`tokens`: StoredTokens)
+    
+    /**
+     * Forgets the tokens.
+     */
+    fun `clear`()
+    
+    companion object
+}
+
+/**
+ * Where the app keeps the session's tokens: the Keychain on iOS, the Keystore (or
+ * EncryptedSharedPreferences) on Android. Calls are short and synchronous.
+ */
+open class TokenStoreImpl: Disposable, AutoCloseable, TokenStore
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_fitkart_ffi_fn_free_tokenstore(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_fitkart_ffi_fn_clone_tokenstore(handle, status)
+        }
+    }
+
+    
+    /**
+     * The stored tokens, or null.
+     */
+    @Throws(CallbackException::class)override fun `load`(): StoredTokens? {
+            return FfiConverterOptionalTypeStoredTokens.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_load(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Replaces the stored tokens.
+     */
+    @Throws(CallbackException::class)override fun `save`(`tokens`: StoredTokens)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_save(
+        it,
+        
+        FfiConverterTypeStoredTokens.lower(`tokens`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Forgets the tokens.
+     */
+    @Throws(CallbackException::class)override fun `clear`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_fitkart_ffi_fn_method_tokenstore_clear(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceTokenStore {
+    internal object `load`: UniffiCallbackInterfaceTokenStoreMethod0 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeTokenStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`load`(
+                )
+            }
+            val writeReturn = { value: StoredTokens? -> uniffiOutReturn.setValue(FfiConverterOptionalTypeStoredTokens.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
+        }
+    }
+    internal object `save`: UniffiCallbackInterfaceTokenStoreMethod1 {
+        override fun callback(`uniffiHandle`: Long,`tokens`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeTokenStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`save`(
+                    FfiConverterTypeStoredTokens.lift(`tokens`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
+        }
+    }
+    internal object `clear`: UniffiCallbackInterfaceTokenStoreMethod2 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeTokenStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`clear`(
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeTokenStore.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeTokenStore.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceTokenStore.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `load`,
+        `save`,
+        `clear`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_fitkart_ffi_fn_init_callback_vtable_tokenstore(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTokenStore: FfiConverter<TokenStore, Long> {
+    internal val handleMap = UniffiHandleMap<TokenStore>()
+
+    override fun lower(value: TokenStore): Long {
+        if (value is TokenStoreImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): TokenStore {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return TokenStoreImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): TokenStore {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: TokenStore) = 8UL
+
+    override fun write(value: TokenStore, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+
+/**
+ * An achievement with progress.
+ */
+data class Achievement (
+    /**
+     * Code.
+     */
+    var `code`: kotlin.String
+    , 
+    /**
+     * Name.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Description.
+     */
+    var `description`: kotlin.String
+    , 
+    /**
+     * Icon name.
+     */
+    var `icon`: kotlin.String?
+    , 
+    /**
+     * Bonus coins.
+     */
+    var `bonusCoins`: kotlin.Long
+    , 
+    /**
+     * Progress.
+     */
+    var `progress`: kotlin.Long
+    , 
+    /**
+     * Target.
+     */
+    var `target`: kotlin.Long
+    , 
+    /**
+     * When it unlocked.
+     */
+    var `unlockedAt`: java.time.Instant?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAchievement: FfiConverterRustBuffer<Achievement> {
+    override fun read(buf: ByteBuffer): Achievement {
+        return Achievement(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Achievement) = (
+            FfiConverterString.allocationSize(value.`code`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`description`) +
+            FfiConverterOptionalString.allocationSize(value.`icon`) +
+            FfiConverterLong.allocationSize(value.`bonusCoins`) +
+            FfiConverterLong.allocationSize(value.`progress`) +
+            FfiConverterLong.allocationSize(value.`target`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`unlockedAt`)
+    )
+
+    override fun write(value: Achievement, buf: ByteBuffer) {
+            FfiConverterString.write(value.`code`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`description`, buf)
+            FfiConverterOptionalString.write(value.`icon`, buf)
+            FfiConverterLong.write(value.`bonusCoins`, buf)
+            FfiConverterLong.write(value.`progress`, buf)
+            FfiConverterLong.write(value.`target`, buf)
+            FfiConverterOptionalTimestamp.write(value.`unlockedAt`, buf)
+    }
+}
+
+
+
+/**
+ * How the client is set up.
+ */
+data class ClientConfig (
+    /**
+     * The database file, in the app's private storage (the directory must exist).
+     */
+    var `databasePath`: kotlin.String
+    , 
+    /**
+     * The sync server, e.g. `https://sync.fitkart.example`.
+     */
+    var `serverUrl`: kotlin.String
+    , 
+    /**
+     * `ios`, `android` or `other`.
+     */
+    var `platform`: kotlin.String
+    , 
+    /**
+     * The app's version.
+     */
+    var `appVersion`: kotlin.String
+    , 
+    /**
+     * The OS version.
+     */
+    var `osVersion`: kotlin.String? = null 
+    , 
+    /**
+     * The device model.
+     */
+    var `model`: kotlin.String? = null 
+    , 
+    /**
+     * The longest one HTTP exchange may take.
+     */
+    var `requestTimeout`: java.time.Duration? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig> {
+    override fun read(buf: ByteBuffer): ClientConfig {
+        return ClientConfig(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ClientConfig) = (
+            FfiConverterString.allocationSize(value.`databasePath`) +
+            FfiConverterString.allocationSize(value.`serverUrl`) +
+            FfiConverterString.allocationSize(value.`platform`) +
+            FfiConverterString.allocationSize(value.`appVersion`) +
+            FfiConverterOptionalString.allocationSize(value.`osVersion`) +
+            FfiConverterOptionalString.allocationSize(value.`model`) +
+            FfiConverterOptionalDuration.allocationSize(value.`requestTimeout`)
+    )
+
+    override fun write(value: ClientConfig, buf: ByteBuffer) {
+            FfiConverterString.write(value.`databasePath`, buf)
+            FfiConverterString.write(value.`serverUrl`, buf)
+            FfiConverterString.write(value.`platform`, buf)
+            FfiConverterString.write(value.`appVersion`, buf)
+            FfiConverterOptionalString.write(value.`osVersion`, buf)
+            FfiConverterOptionalString.write(value.`model`, buf)
+            FfiConverterOptionalDuration.write(value.`requestTimeout`, buf)
+    }
+}
+
+
+
+/**
+ * A coin ledger entry.
+ */
+data class CoinTransaction (
+    /**
+     * Id.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * `step_reward`, `achievement_bonus`, `order_hold`, ...
+     */
+    var `kind`: kotlin.String
+    , 
+    /**
+     * Change of the available balance.
+     */
+    var `availableDelta`: kotlin.Long
+    , 
+    /**
+     * Change of the frozen balance.
+     */
+    var `frozenDelta`: kotlin.Long
+    , 
+    /**
+     * Available balance after.
+     */
+    var `availableAfter`: kotlin.Long
+    , 
+    /**
+     * Frozen balance after.
+     */
+    var `frozenAfter`: kotlin.Long
+    , 
+    /**
+     * What it refers to.
+     */
+    var `referenceType`: kotlin.String?
+    , 
+    /**
+     * Its id.
+     */
+    var `referenceId`: kotlin.String?
+    , 
+    /**
+     * A description.
+     */
+    var `description`: kotlin.String?
+    , 
+    /**
+     * When.
+     */
+    var `createdAt`: java.time.Instant
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCoinTransaction: FfiConverterRustBuffer<CoinTransaction> {
+    override fun read(buf: ByteBuffer): CoinTransaction {
+        return CoinTransaction(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterTimestamp.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CoinTransaction) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterLong.allocationSize(value.`availableDelta`) +
+            FfiConverterLong.allocationSize(value.`frozenDelta`) +
+            FfiConverterLong.allocationSize(value.`availableAfter`) +
+            FfiConverterLong.allocationSize(value.`frozenAfter`) +
+            FfiConverterOptionalString.allocationSize(value.`referenceType`) +
+            FfiConverterOptionalString.allocationSize(value.`referenceId`) +
+            FfiConverterOptionalString.allocationSize(value.`description`) +
+            FfiConverterTimestamp.allocationSize(value.`createdAt`)
+    )
+
+    override fun write(value: CoinTransaction, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterLong.write(value.`availableDelta`, buf)
+            FfiConverterLong.write(value.`frozenDelta`, buf)
+            FfiConverterLong.write(value.`availableAfter`, buf)
+            FfiConverterLong.write(value.`frozenAfter`, buf)
+            FfiConverterOptionalString.write(value.`referenceType`, buf)
+            FfiConverterOptionalString.write(value.`referenceId`, buf)
+            FfiConverterOptionalString.write(value.`description`, buf)
+            FfiConverterTimestamp.write(value.`createdAt`, buf)
+    }
+}
+
+
+
+/**
+ * One day's steps (the day counts its largest source).
+ */
+data class DaySteps (
+    /**
+     * `YYYY-MM-DD`.
+     */
+    var `date`: kotlin.String
+    , 
+    /**
+     * The day's total.
+     */
+    var `totalSteps`: kotlin.Long
+    , 
+    /**
+     * The day's verified total.
+     */
+    var `verifiedSteps`: kotlin.Long
+    , 
+    /**
+     * Whether a higher total waits to be synced.
+     */
+    var `pending`: kotlin.Boolean
+    , 
+    /**
+     * Per source.
+     */
+    var `sources`: List<SourceSteps>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDaySteps: FfiConverterRustBuffer<DaySteps> {
+    override fun read(buf: ByteBuffer): DaySteps {
+        return DaySteps(
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceTypeSourceSteps.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DaySteps) = (
+            FfiConverterString.allocationSize(value.`date`) +
+            FfiConverterLong.allocationSize(value.`totalSteps`) +
+            FfiConverterLong.allocationSize(value.`verifiedSteps`) +
+            FfiConverterBoolean.allocationSize(value.`pending`) +
+            FfiConverterSequenceTypeSourceSteps.allocationSize(value.`sources`)
+    )
+
+    override fun write(value: DaySteps, buf: ByteBuffer) {
+            FfiConverterString.write(value.`date`, buf)
+            FfiConverterLong.write(value.`totalSteps`, buf)
+            FfiConverterLong.write(value.`verifiedSteps`, buf)
+            FfiConverterBoolean.write(value.`pending`, buf)
+            FfiConverterSequenceTypeSourceSteps.write(value.`sources`, buf)
+    }
+}
+
+
+
+/**
+ * A leaderboard as last fetched.
+ */
+data class Leaderboard (
+    /**
+     * The period.
+     */
+    var `period`: LeaderboardPeriod
+    , 
+    /**
+     * First day of the period, `YYYY-MM-DD`.
+     */
+    var `periodStart`: kotlin.String
+    , 
+    /**
+     * When the server computed it.
+     */
+    var `computedAt`: java.time.Instant?
+    , 
+    /**
+     * When this device fetched it.
+     */
+    var `fetchedAt`: java.time.Instant
+    , 
+    /**
+     * The top.
+     */
+    var `entries`: List<LeaderboardEntry>
+    , 
+    /**
+     * The user's rank, when ranked.
+     */
+    var `myRank`: kotlin.Long?
+    , 
+    /**
+     * The user's steps in the period, when ranked.
+     */
+    var `mySteps`: kotlin.Long?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLeaderboard: FfiConverterRustBuffer<Leaderboard> {
+    override fun read(buf: ByteBuffer): Leaderboard {
+        return Leaderboard(
+            FfiConverterTypeLeaderboardPeriod.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterSequenceTypeLeaderboardEntry.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Leaderboard) = (
+            FfiConverterTypeLeaderboardPeriod.allocationSize(value.`period`) +
+            FfiConverterString.allocationSize(value.`periodStart`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`computedAt`) +
+            FfiConverterTimestamp.allocationSize(value.`fetchedAt`) +
+            FfiConverterSequenceTypeLeaderboardEntry.allocationSize(value.`entries`) +
+            FfiConverterOptionalLong.allocationSize(value.`myRank`) +
+            FfiConverterOptionalLong.allocationSize(value.`mySteps`)
+    )
+
+    override fun write(value: Leaderboard, buf: ByteBuffer) {
+            FfiConverterTypeLeaderboardPeriod.write(value.`period`, buf)
+            FfiConverterString.write(value.`periodStart`, buf)
+            FfiConverterOptionalTimestamp.write(value.`computedAt`, buf)
+            FfiConverterTimestamp.write(value.`fetchedAt`, buf)
+            FfiConverterSequenceTypeLeaderboardEntry.write(value.`entries`, buf)
+            FfiConverterOptionalLong.write(value.`myRank`, buf)
+            FfiConverterOptionalLong.write(value.`mySteps`, buf)
+    }
+}
+
+
+
+/**
+ * A leaderboard row.
+ */
+data class LeaderboardEntry (
+    /**
+     * Rank.
+     */
+    var `rank`: kotlin.Long
+    , 
+    /**
+     * Display name.
+     */
+    var `displayName`: kotlin.String
+    , 
+    /**
+     * Steps.
+     */
+    var `steps`: kotlin.Long
+    , 
+    /**
+     * Whether it is the user.
+     */
+    var `isMe`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLeaderboardEntry: FfiConverterRustBuffer<LeaderboardEntry> {
+    override fun read(buf: ByteBuffer): LeaderboardEntry {
+        return LeaderboardEntry(
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LeaderboardEntry) = (
+            FfiConverterLong.allocationSize(value.`rank`) +
+            FfiConverterString.allocationSize(value.`displayName`) +
+            FfiConverterLong.allocationSize(value.`steps`) +
+            FfiConverterBoolean.allocationSize(value.`isMe`)
+    )
+
+    override fun write(value: LeaderboardEntry, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`rank`, buf)
+            FfiConverterString.write(value.`displayName`, buf)
+            FfiConverterLong.write(value.`steps`, buf)
+            FfiConverterBoolean.write(value.`isMe`, buf)
+    }
+}
+
+
+
+/**
+ * An order as the app shows it.
+ */
+data class Order (
+    /**
+     * The device's id for it.
+     */
+    var `clientOrderId`: kotlin.String
+    , 
+    /**
+     * The server's id, once known.
+     */
+    var `orderId`: kotlin.String?
+    , 
+    /**
+     * The server's code, once known.
+     */
+    var `orderCode`: kotlin.String?
+    , 
+    /**
+     * The server's status, or `pending`.
+     */
+    var `status`: kotlin.String
+    , 
+    /**
+     * Device/server state.
+     */
+    var `sync`: OrderSync
+    , 
+    /**
+     * Coins.
+     */
+    var `totalCoins`: kotlin.Long
+    , 
+    /**
+     * Lines.
+     */
+    var `items`: List<OrderItem>
+    , 
+    /**
+     * Address.
+     */
+    var `shippingAddress`: ShippingAddress
+    , 
+    /**
+     * Tracking number.
+     */
+    var `trackingNumber`: kotlin.String?
+    , 
+    /**
+     * When placed.
+     */
+    var `createdAt`: java.time.Instant
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOrder: FfiConverterRustBuffer<Order> {
+    override fun read(buf: ByteBuffer): Order {
+        return Order(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeOrderSync.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterSequenceTypeOrderItem.read(buf),
+            FfiConverterTypeShippingAddress.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterTimestamp.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Order) = (
+            FfiConverterString.allocationSize(value.`clientOrderId`) +
+            FfiConverterOptionalString.allocationSize(value.`orderId`) +
+            FfiConverterOptionalString.allocationSize(value.`orderCode`) +
+            FfiConverterString.allocationSize(value.`status`) +
+            FfiConverterTypeOrderSync.allocationSize(value.`sync`) +
+            FfiConverterLong.allocationSize(value.`totalCoins`) +
+            FfiConverterSequenceTypeOrderItem.allocationSize(value.`items`) +
+            FfiConverterTypeShippingAddress.allocationSize(value.`shippingAddress`) +
+            FfiConverterOptionalString.allocationSize(value.`trackingNumber`) +
+            FfiConverterTimestamp.allocationSize(value.`createdAt`)
+    )
+
+    override fun write(value: Order, buf: ByteBuffer) {
+            FfiConverterString.write(value.`clientOrderId`, buf)
+            FfiConverterOptionalString.write(value.`orderId`, buf)
+            FfiConverterOptionalString.write(value.`orderCode`, buf)
+            FfiConverterString.write(value.`status`, buf)
+            FfiConverterTypeOrderSync.write(value.`sync`, buf)
+            FfiConverterLong.write(value.`totalCoins`, buf)
+            FfiConverterSequenceTypeOrderItem.write(value.`items`, buf)
+            FfiConverterTypeShippingAddress.write(value.`shippingAddress`, buf)
+            FfiConverterOptionalString.write(value.`trackingNumber`, buf)
+            FfiConverterTimestamp.write(value.`createdAt`, buf)
+    }
+}
+
+
+
+/**
+ * A line of an order.
+ */
+data class OrderItem (
+    /**
+     * Product id.
+     */
+    var `productId`: kotlin.String
+    , 
+    /**
+     * Product name when ordered.
+     */
+    var `productName`: kotlin.String
+    , 
+    /**
+     * Quantity.
+     */
+    var `quantity`: kotlin.Long
+    , 
+    /**
+     * Unit price in coins.
+     */
+    var `unitCoinPrice`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOrderItem: FfiConverterRustBuffer<OrderItem> {
+    override fun read(buf: ByteBuffer): OrderItem {
+        return OrderItem(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OrderItem) = (
+            FfiConverterString.allocationSize(value.`productId`) +
+            FfiConverterString.allocationSize(value.`productName`) +
+            FfiConverterLong.allocationSize(value.`quantity`) +
+            FfiConverterLong.allocationSize(value.`unitCoinPrice`)
+    )
+
+    override fun write(value: OrderItem, buf: ByteBuffer) {
+            FfiConverterString.write(value.`productId`, buf)
+            FfiConverterString.write(value.`productName`, buf)
+            FfiConverterLong.write(value.`quantity`, buf)
+            FfiConverterLong.write(value.`unitCoinPrice`, buf)
+    }
+}
+
+
+
+/**
+ * An order line to place.
+ */
+data class OrderLine (
+    /**
+     * The product's id.
+     */
+    var `productId`: kotlin.String
+    , 
+    /**
+     * How many (1 to 100).
+     */
+    var `quantity`: kotlin.Int
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOrderLine: FfiConverterRustBuffer<OrderLine> {
+    override fun read(buf: ByteBuffer): OrderLine {
+        return OrderLine(
+            FfiConverterString.read(buf),
+            FfiConverterInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OrderLine) = (
+            FfiConverterString.allocationSize(value.`productId`) +
+            FfiConverterInt.allocationSize(value.`quantity`)
+    )
+
+    override fun write(value: OrderLine, buf: ByteBuffer) {
+            FfiConverterString.write(value.`productId`, buf)
+            FfiConverterInt.write(value.`quantity`, buf)
+    }
+}
+
+
+
+/**
+ * A catalogue product.
+ */
+data class Product (
+    /**
+     * Id.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * SKU.
+     */
+    var `sku`: kotlin.String?
+    , 
+    /**
+     * Name.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Description.
+     */
+    var `description`: kotlin.String
+    , 
+    /**
+     * Category.
+     */
+    var `category`: kotlin.String
+    , 
+    /**
+     * Price in coins.
+     */
+    var `coinPrice`: kotlin.Long
+    , 
+    /**
+     * Stock (the server re-checks it when the order arrives).
+     */
+    var `stock`: kotlin.Long
+    , 
+    /**
+     * Image URLs.
+     */
+    var `images`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeProduct: FfiConverterRustBuffer<Product> {
+    override fun read(buf: ByteBuffer): Product {
+        return Product(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Product) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterOptionalString.allocationSize(value.`sku`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`description`) +
+            FfiConverterString.allocationSize(value.`category`) +
+            FfiConverterLong.allocationSize(value.`coinPrice`) +
+            FfiConverterLong.allocationSize(value.`stock`) +
+            FfiConverterSequenceString.allocationSize(value.`images`)
+    )
+
+    override fun write(value: Product, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterOptionalString.write(value.`sku`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`description`, buf)
+            FfiConverterString.write(value.`category`, buf)
+            FfiConverterLong.write(value.`coinPrice`, buf)
+            FfiConverterLong.write(value.`stock`, buf)
+            FfiConverterSequenceString.write(value.`images`, buf)
+    }
+}
+
+
+
+/**
+ * A profile change: the fields to change, others null.
+ */
+data class ProfileChange (
+    /**
+     * New display name.
+     */
+    var `displayName`: kotlin.String? = null 
+    , 
+    /**
+     * New IANA time zone (e.g. `Europe/Paris`).
+     */
+    var `timezone`: kotlin.String? = null 
+    , 
+    /**
+     * New daily goal.
+     */
+    var `dailyStepGoal`: kotlin.Int? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeProfileChange: FfiConverterRustBuffer<ProfileChange> {
+    override fun read(buf: ByteBuffer): ProfileChange {
+        return ProfileChange(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ProfileChange) = (
+            FfiConverterOptionalString.allocationSize(value.`displayName`) +
+            FfiConverterOptionalString.allocationSize(value.`timezone`) +
+            FfiConverterOptionalInt.allocationSize(value.`dailyStepGoal`)
+    )
+
+    override fun write(value: ProfileChange, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`displayName`, buf)
+            FfiConverterOptionalString.write(value.`timezone`, buf)
+            FfiConverterOptionalInt.write(value.`dailyStepGoal`, buf)
+    }
+}
+
+
+
+/**
+ * An order as queued on the device.
+ */
+data class QueuedOrder (
+    /**
+     * The device's id for the order.
+     */
+    var `clientOrderId`: kotlin.String
+    , 
+    /**
+     * The coins it holds.
+     */
+    var `totalCoins`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeQueuedOrder: FfiConverterRustBuffer<QueuedOrder> {
+    override fun read(buf: ByteBuffer): QueuedOrder {
+        return QueuedOrder(
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: QueuedOrder) = (
+            FfiConverterString.allocationSize(value.`clientOrderId`) +
+            FfiConverterLong.allocationSize(value.`totalCoins`)
+    )
+
+    override fun write(value: QueuedOrder, buf: ByteBuffer) {
+            FfiConverterString.write(value.`clientOrderId`, buf)
+            FfiConverterLong.write(value.`totalCoins`, buf)
+    }
+}
+
+
+
+/**
+ * A refused change in a sync report.
+ */
+data class RejectedChange (
+    /**
+     * Its kind.
+     */
+    var `kind`: kotlin.String
+    , 
+    /**
+     * The server's code.
+     */
+    var `code`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRejectedChange: FfiConverterRustBuffer<RejectedChange> {
+    override fun read(buf: ByteBuffer): RejectedChange {
+        return RejectedChange(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RejectedChange) = (
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterString.allocationSize(value.`code`)
+    )
+
+    override fun write(value: RejectedChange, buf: ByteBuffer) {
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterString.write(value.`code`, buf)
+    }
+}
+
+
+
+/**
+ * A change the server refused.
+ */
+data class Rejection (
+    /**
+     * The mutation's id.
+     */
+    var `mutationId`: kotlin.String
+    , 
+    /**
+     * `record_steps`, `place_order`, `cancel_order` or `update_profile`.
+     */
+    var `kind`: kotlin.String
+    , 
+    /**
+     * The server's code.
+     */
+    var `code`: kotlin.String
+    , 
+    /**
+     * The server's message.
+     */
+    var `message`: kotlin.String
+    , 
+    /**
+     * For orders: the device's order id.
+     */
+    var `clientOrderId`: kotlin.String?
+    , 
+    /**
+     * When the device learned of it.
+     */
+    var `rejectedAt`: java.time.Instant
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRejection: FfiConverterRustBuffer<Rejection> {
+    override fun read(buf: ByteBuffer): Rejection {
+        return Rejection(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterTimestamp.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Rejection) = (
+            FfiConverterString.allocationSize(value.`mutationId`) +
+            FfiConverterString.allocationSize(value.`kind`) +
+            FfiConverterString.allocationSize(value.`code`) +
+            FfiConverterString.allocationSize(value.`message`) +
+            FfiConverterOptionalString.allocationSize(value.`clientOrderId`) +
+            FfiConverterTimestamp.allocationSize(value.`rejectedAt`)
+    )
+
+    override fun write(value: Rejection, buf: ByteBuffer) {
+            FfiConverterString.write(value.`mutationId`, buf)
+            FfiConverterString.write(value.`kind`, buf)
+            FfiConverterString.write(value.`code`, buf)
+            FfiConverterString.write(value.`message`, buf)
+            FfiConverterOptionalString.write(value.`clientOrderId`, buf)
+            FfiConverterTimestamp.write(value.`rejectedAt`, buf)
+    }
+}
+
+
+
+/**
+ * A public setting (value as JSON text).
+ */
+data class Setting (
+    /**
+     * Key.
+     */
+    var `key`: kotlin.String
+    , 
+    /**
+     * Value, a JSON document.
+     */
+    var `valueJson`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSetting: FfiConverterRustBuffer<Setting> {
+    override fun read(buf: ByteBuffer): Setting {
+        return Setting(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Setting) = (
+            FfiConverterString.allocationSize(value.`key`) +
+            FfiConverterString.allocationSize(value.`valueJson`)
+    )
+
+    override fun write(value: Setting, buf: ByteBuffer) {
+            FfiConverterString.write(value.`key`, buf)
+            FfiConverterString.write(value.`valueJson`, buf)
+    }
+}
+
+
+
+/**
+ * Where an order goes.
+ */
+data class ShippingAddress (
+    /**
+     * Recipient.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Street.
+     */
+    var `line1`: kotlin.String
+    , 
+    /**
+     * More street.
+     */
+    var `line2`: kotlin.String? = null 
+    , 
+    /**
+     * City.
+     */
+    var `city`: kotlin.String
+    , 
+    /**
+     * Region.
+     */
+    var `region`: kotlin.String? = null 
+    , 
+    /**
+     * Postal code.
+     */
+    var `postalCode`: kotlin.String
+    , 
+    /**
+     * Country.
+     */
+    var `country`: kotlin.String
+    , 
+    /**
+     * Phone.
+     */
+    var `phone`: kotlin.String? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeShippingAddress: FfiConverterRustBuffer<ShippingAddress> {
+    override fun read(buf: ByteBuffer): ShippingAddress {
+        return ShippingAddress(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ShippingAddress) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`line1`) +
+            FfiConverterOptionalString.allocationSize(value.`line2`) +
+            FfiConverterString.allocationSize(value.`city`) +
+            FfiConverterOptionalString.allocationSize(value.`region`) +
+            FfiConverterString.allocationSize(value.`postalCode`) +
+            FfiConverterString.allocationSize(value.`country`) +
+            FfiConverterOptionalString.allocationSize(value.`phone`)
+    )
+
+    override fun write(value: ShippingAddress, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`line1`, buf)
+            FfiConverterOptionalString.write(value.`line2`, buf)
+            FfiConverterString.write(value.`city`, buf)
+            FfiConverterOptionalString.write(value.`region`, buf)
+            FfiConverterString.write(value.`postalCode`, buf)
+            FfiConverterString.write(value.`country`, buf)
+            FfiConverterOptionalString.write(value.`phone`, buf)
+    }
+}
+
+
+
+/**
+ * One source's steps on one day.
+ */
+data class SourceSteps (
+    /**
+     * The source.
+     */
+    var `source`: kotlin.String
+    , 
+    /**
+     * The highest total known (device or server).
+     */
+    var `steps`: kotlin.Long
+    , 
+    /**
+     * The total the server holds.
+     */
+    var `serverSteps`: kotlin.Long
+    , 
+    /**
+     * The part the server verified.
+     */
+    var `verifiedSteps`: kotlin.Long
+    , 
+    /**
+     * `pending`, `accepted`, `flagged` or `rejected`.
+     */
+    var `status`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSourceSteps: FfiConverterRustBuffer<SourceSteps> {
+    override fun read(buf: ByteBuffer): SourceSteps {
+        return SourceSteps(
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SourceSteps) = (
+            FfiConverterString.allocationSize(value.`source`) +
+            FfiConverterLong.allocationSize(value.`steps`) +
+            FfiConverterLong.allocationSize(value.`serverSteps`) +
+            FfiConverterLong.allocationSize(value.`verifiedSteps`) +
+            FfiConverterString.allocationSize(value.`status`)
+    )
+
+    override fun write(value: SourceSteps, buf: ByteBuffer) {
+            FfiConverterString.write(value.`source`, buf)
+            FfiConverterLong.write(value.`steps`, buf)
+            FfiConverterLong.write(value.`serverSteps`, buf)
+            FfiConverterLong.write(value.`verifiedSteps`, buf)
+            FfiConverterString.write(value.`status`, buf)
+    }
+}
+
+
+
+/**
+ * A day total a step source reports.
+ */
+data class StepReport (
+    /**
+     * The user's local date, `YYYY-MM-DD`.
+     */
+    var `date`: kotlin.String
+    , 
+    /**
+     * The source (`healthkit`, `health_connect`, a watch, ...).
+     */
+    var `source`: kotlin.String
+    , 
+    /**
+     * The day's total so far.
+     */
+    var `steps`: kotlin.Long
+    , 
+    /**
+     * When the source computed it.
+     */
+    var `recordedAt`: java.time.Instant
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStepReport: FfiConverterRustBuffer<StepReport> {
+    override fun read(buf: ByteBuffer): StepReport {
+        return StepReport(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterTimestamp.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StepReport) = (
+            FfiConverterString.allocationSize(value.`date`) +
+            FfiConverterString.allocationSize(value.`source`) +
+            FfiConverterLong.allocationSize(value.`steps`) +
+            FfiConverterTimestamp.allocationSize(value.`recordedAt`)
+    )
+
+    override fun write(value: StepReport, buf: ByteBuffer) {
+            FfiConverterString.write(value.`date`, buf)
+            FfiConverterString.write(value.`source`, buf)
+            FfiConverterLong.write(value.`steps`, buf)
+            FfiConverterTimestamp.write(value.`recordedAt`, buf)
+    }
+}
+
+
+
+/**
+ * The session's tokens, as the app's token store keeps them.
+ */
+data class StoredTokens (
+    /**
+     * The signed-in user.
+     */
+    var `userId`: kotlin.String
+    , 
+    /**
+     * The access token (secret).
+     */
+    var `accessToken`: kotlin.String
+    , 
+    /**
+     * The refresh token (secret).
+     */
+    var `refreshToken`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStoredTokens: FfiConverterRustBuffer<StoredTokens> {
+    override fun read(buf: ByteBuffer): StoredTokens {
+        return StoredTokens(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StoredTokens) = (
+            FfiConverterString.allocationSize(value.`userId`) +
+            FfiConverterString.allocationSize(value.`accessToken`) +
+            FfiConverterString.allocationSize(value.`refreshToken`)
+    )
+
+    override fun write(value: StoredTokens, buf: ByteBuffer) {
+            FfiConverterString.write(value.`userId`, buf)
+            FfiConverterString.write(value.`accessToken`, buf)
+            FfiConverterString.write(value.`refreshToken`, buf)
+    }
+}
+
+
+
+/**
+ * What one sync did.
+ */
+data class SyncReport (
+    /**
+     * Changes sent.
+     */
+    var `pushed`: kotlin.ULong
+    , 
+    /**
+     * Changes the server applied now.
+     */
+    var `applied`: kotlin.ULong
+    , 
+    /**
+     * Changes the server had applied before (nothing doubled).
+     */
+    var `duplicates`: kotlin.ULong
+    , 
+    /**
+     * Refused changes.
+     */
+    var `rejected`: List<RejectedChange>
+    , 
+    /**
+     * Pages pulled.
+     */
+    var `pulledPages`: kotlin.ULong
+    , 
+    /**
+     * Rows pulled, by kind.
+     */
+    var `pulledRows`: Map<kotlin.String, kotlin.ULong>
+    , 
+    /**
+     * Whether a snapshot was refetched.
+     */
+    var `refetchedSnapshot`: kotlin.Boolean
+    , 
+    /**
+     * False when `sync_once` stopped at its deadline.
+     */
+    var `complete`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
+    override fun read(buf: ByteBuffer): SyncReport {
+        return SyncReport(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceTypeRejectedChange.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterMapStringULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SyncReport) = (
+            FfiConverterULong.allocationSize(value.`pushed`) +
+            FfiConverterULong.allocationSize(value.`applied`) +
+            FfiConverterULong.allocationSize(value.`duplicates`) +
+            FfiConverterSequenceTypeRejectedChange.allocationSize(value.`rejected`) +
+            FfiConverterULong.allocationSize(value.`pulledPages`) +
+            FfiConverterMapStringULong.allocationSize(value.`pulledRows`) +
+            FfiConverterBoolean.allocationSize(value.`refetchedSnapshot`) +
+            FfiConverterBoolean.allocationSize(value.`complete`)
+    )
+
+    override fun write(value: SyncReport, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`pushed`, buf)
+            FfiConverterULong.write(value.`applied`, buf)
+            FfiConverterULong.write(value.`duplicates`, buf)
+            FfiConverterSequenceTypeRejectedChange.write(value.`rejected`, buf)
+            FfiConverterULong.write(value.`pulledPages`, buf)
+            FfiConverterMapStringULong.write(value.`pulledRows`, buf)
+            FfiConverterBoolean.write(value.`refetchedSnapshot`, buf)
+            FfiConverterBoolean.write(value.`complete`, buf)
+    }
+}
+
+
+
+/**
+ * A user's profile.
+ */
+data class UserProfile (
+    /**
+     * The user's id.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * Email.
+     */
+    var `email`: kotlin.String
+    , 
+    /**
+     * Display name.
+     */
+    var `displayName`: kotlin.String
+    , 
+    /**
+     * `user` or `admin`.
+     */
+    var `role`: kotlin.String
+    , 
+    /**
+     * IANA time zone.
+     */
+    var `timezone`: kotlin.String
+    , 
+    /**
+     * Daily step goal.
+     */
+    var `dailyStepGoal`: kotlin.Int
+    , 
+    /**
+     * When the account was created.
+     */
+    var `createdAt`: java.time.Instant
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUserProfile: FfiConverterRustBuffer<UserProfile> {
+    override fun read(buf: ByteBuffer): UserProfile {
+        return UserProfile(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterTimestamp.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: UserProfile) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`email`) +
+            FfiConverterString.allocationSize(value.`displayName`) +
+            FfiConverterString.allocationSize(value.`role`) +
+            FfiConverterString.allocationSize(value.`timezone`) +
+            FfiConverterInt.allocationSize(value.`dailyStepGoal`) +
+            FfiConverterTimestamp.allocationSize(value.`createdAt`)
+    )
+
+    override fun write(value: UserProfile, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`email`, buf)
+            FfiConverterString.write(value.`displayName`, buf)
+            FfiConverterString.write(value.`role`, buf)
+            FfiConverterString.write(value.`timezone`, buf)
+            FfiConverterInt.write(value.`dailyStepGoal`, buf)
+            FfiConverterTimestamp.write(value.`createdAt`, buf)
+    }
+}
+
+
+
+/**
+ * The wallet as the app shows it.
+ */
+data class Wallet (
+    /**
+     * Spendable now: the server's balance minus pending orders' holds.
+     */
+    var `availableCoins`: kotlin.Long
+    , 
+    /**
+     * Held: the server's frozen coins plus pending orders' holds.
+     */
+    var `heldCoins`: kotlin.Long
+    , 
+    /**
+     * Held by orders the server has not confirmed yet.
+     */
+    var `pendingHoldCoins`: kotlin.Long
+    , 
+    /**
+     * The server's available balance, as last synced.
+     */
+    var `serverAvailableCoins`: kotlin.Long
+    , 
+    /**
+     * The server's frozen balance, as last synced.
+     */
+    var `serverFrozenCoins`: kotlin.Long
+    , 
+    /**
+     * Earned in all.
+     */
+    var `lifetimeEarned`: kotlin.Long
+    , 
+    /**
+     * Spent in all.
+     */
+    var `lifetimeSpent`: kotlin.Long
+    , 
+    /**
+     * Estimated coins unsynced steps will earn (not spendable yet).
+     */
+    var `estimatedPendingCoins`: kotlin.Long
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeWallet: FfiConverterRustBuffer<Wallet> {
+    override fun read(buf: ByteBuffer): Wallet {
+        return Wallet(
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterLong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Wallet) = (
+            FfiConverterLong.allocationSize(value.`availableCoins`) +
+            FfiConverterLong.allocationSize(value.`heldCoins`) +
+            FfiConverterLong.allocationSize(value.`pendingHoldCoins`) +
+            FfiConverterLong.allocationSize(value.`serverAvailableCoins`) +
+            FfiConverterLong.allocationSize(value.`serverFrozenCoins`) +
+            FfiConverterLong.allocationSize(value.`lifetimeEarned`) +
+            FfiConverterLong.allocationSize(value.`lifetimeSpent`) +
+            FfiConverterLong.allocationSize(value.`estimatedPendingCoins`)
+    )
+
+    override fun write(value: Wallet, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`availableCoins`, buf)
+            FfiConverterLong.write(value.`heldCoins`, buf)
+            FfiConverterLong.write(value.`pendingHoldCoins`, buf)
+            FfiConverterLong.write(value.`serverAvailableCoins`, buf)
+            FfiConverterLong.write(value.`serverFrozenCoins`, buf)
+            FfiConverterLong.write(value.`lifetimeEarned`, buf)
+            FfiConverterLong.write(value.`lifetimeSpent`, buf)
+            FfiConverterLong.write(value.`estimatedPendingCoins`, buf)
+    }
+}
+
+
+
+
+
+/**
+ * An error an app's callback (token store, listener) reports. A callback that throws
+ * anything else is reported as `Unexpected`; neither crashes the library.
+ */
+sealed class CallbackException: kotlin.Exception() {
+    
+    /**
+     * The callback failed.
+     */
+    class Failed(
+        
+        /**
+         * What failed (no secrets).
+         */
+        val `message`: kotlin.String
+        ) : CallbackException() {
+        override val message
+            get() = "message=${ `message` }"
+    }
+    
+    /**
+     * The callback threw something it does not declare.
+     */
+    class Unexpected(
+        
+        /**
+         * What the bindings saw.
+         */
+        val `reason`: kotlin.String
+        ) : CallbackException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<CallbackException> {
+        override fun lift(error_buf: RustBuffer.ByValue): CallbackException = FfiConverterTypeCallbackError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCallbackError : FfiConverterRustBuffer<CallbackException> {
+    override fun read(buf: ByteBuffer): CallbackException {
+        
+
+        return when(buf.getInt()) {
+            1 -> CallbackException.Failed(
+                FfiConverterString.read(buf),
+                )
+            2 -> CallbackException.Unexpected(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: CallbackException): ULong {
+        return when(value) {
+            is CallbackException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+            is CallbackException.Unexpected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: CallbackException, buf: ByteBuffer) {
+        when(value) {
+            is CallbackException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is CallbackException.Unexpected -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+/**
+ * A part of the app's data, as change listeners are told about it.
+ */
+
+enum class DataPart {
+    
+    /**
+     * Step totals.
+     */
+    STEPS,
+    /**
+     * The wallet view or coin history.
+     */
+    WALLET,
+    /**
+     * Orders.
+     */
+    ORDERS,
+    /**
+     * Achievements.
+     */
+    ACHIEVEMENTS,
+    /**
+     * The catalogue.
+     */
+    PRODUCTS,
+    /**
+     * A leaderboard.
+     */
+    LEADERBOARD,
+    /**
+     * The profile, or who is signed in.
+     */
+    PROFILE,
+    /**
+     * Public settings.
+     */
+    SETTINGS,
+    /**
+     * Refused changes.
+     */
+    REJECTIONS,
+    /**
+     * The sync status.
+     */
+    SYNC_STATUS;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDataPart: FfiConverterRustBuffer<DataPart> {
+    override fun read(buf: ByteBuffer) = try {
+        DataPart.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: DataPart) = 4UL
+
+    override fun write(value: DataPart, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
 
 
 
 /**
  * An error a FitKart call can fail with. Each variant names something the app can act on;
- * messages are meant for logs and bug reports, never contain personal data, and are not
- * localised for display.
+ * messages are for logs and bug reports, never contain personal data, and are not localised.
+ * The database file is never deleted or recreated because of any of these.
  */
 sealed class FitKartException: kotlin.Exception() {
     
     /**
-     * The on-device database could not be opened, migrated, read or written: the directory
-     * is missing or not writable, the disk is full, or the database was written by a newer
-     * version of the app. The database file is never deleted because of this error.
+     * The server could not be reached (no network, timeout, connection dropped). Queued
+     * changes stay queued; try again later.
      */
-    class Storage(
+    class Offline(
         
         /**
-         * What went wrong, for logs and bug reports.
+         * What failed, for logs.
          */
         val `message`: kotlin.String
         ) : FitKartException() {
         override val message
             get() = "message=${ `message` }"
+    }
+    
+    /**
+     * Nobody is signed in, the credentials are wrong, or the session ended. Show sign-in.
+     */
+    class Unauthorized(
+        
+        /**
+         * `invalid_credentials`, `refresh_token_reused`, `not_signed_in`, ...
+         */
+        val `code`: kotlin.String
+        ) : FitKartException() {
+        override val message
+            get() = "code=${ `code` }"
+    }
+    
+    /**
+     * Signing out would drop `count` unsynced changes: sync first, or sign out discarding.
+     */
+    class PendingChanges(
+        
+        /**
+         * How many changes would be lost.
+         */
+        val `count`: kotlin.ULong
+        ) : FitKartException() {
+        override val message
+            get() = "count=${ `count` }"
+    }
+    
+    /**
+     * The server no longer speaks this app's protocol: the app must be updated.
+     */
+    class UpgradeRequired(
+        ) : FitKartException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The server refused the request (`email_taken`, `insufficient_coins`, ...).
+     */
+    class Rejected(
+        
+        /**
+         * The server's stable code.
+         */
+        val `code`: kotlin.String, 
+        
+        /**
+         * The server's message.
+         */
+        val `message`: kotlin.String
+        ) : FitKartException() {
+        override val message
+            get() = "code=${ `code` }, message=${ `message` }"
+    }
+    
+    /**
+     * An argument is invalid; nothing was written.
+     */
+    class InvalidInput(
+        
+        /**
+         * The argument.
+         */
+        val `field`: kotlin.String, 
+        
+        /**
+         * What is wrong with it.
+         */
+        val `message`: kotlin.String
+        ) : FitKartException() {
+        override val message
+            get() = "field=${ `field` }, message=${ `message` }"
+    }
+    
+    /**
+     * The device database or the token store failed (disk full, no permission, a database
+     * from a newer app version). The file is left as it is.
+     */
+    class Storage(
+        
+        /**
+         * What failed, for logs.
+         */
+        val `message`: kotlin.String
+        ) : FitKartException() {
+        override val message
+            get() = "message=${ `message` }"
+    }
+    
+    /**
+     * The server failed (5xx) or answered something unreadable; a later sync retries.
+     */
+    class Server(
+        
+        /**
+         * HTTP status (0: the answer could not be read).
+         */
+        val `status`: kotlin.UShort, 
+        
+        /**
+         * The server's code.
+         */
+        val `code`: kotlin.String
+        ) : FitKartException() {
+        override val message
+            get() = "status=${ `status` }, code=${ `code` }"
     }
     
 
@@ -1403,7 +6410,29 @@ public object FfiConverterTypeFitKartError : FfiConverterRustBuffer<FitKartExcep
         
 
         return when(buf.getInt()) {
-            1 -> FitKartException.Storage(
+            1 -> FitKartException.Offline(
+                FfiConverterString.read(buf),
+                )
+            2 -> FitKartException.Unauthorized(
+                FfiConverterString.read(buf),
+                )
+            3 -> FitKartException.PendingChanges(
+                FfiConverterULong.read(buf),
+                )
+            4 -> FitKartException.UpgradeRequired()
+            5 -> FitKartException.Rejected(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            6 -> FitKartException.InvalidInput(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            7 -> FitKartException.Storage(
+                FfiConverterString.read(buf),
+                )
+            8 -> FitKartException.Server(
+                FfiConverterUShort.read(buf),
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -1412,23 +6441,1111 @@ public object FfiConverterTypeFitKartError : FfiConverterRustBuffer<FitKartExcep
 
     override fun allocationSize(value: FitKartException): ULong {
         return when(value) {
+            is FitKartException.Offline -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+            is FitKartException.Unauthorized -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+            )
+            is FitKartException.PendingChanges -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterULong.allocationSize(value.`count`)
+            )
+            is FitKartException.UpgradeRequired -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is FitKartException.Rejected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+            is FitKartException.InvalidInput -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`field`)
+                + FfiConverterString.allocationSize(value.`message`)
+            )
             is FitKartException.Storage -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`message`)
+            )
+            is FitKartException.Server -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterUShort.allocationSize(value.`status`)
+                + FfiConverterString.allocationSize(value.`code`)
             )
         }
     }
 
     override fun write(value: FitKartException, buf: ByteBuffer) {
         when(value) {
-            is FitKartException.Storage -> {
+            is FitKartException.Offline -> {
                 buf.putInt(1)
                 FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is FitKartException.Unauthorized -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`code`, buf)
+                Unit
+            }
+            is FitKartException.PendingChanges -> {
+                buf.putInt(3)
+                FfiConverterULong.write(value.`count`, buf)
+                Unit
+            }
+            is FitKartException.UpgradeRequired -> {
+                buf.putInt(4)
+                Unit
+            }
+            is FitKartException.Rejected -> {
+                buf.putInt(5)
+                FfiConverterString.write(value.`code`, buf)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is FitKartException.InvalidInput -> {
+                buf.putInt(6)
+                FfiConverterString.write(value.`field`, buf)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is FitKartException.Storage -> {
+                buf.putInt(7)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is FitKartException.Server -> {
+                buf.putInt(8)
+                FfiConverterUShort.write(value.`status`, buf)
+                FfiConverterString.write(value.`code`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
 }
+
+
+
+/**
+ * A leaderboard period.
+ */
+
+enum class LeaderboardPeriod {
+    
+    /**
+     * This week.
+     */
+    WEEKLY,
+    /**
+     * This month.
+     */
+    MONTHLY,
+    /**
+     * Since the start.
+     */
+    ALL_TIME;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLeaderboardPeriod: FfiConverterRustBuffer<LeaderboardPeriod> {
+    override fun read(buf: ByteBuffer) = try {
+        LeaderboardPeriod.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LeaderboardPeriod) = 4UL
+
+    override fun write(value: LeaderboardPeriod, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Where an order stands between the device and the server.
+ */
+
+enum class OrderSync {
+    
+    /**
+     * Confirmed by the server.
+     */
+    SYNCED,
+    /**
+     * Placed on this device, not confirmed yet (coins held).
+     */
+    PENDING_PLACEMENT,
+    /**
+     * A cancellation waits to be sent.
+     */
+    PENDING_CANCELLATION;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOrderSync: FfiConverterRustBuffer<OrderSync> {
+    override fun read(buf: ByteBuffer) = try {
+        OrderSync.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: OrderSync) = 4UL
+
+    override fun write(value: OrderSync, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What a sync is doing.
+ */
+
+enum class SyncPhase {
+    
+    /**
+     * Registering the device.
+     */
+    REGISTERING,
+    /**
+     * Sending queued changes.
+     */
+    PUSHING,
+    /**
+     * Fetching changes.
+     */
+    PULLING,
+    /**
+     * Refreshing achievement progress and the leaderboard.
+     */
+    REFRESHING;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncPhase: FfiConverterRustBuffer<SyncPhase> {
+    override fun read(buf: ByteBuffer) = try {
+        SyncPhase.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: SyncPhase) = 4UL
+
+    override fun write(value: SyncPhase, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * The sync status an app shows.
+ */
+sealed class SyncStatus {
+    
+    /**
+     * Not syncing; the last sync (if any) succeeded.
+     */
+    object Idle : SyncStatus()
+    
+    
+    /**
+     * Syncing: phase and progress (done of total).
+     */
+    data class Syncing(
+        /**
+         * The phase.
+         */
+        val `phase`: uniffi.fitkart_ffi.SyncPhase, 
+        /**
+         * Units done.
+         */
+        val `done`: kotlin.ULong, 
+        /**
+         * Units known so far.
+         */
+        val `total`: kotlin.ULong) : SyncStatus()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The server could not be reached; changes wait.
+     */
+    object Offline : SyncStatus()
+    
+    
+    /**
+     * The last sync failed with this code.
+     */
+    data class Error(
+        /**
+         * A machine-readable code.
+         */
+        val `code`: kotlin.String) : SyncStatus()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncStatus : FfiConverterRustBuffer<SyncStatus>{
+    override fun read(buf: ByteBuffer): SyncStatus {
+        return when(buf.getInt()) {
+            1 -> SyncStatus.Idle
+            2 -> SyncStatus.Syncing(
+                FfiConverterTypeSyncPhase.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            3 -> SyncStatus.Offline
+            4 -> SyncStatus.Error(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: SyncStatus): ULong = when(value) {
+        is SyncStatus.Idle -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SyncStatus.Syncing -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeSyncPhase.allocationSize(value.`phase`)
+                + FfiConverterULong.allocationSize(value.`done`)
+                + FfiConverterULong.allocationSize(value.`total`)
+            )
+        }
+        is SyncStatus.Offline -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SyncStatus.Error -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+            )
+        }
+    }
+
+    override fun write(value: SyncStatus, buf: ByteBuffer) {
+        when(value) {
+            is SyncStatus.Idle -> {
+                buf.putInt(1)
+                Unit
+            }
+            is SyncStatus.Syncing -> {
+                buf.putInt(2)
+                FfiConverterTypeSyncPhase.write(value.`phase`, buf)
+                FfiConverterULong.write(value.`done`, buf)
+                FfiConverterULong.write(value.`total`, buf)
+                Unit
+            }
+            is SyncStatus.Offline -> {
+                buf.putInt(3)
+                Unit
+            }
+            is SyncStatus.Error -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`code`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalInt: FfiConverterRustBuffer<kotlin.Int?> {
+    override fun read(buf: ByteBuffer): kotlin.Int? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Int?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Int?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterInt.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
+    override fun read(buf: ByteBuffer): kotlin.Long? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterLong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Long?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterLong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Long?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterLong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
+    override fun read(buf: ByteBuffer): kotlin.String? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterString.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.String?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.String?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTimestamp: FfiConverterRustBuffer<java.time.Instant?> {
+    override fun read(buf: ByteBuffer): java.time.Instant? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTimestamp.read(buf)
+    }
+
+    override fun allocationSize(value: java.time.Instant?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTimestamp.allocationSize(value)
+        }
+    }
+
+    override fun write(value: java.time.Instant?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTimestamp.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalDuration: FfiConverterRustBuffer<java.time.Duration?> {
+    override fun read(buf: ByteBuffer): java.time.Duration? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterDuration.read(buf)
+    }
+
+    override fun allocationSize(value: java.time.Duration?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterDuration.allocationSize(value)
+        }
+    }
+
+    override fun write(value: java.time.Duration?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterDuration.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeLeaderboard: FfiConverterRustBuffer<Leaderboard?> {
+    override fun read(buf: ByteBuffer): Leaderboard? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeLeaderboard.read(buf)
+    }
+
+    override fun allocationSize(value: Leaderboard?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeLeaderboard.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Leaderboard?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeLeaderboard.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeStoredTokens: FfiConverterRustBuffer<StoredTokens?> {
+    override fun read(buf: ByteBuffer): StoredTokens? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeStoredTokens.read(buf)
+    }
+
+    override fun allocationSize(value: StoredTokens?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeStoredTokens.allocationSize(value)
+        }
+    }
+
+    override fun write(value: StoredTokens?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeStoredTokens.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeUserProfile: FfiConverterRustBuffer<UserProfile?> {
+    override fun read(buf: ByteBuffer): UserProfile? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeUserProfile.read(buf)
+    }
+
+    override fun allocationSize(value: UserProfile?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeUserProfile.allocationSize(value)
+        }
+    }
+
+    override fun write(value: UserProfile?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeUserProfile.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeAchievement: FfiConverterRustBuffer<List<Achievement>> {
+    override fun read(buf: ByteBuffer): List<Achievement> {
+        val len = buf.getInt()
+        return List<Achievement>(len) {
+            FfiConverterTypeAchievement.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Achievement>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAchievement.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Achievement>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAchievement.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeCoinTransaction: FfiConverterRustBuffer<List<CoinTransaction>> {
+    override fun read(buf: ByteBuffer): List<CoinTransaction> {
+        val len = buf.getInt()
+        return List<CoinTransaction>(len) {
+            FfiConverterTypeCoinTransaction.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<CoinTransaction>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeCoinTransaction.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<CoinTransaction>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeCoinTransaction.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDaySteps: FfiConverterRustBuffer<List<DaySteps>> {
+    override fun read(buf: ByteBuffer): List<DaySteps> {
+        val len = buf.getInt()
+        return List<DaySteps>(len) {
+            FfiConverterTypeDaySteps.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<DaySteps>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDaySteps.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<DaySteps>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDaySteps.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeLeaderboardEntry: FfiConverterRustBuffer<List<LeaderboardEntry>> {
+    override fun read(buf: ByteBuffer): List<LeaderboardEntry> {
+        val len = buf.getInt()
+        return List<LeaderboardEntry>(len) {
+            FfiConverterTypeLeaderboardEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<LeaderboardEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeLeaderboardEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<LeaderboardEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeLeaderboardEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeOrder: FfiConverterRustBuffer<List<Order>> {
+    override fun read(buf: ByteBuffer): List<Order> {
+        val len = buf.getInt()
+        return List<Order>(len) {
+            FfiConverterTypeOrder.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Order>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOrder.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Order>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOrder.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeOrderItem: FfiConverterRustBuffer<List<OrderItem>> {
+    override fun read(buf: ByteBuffer): List<OrderItem> {
+        val len = buf.getInt()
+        return List<OrderItem>(len) {
+            FfiConverterTypeOrderItem.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<OrderItem>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOrderItem.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<OrderItem>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOrderItem.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeOrderLine: FfiConverterRustBuffer<List<OrderLine>> {
+    override fun read(buf: ByteBuffer): List<OrderLine> {
+        val len = buf.getInt()
+        return List<OrderLine>(len) {
+            FfiConverterTypeOrderLine.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<OrderLine>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOrderLine.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<OrderLine>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOrderLine.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeProduct: FfiConverterRustBuffer<List<Product>> {
+    override fun read(buf: ByteBuffer): List<Product> {
+        val len = buf.getInt()
+        return List<Product>(len) {
+            FfiConverterTypeProduct.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Product>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeProduct.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Product>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeProduct.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRejectedChange: FfiConverterRustBuffer<List<RejectedChange>> {
+    override fun read(buf: ByteBuffer): List<RejectedChange> {
+        val len = buf.getInt()
+        return List<RejectedChange>(len) {
+            FfiConverterTypeRejectedChange.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<RejectedChange>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRejectedChange.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<RejectedChange>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRejectedChange.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRejection: FfiConverterRustBuffer<List<Rejection>> {
+    override fun read(buf: ByteBuffer): List<Rejection> {
+        val len = buf.getInt()
+        return List<Rejection>(len) {
+            FfiConverterTypeRejection.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Rejection>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRejection.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Rejection>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRejection.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSetting: FfiConverterRustBuffer<List<Setting>> {
+    override fun read(buf: ByteBuffer): List<Setting> {
+        val len = buf.getInt()
+        return List<Setting>(len) {
+            FfiConverterTypeSetting.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Setting>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSetting.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Setting>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSetting.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSourceSteps: FfiConverterRustBuffer<List<SourceSteps>> {
+    override fun read(buf: ByteBuffer): List<SourceSteps> {
+        val len = buf.getInt()
+        return List<SourceSteps>(len) {
+            FfiConverterTypeSourceSteps.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SourceSteps>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSourceSteps.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SourceSteps>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSourceSteps.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeStepReport: FfiConverterRustBuffer<List<StepReport>> {
+    override fun read(buf: ByteBuffer): List<StepReport> {
+        val len = buf.getInt()
+        return List<StepReport>(len) {
+            FfiConverterTypeStepReport.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<StepReport>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeStepReport.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<StepReport>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeStepReport.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDataPart: FfiConverterRustBuffer<List<DataPart>> {
+    override fun read(buf: ByteBuffer): List<DataPart> {
+        val len = buf.getInt()
+        return List<DataPart>(len) {
+            FfiConverterTypeDataPart.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<DataPart>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDataPart.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<DataPart>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDataPart.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringULong: FfiConverterRustBuffer<Map<kotlin.String, kotlin.ULong>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.ULong> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, kotlin.ULong>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterULong.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, kotlin.ULong>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterULong.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, kotlin.ULong>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterULong.write(v, buf)
+        }
+    }
+}
+
+
+
+
+
+
+
+
 
