@@ -193,9 +193,16 @@ impl FitKart {
         })
     }
 
-    /// This device's id: generated once, kept in the database, the same for every user.
+    /// This installation's id: generated once and kept in the database.
     pub fn device_id(&self) -> Uuid {
         self.inner.device_id
+    }
+
+    /// The id this device registers under for `user_id`: derived from the installation id
+    /// and the user, so it is stable for that user on this device, and two people sharing a
+    /// phone are two devices to the server (which binds a device id to one account).
+    pub fn device_id_for(&self, user_id: Uuid) -> Uuid {
+        Uuid::new_v5(&self.inner.device_id, user_id.as_bytes())
     }
 
     /// The underlying store, for diagnostics and tests.
@@ -799,7 +806,7 @@ impl FitKart {
                 total: 1,
             });
             let body = DeviceRegistration {
-                device_id: inner.device_id,
+                device_id: self.device_id_for(tokens.user_id),
                 platform: inner.config.platform.clone(),
                 os_version: inner.config.os_version.clone(),
                 app_version: Some(inner.config.app_version.clone()),
@@ -828,9 +835,9 @@ impl FitKart {
                 done,
                 total: total.max(done),
             });
-            let Some(batch) = inner
-                .store
-                .write(|tx| engine::take_push_batch(tx, &user, inner.device_id, PUSH_BATCH))?
+            let Some(batch) = inner.store.write(|tx| {
+                engine::take_push_batch(tx, &user, self.device_id_for(tokens.user_id), PUSH_BATCH)
+            })?
             else {
                 break;
             };
