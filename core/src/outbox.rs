@@ -26,14 +26,15 @@ pub(crate) fn validate_report(report: &StepReport) -> Result<(), Error> {
         ));
     }
     let source = report.source.as_str();
-    if source.trim().is_empty()
-        || source.chars().count() > MAX_SOURCE_LEN
-        || source.contains('\0')
-        || source.trim() != source
+    if source.is_empty()
+        || source.len() > MAX_SOURCE_LEN
+        || !source
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
     {
         return Err(Error::invalid(
             "source",
-            format!("source must be 1 to {MAX_SOURCE_LEN} characters, without surrounding spaces"),
+            format!("source must be 1 to {MAX_SOURCE_LEN} of A-Z a-z 0-9 _ . : -"),
         ));
     }
     if !(NaiveDate::from_ymd_opt(2000, 1, 1)..NaiveDate::from_ymd_opt(2200, 1, 1))
