@@ -3,7 +3,7 @@
 
 @file:Suppress("NAME_SHADOWING")
 
-package uniffi.fitkart_ffi
+package com.fitkart.sync
 
 // Common helper code.
 //
@@ -6700,7 +6700,7 @@ sealed class SyncStatus {
         /**
          * The phase.
          */
-        val `phase`: uniffi.fitkart_ffi.SyncPhase, 
+        val `phase`: com.fitkart.sync.SyncPhase, 
         /**
          * Units done.
          */
