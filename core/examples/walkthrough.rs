@@ -13,6 +13,7 @@
 //! `FITKART_LISTEN`, else at `http://127.0.0.1:8080`. The phone's database and token file go
 //! to a fresh temporary directory (removed at the end), or to `--data-dir DIR` (kept).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -278,9 +279,16 @@ async fn run() -> Result<(), String> {
         );
     }
     show_wallet(&app)?;
-    println!(
-        "   (The server holds an order's coins until it is delivered, then they count as spent.)"
-    );
+    let accepted = app
+        .orders()
+        .during("reading the orders")?
+        .iter()
+        .any(|o| o.sync == OrderSync::Synced);
+    if accepted {
+        println!(
+            "   (The server holds an order's coins until it is delivered; then they are spent.)"
+        );
+    }
 
     println!(
         "\nDone. Every step above went through fitkart-core: writes were queued on the phone \
@@ -360,6 +368,7 @@ async fn wait_until_ready(url: &str) -> Result<(), String> {
         }
         if !said {
             print!("Waiting for the server ({url}/readyz) ...");
+            let _ = std::io::stdout().flush();
             said = true;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
