@@ -3360,11 +3360,11 @@ class CallbackError:  # type: ignore
         The callback failed.
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "CallbackError.Failed({})".format(str(self))
@@ -3405,7 +3405,7 @@ class _UniffiFfiConverterTypeCallbackError(_UniffiConverterRustBuffer):
     @staticmethod
     def check_lower(value):
         if isinstance(value, CallbackError.Failed):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, CallbackError.Unexpected):
             _UniffiFfiConverterString.check_lower(value.reason)
@@ -3415,7 +3415,7 @@ class _UniffiFfiConverterTypeCallbackError(_UniffiConverterRustBuffer):
     def write(value, buf):
         if isinstance(value, CallbackError.Failed):
             buf.write_i32(1)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, CallbackError.Unexpected):
             buf.write_i32(2)
             _UniffiFfiConverterString.write(value.reason, buf)
@@ -3601,11 +3601,11 @@ class FitKartError:  # type: ignore
         changes stay queued; try again later.
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "FitKartError.Offline({})".format(str(self))
@@ -3654,13 +3654,13 @@ class FitKartError:  # type: ignore
         The server refused the request (`email_taken`, `insufficient_coins`, ...).
 """
         
-        def __init__(self, code, message):
+        def __init__(self, code, reason):
             super().__init__(", ".join([
                 "code={!r}".format(code),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.code = code
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "FitKartError.Rejected({})".format(str(self))
@@ -3670,13 +3670,13 @@ class FitKartError:  # type: ignore
         An argument is invalid; nothing was written.
 """
         
-        def __init__(self, field, message):
+        def __init__(self, field, reason):
             super().__init__(", ".join([
                 "field={!r}".format(field),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.field = field
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "FitKartError.InvalidInput({})".format(str(self))
@@ -3687,11 +3687,11 @@ class FitKartError:  # type: ignore
         from a newer app version). The file is left as it is.
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "FitKartError.Storage({})".format(str(self))
@@ -3760,7 +3760,7 @@ class _UniffiFfiConverterTypeFitKartError(_UniffiConverterRustBuffer):
     @staticmethod
     def check_lower(value):
         if isinstance(value, FitKartError.Offline):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, FitKartError.Unauthorized):
             _UniffiFfiConverterString.check_lower(value.code)
@@ -3772,14 +3772,14 @@ class _UniffiFfiConverterTypeFitKartError(_UniffiConverterRustBuffer):
             return
         if isinstance(value, FitKartError.Rejected):
             _UniffiFfiConverterString.check_lower(value.code)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, FitKartError.InvalidInput):
             _UniffiFfiConverterString.check_lower(value.field)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, FitKartError.Storage):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, FitKartError.Server):
             _UniffiFfiConverterUInt16.check_lower(value.status)
@@ -3790,7 +3790,7 @@ class _UniffiFfiConverterTypeFitKartError(_UniffiConverterRustBuffer):
     def write(value, buf):
         if isinstance(value, FitKartError.Offline):
             buf.write_i32(1)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, FitKartError.Unauthorized):
             buf.write_i32(2)
             _UniffiFfiConverterString.write(value.code, buf)
@@ -3802,14 +3802,14 @@ class _UniffiFfiConverterTypeFitKartError(_UniffiConverterRustBuffer):
         if isinstance(value, FitKartError.Rejected):
             buf.write_i32(5)
             _UniffiFfiConverterString.write(value.code, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, FitKartError.InvalidInput):
             buf.write_i32(6)
             _UniffiFfiConverterString.write(value.field, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, FitKartError.Storage):
             buf.write_i32(7)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, FitKartError.Server):
             buf.write_i32(8)
             _UniffiFfiConverterUInt16.write(value.status, buf)

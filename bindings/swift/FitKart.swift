@@ -4749,7 +4749,7 @@ enum CallbackError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case Failed(
         /**
          * What failed (no secrets).
-         */message: String
+         */reason: String
     )
     /**
      * The callback threw something it does not declare.
@@ -4789,7 +4789,7 @@ public struct FfiConverterTypeCallbackError: FfiConverterRustBuffer {
 
         
         case 1: return .Failed(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 2: return .Unexpected(
             reason: try FfiConverterString.read(from: &buf)
@@ -4806,9 +4806,9 @@ public struct FfiConverterTypeCallbackError: FfiConverterRustBuffer {
 
         
         
-        case let .Failed(message):
+        case let .Failed(reason):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
         case let .Unexpected(reason):
@@ -5007,7 +5007,7 @@ enum FitKartError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Offline(
         /**
          * What failed, for logs.
-         */message: String
+         */reason: String
     )
     /**
      * Nobody is signed in, the credentials are wrong, or the session ended. Show sign-in.
@@ -5038,7 +5038,7 @@ enum FitKartError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */code: String, 
         /**
          * The server's message.
-         */message: String
+         */reason: String
     )
     /**
      * An argument is invalid; nothing was written.
@@ -5049,7 +5049,7 @@ enum FitKartError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */field: String, 
         /**
          * What is wrong with it.
-         */message: String
+         */reason: String
     )
     /**
      * The device database or the token store failed (disk full, no permission, a database
@@ -5058,7 +5058,7 @@ enum FitKartError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Storage(
         /**
          * What failed, for logs.
-         */message: String
+         */reason: String
     )
     /**
      * The server failed (5xx) or answered something unreadable; a later sync retries.
@@ -5101,7 +5101,7 @@ public struct FfiConverterTypeFitKartError: FfiConverterRustBuffer {
 
         
         case 1: return .Offline(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 2: return .Unauthorized(
             code: try FfiConverterString.read(from: &buf)
@@ -5112,14 +5112,14 @@ public struct FfiConverterTypeFitKartError: FfiConverterRustBuffer {
         case 4: return .UpgradeRequired
         case 5: return .Rejected(
             code: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 6: return .InvalidInput(
             field: try FfiConverterString.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 7: return .Storage(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 8: return .Server(
             status: try FfiConverterUInt16.read(from: &buf), 
@@ -5137,9 +5137,9 @@ public struct FfiConverterTypeFitKartError: FfiConverterRustBuffer {
 
         
         
-        case let .Offline(message):
+        case let .Offline(reason):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
         case let .Unauthorized(code):
@@ -5156,21 +5156,21 @@ public struct FfiConverterTypeFitKartError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(4))
         
         
-        case let .Rejected(code,message):
+        case let .Rejected(code,reason):
             writeInt(&buf, Int32(5))
             FfiConverterString.write(code, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidInput(field,message):
+        case let .InvalidInput(field,reason):
             writeInt(&buf, Int32(6))
             FfiConverterString.write(field, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Storage(message):
+        case let .Storage(reason):
             writeInt(&buf, Int32(7))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
         case let .Server(status,code):

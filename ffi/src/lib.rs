@@ -33,10 +33,10 @@ macro_rules! export_with_tokio {
 pub enum FitKartError {
     /// The server could not be reached (no network, timeout, connection dropped). Queued
     /// changes stay queued; try again later.
-    #[error("offline: {message}")]
+    #[error("offline: {reason}")]
     Offline {
         /// What failed, for logs.
-        message: String,
+        reason: String,
     },
     /// Nobody is signed in, the credentials are wrong, or the session ended. Show sign-in.
     #[error("unauthorized: {code}")]
@@ -54,27 +54,27 @@ pub enum FitKartError {
     #[error("this app version is too old for the server")]
     UpgradeRequired,
     /// The server refused the request (`email_taken`, `insufficient_coins`, ...).
-    #[error("rejected: {code}: {message}")]
+    #[error("rejected: {code}: {reason}")]
     Rejected {
         /// The server's stable code.
         code: String,
         /// The server's message.
-        message: String,
+        reason: String,
     },
     /// An argument is invalid; nothing was written.
-    #[error("invalid {field}: {message}")]
+    #[error("invalid {field}: {reason}")]
     InvalidInput {
         /// The argument.
         field: String,
         /// What is wrong with it.
-        message: String,
+        reason: String,
     },
     /// The device database or the token store failed (disk full, no permission, a database
     /// from a newer app version). The file is left as it is.
-    #[error("storage error: {message}")]
+    #[error("storage error: {reason}")]
     Storage {
         /// What failed, for logs.
-        message: String,
+        reason: String,
     },
     /// The server failed (5xx) or answered something unreadable; a later sync retries.
     #[error("server error {status}: {code}")]
@@ -91,13 +91,19 @@ impl From<fitkart_core::FitKartError> for FitKartError {
     fn from(error: fitkart_core::FitKartError) -> Self {
         use fitkart_core::FitKartError as Core;
         match error {
-            Core::Offline { message } => Self::Offline { message },
+            Core::Offline { message } => Self::Offline { reason: message },
             Core::Unauthorized { code } => Self::Unauthorized { code },
             Core::PendingChanges { count } => Self::PendingChanges { count },
             Core::UpgradeRequired => Self::UpgradeRequired,
-            Core::Rejected { code, message } => Self::Rejected { code, message },
-            Core::InvalidInput { field, message } => Self::InvalidInput { field, message },
-            Core::Storage { message } => Self::Storage { message },
+            Core::Rejected { code, message } => Self::Rejected {
+                code,
+                reason: message,
+            },
+            Core::InvalidInput { field, message } => Self::InvalidInput {
+                field,
+                reason: message,
+            },
+            Core::Storage { message } => Self::Storage { reason: message },
             Core::Server { status, code } => Self::Server { status, code },
         }
     }
@@ -114,10 +120,10 @@ impl From<fitkart_core::Error> for FitKartError {
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum CallbackError {
     /// The callback failed.
-    #[error("callback failed: {message}")]
+    #[error("callback failed: {reason}")]
     Failed {
         /// What failed (no secrets).
-        message: String,
+        reason: String,
     },
     /// The callback threw something it does not declare.
     #[error("callback threw: {reason}")]
@@ -212,24 +218,24 @@ impl TokenStore for InMemoryTokenStore {
         self.inner
             .load()
             .map(|t| t.map(convert::stored_tokens))
-            .map_err(|message| CallbackError::Failed { message })
+            .map_err(|message| CallbackError::Failed { reason: message })
     }
 
     fn save(&self, tokens: StoredTokens) -> Result<(), CallbackError> {
         use fitkart_core::TokenStore as _;
-        let tokens = convert::core_tokens(tokens).map_err(|message| CallbackError::Failed {
-            message: message.to_string(),
+        let tokens = convert::core_tokens(tokens).map_err(|reason| CallbackError::Failed {
+            reason: reason.to_string(),
         })?;
         self.inner
             .save(&tokens)
-            .map_err(|message| CallbackError::Failed { message })
+            .map_err(|message| CallbackError::Failed { reason: message })
     }
 
     fn clear(&self) -> Result<(), CallbackError> {
         use fitkart_core::TokenStore as _;
         self.inner
             .clear()
-            .map_err(|message| CallbackError::Failed { message })
+            .map_err(|message| CallbackError::Failed { reason: message })
     }
 }
 
@@ -1019,13 +1025,13 @@ impl FitKartClient {
 fn date_arg(text: &str) -> Result<chrono::NaiveDate, FitKartError> {
     date(text).ok_or_else(|| FitKartError::InvalidInput {
         field: "date".into(),
-        message: "a date is YYYY-MM-DD".into(),
+        reason: "a date is YYYY-MM-DD".into(),
     })
 }
 
 fn uuid_arg(field: &str, text: &str) -> Result<uuid::Uuid, FitKartError> {
     uuid(text).ok_or_else(|| FitKartError::InvalidInput {
         field: field.into(),
-        message: "not an id".into(),
+        reason: "not an id".into(),
     })
 }

@@ -6100,10 +6100,10 @@ sealed class CallbackException: kotlin.Exception() {
         /**
          * What failed (no secrets).
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : CallbackException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -6154,7 +6154,7 @@ public object FfiConverterTypeCallbackError : FfiConverterRustBuffer<CallbackExc
             is CallbackException.Failed -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is CallbackException.Unexpected -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -6168,7 +6168,7 @@ public object FfiConverterTypeCallbackError : FfiConverterRustBuffer<CallbackExc
         when(value) {
             is CallbackException.Failed -> {
                 buf.putInt(1)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is CallbackException.Unexpected -> {
@@ -6276,10 +6276,10 @@ sealed class FitKartException: kotlin.Exception() {
         /**
          * What failed, for logs.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : FitKartException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -6332,10 +6332,10 @@ sealed class FitKartException: kotlin.Exception() {
         /**
          * The server's message.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : FitKartException() {
         override val message
-            get() = "code=${ `code` }, message=${ `message` }"
+            get() = "code=${ `code` }, reason=${ `reason` }"
     }
     
     /**
@@ -6351,10 +6351,10 @@ sealed class FitKartException: kotlin.Exception() {
         /**
          * What is wrong with it.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : FitKartException() {
         override val message
-            get() = "field=${ `field` }, message=${ `message` }"
+            get() = "field=${ `field` }, reason=${ `reason` }"
     }
     
     /**
@@ -6366,10 +6366,10 @@ sealed class FitKartException: kotlin.Exception() {
         /**
          * What failed, for logs.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : FitKartException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -6444,7 +6444,7 @@ public object FfiConverterTypeFitKartError : FfiConverterRustBuffer<FitKartExcep
             is FitKartException.Offline -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is FitKartException.Unauthorized -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -6464,18 +6464,18 @@ public object FfiConverterTypeFitKartError : FfiConverterRustBuffer<FitKartExcep
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`code`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is FitKartException.InvalidInput -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`field`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is FitKartException.Storage -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is FitKartException.Server -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -6490,7 +6490,7 @@ public object FfiConverterTypeFitKartError : FfiConverterRustBuffer<FitKartExcep
         when(value) {
             is FitKartException.Offline -> {
                 buf.putInt(1)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is FitKartException.Unauthorized -> {
@@ -6510,18 +6510,18 @@ public object FfiConverterTypeFitKartError : FfiConverterRustBuffer<FitKartExcep
             is FitKartException.Rejected -> {
                 buf.putInt(5)
                 FfiConverterString.write(value.`code`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is FitKartException.InvalidInput -> {
                 buf.putInt(6)
                 FfiConverterString.write(value.`field`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is FitKartException.Storage -> {
                 buf.putInt(7)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is FitKartException.Server -> {
