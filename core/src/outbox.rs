@@ -354,7 +354,7 @@ pub(crate) fn cancel_order(
         .optional()?;
     match (status.as_deref(), &queued) {
         (None, None) => return Err(Error::invalid("client_order_id", "no such order")),
-        (Some(status), _) if !matches!(status, "pending" | "confirmed" | "processing") => {
+        (Some(status), _) if !matches!(status, "pending" | "confirmed") => {
             return Err(Error::invalid(
                 "client_order_id",
                 format!("the order is {status} and can no longer be cancelled"),
