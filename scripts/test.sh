@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of FitKart Sync: the binding tests, the doc tests and the Rust workspace
-# (unit, server and end-to-end). Needs a PostgreSQL server at DATABASE_URL's host (default
-# the local one, user postgres, trust auth); scripts/ensure-postgres.sh starts one.
+# Runs every test of FitKart Sync: the binding tests (Python and Kotlin against a real
+# server), the doc tests, the Rust workspace (unit, server, end-to-end and the seeded
+# simulation), then the crash tests on their own (they restart PostgreSQL, which cuts every
+# connection on the machine). Needs a PostgreSQL server at DATABASE_URL's host (default the
+# local one, user postgres, trust auth); scripts/ensure-postgres.sh starts one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,10 +11,14 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
 bash scripts/ensure-postgres.sh
 
+# The workspace's binaries (the crash tests start the server binary) and test targets.
+cargo build --workspace --bins
 bash bindings/test.sh
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast -E 'not binary(crash)'
+  cargo nextest run -p fitkart-e2e --test crash --test-threads 1
 else
-  cargo test --workspace --no-fail-fast
+  cargo test --workspace --no-fail-fast -- --skip crash
+  cargo test -p fitkart-e2e --test crash -- --test-threads 1
 fi

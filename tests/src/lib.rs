@@ -190,7 +190,26 @@ pub async fn assert_converged(server: &TestServer, phones: &[&Phone]) {
             0,
             "outbox not empty"
         );
-        let server = server_wallet(server, phone).await;
+        let user = phone
+            .app
+            .current_user()
+            .expect("profile")
+            .expect("signed in")
+            .id;
+        let row = client
+            .query_one(
+                "SELECT available_coins, frozen_coins, lifetime_earned, lifetime_spent
+                 FROM wallets WHERE user_id = $1",
+                &[&user],
+            )
+            .await
+            .expect("wallet row");
+        let server = Wallet {
+            available_coins: row.get(0),
+            frozen_coins: row.get(1),
+            lifetime_earned: row.get(2),
+            lifetime_spent: row.get(3),
+        };
         let view = phone.app.wallet().expect("wallet");
         assert_eq!(view.pending_hold_coins, 0);
         assert_eq!(view.available_coins, server.available_coins, "available");
