@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of FitKart Sync: the binding tests (Python and Kotlin against a real
 # server), the doc tests, the Rust workspace (unit, server, end-to-end and the seeded
-# simulation), then the crash tests on their own (they restart PostgreSQL, which cuts every
+# simulation), HTTP fuzzing of every route (scripts/fuzz.sh), then the crash tests on their own (they restart PostgreSQL, which cuts every
 # connection on the machine). Needs a PostgreSQL server at DATABASE_URL's host (default the
 # local one, user postgres, trust auth); scripts/ensure-postgres.sh starts one.
 set -euo pipefail
@@ -17,8 +17,10 @@ bash bindings/test.sh
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast -E 'not binary(crash)'
+  bash scripts/fuzz.sh
   cargo nextest run -p fitkart-e2e --test crash --test-threads 1
 else
   cargo test --workspace --no-fail-fast -- --skip crash
+  bash scripts/fuzz.sh
   cargo test -p fitkart-e2e --test crash -- --test-threads 1
 fi

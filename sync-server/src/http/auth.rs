@@ -129,6 +129,8 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Signed out: the refresh token's family is revoked"),
+        (status = 401, body = ErrorEnvelope,
+         description = "The refresh token is unknown, expired or revoked (`invalid_refresh_token`)"),
         (status = 400, body = ErrorEnvelope,
          description = "The body is not valid JSON (`malformed_json`)"),
         (status = 413, body = ErrorEnvelope,
