@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of FitKart Sync: the binding tests (Python and Kotlin against a real
 # server), the doc tests, the Rust workspace (unit, server, end-to-end and the seeded
-# simulation), HTTP fuzzing of every route (scripts/fuzz.sh), then the crash tests on their own (they restart PostgreSQL, which cuts every
-# connection on the machine). Needs a PostgreSQL server at DATABASE_URL's host (default the
+# simulation), HTTP fuzzing of every route (scripts/fuzz.sh), then the crash tests on their
+# own (they restart PostgreSQL, which cuts every connection on the machine). Needs a PostgreSQL server at DATABASE_URL's host (default the
 # local one, user postgres, trust auth); scripts/ensure-postgres.sh starts one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
