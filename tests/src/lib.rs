@@ -9,8 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use fitkart_core::protocol::steps::Wallet;
 use fitkart_core::{
-    Config, FaultyTransport, FitKart, HttpTransport, MemoryTokenStore, RetryPolicy, SystemClock,
-    TokenStore as _,
+    Config, FaultyTransport, FitKart, HttpTransport, MemoryTokenStore, RetryPolicy, TokenStore as _,
 };
 use fitkart_sync_server::testing::TestServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -37,6 +36,20 @@ pub struct Phone {
     /// The session's tokens.
     pub tokens: Arc<MemoryTokenStore>,
     base_url: String,
+    skew: chrono::Duration,
+}
+
+/// The system clock, off by a fixed amount (a phone whose clock is wrong).
+pub struct SkewedClock(pub chrono::Duration);
+
+impl fitkart_core::Clock for SkewedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.0
+    }
+
+    fn sleep(&self, duration: Duration) -> fitkart_core::transport::BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 impl Phone {
@@ -46,11 +59,26 @@ impl Phone {
         Self::open(dir, base_url, Arc::new(MemoryTokenStore::new()))
     }
 
+    /// A new phone whose clock is off by `skew`.
+    pub fn with_skew(base_url: &str, skew: chrono::Duration) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::open_skewed(dir, base_url, Arc::new(MemoryTokenStore::new()), skew)
+    }
+
     /// Opens (or reopens, after a "crash") the phone whose database is in `dir`.
     pub fn open(
         dir: Arc<tempfile::TempDir>,
         base_url: &str,
         tokens: Arc<MemoryTokenStore>,
+    ) -> Self {
+        Self::open_skewed(dir, base_url, tokens, chrono::Duration::zero())
+    }
+
+    fn open_skewed(
+        dir: Arc<tempfile::TempDir>,
+        base_url: &str,
+        tokens: Arc<MemoryTokenStore>,
+        skew: chrono::Duration,
     ) -> Self {
         let mut config = Config::new(dir.path().join("fitkart.db"), base_url);
         config.retry = quick_retries();
@@ -61,7 +89,7 @@ impl Phone {
             config,
             tokens.clone(),
             faults.clone(),
-            Arc::new(SystemClock),
+            Arc::new(SkewedClock(skew)),
         )
         .expect("open the phone");
         Self {
@@ -70,6 +98,7 @@ impl Phone {
             faults,
             tokens,
             base_url: base_url.to_owned(),
+            skew,
         }
     }
 
@@ -81,10 +110,11 @@ impl Phone {
             app,
             tokens,
             base_url,
+            skew,
             ..
         } = self;
         drop(app);
-        Self::open(dir, &base_url, tokens)
+        Self::open_skewed(dir, &base_url, tokens, skew)
     }
 
     /// The access token of the signed-in user.

@@ -141,7 +141,8 @@ async fn run(seed: u64) -> Check {
     // Three users; the first has two phones.
     for user in 0..3 {
         let email = format!("sim-{seed}-{user}@example.com");
-        let phone = Phone::new(&base_url(&world.server));
+        let skew = chrono::Duration::minutes(world.rng.random_range(-120..=120));
+        let phone = Phone::with_skew(&base_url(&world.server), skew);
         let profile = phone
             .app
             .register(&email, PASSWORD, &format!("Walker {user}"))
@@ -180,7 +181,9 @@ async fn run(seed: u64) -> Check {
 }
 
 async fn add_phone(world: &mut World, user: usize) -> Check {
-    let phone = Phone::new(&base_url(&world.server));
+    // A phone whose clock is off by up to two hours either way.
+    let skew = chrono::Duration::minutes(world.rng.random_range(-120..=120));
+    let phone = Phone::with_skew(&base_url(&world.server), skew);
     phone
         .app
         .login(&world.emails[user], PASSWORD)
