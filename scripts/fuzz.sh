@@ -12,32 +12,16 @@ cd "$(dirname "$0")/.."
 examples=${FITKART_FUZZ_EXAMPLES:-12}
 # A fixed seed makes a CI run repeatable; FITKART_FUZZ_SEED=random draws a new one (printed).
 seed=${FITKART_FUZZ_SEED:-20261128}
-base_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 target_dir="${CARGO_TARGET_DIR:-target}"
 
 python3 -c 'import schemathesis' 2>/dev/null || python3 -m pip install --quiet schemathesis
 cargo build -p fitkart-sync-server --bin fitkart-sync-server
 
-database="fitkart_fuzz_$$"
-database_url="${base_url%/*}/$database"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-url="http://127.0.0.1:$port"
-log=$(mktemp)
-DATABASE_URL="$database_url" FITKART_LISTEN="127.0.0.1:$port" RUST_LOG=warn \
-    "$target_dir/debug/fitkart-sync-server" serve >"$log" 2>&1 &
-server=$!
-cleanup() {
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-    psql "$base_url" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -f "$log"
-}
-trap cleanup EXIT
-for _ in $(seq 1 120); do
-    curl -fsS "$url/readyz" >/dev/null 2>&1 && break
-    kill -0 "$server" 2>/dev/null || { cat "$log"; echo "the server exited" >&2; exit 1; }
-    sleep 0.5
-done
+source scripts/test-server.sh
+start_test_server fitkart_fuzz
+url=$TEST_SERVER_URL
+database_url=$TEST_DATABASE_URL
+server=$TEST_SERVER_PID
 
 token() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
@@ -62,7 +46,7 @@ for who in user admin; do
         || status=1
     if ! kill -0 "$server" 2>/dev/null; then
         echo "the server died during fuzzing" >&2
-        cat "$log" >&2
+        cat "$TEST_SERVER_LOG" >&2
         exit 1
     fi
 done
