@@ -23,6 +23,9 @@ use crate::outbox::timestamp;
 pub const PUSH_BATCH: usize = fitkart_protocol::sync::MAX_MUTATIONS_PER_PUSH;
 /// Changes asked for per pulled page.
 pub const PULL_LIMIT: i64 = fitkart_protocol::sync::MAX_PULL_LIMIT;
+/// Most payload bytes one push carries: well under the server's 4 MiB body limit for pushes,
+/// so a long backfill (many full record_steps mutations) never makes a push too large.
+pub const PUSH_BYTES: usize = 3 * 1024 * 1024;
 
 /// How failed exchanges are retried: exponential backoff with full jitter, capped, and the
 /// server's `Retry-After` honoured up to a cap.
@@ -111,6 +114,7 @@ pub fn take_push_batch(
          WHERE mutation_id = ?1 ORDER BY local_date, source",
     )?;
     let mut mutations = Vec::with_capacity(rows.len());
+    let mut bytes = 0;
     let mut kinds = BTreeMap::new();
     for (id, kind_name, payload, state, created_at) in rows {
         let kind = MutationKind::parse(&kind_name)
@@ -142,6 +146,10 @@ pub fn take_push_batch(
                 serde_json::to_string(&RecordStepsPayload { records: reports })?
             }
         };
+        bytes += payload.len();
+        if bytes > PUSH_BYTES && !mutations.is_empty() {
+            break; // the rest goes in the next push
+        }
         if state == "queued" {
             tx.prepare_cached(
                 "UPDATE outbox SET payload = ?2, state = 'sent' WHERE mutation_id = ?1",
@@ -621,5 +629,38 @@ mod tests {
         assert_eq!(count(&store, "SELECT count(*) FROM products"), 0);
         assert_eq!(count(&store, "SELECT count(*) FROM outbox"), 2);
         assert_eq!(count(&store, "SELECT reset_cache FROM sync_state"), 0);
+    }
+
+    #[test]
+    fn a_long_backfill_is_pushed_in_pushes_that_fit_the_servers_body_limit() {
+        let store = signed_in_store();
+        let reports: Vec<StepReport> = (0..40_000)
+            .map(|i| StepReport {
+                date: "2025-03-01".parse().unwrap(),
+                source: format!("sensor-{i}"),
+                steps: 1000 + i,
+                recorded_at: "2025-03-01T20:00:00Z".parse().unwrap(),
+            })
+            .collect();
+        store
+            .write(|tx| crate::outbox::record_steps(tx, USER, Utc::now(), &reports))
+            .unwrap();
+
+        let first = take(&store);
+        let body = serde_json::to_vec(&first.request).unwrap();
+
+        assert!(
+            first.request.mutations.len() < 40,
+            "{}",
+            first.request.mutations.len()
+        );
+        assert!(body.len() < 4 * 1024 * 1024, "{} bytes", body.len());
+        let second = take(&store);
+        let ids = |b: &PushBatch| b.request.mutations.iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&second)[..],
+            ids(&first)[..],
+            "unanswered mutations are re-sent first"
+        );
     }
 }
