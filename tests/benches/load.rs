@@ -3,7 +3,7 @@
 //! and the server's memory and database connections at the start and the end.
 //!
 //! ```sh
-//! bash scripts/load.sh                       # 200 requests/s for 20 s
+//! bash scripts/load.sh                       # 100 requests/s for 20 s
 //! FITKART_LOAD_RATE=400 FITKART_LOAD_SECONDS=60 bash scripts/load.sh
 //! ```
 //!
@@ -124,7 +124,7 @@ struct Tally {
 }
 
 async fn run() {
-    let rate = env_or("FITKART_LOAD_RATE", 200);
+    let rate = env_or("FITKART_LOAD_RATE", 100);
     let seconds = env_or("FITKART_LOAD_SECONDS", 20);
     let users_count = env_or("FITKART_LOAD_USERS", 50);
     let db = TestDb::new_empty().await.expect("database");
