@@ -8,6 +8,7 @@ pub mod leaderboard;
 pub mod orders;
 pub mod steps;
 pub mod sync;
+pub mod validate;
 
 /// The version of the sync protocol this build speaks. Sent by clients; the server refuses
 /// versions it no longer accepts.

@@ -69,6 +69,30 @@ pub struct ShippingAddress {
     pub phone: Option<String>,
 }
 
+impl ShippingAddress {
+    /// The address with every field trimmed, and optional fields that are blank left out:
+    /// what the server checks is what it stores.
+    pub fn trimmed(&self) -> Self {
+        let optional = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Self {
+            name: self.name.trim().to_owned(),
+            line1: self.line1.trim().to_owned(),
+            line2: optional(&self.line2),
+            city: self.city.trim().to_owned(),
+            region: optional(&self.region),
+            postal_code: self.postal_code.trim().to_owned(),
+            country: self.country.trim().to_owned(),
+            phone: optional(&self.phone),
+        }
+    }
+}
+
 /// One line of an order request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -496,7 +496,7 @@ pub async fn adjust_wallet(
     adjustment: &WalletAdjustment,
     client: &ClientInfo,
 ) -> Result<fitkart_protocol::steps::Wallet, ApiError> {
-    if adjustment.amount == 0 || adjustment.amount.abs() > 10_000_000 {
+    if adjustment.amount == 0 || adjustment.amount.unsigned_abs() > 10_000_000 {
         return Err(ApiError::validation(
             "amount",
             "amount must be non-zero and at most 10,000,000 coins",

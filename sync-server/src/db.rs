@@ -69,6 +69,10 @@ pub async fn ensure_database(url: &str) -> Result<bool> {
     }
 }
 
+/// How long a request waits for a pooled connection, or for a new one to open, before it is
+/// answered 503 `service_unavailable` (with `Retry-After`) instead of hanging until its timeout.
+pub const POOL_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Builds the connection pool. Connections are opened lazily.
 pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
     let config = parse_url(url)?;
@@ -79,7 +83,12 @@ pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Ok(Pool::builder(manager).max_size(max_size.max(1)).build()?)
+    Ok(Pool::builder(manager)
+        .max_size(max_size.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+        .create_timeout(Some(POOL_WAIT_TIMEOUT))
+        .build()?)
 }
 
 /// The newest migration version this build knows.

@@ -148,20 +148,72 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
-        match &err {
-            Error::Pool(_) => {
-                tracing::error!(error = %err, "database unavailable");
-                Self::unavailable("the database is unavailable, retry later")
-            }
-            Error::Database(db) if db.as_db_error().is_none() => {
-                tracing::error!(error = %err, "database connection failed");
-                Self::unavailable("the database is unavailable, retry later")
-            }
-            _ => {
-                tracing::error!(error = %err, "request failed");
-                Self::internal()
-            }
+        if err.is_transient() {
+            tracing::error!(error = %err, "database unavailable: answering 503");
+            return Self::database_unavailable();
         }
+        tracing::error!(error = %err, "request failed");
+        Self::internal()
+    }
+}
+
+/// Seconds a client is told to wait (`Retry-After`) when the database is unavailable.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+impl Error {
+    /// Whether the failure is an outage a retry can outlive rather than a bug: no pooled
+    /// connection within the wait timeout, a lost connection, the database shutting down,
+    /// refusing connections or out of resources, or a serialisation conflict.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Pool(deadpool_postgres::PoolError::Backend(db)) | Error::Database(db) => {
+                is_transient_db_error(db)
+            }
+            Error::Pool(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn is_transient_db_error(err: &tokio_postgres::Error) -> bool {
+    let Some(code) = err.code() else {
+        // No SQLSTATE: the connection itself failed (refused, closed, timed out).
+        return err.as_db_error().is_none();
+    };
+    let code = code.code();
+    // 08: connection exception, 53: insufficient resources, 57P0x: operator intervention
+    // (shutdown, cannot connect now), 55000 here: the database does not accept connections,
+    // 40001/40P01: serialisation failure and deadlock.
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P0")
+        || code == "55000"
+            && err
+                .as_db_error()
+                .is_some_and(|db| db.message().contains("connections"))
+        || code == "40001"
+        || code == "40P01"
+}
+
+impl ApiError {
+    /// 503 `service_unavailable` with `Retry-After`: the database is down, overloaded or
+    /// restarting; the same request can be sent again later.
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the database is unavailable, retry later",
+        )
+        .with_header(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER_SECONDS),
+        )
+    }
+
+    /// 500 `internal`, logging `cause` (inside the request's span, so with its request id).
+    pub fn internal_because(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed");
+        Self::internal()
     }
 }
 

@@ -40,7 +40,8 @@ fn order_from_row(row: &tokio_postgres::Row) -> Result<OrderRow, ApiError> {
             status: row.get(3),
             total_coins: row.get(4),
             items: Vec::new(),
-            shipping_address: serde_json::from_value(address).map_err(|_| ApiError::internal())?,
+            shipping_address: serde_json::from_value(address)
+                .map_err(ApiError::internal_because)?,
             tracking_number: row.get(6),
             created_at: row.get::<_, DateTime<Utc>>(7),
             updated_at: row.get(8),
@@ -267,8 +268,9 @@ pub async fn place_in(
         &[&ids, &quantities],
     )
     .await?;
-    let address =
-        serde_json::to_value(&request.shipping_address).map_err(|_| ApiError::internal())?;
+    // The address as it was checked: trimmed.
+    let address = serde_json::to_value(request.shipping_address.trimmed())
+        .map_err(ApiError::internal_because)?;
     let mut row = None;
     for _ in 0..5 {
         row = tx
@@ -446,7 +448,13 @@ pub async fn transition_in(
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    if to == "shipped" && tracking.is_none_or(|t| t.chars().count() > 100) {
+    if tracking.is_some_and(|t| t.chars().count() > 100) {
+        return Err(ApiError::validation(
+            "tracking_number",
+            "a tracking number is at most 100 characters",
+        ));
+    }
+    if to == "shipped" && tracking.is_none() {
         return Err(ApiError::validation(
             "tracking_number",
             "a tracking number (1 to 100 characters) is required to ship",

@@ -19,6 +19,7 @@ use fitkart_protocol::sync::{
     Mutation, MutationKind, MutationResult, MutationStatus, PullResponse, PushResponse,
     RecordStepsPayload, StoredOutcome, SyncAchievement, SyncSetting, SyncStepRecord, SyncUnlock,
 };
+use fitkart_protocol::validate::Validate;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
@@ -169,6 +170,8 @@ fn parse(mutation: &Mutation) -> Result<(MutationKind, Parsed), StoredOutcome> {
         )
     })?;
     let invalid = |e: serde_json::Error| rejected("invalid_payload", e.to_string());
+    let invalid_field =
+        |e: fitkart_protocol::validate::Invalid| rejected("validation_failed", e.to_string());
     let body = match kind {
         MutationKind::RecordSteps => {
             let payload: RecordStepsPayload =
@@ -178,10 +181,14 @@ fn parse(mutation: &Mutation) -> Result<(MutationKind, Parsed), StoredOutcome> {
             {
                 return Err(rejected("validation_failed", "send 1 to 1000 records"));
             }
+            payload.validate().map_err(invalid_field)?;
             Parsed::Steps(payload.records)
         }
         MutationKind::PlaceOrder => {
-            Parsed::Order(serde_json::from_value(mutation.payload.clone()).map_err(invalid)?)
+            let request: PlaceOrderRequest =
+                serde_json::from_value(mutation.payload.clone()).map_err(invalid)?;
+            request.validate().map_err(invalid_field)?;
+            Parsed::Order(request)
         }
         MutationKind::CancelOrder => {
             let payload: CancelOrderPayload =
@@ -195,7 +202,10 @@ fn parse(mutation: &Mutation) -> Result<(MutationKind, Parsed), StoredOutcome> {
             Parsed::Cancel(payload)
         }
         MutationKind::UpdateProfile => {
-            Parsed::Profile(serde_json::from_value(mutation.payload.clone()).map_err(invalid)?)
+            let patch: ProfilePatch =
+                serde_json::from_value(mutation.payload.clone()).map_err(invalid)?;
+            patch.validate().map_err(invalid_field)?;
+            Parsed::Profile(patch)
         }
     };
     Ok((kind, body))
@@ -232,9 +242,17 @@ pub async fn push(
         )
         .await?
     {
-        let stored: StoredOutcome =
-            serde_json::from_value(row.get(2)).map_err(|_| ApiError::internal())?;
-        earlier.insert(row.get(0), (row.get(1), stored));
+        let id: Uuid = row.get(0);
+        let stored = serde_json::from_value::<StoredOutcome>(row.get(2)).unwrap_or_else(|err| {
+            // A row no longer readable (stored by an older build) must not wedge the device
+            // that keeps resending it: answer it as settled, with a code that says why.
+            tracing::error!(mutation_id = %id, error = %err, "unreadable stored sync outcome");
+            rejected(
+                "outcome_unavailable",
+                "this mutation was processed before, but its result can no longer be shown; pull to see the current state",
+            )
+        });
+        earlier.insert(id, (row.get(1), stored));
     }
 
     let mut push = PushState {
@@ -273,6 +291,17 @@ pub async fn push(
             continue;
         }
         push.first_seen.insert(mutation.id, (hash.clone(), None));
+        if let Err(invalid) = mutation.validate() {
+            // Not stored: its kind or time cannot be, and it can never apply.
+            push.settle(
+                index,
+                mutation.id,
+                None,
+                hash,
+                rejected("validation_failed", invalid.to_string()),
+            );
+            continue;
+        }
         let (kind, body) = match parse(mutation) {
             Ok(parsed) => parsed,
             Err(outcome) => {
@@ -300,7 +329,7 @@ pub async fn push(
             Parsed::Order(request) => outcome_of(
                 in_savepoint(&tx, async {
                     let (order, _) = orders::place_in(&tx, user_id, &request).await?;
-                    serde_json::to_value(order).map_err(|_| ApiError::internal())
+                    serde_json::to_value(order).map_err(ApiError::internal_because)
                 })
                 .await?,
             )?,
@@ -331,18 +360,22 @@ pub async fn push(
                         client,
                     )
                     .await?;
-                    serde_json::to_value(order).map_err(|_| ApiError::internal())
+                    serde_json::to_value(order).map_err(ApiError::internal_because)
                 })
                 .await?,
             )?,
             Parsed::Profile(patch) => outcome_of(
                 in_savepoint(&tx, async {
                     let profile = update_profile_in(&tx, user_id, &patch).await?;
-                    serde_json::to_value(profile).map_err(|_| ApiError::internal())
+                    serde_json::to_value(profile).map_err(ApiError::internal_because)
                 })
                 .await?,
             )?,
-            Parsed::Steps(_) => return Err(ApiError::internal()),
+            Parsed::Steps(_) => {
+                return Err(ApiError::internal_because(
+                    "a step mutation reached the single-mutation path",
+                ));
+            }
         };
         push.settle(index, mutation.id, Some(kind), hash, outcome);
     }
@@ -360,7 +393,9 @@ pub async fn push(
                     .first_seen
                     .get(&mutation.id)
                     .and_then(|(_, outcome)| outcome.clone())
-                    .ok_or_else(ApiError::internal)?,
+                    .ok_or_else(|| {
+                        ApiError::internal_because("a repeated mutation has no first outcome")
+                    })?,
             },
         };
         results.push(result);
@@ -390,8 +425,15 @@ impl PushState {
         id: Uuid,
         kind: Option<MutationKind>,
         hash: Vec<u8>,
-        outcome: StoredOutcome,
+        mut outcome: StoredOutcome,
     ) {
+        // What is answered is what is stored, and `jsonb` holds no NUL.
+        if let Some(message) = &mut outcome.message {
+            *message = message.replace('\0', "\u{fffd}");
+        }
+        if let Some(result) = &mut outcome.result {
+            strip_nul(result);
+        }
         if let Some((_, slot)) = self.first_seen.get_mut(&id) {
             *slot = Some(outcome.clone());
         }
@@ -452,10 +494,13 @@ async fn flush_steps(
                     },
                     results: own,
                 };
-                applied(serde_json::to_value(part).map_err(|_| ApiError::internal())?)
+                applied(serde_json::to_value(part).map_err(ApiError::internal_because)?)
             }
             Err(err) if err.status().is_client_error() => rejected(err.code(), err.message()),
-            Err(_) => return Err(ApiError::internal()),
+            Err(err) => {
+                tracing::error!(code = err.code(), "recording the steps of a push failed");
+                return Err(ApiError::internal());
+            }
         };
         offset += records.len();
         push.settle(
@@ -467,6 +512,41 @@ async fn flush_steps(
         );
     }
     Ok(())
+}
+
+/// An outcome as `sync_mutations.result` stores it: a JSON object PostgreSQL's `jsonb`
+/// accepts (`\u0000` is not, so a NUL in a message or result becomes U+FFFD).
+fn storable_outcome(outcome: &StoredOutcome) -> Result<serde_json::Value, ApiError> {
+    let mut value = serde_json::to_value(outcome).map_err(ApiError::internal_because)?;
+    if !value.is_object() {
+        return Err(ApiError::internal_because(
+            "a mutation outcome did not serialise to a JSON object",
+        ));
+    }
+    strip_nul(&mut value);
+    Ok(value)
+}
+
+/// Replaces every NUL in the strings (and keys) of `value` with U+FFFD.
+pub fn strip_nul(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => {
+            *text = text.replace('\0', "\u{fffd}");
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        serde_json::Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    strip_nul(&mut item);
+                    map.insert(key.replace('\0', "\u{fffd}"), item);
+                }
+            } else {
+                map.values_mut().for_each(strip_nul);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Stores the outcome of every mutation seen for the first time (one statement).
@@ -493,10 +573,12 @@ async fn store_outcomes(
             }
         })
         .collect();
-    let results: Vec<serde_json::Value> = stored
+    // Serialised before anything is stored: an outcome that cannot be stored fails the whole
+    // push (nothing commits, the device retries) instead of storing a result no replay can read.
+    let results = stored
         .iter()
-        .map(|(.., o)| serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
-        .collect();
+        .map(|(.., o)| storable_outcome(o))
+        .collect::<Result<Vec<_>, _>>()?;
     let created: Vec<DateTime<Utc>> = stored
         .iter()
         .map(|(i, ..)| mutations[*i].created_at)

@@ -2,7 +2,7 @@
 //! token is 403 and a missing or bad one 401.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::steps::Wallet;
 use serde::{Deserialize, Serialize};
@@ -11,12 +11,14 @@ use super::AppState;
 use super::extract::{AdminUser, Client};
 use super::json::ApiJson;
 use super::openapi::TAG_ADMIN;
+use super::query::ApiQuery;
 use crate::accounts::{self, AdminUserSummary};
 use crate::admin;
 use crate::error::ApiError;
 use crate::validations::{self, Decision, Validation};
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
+use fitkart_protocol::validate::{self, Invalid, Validate};
 use uuid::Uuid;
 
 /// Query of `GET /api/v1/admin/users`.
@@ -64,7 +66,7 @@ pub struct UserPage {
 pub async fn list_users(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    Query(search): Query<UserSearch>,
+    ApiQuery(search): ApiQuery<UserSearch>,
 ) -> Result<Json<UserPage>, ApiError> {
     let limit = search.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -126,7 +128,7 @@ pub struct ValidationPage {
 pub async fn list_validations(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    Query(query): Query<ValidationQuery>,
+    ApiQuery(query): ApiQuery<ValidationQuery>,
 ) -> Result<Json<ValidationPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -176,6 +178,7 @@ async fn review(
             })?
             .note
     };
+    validate::optional_text("note", note.as_deref(), 1000)?;
     let Client(client) = client;
     Ok(Json(
         validations::review(
@@ -326,11 +329,20 @@ pub struct AnalyticsQuery {
 pub async fn analytics(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    query: Result<Query<AnalyticsQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<AnalyticsQuery>,
 ) -> Result<Json<admin::Analytics>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::validation("from", e.body_text()))?;
+    query
+        .from
+        .map(|from| validate::date("from", from))
+        .transpose()?;
+    query.to.map(|to| validate::date("to", to)).transpose()?;
     let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let from = query.from.unwrap_or(to - chrono::Duration::days(29));
+    let from = match query.from {
+        Some(from) => from,
+        None => to
+            .checked_sub_days(chrono::Days::new(29))
+            .ok_or_else(|| ApiError::validation("to", "to is too early"))?,
+    };
     crate::steps::check_range(from, to)?;
     let conn = state.pool.get().await?;
     Ok(Json(admin::analytics(&conn, from, to).await?))
@@ -365,6 +377,19 @@ pub async fn list_settings(
     Ok(Json(SettingList {
         settings: admin::settings(&conn).await?,
     }))
+}
+
+impl Validate for SettingValue {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::json_value("value", &self.value)
+    }
+}
+
+impl Validate for admin::WalletAdjustment {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::text("reason", &self.reason, 500)?;
+        validate::optional_text("idempotency_key", self.idempotency_key.as_deref(), 100)
+    }
 }
 
 /// Body of `PUT /api/v1/admin/settings/{key}`.
@@ -408,9 +433,11 @@ pub async fn put_setting(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     Client(client): Client,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     ApiJson(body): ApiJson<SettingValue>,
 ) -> Result<Json<admin::Setting>, ApiError> {
+    let Path(key) = key.map_err(|_| ApiError::not_found("no such setting"))?;
+    validate::text("key", &key, 100)?;
     Ok(Json(
         admin::put_setting(&state.pool, admin.id, &key, &body.value, &client).await?,
     ))
@@ -444,9 +471,23 @@ pub struct LogPage {
 pub async fn logs(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    query: Result<Query<admin::LogFilter>, QueryRejection>,
+    ApiQuery(filter): ApiQuery<admin::LogFilter>,
 ) -> Result<Json<LogPage>, ApiError> {
-    let Query(filter) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+    filter
+        .from
+        .map(|from| validate::timestamp("from", from))
+        .transpose()?;
+    filter
+        .to
+        .map(|to| validate::timestamp("to", to))
+        .transpose()?;
+    for (field, value) in [
+        ("action", &filter.action),
+        ("entity_type", &filter.entity_type),
+        ("entity_id", &filter.entity_id),
+    ] {
+        validate::optional_text(field, value.as_deref(), 200)?;
+    }
     let conn = state.pool.get().await?;
     Ok(Json(LogPage {
         logs: admin::logs(&conn, &filter).await?,

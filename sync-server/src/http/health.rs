@@ -69,7 +69,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Re
     let body = state
         .metrics
         .render(&state.pool)
-        .map_err(|_| ApiError::internal())?;
+        .map_err(ApiError::internal_because)?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

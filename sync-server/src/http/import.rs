@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use fitkart_protocol::ErrorEnvelope;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::extract::{AdminUser, Client};
 use super::openapi::TAG_ADMIN;
+use super::query::ApiQuery;
 use crate::error::ApiError;
 use crate::shopify::{self, Feed, FeedRequest, ImportContext, ImportOptions};
 
@@ -66,16 +67,10 @@ pub async fn import_products(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     Client(client): Client,
-    query: Result<Query<ImportQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<ImportQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ImportReport>, ApiError> {
-    let Query(query) = query.map_err(|_| {
-        ApiError::validation(
-            "allow_empty",
-            "the only query parameter is allow_empty=true|false",
-        )
-    })?;
     if !is_json(&headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,13 +1,22 @@
 //! `ApiJson`: the JSON body extractor whose rejections speak the error envelope —
 //! 400 `malformed_json`, 413 `payload_too_large`, 415 `unsupported_media_type`,
-//! 422 `unknown_field` or `validation_failed` — never a bare text body or a 500.
+//! 422 `unknown_field` or `validation_failed` — never a bare text body or a 500. A body that
+//! parses is then checked with its [`Validate`] rules (no NUL, bounded text, dates in range),
+//! so every route answers 422 naming the field before anything reaches the database.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use fitkart_protocol::validate::{Invalid, Validate};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        ApiError::validation(&invalid.field, invalid.message)
+    }
+}
 
 /// A JSON request body of type `T`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -15,14 +24,17 @@ pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + Validate,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
+            Ok(axum::Json(value)) => {
+                value.validate()?;
+                Ok(Self(value))
+            }
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
@@ -72,14 +84,14 @@ pub fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// The field named by serde's "unknown field `x`" message.
-fn unknown_field(text: &str) -> Option<String> {
+pub(super) fn unknown_field(text: &str) -> Option<String> {
     let rest = text.split("unknown field `").nth(1)?;
     Some(rest.split('`').next()?.to_owned())
 }
 
 /// The field a serde data error is about: `items[0].quantity: invalid type ...` gives
 /// `items[0].quantity`; `shipping_address: missing field `name`` gives `shipping_address.name`.
-fn failing_field(message: &str) -> Option<String> {
+pub(super) fn failing_field(message: &str) -> Option<String> {
     let (path, rest) = match message.split_once(": ") {
         Some((path, rest)) if !path.contains(' ') => (Some(path), rest),
         _ => (None, message),
@@ -101,7 +113,7 @@ fn clean_serde_message(text: &str) -> String {
     let message = text
         .strip_prefix("Failed to deserialize the JSON body into the target type: ")
         .unwrap_or(text);
-    message.chars().take(300).collect()
+    message.chars().take(300).filter(|c| *c != '\0').collect()
 }
 
 #[cfg(test)]

@@ -3,8 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::leaderboard::{
@@ -16,6 +15,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::extract::{AdminUser, AuthUser, Client};
 use super::openapi::{TAG_ADMIN, TAG_LEADERBOARD};
+use super::query::ApiQuery;
 use crate::error::ApiError;
 use crate::leaderboard::{self, RefreshRequester};
 
@@ -50,9 +50,8 @@ pub struct BoardQuery {
 pub async fn read_board(
     State(state): State<AppState>,
     user: AuthUser,
-    query: Result<Query<BoardQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<BoardQuery>,
 ) -> Result<Json<Leaderboard>, ApiError> {
-    let Query(query) = query.map_err(query_rejection)?;
     let period = match query.period.as_deref() {
         None => LeaderboardPeriod::Weekly,
         Some(name) => name
@@ -136,12 +135,6 @@ fn unknown_field(text: &str) -> Option<ApiError> {
         )
         .with_details(serde_json::json!({ "field": field })),
     )
-}
-
-fn query_rejection(rejection: QueryRejection) -> ApiError {
-    let text = rejection.body_text();
-    unknown_field(&text)
-        .unwrap_or_else(|| ApiError::validation("query", "the query string is not valid here"))
 }
 
 fn body_error(err: serde_json::Error) -> ApiError {

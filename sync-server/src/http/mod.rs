@@ -11,6 +11,7 @@ pub mod json;
 mod leaderboard;
 mod me;
 pub mod openapi;
+pub mod query;
 mod orders;
 mod steps;
 mod sync;

@@ -1,8 +1,8 @@
 //! `/api/v1/products*`, `/api/v1/orders*` and their admin routes.
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::orders::{
@@ -15,6 +15,7 @@ use super::AppState;
 use super::extract::{AdminUser, AuthUser, Client};
 use super::json::ApiJson;
 use super::openapi::{TAG_ADMIN, TAG_ORDERS};
+use super::query::ApiQuery;
 use crate::catalogue;
 use crate::error::ApiError;
 use crate::orders::{self, Actor};
@@ -34,10 +35,10 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-fn page(
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<(ListQuery, i64, i64), ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+fn page(ApiQuery(query): ApiQuery<ListQuery>) -> Result<(ListQuery, i64, i64), ApiError> {
+    for (field, value) in [("category", &query.category), ("status", &query.status)] {
+        fitkart_protocol::validate::optional_text(field, value.as_deref(), 64)?;
+    }
     let limit = query.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::validation(
@@ -80,7 +81,7 @@ fn id(path: Result<Path<Uuid>, PathRejection>, what: &str) -> Result<Uuid, ApiEr
 pub async fn list_products(
     State(state): State<AppState>,
     _user: AuthUser,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: ApiQuery<ListQuery>,
 ) -> Result<Json<ProductPage>, ApiError> {
     let (query, limit, offset) = page(query)?;
     let conn = state.pool.get().await?;
@@ -176,7 +177,7 @@ pub async fn place_order(
 pub async fn list_orders(
     State(state): State<AppState>,
     user: AuthUser,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: ApiQuery<ListQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let (_, limit, offset) = page(query)?;
     let conn = state.pool.get().await?;
@@ -264,7 +265,7 @@ pub async fn cancel_order(
 pub async fn admin_list_orders(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: ApiQuery<ListQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let (query, limit, offset) = page(query)?;
     let conn = state.pool.get().await?;

@@ -2,11 +2,12 @@
 //! reading what they earned.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
 use fitkart_protocol::ErrorEnvelope;
+use fitkart_protocol::validate;
 use fitkart_protocol::steps::{
     AchievementList, DaySteps, RecordStepsRequest, RecordStepsResponse, StepHistory, TodaySteps,
     TransactionPage, Wallet,
@@ -17,6 +18,7 @@ use super::AppState;
 use super::extract::AuthUser;
 use super::json::ApiJson;
 use super::openapi::TAG_STEPS;
+use super::query::ApiQuery;
 use crate::error::ApiError;
 use crate::{achievements, ledger, steps};
 
@@ -117,15 +119,22 @@ pub struct RangeQuery {
 pub async fn history(
     State(state): State<AppState>,
     user: AuthUser,
-    query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(range): ApiQuery<RangeQuery>,
 ) -> Result<Json<StepHistory>, ApiError> {
-    let Query(range) = query.map_err(|e| ApiError::validation("from", e.body_text()))?;
+    let (from, to) = (range.from, range.to);
+    from.map(|from| validate::date("from", from)).transpose()?;
+    to.map(|to| validate::date("to", to)).transpose()?;
     let conn = state.pool.get().await?;
-    let to = match range.to {
+    let to = match to {
         Some(to) => to,
         None => steps::today(&conn, user.id).await?.0,
     };
-    let from = range.from.unwrap_or(to - chrono::Duration::days(30));
+    let from = match from {
+        Some(from) => from,
+        None => to
+            .checked_sub_days(chrono::Days::new(30))
+            .ok_or_else(|| ApiError::validation("to", "to is too early"))?,
+    };
     steps::check_range(from, to)?;
     Ok(Json(StepHistory {
         days: steps::history(&conn, user.id, from, to).await?,
@@ -204,9 +213,8 @@ fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
 pub async fn transactions(
     State(state): State<AppState>,
     user: AuthUser,
-    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
-    let Query(page) = query.map_err(|e| ApiError::validation("limit", e.body_text()))?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::validation(

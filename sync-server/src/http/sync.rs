@@ -2,8 +2,7 @@
 //! request names its protocol version in the `x-fitkart-protocol-version` header.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use fitkart_protocol::sync::{
     DeviceRegistration, MIN_SUPPORTED_PROTOCOL_VERSION, PROTOCOL_VERSION_HEADER, PullResponse,
@@ -15,6 +14,7 @@ use super::AppState;
 use super::extract::{AuthUser, Client};
 use super::json::ApiJson;
 use super::openapi::TAG_SYNC;
+use super::query::ApiQuery;
 use crate::error::ApiError;
 use crate::sync::{self, Cursor};
 use fitkart_protocol::ErrorEnvelope;
@@ -166,10 +166,9 @@ pub async fn pull(
     State(state): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
-    query: Result<Query<PullQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<PullQuery>,
 ) -> Result<Json<PullResponse>, ApiError> {
     check_protocol_version(&headers)?;
-    let Query(query) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
     let cursor = match query.cursor.as_deref() {
         None | Some("") => Cursor::start(user.id),
         Some(text) => Cursor::decode(text, user.id)?,

@@ -1,0 +1,411 @@
+//! Regressions of issue 10, part B: bad input answers a 4xx naming the field (never a 500 or a
+//! dropped connection), query parameters are handled one way everywhere, an unavailable
+//! database answers 503 with `Retry-After`, and a push never stores what no replay can read.
+
+mod common;
+
+use common::{Api, PASSWORD, admin_session, answer, code, grant};
+use fitkart_sync_server::testing::TestServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn field(body: &Value) -> &str {
+    body["error"]["details"]["field"]
+        .as_str()
+        .unwrap_or("<no field>")
+}
+
+async fn product(server: &TestServer) -> Uuid {
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "INSERT INTO reward_products (name, category, coin_price, stock)
+             VALUES ('Bottle', 'gear', 100, 10) RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn address(line1: &str) -> Value {
+    json!({"name": "Ann", "line1": line1, "city": "Berlin", "postal_code": "10115",
+           "country": "DE"})
+}
+
+#[tokio::test]
+async fn far_out_dates_are_refused_with_422_not_a_dropped_connection() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("dates@example.com").await;
+    let admin = admin_session(&api.http, &server).await;
+    for (path, token) in [
+        ("/api/v1/steps?to=-262143-01-15", &user.access_token),
+        ("/api/v1/steps?from=-262143-01-15", &user.access_token),
+        (
+            "/api/v1/admin/analytics?to=-262143-01-15",
+            &admin.access_token,
+        ),
+        (
+            "/api/v1/admin/analytics?from=262142-01-15",
+            &admin.access_token,
+        ),
+        (
+            "/api/v1/admin/logs?from=-200000-01-01T00:00:00Z",
+            &admin.access_token,
+        ),
+    ] {
+        let (status, body) = api.get(path, Some(token)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        let expected = if path.contains("to=") { "to" } else { "from" };
+        assert_eq!(field(&body), expected, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_minimal_wallet_adjustment_is_refused_with_422() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("min@example.com").await;
+    let admin = admin_session(&api.http, &server).await;
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/admin/users/{}/wallet/adjust", user.user.id),
+            json!({"amount": i64::MIN, "reason": "overflow"}),
+            Some(&admin.access_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn query_parameters_are_named_and_unknown_ones_refused_the_same_way_everywhere() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("query@example.com").await;
+    let admin = admin_session(&api.http, &server).await;
+    let u = Some(user.access_token.as_str());
+    let a = Some(admin.access_token.as_str());
+    for (path, token, expected_field) in [
+        ("/api/v1/steps?to=yesterday", u, "to"),
+        (
+            "/api/v1/wallet/transactions?cursor=x&limit=many",
+            u,
+            "limit",
+        ),
+        ("/api/v1/admin/users?limit=many", a, "limit"),
+        ("/api/v1/admin/validations?offset=x", a, "offset"),
+        ("/api/v1/admin/logs?limit=x", a, "limit"),
+        ("/api/v1/products?offset=x", u, "offset"),
+    ] {
+        let (status, body) = api.get(path, token).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert_eq!(code(&body), "validation_failed", "{path}: {body}");
+        assert_eq!(field(&body), expected_field, "{path}: {body}");
+    }
+    for (path, token) in [
+        ("/api/v1/steps?bogus=1", u),
+        ("/api/v1/wallet/transactions?bogus=1", u),
+        ("/api/v1/products?bogus=1", u),
+        ("/api/v1/leaderboard?bogus=1", u),
+        ("/api/v1/admin/users?bogus=1", a),
+        ("/api/v1/admin/validations?bogus=1", a),
+        ("/api/v1/admin/analytics?bogus=1", a),
+        ("/api/v1/admin/logs?bogus=1", a),
+        ("/api/v1/admin/orders?bogus=1", a),
+    ] {
+        let (status, body) = api.get(path, token).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert_eq!(code(&body), "unknown_field", "{path}: {body}");
+        assert_eq!(field(&body), "bogus", "{path}: {body}");
+    }
+    let pull = api
+        .http
+        .get(server.url("/api/v1/sync/pull?bogus=1"))
+        .bearer_auth(&user.access_token)
+        .header("x-fitkart-protocol-version", "1");
+    let (status, body) = answer(pull).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(code(&body), "unknown_field", "{body}");
+}
+
+#[tokio::test]
+async fn nul_bytes_are_refused_with_the_field_named_on_every_route() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("nul@example.com").await;
+    let admin = admin_session(&api.http, &server).await;
+    let u = Some(user.access_token.as_str());
+    let a = Some(admin.access_token.as_str());
+    let product = product(&server).await;
+    let cases = [
+        (
+            "/api/v1/auth/login",
+            json!({"email": "a\u{0}@example.com", "password": PASSWORD}),
+            None,
+            "email",
+        ),
+        (
+            "/api/v1/devices",
+            json!({"device_id": Uuid::new_v4(), "platform": "ios", "model": "x\u{0}"}),
+            u,
+            "model",
+        ),
+        (
+            "/api/v1/steps/record",
+            json!({"records": [{"date": "2026-01-01", "source": "p\u{0}",
+                                "steps": 1, "recorded_at": "2026-01-01T10:00:00Z"}]}),
+            u,
+            "records[0].source",
+        ),
+        (
+            "/api/v1/steps/record",
+            json!({"records": [{"date": "2026-01-01", "source": "phone",
+                                "steps": 1, "recorded_at": "+262000-01-01T10:00:00Z"}]}),
+            u,
+            "records[0].recorded_at",
+        ),
+        (
+            "/api/v1/orders",
+            json!({"client_order_id": Uuid::new_v4(),
+                   "items": [{"product_id": product, "quantity": 1}],
+                   "shipping_address": address("Main\u{0}street 1")}),
+            u,
+            "shipping_address.line1",
+        ),
+        (
+            "/api/v1/admin/products",
+            json!({"name": "Cup\u{0}", "category": "gear", "coin_price": 5, "stock": 1}),
+            a,
+            "name",
+        ),
+    ];
+    for (path, body, token, expected) in cases {
+        let (status, answer) = api.post(path, body, token).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
+        assert_eq!(field(&answer), expected, "{path}: {answer}");
+    }
+    for (path, token, expected) in [
+        ("/api/v1/admin/users?q=a%00b", a, "q"),
+        ("/api/v1/admin/logs?action=x%00", a, "action"),
+        ("/api/v1/products?category=x%00", u, "category"),
+    ] {
+        let (status, body) = api.get(path, token).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert_eq!(field(&body), expected, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_nul_in_a_rejection_message_is_stored_and_does_not_abort_the_push() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("push-nul@example.com").await;
+    let push = json!({
+        "device_id": Uuid::new_v4(),
+        "mutations": [
+            // serde names the unknown field verbatim in its message: a NUL reaches the outcome.
+            {"id": Uuid::new_v4(), "kind": "update_profile",
+             "payload": {"bogus\u{0}": 1}, "created_at": "2026-01-01T00:00:00Z"},
+            {"id": Uuid::new_v4(), "kind": "update_profile",
+             "payload": {"display_name": "Fine"}, "created_at": "2026-01-01T00:00:00Z"},
+            {"id": Uuid::new_v4(), "kind": "update_profile",
+             "payload": {"display_name": "Late"}, "created_at": "+200000-01-01T00:00:00Z"},
+        ],
+    });
+    let send = || {
+        api.http
+            .post(server.url("/api/v1/sync/push"))
+            .bearer_auth(&user.access_token)
+            .header("x-fitkart-protocol-version", "1")
+            .json(&push)
+    };
+    let (status, body) = answer(send()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "rejected", "{body}");
+    assert!(
+        !results[0]["outcome"]["message"]
+            .as_str()
+            .unwrap()
+            .contains('\0')
+    );
+    assert_eq!(results[1]["status"], "applied", "{body}");
+    assert_eq!(results[2]["status"], "rejected", "{body}");
+    assert_eq!(results[2]["outcome"]["code"], "validation_failed", "{body}");
+    // The replay answers the stored outcomes.
+    let (status, again) = answer(send()).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["results"][0]["status"], "duplicate", "{again}");
+    assert_eq!(
+        again["results"][0]["outcome"], results[0]["outcome"],
+        "{again}"
+    );
+    assert_eq!(again["results"][1]["status"], "duplicate", "{again}");
+}
+
+#[tokio::test]
+async fn an_unreadable_stored_outcome_does_not_wedge_the_device() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("wedged@example.com").await;
+    let device = Uuid::new_v4();
+    let mutation = json!({"id": Uuid::new_v4(), "kind": "update_profile",
+                          "payload": {"display_name": "Once"},
+                          "created_at": "2026-01-01T00:00:00Z"});
+    let push = json!({"device_id": device, "mutations": [mutation]});
+    let send = || {
+        api.http
+            .post(server.url("/api/v1/sync/push"))
+            .bearer_auth(&user.access_token)
+            .header("x-fitkart-protocol-version", "1")
+            .json(&push)
+    };
+    let (status, body) = answer(send()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // What an older build stored when an outcome failed to serialise.
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE sync_mutations SET result = 'null'::jsonb WHERE user_id = $1",
+            &[&user.user.id],
+        )
+        .await
+        .unwrap();
+    let (status, body) = answer(send()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "duplicate", "{body}");
+    assert_eq!(
+        body["results"][0]["outcome"]["code"], "outcome_unavailable",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_overlong_tracking_number_is_refused_on_every_transition() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("track@example.com").await;
+    let admin = admin_session(&api.http, &server).await;
+    grant(server.db().pool(), user.user.id, 1000).await;
+    let product = product(&server).await;
+    let (status, order) = api
+        .post(
+            "/api/v1/orders",
+            json!({"client_order_id": Uuid::new_v4(),
+                   "items": [{"product_id": product, "quantity": 1}],
+                   "shipping_address": address("Main street 1")}),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let (status, body) = api
+        .post(
+            &format!(
+                "/api/v1/admin/orders/{}/status",
+                order["id"].as_str().unwrap()
+            ),
+            json!({"status": "confirmed", "tracking_number": "T".repeat(5000)}),
+            Some(&admin.access_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(field(&body), "tracking_number", "{body}");
+}
+
+#[tokio::test]
+async fn a_shipping_address_is_stored_as_it_was_checked_trimmed() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("trim@example.com").await;
+    grant(server.db().pool(), user.user.id, 1000).await;
+    let product = product(&server).await;
+    let padded = format!("  Main street 1{}", " ".repeat(600));
+    let (status, order) = api
+        .post(
+            "/api/v1/orders",
+            json!({"client_order_id": Uuid::new_v4(),
+                   "items": [{"product_id": product, "quantity": 1}],
+                   "shipping_address": address(&padded)}),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(
+        order["shipping_address"]["line1"], "Main street 1",
+        "{order}"
+    );
+    let stored: Value = server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT shipping_address FROM orders WHERE user_id = $1",
+            &[&user.user.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored["line1"], "Main street 1");
+    // Far more padding than any field could need is refused before anyone trims it.
+    let (status, body) = api
+        .post(
+            "/api/v1/orders",
+            json!({"client_order_id": Uuid::new_v4(),
+                   "items": [{"product_id": product, "quantity": 1}],
+                   "shipping_address": address(&format!("Main{}", " ".repeat(300_000)))}),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(field(&body), "shipping_address.line1", "{body}");
+}
+
+#[tokio::test]
+async fn an_unavailable_database_answers_503_with_retry_after() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let user = api.register("outage@example.com").await;
+    let (status, _) = api.get("/api/v1/wallet", Some(&user.access_token)).await;
+    assert_eq!(status, StatusCode::OK);
+    // The outage: the database refuses new connections and its sessions are cut.
+    let mut admin = fitkart_sync_server::db::parse_url(server.db().url()).unwrap();
+    admin.dbname("postgres");
+    let admin = fitkart_sync_server::db::connect(&admin).await.unwrap();
+    let name = server.db().name().to_owned();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+        ))
+        .await
+        .unwrap();
+    let response = api
+        .http
+        .get(server.url("/api/v1/wallet"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(code(&body), "service_unavailable", "{body}");
+    assert!(retry_after.is_some(), "no Retry-After");
+    let (status, _) = api.get("/api/v1/wallet", Some(&user.access_token)).await;
+    assert_eq!(status, StatusCode::OK, "the server recovers");
+}
