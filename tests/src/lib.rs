@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Days, NaiveDate, Utc};
-use fitkart_core::protocol::steps::Wallet;
+use chrono::{DateTime, Days, NaiveDate, Timelike as _, Utc};
+use fitkart_core::protocol::orders::{Order, OrderPage};
+use fitkart_core::protocol::steps::{
+    CoinTransaction, DaySteps, StepHistory, TransactionPage, Wallet,
+};
 use fitkart_core::{
-    Config, FaultyTransport, FitKart, HttpTransport, MemoryTokenStore, RetryPolicy, TokenStore as _,
+    Config, FaultyTransport, FitKart, HttpTransport, MemoryTokenStore, OrderSync, RetryPolicy,
+    TokenStore as _, Transport,
 };
 use fitkart_sync_server::testing::TestServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -23,6 +27,14 @@ pub fn quick_retries() -> RetryPolicy {
         max_retry_after: Duration::from_millis(50),
         max_retries: 6,
     }
+}
+
+/// The configuration every test phone uses: its database in `dir`, quick retries.
+pub fn config(dir: &std::path::Path, base_url: &str) -> Config {
+    let mut config = Config::new(dir.join("fitkart.db"), base_url);
+    config.retry = quick_retries();
+    config.request_timeout = Duration::from_secs(10);
+    config
 }
 
 /// A phone: a real client on a real SQLite file, talking through a [`FaultyTransport`].
@@ -74,19 +86,40 @@ impl Phone {
         Self::open_skewed(dir, base_url, tokens, chrono::Duration::zero())
     }
 
+    /// A new phone whose requests go through `inner` (under the fault injector) instead of
+    /// plain HTTP.
+    pub fn over(base_url: &str, inner: Arc<dyn Transport>) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::assemble(
+            dir,
+            base_url,
+            Arc::new(MemoryTokenStore::new()),
+            chrono::Duration::zero(),
+            inner,
+        )
+    }
+
     fn open_skewed(
         dir: Arc<tempfile::TempDir>,
         base_url: &str,
         tokens: Arc<MemoryTokenStore>,
         skew: chrono::Duration,
     ) -> Self {
-        let mut config = Config::new(dir.path().join("fitkart.db"), base_url);
-        config.retry = quick_retries();
-        config.request_timeout = Duration::from_secs(10);
-        let http = HttpTransport::new(base_url, config.request_timeout).expect("transport");
-        let faults = Arc::new(FaultyTransport::new(Arc::new(http)));
+        let http = HttpTransport::new(base_url, config(dir.path(), base_url).request_timeout)
+            .expect("transport");
+        Self::assemble(dir, base_url, tokens, skew, Arc::new(http))
+    }
+
+    fn assemble(
+        dir: Arc<tempfile::TempDir>,
+        base_url: &str,
+        tokens: Arc<MemoryTokenStore>,
+        skew: chrono::Duration,
+        inner: Arc<dyn Transport>,
+    ) -> Self {
+        let faults = Arc::new(FaultyTransport::new(inner));
         let app = FitKart::open_with(
-            config,
+            config(dir.path(), base_url),
             tokens.clone(),
             faults.clone(),
             Arc::new(SkewedClock(skew)),
@@ -103,7 +136,7 @@ impl Phone {
     }
 
     /// The same phone after the app was killed and started again: the client is dropped and
-    /// reopened on the same file, with the same session.
+    /// reopened on the same file, with the same session (over plain HTTP, no faults queued).
     pub fn restart(self) -> Self {
         let Self {
             dir,
@@ -151,9 +184,31 @@ pub fn at(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
         .and_utc()
 }
 
-/// What a day total pays with the seeded rate (10 per 1,000) and cap (200).
+/// The seeded reward rules (`seeds/settings.json`): coins per 1,000 steps and the daily cap.
+pub fn seeded_reward_rules() -> (i64, i64) {
+    static RULES: std::sync::OnceLock<(i64, i64)> = std::sync::OnceLock::new();
+    *RULES.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../seeds/settings.json");
+        let text = std::fs::read_to_string(path).expect("seeds/settings.json");
+        let settings: Vec<serde_json::Value> = serde_json::from_str(&text).expect("settings");
+        let value = |key: &str| {
+            settings
+                .iter()
+                .find(|s| s["key"] == key)
+                .and_then(|s| s["value"].as_i64())
+                .unwrap_or_else(|| panic!("{key} in seeds/settings.json"))
+        };
+        (
+            value("rewards.coins_per_1000_steps"),
+            value("rewards.daily_coin_cap"),
+        )
+    })
+}
+
+/// What a verified day total pays under the seeded rules (integer arithmetic, capped).
 pub fn day_coins(total: i64) -> i64 {
-    (total * 10 / 1000).min(200)
+    let (per_1000, cap) = seeded_reward_rules();
+    (total * per_1000 / 1000).min(cap)
 }
 
 /// GET `path` on the API as the phone's user.
@@ -206,59 +261,229 @@ pub async fn grant(server: &TestServer, user_id: uuid::Uuid, coins: i64) {
     tx.commit().await.expect("commit");
 }
 
-/// What every test ends with: the server's ledger verifies, and each phone (fully synced)
-/// has an empty queue and shows exactly the server's wallet and coin history.
-pub async fn assert_converged(server: &TestServer, phones: &[&Phone]) {
+/// Every ledger entry of the user, newest first, from `GET /wallet/transactions` (all pages).
+pub async fn server_transactions(server: &TestServer, token: &str) -> Vec<CoinTransaction> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/wallet/transactions?limit=200".to_owned();
+        if let Some(cursor) = &cursor {
+            path.push_str("&cursor=");
+            path.push_str(cursor);
+        }
+        let page: TransactionPage =
+            serde_json::from_value(api_get(server, token, &path).await).expect("a page");
+        all.extend(page.transactions);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// The user's orders, newest first, from `GET /orders`.
+pub async fn server_orders(server: &TestServer, token: &str) -> Vec<Order> {
+    let page: OrderPage =
+        serde_json::from_value(api_get(server, token, "/orders?limit=100").await).expect("orders");
+    assert!(page.total <= 100, "more orders than one page");
+    page.orders
+}
+
+/// The user's step days from `from` to `to`, oldest first, from `GET /steps`.
+pub async fn server_steps(
+    server: &TestServer,
+    token: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<DaySteps> {
+    let history: StepHistory = serde_json::from_value(
+        api_get(server, token, &format!("/steps?from={from}&to={to}")).await,
+    )
+    .expect("step history");
+    history.days
+}
+
+/// The ledger of every wallet verifies (what `fitkart-sync-server verify-ledger` checks).
+pub async fn assert_ledger_verifies(server: &TestServer) {
     let client = server.db().client().await.expect("db");
     let report = fitkart_sync_server::ledger::verify(&client)
         .await
         .expect("verify");
     assert!(report.is_ok(), "ledger problems: {:?}", report.problems);
-    for phone in phones {
-        assert_eq!(
-            phone.app.pending_changes().expect("pending"),
-            0,
-            "outbox not empty"
-        );
-        let user = phone
-            .app
-            .current_user()
-            .expect("profile")
-            .expect("signed in")
-            .id;
-        let row = client
-            .query_one(
-                "SELECT available_coins, frozen_coins, lifetime_earned, lifetime_spent
-                 FROM wallets WHERE user_id = $1",
-                &[&user],
+}
+
+/// A synced device shows what the server holds for its user: the wallet view is `GET /wallet`
+/// (minus holds of orders still pending on the device), the coin history equals `GET /wallet/transactions`, and
+/// the orders equal `GET /orders`.
+pub async fn assert_cache_equals_server(server: &TestServer, app: &FitKart, token: &str) {
+    let wallet: Wallet =
+        serde_json::from_value(api_get(server, token, "/wallet").await).expect("a wallet");
+    let view = app.wallet().expect("wallet");
+    assert_eq!(
+        (
+            view.server_available_coins,
+            view.server_frozen_coins,
+            view.lifetime_earned,
+            view.lifetime_spent
+        ),
+        (
+            wallet.available_coins,
+            wallet.frozen_coins,
+            wallet.lifetime_earned,
+            wallet.lifetime_spent
+        ),
+        "wallet view (available, frozen, earned, spent) against GET /wallet"
+    );
+    assert_eq!(
+        (view.available_coins, view.held_coins),
+        (
+            wallet.available_coins - view.pending_hold_coins,
+            wallet.frozen_coins + view.pending_hold_coins
+        ),
+        "the view is the server's wallet minus pending holds"
+    );
+    // The device keeps timestamps to the millisecond.
+    let on_server: Vec<_> = server_transactions(server, token)
+        .await
+        .into_iter()
+        .map(|mut t| {
+            t.created_at = t
+                .created_at
+                .with_nanosecond(t.created_at.nanosecond() / 1_000_000 * 1_000_000)
+                .expect("a valid time");
+            t
+        })
+        .collect();
+    assert_eq!(
+        app.coin_history(10_000, None).expect("history"),
+        on_server,
+        "coin history against GET /wallet/transactions"
+    );
+    let orders: Vec<_> = app
+        .orders()
+        .expect("orders")
+        .into_iter()
+        .map(|o| {
+            assert_eq!(
+                o.sync,
+                OrderSync::Synced,
+                "order {} still pending",
+                o.client_order_id
+            );
+            (
+                o.client_order_id,
+                o.order_id,
+                o.order_code,
+                o.status,
+                o.total_coins,
+                o.items,
+                o.tracking_number,
             )
-            .await
-            .expect("wallet row");
-        let server = Wallet {
-            available_coins: row.get(0),
-            frozen_coins: row.get(1),
-            lifetime_earned: row.get(2),
-            lifetime_spent: row.get(3),
-        };
-        let view = phone.app.wallet().expect("wallet");
-        assert_eq!(view.pending_hold_coins, 0);
-        assert_eq!(view.available_coins, server.available_coins, "available");
-        assert_eq!(view.held_coins, server.frozen_coins, "held");
-        assert_eq!(view.lifetime_earned, server.lifetime_earned, "earned");
-        assert_eq!(view.lifetime_spent, server.lifetime_spent, "spent");
-        let history = phone.app.coin_history(10_000, None).expect("history");
-        let sum: i64 = history.iter().map(|t| t.available_delta).sum();
-        assert_eq!(sum, server.available_coins, "history sums to the balance");
+        })
+        .collect();
+    let on_server: Vec<_> = server_orders(server, token)
+        .await
+        .into_iter()
+        .map(|o| {
+            (
+                o.client_order_id,
+                Some(o.id),
+                Some(o.order_code),
+                o.status,
+                o.total_coins,
+                o.items,
+                o.tracking_number,
+            )
+        })
+        .collect();
+    assert_eq!(orders, on_server, "orders against GET /orders");
+}
+
+/// The device's step days from `from` to `to` equal `GET /steps`: the same days and sources,
+/// each with the server's total, verified part and status, nothing pending.
+pub async fn assert_steps_equal_server(
+    server: &TestServer,
+    app: &FitKart,
+    token: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) {
+    let mut device = app.step_history(from, to).expect("step history");
+    device.reverse(); // oldest first, as the server lists them
+    let on_server = server_steps(server, token, from, to).await;
+    let device: Vec<_> = device
+        .into_iter()
+        .map(|day| {
+            assert!(!day.pending, "{} still pending", day.date);
+            let sources: Vec<_> = day
+                .sources
+                .into_iter()
+                .map(|s| {
+                    assert_eq!(s.steps, s.server_steps, "{} {}", day.date, s.source);
+                    (s.source, s.steps, s.verified_steps, s.status)
+                })
+                .collect();
+            (day.date, day.verified_steps, sources)
+        })
+        .collect();
+    let on_server: Vec<_> = on_server
+        .into_iter()
+        .map(|day| {
+            let sources: Vec<_> = day
+                .sources
+                .into_iter()
+                .map(|s| (s.source, s.steps, s.verified_steps, s.status))
+                .collect();
+            (day.date, day.total_steps, sources)
+        })
+        .collect();
+    assert_eq!(device, on_server, "step days against GET /steps");
+}
+
+/// What every test ends with for one device: the server's ledger verifies, the device's
+/// queue is empty, and its cache equals the server's state for its user (so its wallet view
+/// is exactly `GET /wallet`).
+pub async fn assert_device_converged(server: &TestServer, app: &FitKart, token: &str) {
+    assert_ledger_verifies(server).await;
+    assert_eq!(
+        app.pending_changes().expect("pending"),
+        0,
+        "outbox not empty"
+    );
+    let view = app.wallet().expect("wallet");
+    assert_eq!(view.pending_hold_coins, 0, "no hold left pending");
+    assert_eq!(view.estimated_pending_coins, 0, "no steps left unsynced");
+    assert_cache_equals_server(server, app, token).await;
+}
+
+/// [`assert_device_converged`] for every phone.
+pub async fn assert_converged(server: &TestServer, phones: &[&Phone]) {
+    for phone in phones {
+        assert_device_converged(server, &phone.app, &phone.access_token()).await;
     }
 }
 
+/// Where a [`CuttingProxy`] closes a connection whose request it let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Before any byte of the answer reaches the client.
+    BeforeAnswer,
+    /// After the status line, the headers and part of the body reached the client.
+    MidAnswer,
+}
+
+/// Cuts still to make: a count, or [`ALWAYS`] while the fault is switched on.
+const ALWAYS: usize = usize::MAX;
+
 /// A TCP proxy in front of the server that can cut connections mid-response: the request
-/// reaches the server (which acts on it), the first bytes of the answer are read, and then
-/// both sides are closed, so the client sees a connection closed before the answer arrived.
+/// reaches the server (which acts on it), and once the server starts answering both sides
+/// are closed — before the answer's first byte or partway through it — so the client sees
+/// a connection closed before the answer arrived.
 pub struct CuttingProxy {
     /// The proxy's address.
     pub addr: std::net::SocketAddr,
     cuts: Arc<AtomicUsize>,
+    mode: Arc<std::sync::Mutex<Cut>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -268,23 +493,40 @@ impl CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let cuts = Arc::new(AtomicUsize::new(0));
+        let mode = Arc::new(std::sync::Mutex::new(Cut::BeforeAnswer));
         let task = tokio::spawn({
-            let cuts = cuts.clone();
+            let (cuts, mode) = (cuts.clone(), mode.clone());
             async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    tokio::spawn(relay(client, upstream, cuts.clone()));
+                    tokio::spawn(relay(client, upstream, cuts.clone(), mode.clone()));
                 }
             }
         });
-        Self { addr, cuts, task }
+        Self {
+            addr,
+            cuts,
+            mode,
+            task,
+        }
     }
 
-    /// Cuts the next `n` requests mid-response (on whichever connection carries them).
-    pub fn cut_next(&self, n: usize) {
+    /// Cuts the next `n` requests (on whichever connections carry them) `where`.
+    pub fn cut_next(&self, n: usize, at: Cut) {
+        *self.mode.lock().expect("mode") = at;
         self.cuts.store(n, Ordering::SeqCst);
     }
 
-    /// Cuts still waiting.
+    /// Switches the fault on: every request is cut `at` until [`CuttingProxy::heal`].
+    pub fn cut_every(&self, at: Cut) {
+        self.cut_next(ALWAYS, at);
+    }
+
+    /// Switches the fault off.
+    pub fn heal(&self) {
+        self.cuts.store(0, Ordering::SeqCst);
+    }
+
+    /// Counted cuts still waiting.
     pub fn cuts_left(&self) -> usize {
         self.cuts.load(Ordering::SeqCst)
     }
@@ -301,10 +543,30 @@ impl Drop for CuttingProxy {
     }
 }
 
+/// How many bytes of the answer's first chunk still reach the client before a cut: none, or
+/// the head and half of the body bytes that came with it (at least the head).
+fn bytes_before_cut(chunk: &[u8], at: Cut) -> usize {
+    match at {
+        Cut::BeforeAnswer => 0,
+        Cut::MidAnswer => match chunk.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(head) => {
+                let head = head + 4;
+                head + (chunk.len() - head) / 2
+            }
+            None => chunk.len() / 2,
+        },
+    }
+}
+
 /// Relays one connection both ways. When a request arrives while cuts are pending, one is
 /// claimed: the request is forwarded, and once the server starts answering (so it acted on
-/// the request) both sides are closed without forwarding the answer.
-async fn relay(mut client: TcpStream, upstream: std::net::SocketAddr, cuts: Arc<AtomicUsize>) {
+/// the request) both sides are closed after forwarding none or part of the answer.
+async fn relay(
+    mut client: TcpStream,
+    upstream: std::net::SocketAddr,
+    cuts: Arc<AtomicUsize>,
+    mode: Arc<std::sync::Mutex<Cut>>,
+) {
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
     };
@@ -312,16 +574,21 @@ async fn relay(mut client: TcpStream, upstream: std::net::SocketAddr, cuts: Arc<
     let (mut server_read, mut server_write) = server.split();
     let mut from_client = vec![0_u8; 64 * 1024];
     let mut from_server = vec![0_u8; 64 * 1024];
-    let mut cutting = false;
+    let mut cutting: Option<Cut> = None;
     loop {
         tokio::select! {
             read = client_read.read(&mut from_client) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if !cutting {
-                        cutting = cuts
-                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                            .is_ok();
+                    if cutting.is_none()
+                        && cuts
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                                ALWAYS => Some(ALWAYS),
+                                n => n.checked_sub(1),
+                            })
+                            .is_ok()
+                    {
+                        cutting = Some(*mode.lock().expect("mode"));
                     }
                     if server_write.write_all(&from_client[..n]).await.is_err() {
                         return;
@@ -330,13 +597,75 @@ async fn relay(mut client: TcpStream, upstream: std::net::SocketAddr, cuts: Arc<
             },
             read = server_read.read(&mut from_server) => match read {
                 Ok(0) | Err(_) => return,
-                Ok(_) if cutting => return,
                 Ok(n) => {
-                    if client_write.write_all(&from_server[..n]).await.is_err() {
-                        return;
-                    }
+                    let Some(at) = cutting else {
+                        if client_write.write_all(&from_server[..n]).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    };
+                    let part = bytes_before_cut(&from_server[..n], at);
+                    let _ = client_write.write_all(&from_server[..part]).await;
+                    let _ = client_write.flush().await;
+                    return;
                 }
             },
         }
+    }
+}
+
+/// What an [`OnRequest`] runs.
+type Action = Box<dyn FnOnce() + Send>;
+
+/// A transport that runs a one-shot action just before the first request whose path
+/// contains a filter goes out: the user acting on the phone while a sync is in flight.
+pub struct OnRequest {
+    inner: Arc<dyn Transport>,
+    armed: std::sync::Mutex<Option<(String, Action)>>,
+}
+
+impl OnRequest {
+    /// Plain HTTP to `base_url`, nothing armed.
+    pub fn http(base_url: &str) -> Arc<Self> {
+        let http = HttpTransport::new(base_url, Duration::from_secs(10)).expect("transport");
+        Arc::new(Self {
+            inner: Arc::new(http),
+            armed: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Runs `action` before the next request whose path contains `path_filter`.
+    pub fn arm(&self, path_filter: &str, action: impl FnOnce() + Send + 'static) {
+        *self.armed.lock().expect("armed") = Some((path_filter.to_owned(), Box::new(action)));
+    }
+
+    /// Whether the armed action still waits.
+    pub fn is_armed(&self) -> bool {
+        self.armed.lock().expect("armed").is_some()
+    }
+}
+
+impl Transport for OnRequest {
+    fn send(
+        &self,
+        request: fitkart_core::transport::HttpRequest,
+    ) -> fitkart_core::transport::BoxFuture<
+        '_,
+        Result<fitkart_core::transport::HttpResponse, fitkart_core::TransportError>,
+    > {
+        let action = {
+            let mut armed = self.armed.lock().expect("armed");
+            match armed.take() {
+                Some((filter, action)) if request.path.contains(&filter) => Some(action),
+                other => {
+                    *armed = other;
+                    None
+                }
+            }
+        };
+        if let Some(action) = action {
+            action();
+        }
+        self.inner.send(request)
     }
 }

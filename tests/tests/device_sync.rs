@@ -1,14 +1,21 @@
 //! End-to-end: real phones (fitkart-core on temporary SQLite files) against the real sync
-//! server on a fresh PostgreSQL database. Each test ends with the ledger verified and every
-//! phone's queue empty and wallet equal to the server's.
+//! server on a fresh PostgreSQL database per test. Each test ends with the server's ledger
+//! verified and every phone's queue empty and cache equal to the server's state for its user
+//! (wallet view == `GET /wallet`, coin history == `GET /wallet/transactions`, orders ==
+//! `GET /orders`).
+
+use std::collections::HashSet;
 
 use fitkart_core::protocol::orders::{OrderLine, ShippingAddress};
-use fitkart_core::{Fault, FitKartError, OrderSync};
+use fitkart_core::{Fault, FitKart, FitKartError, OrderSync};
 use fitkart_e2e::{
-    CuttingProxy, Phone, api_get, assert_converged, base_url, day_coins, days_ago, grant,
-    server_wallet,
+    Cut, CuttingProxy, OnRequest, Phone, assert_cache_equals_server, assert_converged,
+    assert_device_converged, assert_steps_equal_server, at, base_url, day_coins, days_ago, grant,
+    quick_retries, server_orders, server_steps, server_transactions, server_wallet,
 };
 use fitkart_sync_server::testing::TestServer;
+
+const PASSWORD: &str = "correct horse battery";
 
 fn address() -> ShippingAddress {
     ShippingAddress {
@@ -27,7 +34,7 @@ async fn signed_up(server: &TestServer, email: &str) -> Phone {
     let phone = Phone::new(&base_url(server));
     phone
         .app
-        .register(email, "correct horse battery", "Ann")
+        .register(email, PASSWORD, "Ann")
         .await
         .expect("register");
     phone
@@ -35,19 +42,23 @@ async fn signed_up(server: &TestServer, email: &str) -> Phone {
 
 async fn second_phone(server: &TestServer, email: &str) -> Phone {
     let phone = Phone::new(&base_url(server));
+    phone.app.login(email, PASSWORD).await.expect("login");
     phone
-        .app
-        .login(email, "correct horse battery")
-        .await
-        .expect("login");
+}
+
+/// A signed-up phone, synced once, whose user the server granted `coins`, synced again.
+async fn funded(server: &TestServer, email: &str, coins: i64) -> Phone {
+    let phone = signed_up(server, email).await;
+    phone.app.sync().await.unwrap();
+    let user = phone.app.current_user().unwrap().unwrap().id;
+    grant(server, user, coins).await;
+    phone.app.sync().await.unwrap();
     phone
 }
 
 /// The product of the seeded catalogue that costs `coins`.
-fn product_costing(phone: &Phone, coins: i64) -> uuid::Uuid {
-    phone
-        .app
-        .products()
+fn product_costing(app: &FitKart, coins: i64) -> uuid::Uuid {
+    app.products()
         .unwrap()
         .into_iter()
         .find(|p| p.coin_price == coins)
@@ -55,127 +66,307 @@ fn product_costing(phone: &Phone, coins: i64) -> uuid::Uuid {
         .id
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_phones_offline_for_days_then_syncing_in_either_order_are_paid_once() {
-    let server = TestServer::start().await.unwrap();
-    let a = signed_up(&server, "two@example.com").await;
-    let b = second_phone(&server, "two@example.com").await;
-
-    // Three days offline on both; the watch on b saw more on day 2, the phone more on day 3.
-    let days = [(3, 4000, 3500), (2, 6000, 7000), (1, 9000, 2000)];
-    for (days, on_a, on_b) in days {
-        a.walk(days_ago(days), "phone", on_a);
-        b.walk(days_ago(days), "watch", on_b);
-    }
-    // b first, then a, then b again (so b sees a's days).
-    let first = b.app.sync().await.unwrap();
-    let second = a.app.sync().await.unwrap();
-    b.app.sync().await.unwrap();
-    assert!(first.complete && second.complete);
-    assert_eq!(first.applied, 1, "b's three days travel as one mutation");
-
-    let expected: i64 = days
-        .into_iter()
-        .map(|(_, on_a, on_b)| day_coins(on_a.max(on_b)))
-        .sum();
-    let rewards: i64 = b
-        .app
-        .coin_history(100, None)
+fn order_one(app: &FitKart, coins: i64) -> uuid::Uuid {
+    let line = OrderLine {
+        product_id: product_costing(app, coins),
+        quantity: 1,
+    };
+    app.place_order(&[line], &address())
         .unwrap()
+        .client_order_id
+}
+
+/// Everything an app can read from the cache, to prove a failed sync changed nothing.
+fn cache_snapshot(app: &FitKart) -> String {
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}",
+        app.wallet().unwrap(),
+        app.coin_history(10_000, None).unwrap(),
+        app.orders().unwrap(),
+        app.step_history(days_ago(30), days_ago(0)).unwrap(),
+        app.rejections().unwrap(),
+        app.pending_changes().unwrap(),
+    )
+}
+
+/// Step-reward coins in a coin history.
+fn step_rewards(history: &[fitkart_core::protocol::steps::CoinTransaction]) -> i64 {
+    history
         .iter()
         .filter(|t| t.kind == "step_reward")
         .map(|t| t.available_delta)
+        .sum()
+}
+
+// ---- Two phones of one user ------------------------------------------------------------
+
+/// Two phones of one user, offline for five days (steps only, no orders), then syncing:
+/// `first` syncs, then the other, then `first` again to see the other's days.
+async fn two_phones_offline_for_days(phone_syncs_first: bool) {
+    let server = TestServer::start().await.unwrap();
+    let phone = signed_up(&server, "two@example.com").await;
+    let watch = second_phone(&server, "two@example.com").await;
+
+    // (days ago, the phone's total, the watch's total): each day counts its larger source,
+    // and two days pass the daily cap.
+    let days = [
+        (5, 4000, 3500),
+        (4, 12000, 25000),
+        (3, 6000, 7000),
+        (2, 21000, 2000),
+        (1, 9000, 9000),
+    ];
+    for (ago, on_phone, on_watch) in days {
+        phone.walk(days_ago(ago), "phone", on_phone);
+        watch.walk(days_ago(ago), "watch", on_watch);
+    }
+    let (first, second) = if phone_syncs_first {
+        (&phone, &watch)
+    } else {
+        (&watch, &phone)
+    };
+    assert!(first.app.sync().await.unwrap().complete);
+    assert!(second.app.sync().await.unwrap().complete);
+    assert!(first.app.sync().await.unwrap().complete);
+
+    // Coins: the rules applied once to each day's larger source.
+    let token = phone.access_token();
+    let expected: i64 = days
+        .iter()
+        .map(|&(_, on_phone, on_watch)| day_coins(on_phone.max(on_watch)))
         .sum();
-    assert_eq!(
-        rewards, expected,
-        "each day paid once, on its largest source"
-    );
-    assert_eq!(a.app.wallet().unwrap(), b.app.wallet().unwrap());
-    let day2 = b.app.step_history(days_ago(2), days_ago(2)).unwrap();
-    assert_eq!(day2[0].total_steps, 7000);
-    assert!(!day2[0].pending);
-    assert_converged(&server, &[&a, &b]).await;
+    let ledger = server_transactions(&server, &token).await;
+    assert_eq!(step_rewards(&ledger), expected, "each day paid once");
+    let bonuses: Vec<_> = ledger
+        .iter()
+        .filter(|t| t.kind == "achievement_bonus")
+        .map(|t| t.reference_id.clone())
+        .collect();
+    let unique: HashSet<_> = bonuses.iter().collect();
+    assert_eq!(unique.len(), bonuses.len(), "each achievement paid once");
+    let on_server = server_steps(&server, &token, days_ago(7), days_ago(0)).await;
+    assert_eq!(on_server.len(), days.len());
+    for (day, &(ago, on_phone, on_watch)) in on_server.iter().zip(&days) {
+        assert_eq!(day.date, days_ago(ago));
+        assert_eq!(day.total_steps, on_phone.max(on_watch));
+        assert_eq!(day.coins_earned, day_coins(on_phone.max(on_watch)));
+    }
+
+    // One wallet, and both phones show exactly the server's state.
+    let wallet = server_wallet(&server, &phone).await;
+    assert_eq!(wallet, server_wallet(&server, &watch).await);
+    assert_eq!(phone.app.wallet().unwrap(), watch.app.wallet().unwrap());
+    for device in [&phone, &watch] {
+        assert_steps_equal_server(
+            &server,
+            &device.app,
+            &device.access_token(),
+            days_ago(7),
+            days_ago(0),
+        )
+        .await;
+    }
+    assert_converged(&server, &[&phone, &watch]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_app_killed_after_the_server_applied_a_push_pays_nothing_twice() {
+async fn two_phones_offline_for_days_are_paid_once_when_the_first_syncs_first() {
+    two_phones_offline_for_days(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phones_offline_for_days_are_paid_once_when_the_second_syncs_first() {
+    two_phones_offline_for_days(false).await;
+}
+
+// ---- Killed mid-sync -------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_killed_after_the_server_applied_a_push_pays_and_holds_nothing_twice() {
     let server = TestServer::start().await.unwrap();
-    let phone = signed_up(&server, "killed@example.com").await;
+    let url = base_url(&server);
+    let phone = funded(&server, "killed@example.com", 5000).await;
     phone.walk(days_ago(1), "phone", 8000);
     phone.walk(days_ago(2), "phone", 12000);
+    let order = order_one(&phone.app, 1500);
+    let queued = phone.app.pending_changes().unwrap();
+    assert_eq!(queued, 2, "a step report and an order");
 
-    // The push reaches the server and is applied; the answer never reaches the app.
+    // The push reaches the server and is applied; its answer is lost, and every retry fails
+    // before reaching the server, until the app is killed.
     phone.faults.inject("/sync/push", Fault::DropResponse);
-    phone.faults.inject("/sync/push", Fault::DropRequest);
-    for _ in 0..8 {
+    for _ in 0..quick_retries().max_retries {
         phone.faults.inject("/sync/push", Fault::DropRequest);
     }
     let err = phone.app.sync().await.unwrap_err();
     assert!(matches!(err, FitKartError::Offline { .. }), "{err:?}");
-    assert_eq!(phone.app.pending_changes().unwrap(), 1);
-    let paid = server_wallet(&server, &phone).await.available_coins;
-    assert!(paid >= day_coins(8000) + day_coins(12000));
+    assert_eq!(phone.faults.pending_faults(), 0);
+    assert_eq!(phone.app.pending_changes().unwrap(), queued);
+    let applied = server_wallet(&server, &phone).await;
+    assert_eq!(applied.frozen_coins, 1500, "the server holds the order");
+    let ledger = server_transactions(&server, &phone.access_token()).await;
+    assert_eq!(step_rewards(&ledger), day_coins(8000) + day_coins(12000));
 
-    // The app is killed and started again on the same file.
-    let phone = phone.restart();
+    // Killed: the client is dropped and reopened on the same file over plain HTTP.
+    let Phone {
+        dir, app, tokens, ..
+    } = phone;
+    drop(app);
+    let app = FitKart::open(fitkart_e2e::config(dir.path(), &url), tokens.clone()).unwrap();
+    assert_eq!(app.pending_changes().unwrap(), queued, "nothing lost");
+    assert_eq!(app.wallet().unwrap().pending_hold_coins, 1500);
+    assert_eq!(app.orders().unwrap()[0].sync, OrderSync::PendingPlacement);
+
+    let report = app.sync().await.unwrap();
+
+    assert_eq!(report.pushed, queued);
+    assert_eq!((report.applied, report.duplicates), (0, queued));
+    assert!(report.rejected.is_empty());
+    assert_eq!(app.pending_changes().unwrap(), 0);
+    let token = tokens_access(&tokens);
+    let after: fitkart_core::protocol::steps::Wallet =
+        serde_json::from_value(fitkart_e2e::api_get(&server, &token, "/wallet").await).unwrap();
+    assert_eq!(after, applied, "nothing paid or held twice");
+    let orders = server_orders(&server, &token).await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].client_order_id, order);
+    assert_eq!(app.orders().unwrap()[0].sync, OrderSync::Synced);
+    assert_steps_equal_server(&server, &app, &token, days_ago(7), days_ago(0)).await;
+    assert_device_converged(&server, &app, &token).await;
+}
+
+fn tokens_access(tokens: &fitkart_core::MemoryTokenStore) -> String {
+    use fitkart_core::TokenStore as _;
+    tokens.load().unwrap().unwrap().access_token
+}
+
+// ---- Faults on the wire ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_timeouts_are_retried_and_the_sync_converges_when_they_stop() {
+    let server = TestServer::start().await.unwrap();
+    let phone = funded(&server, "faults@example.com", 2000).await;
+    phone.walk(days_ago(2), "phone", 11000);
+    order_one(&phone.app, 1500);
+
+    // Within the retry budget: 500s and timeouts on push and pull, then success.
+    phone.faults.inject("/sync/push", Fault::Status(500));
+    phone.faults.inject("/sync/push", Fault::Timeout);
+    phone.faults.inject("/sync/pull", Fault::Status(500));
+    phone.faults.inject("/sync/pull", Fault::Timeout);
     let report = phone.app.sync().await.unwrap();
+    assert!(report.complete);
+    assert_eq!(phone.faults.pending_faults(), 0);
+    assert_eq!(report.applied, 2);
+    assert_eq!(phone.app.wallet().unwrap().held_coins, 1500);
+    assert_converged(&server, &[&phone]).await;
 
-    assert_eq!((report.applied, report.duplicates), (0, 1));
-    assert_eq!(server_wallet(&server, &phone).await.available_coins, paid);
+    // Beyond it: the server keeps failing, the sync gives up, nothing is lost; when the
+    // faults stop the next sync converges.
+    phone.walk(days_ago(1), "phone", 7000);
+    for _ in 0..=quick_retries().max_retries {
+        phone.faults.inject("/sync/push", Fault::Status(500));
+    }
+    let err = phone.app.sync().await.unwrap_err();
+    assert!(
+        matches!(err, FitKartError::Server { status: 500, .. }),
+        "{err:?}"
+    );
+    assert_eq!(phone.app.pending_changes().unwrap(), 1);
+    for _ in 0..=quick_retries().max_retries {
+        phone.faults.inject("/sync/pull", Fault::Timeout);
+    }
+    let err = phone.app.sync().await.unwrap_err();
+    assert!(matches!(err, FitKartError::Offline { .. }), "{err:?}");
+    assert_eq!(
+        phone.app.pending_changes().unwrap(),
+        0,
+        "the push went through"
+    );
+    assert!(phone.app.steps_today().is_ok());
+
+    let report = phone.app.sync().await.unwrap();
+    assert!(report.complete);
+    assert_steps_equal_server(
+        &server,
+        &phone.app,
+        &phone.access_token(),
+        days_ago(7),
+        days_ago(0),
+    )
+    .await;
     assert_converged(&server, &[&phone]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_timeouts_and_cut_connections_are_retried_until_the_sync_converges() {
+async fn connections_closed_mid_response_are_retried_and_the_sync_converges_when_they_stop() {
     let server = TestServer::start().await.unwrap();
     let proxy = CuttingProxy::start(server.addr()).await;
     let phone = Phone::new(&proxy.url());
     phone
         .app
-        .register("faults@example.com", "correct horse battery", "Ann")
+        .register("cut@example.com", PASSWORD, "Ann")
         .await
         .unwrap();
-    phone.walk(days_ago(1), "phone", 11000);
     phone.app.sync().await.unwrap();
-    phone.walk(days_ago(0), "phone", 3000);
+    let user = phone.app.current_user().unwrap().unwrap().id;
+    grant(&server, user, 2000).await;
+    phone.app.sync().await.unwrap();
 
-    // 500s and timeouts from the transport, then connections cut mid-response by the proxy
-    // (the server acts on the request, the app never sees the answer).
-    phone.faults.inject("/sync/push", Fault::Status(500));
-    phone.faults.inject("/sync/push", Fault::Timeout);
-    phone.faults.inject("/sync/pull", Fault::Status(503));
-    proxy.cut_next(2);
+    // The server acts on the request; the connection closes before the answer's first
+    // byte, then (on the retry) in the middle of the answer.
+    phone.walk(days_ago(3), "phone", 9000);
+    order_one(&phone.app, 1500);
+    proxy.cut_next(1, Cut::BeforeAnswer);
     let report = phone.app.sync().await.unwrap();
+    assert_eq!(proxy.cuts_left(), 0);
+    assert_eq!(
+        (report.applied, report.duplicates),
+        (0, 2),
+        "the cut push was applied"
+    );
 
+    phone.walk(days_ago(2), "phone", 8000);
+    proxy.cut_next(2, Cut::MidAnswer);
+    let report = phone.app.sync().await.unwrap();
+    assert_eq!(proxy.cuts_left(), 0);
+    assert_eq!((report.applied, report.duplicates), (0, 1));
+    assert_converged(&server, &[&phone]).await;
+
+    // While the fault is on, every exchange is cut: the sync gives up and keeps its queue;
+    // once it is off, the sync converges.
+    phone.walk(days_ago(1), "phone", 6000);
+    proxy.cut_every(Cut::MidAnswer);
+    let err = phone.app.sync().await.unwrap_err();
+    assert!(matches!(err, FitKartError::Offline { .. }), "{err:?}");
+    assert_eq!(phone.app.pending_changes().unwrap(), 1);
+    proxy.heal();
+    let report = phone.app.sync().await.unwrap();
     assert!(report.complete);
-    assert_eq!(phone.faults.pending_faults(), 0);
-    assert_eq!(proxy.cuts_left(), 0, "both cuts happened");
-    let today = phone.app.steps_today().unwrap();
-    assert_eq!(today.total_steps, 3000);
-    assert!(!today.pending);
+    assert_eq!(report.duplicates, 1);
+
+    let rewards = step_rewards(&server_transactions(&server, &phone.access_token()).await);
+    assert_eq!(rewards, day_coins(9000) + day_coins(8000) + day_coins(6000));
+    assert_steps_equal_server(
+        &server,
+        &phone.app,
+        &phone.access_token(),
+        days_ago(7),
+        days_ago(0),
+    )
+    .await;
     assert_converged(&server, &[&phone]).await;
 }
+
+// ---- Refused order ---------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_order_the_server_refuses_releases_its_hold_and_says_why() {
     let server = TestServer::start().await.unwrap();
-    let phone = signed_up(&server, "broke@example.com").await;
-    phone.app.sync().await.unwrap();
-    let user: uuid::Uuid = phone.app.current_user().unwrap().unwrap().id;
-    grant(&server, user, 1000).await;
-    phone.app.sync().await.unwrap();
+    let phone = funded(&server, "broke@example.com", 1000).await;
 
-    let socks = product_costing(&phone, 1500);
-    let order = phone
-        .app
-        .place_order(
-            &[OrderLine {
-                product_id: socks,
-                quantity: 1,
-            }],
-            &address(),
-        )
-        .unwrap();
+    let order = order_one(&phone.app, 1500);
+    phone.walk(days_ago(1), "phone", 7000);
     let held = phone.app.wallet().unwrap();
     assert_eq!(held.pending_hold_coins, 1500);
     assert_eq!(held.available_coins, 1000 - 1500);
@@ -190,100 +381,181 @@ async fn an_offline_order_the_server_refuses_releases_its_hold_and_says_why() {
         report.rejected,
         [("place_order".to_owned(), "insufficient_coins".to_owned())]
     );
-    let wallet = phone.app.wallet().unwrap();
     assert_eq!(
-        (wallet.available_coins, wallet.pending_hold_coins),
-        (1000, 0)
+        report.applied, 1,
+        "the steps behind the refused order went through"
     );
+    let wallet = phone.app.wallet().unwrap();
+    let rewards = step_rewards(&server_transactions(&server, &phone.access_token()).await);
+    assert_eq!(rewards, day_coins(7000));
+    assert_eq!(
+        (wallet.held_coins, wallet.pending_hold_coins),
+        (0, 0),
+        "the hold disappeared"
+    );
+    assert!(wallet.available_coins >= 1000 + rewards);
     assert!(phone.app.orders().unwrap().is_empty());
     let rejections = phone.app.rejections().unwrap();
     assert_eq!(rejections.len(), 1);
     assert_eq!(rejections[0].code, "insufficient_coins");
-    assert_eq!(rejections[0].client_order_id, Some(order.client_order_id));
+    assert_eq!(rejections[0].kind, "place_order");
+    assert_eq!(rejections[0].client_order_id, Some(order));
+    assert!(
+        server_orders(&server, &phone.access_token())
+            .await
+            .is_empty()
+    );
     assert_converged(&server, &[&phone]).await;
 }
 
+// ---- A new phone -----------------------------------------------------------------------
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_affordable_offline_order_is_held_then_confirmed_and_a_new_phone_restores_everything() {
+async fn a_new_phone_restores_wallet_history_orders_and_steps_from_pull() {
     let server = TestServer::start().await.unwrap();
-    let phone = signed_up(&server, "restore@example.com").await;
-    phone.app.sync().await.unwrap();
-    let user: uuid::Uuid = phone.app.current_user().unwrap().unwrap().id;
-    grant(&server, user, 5000).await;
-    for days in 1..=4 {
-        phone.walk(days_ago(days), "phone", 6000 + days as i64 * 100);
+    let phone = funded(&server, "restore@example.com", 5000).await;
+    for ago in 1..=4 {
+        phone.walk(days_ago(ago), "phone", 6000 + ago as i64 * 100);
     }
+    phone.walk(days_ago(2), "watch", 9000);
     phone.app.sync().await.unwrap();
-    let bottle = product_costing(&phone, 3500);
-    phone
-        .app
-        .place_order(
-            &[OrderLine {
-                product_id: bottle,
-                quantity: 1,
-            }],
-            &address(),
-        )
-        .unwrap();
+    order_one(&phone.app, 3500);
     phone.app.sync().await.unwrap();
     let orders = phone.app.orders().unwrap();
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].sync, OrderSync::Synced);
-    assert!(orders[0].order_code.is_some());
     assert_eq!(phone.app.wallet().unwrap().held_coins, 3500);
 
     let fresh = second_phone(&server, "restore@example.com").await;
+    assert_eq!(
+        fresh.app.wallet().unwrap().lifetime_earned,
+        0,
+        "empty before"
+    );
     let report = fresh.app.sync().await.unwrap();
 
     assert!(report.pulled.total() > 0);
+    assert!(fresh.app.has_synced().unwrap());
     assert_eq!(fresh.app.wallet().unwrap(), phone.app.wallet().unwrap());
     assert_eq!(
         fresh.app.coin_history(1000, None).unwrap(),
         phone.app.coin_history(1000, None).unwrap()
     );
     assert_eq!(fresh.app.orders().unwrap(), phone.app.orders().unwrap());
+    let week = (days_ago(7), days_ago(0));
     assert_eq!(
-        fresh.app.step_history(days_ago(10), days_ago(0)).unwrap(),
-        phone.app.step_history(days_ago(10), days_ago(0)).unwrap()
+        fresh.app.step_history(week.0, week.1).unwrap(),
+        phone.app.step_history(week.0, week.1).unwrap()
     );
+    assert_eq!(fresh.app.step_history(week.0, week.1).unwrap().len(), 4);
     assert_eq!(
         fresh.app.achievements().unwrap(),
         phone.app.achievements().unwrap()
     );
-    assert!(fresh.app.has_synced().unwrap());
+    // Stock moves with every order without a catalogue change, so only the catalogue itself
+    // is compared.
+    let catalogue = |app: &FitKart| -> Vec<_> {
+        app.products()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.id, p.name, p.coin_price, p.is_active))
+            .collect()
+    };
+    assert_eq!(catalogue(&fresh.app), catalogue(&phone.app));
+    for device in [&phone, &fresh] {
+        assert_steps_equal_server(&server, &device.app, &device.access_token(), week.0, week.1)
+            .await;
+    }
     assert_converged(&server, &[&phone, &fresh]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cursor_the_server_cannot_serve_refetches_a_snapshot_and_keeps_the_queue() {
-    let server = TestServer::start().await.unwrap();
-    let phone = signed_up(&server, "cursor@example.com").await;
-    phone.walk(days_ago(1), "phone", 5000);
-    phone.app.sync().await.unwrap();
-    let user = phone.app.current_user().unwrap().unwrap().id;
-    // A cursor from the future (as after a server restore from an older backup).
-    let ahead = base64_url(&format!("c1:{user}:999999:999999"));
-    phone
-        .app
-        .store()
+// ---- Cursors the server cannot serve ---------------------------------------------------
+
+fn set_cursor(app: &FitKart, cursor: &str) {
+    app.store()
         .write(|tx| -> Result<(), fitkart_core::Error> {
-            tx.execute("UPDATE sync_state SET pull_cursor = ?1", [&ahead])?;
+            tx.execute("UPDATE sync_state SET pull_cursor = ?1", [cursor])?;
             Ok(())
         })
         .unwrap();
-    phone.walk(days_ago(0), "phone", 2500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_the_server_cannot_serve_refetches_a_snapshot_and_leaves_the_outbox_alone() {
+    let server = TestServer::start().await.unwrap();
+    let hook = OnRequest::http(&base_url(&server));
+    let phone = Phone::over(&base_url(&server), hook.clone());
+    phone
+        .app
+        .register("cursor@example.com", PASSWORD, "Ann")
+        .await
+        .unwrap();
+    phone.app.sync().await.unwrap();
+    let user = phone.app.current_user().unwrap().unwrap().id;
+    grant(&server, user, 5000).await;
+    phone.walk(days_ago(3), "phone", 5000);
+    phone.app.sync().await.unwrap();
+
+    // A cursor from the future (as after the server was restored from an older backup): the
+    // server answers 410 cursor_expired. An order goes in the same sync, and the user walks
+    // while the pull is in flight, so the refetch happens with the outbox holding both an
+    // applied order (settled by the snapshot's wallet) and a change never pushed.
+    set_cursor(&phone.app, &base64_url(&format!("c1:{user}:999999:999999")));
+    order_one(&phone.app, 1500);
+    let walker = phone.app.clone();
+    hook.arm("/sync/pull", move || {
+        walker
+            .record_steps(days_ago(2), "phone", 6000, at(days_ago(2), 21, 0))
+            .unwrap();
+    });
 
     let report = phone.app.sync().await.unwrap();
 
+    assert!(!hook.is_armed());
+    assert!(report.refetched_snapshot);
+    assert_eq!(report.applied, 1, "the order was pushed before the pull");
+    assert_eq!(
+        phone.app.pending_changes().unwrap(),
+        1,
+        "the refetch kept the change made during the sync"
+    );
+    let day = &phone.app.step_history(days_ago(2), days_ago(2)).unwrap()[0];
+    assert!(day.pending);
+    assert_eq!(day.total_steps, 6000);
+    let wallet = phone.app.wallet().unwrap();
+    assert_eq!(wallet.pending_hold_coins, 0);
+    assert_eq!(wallet.held_coins, 1500);
+    assert_eq!(wallet.estimated_pending_coins, day_coins(6000));
+    assert_cache_equals_server(&server, &phone.app, &phone.access_token()).await;
+
+    // The queued change syncs on the next run.
+    let report = phone.app.sync().await.unwrap();
+    assert!(!report.refetched_snapshot);
+    assert_eq!(report.applied, 1);
+    assert_converged(&server, &[&phone]).await;
+
+    // A cursor that is not one the server gave this account: 400 invalid_cursor, same cure.
+    set_cursor(&phone.app, "not-a-cursor");
+    let before = cache_snapshot(&phone.app);
+    let report = phone.app.sync().await.unwrap();
     assert!(report.refetched_snapshot);
     assert_eq!(
-        report.applied, 1,
-        "the queued steps were pushed, not dropped"
+        cache_snapshot(&phone.app),
+        before,
+        "the snapshot is the same state"
     );
-    assert_eq!(phone.app.steps_today().unwrap().total_steps, 2500);
+    assert_steps_equal_server(
+        &server,
+        &phone.app,
+        &phone.access_token(),
+        days_ago(7),
+        days_ago(0),
+    )
+    .await;
     assert_converged(&server, &[&phone]).await;
 }
 
+/// URL-safe base64 without padding, as the server encodes its cursors.
 fn base64_url(text: &str) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = text.as_bytes();
@@ -302,83 +574,157 @@ fn base64_url(text: &str) -> String {
     out
 }
 
+// ---- 426 -------------------------------------------------------------------------------
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_required_stops_the_sync_and_changes_nothing() {
     let server = TestServer::start().await.unwrap();
-    let phone = signed_up(&server, "old-app@example.com").await;
-    phone.app.sync().await.unwrap();
+    let phone = funded(&server, "old-app@example.com", 2000).await;
     phone.walk(days_ago(1), "phone", 5000);
-    let before = (
-        phone.app.wallet().unwrap(),
-        phone.app.pending_changes().unwrap(),
-    );
+    order_one(&phone.app, 1500);
+    let before = cache_snapshot(&phone.app);
+    let on_server = server_wallet(&server, &phone).await;
     phone.faults.inject("/sync/push", Fault::Status(426));
+    let sent_before = phone.faults.sent_paths().len();
 
     let err = phone.app.sync().await.unwrap_err();
 
     assert_eq!(err, FitKartError::UpgradeRequired);
+    assert_eq!(phone.app.pending_changes().unwrap(), 2);
+    assert_eq!(cache_snapshot(&phone.app), before);
+    assert_eq!(server_wallet(&server, &phone).await, on_server);
     assert_eq!(
-        (
-            phone.app.wallet().unwrap(),
-            phone.app.pending_changes().unwrap()
-        ),
-        before
+        phone.faults.sent_paths()[sent_before..],
+        [] as [String; 0],
+        "no retry and no pull after 426"
     );
-    assert_eq!(server_wallet(&server, &phone).await.available_coins, 0);
+
+    // The updated app syncs what the old one kept.
     phone.app.sync().await.unwrap();
     assert_converged(&server, &[&phone]).await;
 }
 
+// ---- Sign-out and another user ---------------------------------------------------------
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_with_pending_changes_refuses_and_another_user_never_sees_the_first_ones_data() {
+async fn logout_with_pending_changes_refuses_and_logout_discarding_drops_them() {
     let server = TestServer::start().await.unwrap();
-    let phone = signed_up(&server, "first@example.com").await;
-    phone.walk(days_ago(1), "phone", 9000);
+    let phone = signed_up(&server, "leaving@example.com").await;
+    phone.walk(days_ago(2), "phone", 9000);
     phone.app.sync().await.unwrap();
-    phone.walk(days_ago(0), "phone", 4000);
+    phone.walk(days_ago(1), "phone", 4000);
+    phone.walk(days_ago(1), "watch", 4500);
 
     assert_eq!(
         phone.app.logout(false).await,
         Err(FitKartError::PendingChanges { count: 1 })
     );
+    assert!(
+        phone.app.current_user().unwrap().is_some(),
+        "still signed in"
+    );
+    assert_eq!(phone.app.pending_changes().unwrap(), 1);
 
-    // Another person signs in on the same phone without the first signing out.
-    let other = fitkart_core::FitKart::clone(&phone.app);
-    let second = other
-        .register("second@example.com", "correct horse battery", "Bo")
+    phone.app.logout(true).await.unwrap();
+    assert_eq!(phone.app.current_user().unwrap(), None);
+
+    phone
+        .app
+        .login("leaving@example.com", PASSWORD)
         .await
         .unwrap();
-    assert_eq!(other.current_user().unwrap().unwrap().id, second.id);
-    assert_eq!(other.wallet().unwrap().available_coins, 0);
-    assert!(other.coin_history(100, None).unwrap().is_empty());
+    assert_eq!(phone.app.pending_changes().unwrap(), 0, "discarded");
     assert!(
-        other
-            .step_history(days_ago(10), days_ago(0))
+        !phone.app.has_synced().unwrap(),
+        "logout cleared has_synced"
+    );
+    phone.app.sync().await.unwrap();
+    let token = phone.access_token();
+    let days = server_steps(&server, &token, days_ago(7), days_ago(0)).await;
+    assert_eq!(days.len(), 1, "the discarded day never reached the server");
+    assert_eq!(days[0].date, days_ago(2));
+    assert_steps_equal_server(&server, &phone.app, &token, days_ago(7), days_ago(0)).await;
+    assert_converged(&server, &[&phone]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_on_the_same_phone_never_sees_or_pushes_the_first_users_data() {
+    let server = TestServer::start().await.unwrap();
+    let phone = funded(&server, "first@example.com", 3000).await;
+    phone.walk(days_ago(2), "phone", 9000);
+    order_one(&phone.app, 1500);
+    phone.app.sync().await.unwrap();
+    let first_token = phone.access_token();
+    let first_wallet = server_wallet(&server, &phone).await;
+    phone.walk(days_ago(1), "phone", 4000);
+    order_one(&phone.app, 1500);
+    assert_eq!(phone.app.pending_changes().unwrap(), 2);
+
+    // Another person signs in on the same phone without the first signing out.
+    let second = phone
+        .app
+        .register("second@example.com", PASSWORD, "Bo")
+        .await
+        .unwrap();
+    let app = &phone.app;
+    assert_eq!(app.current_user().unwrap().unwrap().id, second.id);
+    let wallet = app.wallet().unwrap();
+    assert_eq!(
+        (
+            wallet.available_coins,
+            wallet.held_coins,
+            wallet.lifetime_earned,
+            wallet.estimated_pending_coins
+        ),
+        (0, 0, 0, 0)
+    );
+    assert!(app.coin_history(100, None).unwrap().is_empty());
+    assert!(app.orders().unwrap().is_empty());
+    assert!(
+        app.step_history(days_ago(30), days_ago(0))
             .unwrap()
             .is_empty()
     );
-    assert_eq!(other.pending_changes().unwrap(), 0);
-    other.sync().await.unwrap();
-    assert_eq!(server_wallet(&server, &phone).await.available_coins, 0);
-    let second_wallet = api_get(&server, &phone.access_token(), "/wallet").await;
-    assert_eq!(
-        second_wallet["lifetime_earned"], 0,
-        "nothing of the first user was pushed"
+    assert!(app.rejections().unwrap().is_empty());
+    assert_eq!(app.pending_changes().unwrap(), 0);
+
+    let report = app.sync().await.unwrap();
+    assert_eq!(report.pushed, 0, "nothing of the first user was pushed");
+    let token = phone.access_token();
+    assert_eq!(server_wallet(&server, &phone).await.lifetime_earned, 0);
+    assert!(
+        server_steps(&server, &token, days_ago(30), days_ago(0))
+            .await
+            .is_empty()
+    );
+    assert!(server_orders(&server, &token).await.is_empty());
+    assert!(
+        app.step_history(days_ago(30), days_ago(0))
+            .unwrap()
+            .is_empty()
     );
     assert_converged(&server, &[&phone]).await;
 
-    // The first user comes back: their parked change is still there and syncs as theirs.
-    other.logout(false).await.unwrap();
-    other
-        .login("first@example.com", "correct horse battery")
-        .await
-        .unwrap();
-    assert_eq!(other.pending_changes().unwrap(), 1);
-    other.sync().await.unwrap();
-    assert_eq!(other.steps_today().unwrap().total_steps, 4000);
-    assert_converged(&server, &[&phone]).await;
+    // The first user's parked changes were not pushed as theirs either, while away.
+    let on_server: fitkart_core::protocol::steps::Wallet =
+        serde_json::from_value(fitkart_e2e::api_get(&server, &first_token, "/wallet").await)
+            .unwrap();
+    assert_eq!(on_server, first_wallet);
 
-    phone.walk(days_ago(0), "phone", 5000);
-    phone.app.logout(true).await.unwrap();
-    assert_eq!(phone.app.current_user().unwrap(), None);
+    // The first user comes back: the parked changes are still there and sync as theirs.
+    app.logout(false).await.unwrap();
+    app.login("first@example.com", PASSWORD).await.unwrap();
+    assert_eq!(app.pending_changes().unwrap(), 2);
+    let report = app.sync().await.unwrap();
+    assert_eq!(report.applied, 2);
+    assert_eq!(app.orders().unwrap().len(), 2);
+    assert_steps_equal_server(
+        &server,
+        app,
+        &phone.access_token(),
+        days_ago(7),
+        days_ago(0),
+    )
+    .await;
+    assert_converged(&server, &[&phone]).await;
 }
