@@ -206,6 +206,11 @@ async fn the_app_killed_after_the_server_applied_a_push_pays_and_holds_nothing_t
     assert_eq!(applied.frozen_coins, 1500, "the server holds the order");
     let ledger = server_transactions(&server, &phone.access_token()).await;
     assert_eq!(step_rewards(&ledger), day_coins(8000) + day_coins(12000));
+    let bonuses_before: i64 = ledger
+        .iter()
+        .filter(|t| t.kind == "achievement_bonus")
+        .map(|t| t.available_delta)
+        .sum();
 
     // Killed: the client is dropped and reopened on the same file over plain HTTP.
     let Phone {
@@ -217,16 +222,39 @@ async fn the_app_killed_after_the_server_applied_a_push_pays_and_holds_nothing_t
     assert_eq!(app.wallet().unwrap().pending_hold_coins, 1500);
     assert_eq!(app.orders().unwrap()[0].sync, OrderSync::PendingPlacement);
 
+    // After the restart the phone reports a higher total for a day whose report is in
+    // flight: that report is never edited (the server applied it), a new one follows it.
+    app.record_steps(days_ago(1), "phone", 10000, at(days_ago(1), 21, 30))
+        .unwrap();
+    assert_eq!(app.pending_changes().unwrap(), queued + 1);
+
     let report = app.sync().await.unwrap();
 
-    assert_eq!(report.pushed, queued);
-    assert_eq!((report.applied, report.duplicates), (0, queued));
+    assert_eq!(report.pushed, queued + 1);
+    assert_eq!((report.applied, report.duplicates), (1, queued));
     assert!(report.rejected.is_empty());
     assert_eq!(app.pending_changes().unwrap(), 0);
     let token = tokens_access(&tokens);
     let after: fitkart_core::protocol::steps::Wallet =
         serde_json::from_value(fitkart_e2e::api_get(&server, &token, "/wallet").await).unwrap();
-    assert_eq!(after, applied, "nothing paid or held twice");
+    assert_eq!(after.frozen_coins, 1500, "held once");
+    let ledger = server_transactions(&server, &token).await;
+    assert_eq!(
+        step_rewards(&ledger),
+        day_coins(10000) + day_coins(12000),
+        "paid once, for the higher total"
+    );
+    assert_eq!(
+        after.available_coins - applied.available_coins,
+        day_coins(10000) - day_coins(8000)
+            + ledger
+                .iter()
+                .filter(|t| t.kind == "achievement_bonus")
+                .map(|t| t.available_delta)
+                .sum::<i64>()
+            - bonuses_before,
+        "only the increase was paid"
+    );
     let orders = server_orders(&server, &token).await;
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].client_order_id, order);
@@ -406,6 +434,43 @@ async fn an_offline_order_the_server_refuses_releases_its_hold_and_says_why() {
             .is_empty()
     );
     assert_converged(&server, &[&phone]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phones_spending_the_same_coins_offline_get_one_order_and_one_refusal() {
+    let server = TestServer::start().await.unwrap();
+    let phone = funded(&server, "spender@example.com", 2000).await;
+    let tablet = second_phone(&server, "spender@example.com").await;
+    tablet.app.sync().await.unwrap();
+    assert_eq!(tablet.app.wallet().unwrap().available_coins, 2000);
+
+    // Both see 2,000 coins and spend 1,500 of them offline.
+    let first = order_one(&phone.app, 1500);
+    let second = order_one(&tablet.app, 1500);
+    assert_eq!(phone.app.wallet().unwrap().available_coins, 500);
+    assert_eq!(tablet.app.wallet().unwrap().available_coins, 500);
+
+    let report = phone.app.sync().await.unwrap();
+    assert_eq!((report.applied, report.rejected.len()), (1, 0));
+    let report = tablet.app.sync().await.unwrap();
+    assert_eq!(
+        report.rejected,
+        [("place_order".to_owned(), "insufficient_coins".to_owned())]
+    );
+    phone.app.sync().await.unwrap();
+
+    let orders = server_orders(&server, &phone.access_token()).await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].client_order_id, first);
+    assert_eq!(
+        tablet.app.rejections().unwrap()[0].client_order_id,
+        Some(second)
+    );
+    let wallet = server_wallet(&server, &phone).await;
+    assert_eq!((wallet.available_coins, wallet.frozen_coins), (500, 1500));
+    assert_eq!(phone.app.wallet().unwrap(), tablet.app.wallet().unwrap());
+    assert_eq!(phone.app.orders().unwrap(), tablet.app.orders().unwrap());
+    assert_converged(&server, &[&phone, &tablet]).await;
 }
 
 // ---- A new phone -----------------------------------------------------------------------
