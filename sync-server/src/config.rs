@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub refresh_token_ttl: Duration,
     /// Sign-in rate limits.
     pub login_limits: LoginLimits,
+    /// Hosts a catalogue import may fetch from although they resolve to a loopback, private,
+    /// link-local or unique-local address (on-premises feeds). Empty: public addresses only.
+    pub import_allowed_hosts: Vec<String>,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// UTC time of day of the nightly leaderboard rebuild.
@@ -88,6 +91,7 @@ impl ServerConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 60 * 60),
             login_limits: LoginLimits::default(),
+            import_allowed_hosts: Vec::new(),
             trust_forwarded_for: false,
             leaderboard_refresh_at: chrono::NaiveTime::from_hms_opt(3, 0, 0)
                 .unwrap_or(chrono::NaiveTime::MIN),

@@ -97,6 +97,11 @@ struct ServeArgs {
     #[arg(long, env = "FITKART_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     body_limit_bytes: usize,
 
+    /// Hosts a catalogue import by URL may fetch from although they resolve to a private,
+    /// loopback or link-local address (on-premises feeds), comma-separated.
+    #[arg(long, env = "FITKART_IMPORT_ALLOWED_HOSTS", value_delimiter = ',')]
+    import_allowed_hosts: Vec<String>,
+
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "FITKART_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
@@ -249,6 +254,7 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     config.import_timeout = Duration::from_secs(args.import_timeout_secs.max(1));
     config.body_limit_bytes = args.body_limit_bytes;
     config.trust_forwarded_for = args.trust_forwarded_for;
+    config.import_allowed_hosts = args.import_allowed_hosts.clone();
     config.leaderboard_refresh_at = args.leaderboard_refresh_at;
     config.leaderboard_refresh_interval = args
         .leaderboard_refresh_interval_secs
@@ -316,7 +322,8 @@ async fn import_products(database_url: &str, args: ImportProductsArgs) -> anyhow
             .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
     });
     let loaded = if is_url {
-        shopify::fetch_feed(source)
+        // The operator runs this command: any host they name may be fetched.
+        shopify::fetch_feed(source, &["*".to_owned()])
             .await
             .map(|feed| (feed, shopify::describe_url(source)))
     } else {

@@ -53,6 +53,10 @@ pub enum ImportError {
     /// The feed URL is not an http(s) URL.
     #[error("invalid feed URL: {0}")]
     InvalidUrl(String),
+    /// The feed URL names (or redirects to) a host that resolves to a loopback, private,
+    /// link-local or unique-local address and is not on the allow-list.
+    #[error("url not allowed: {0}")]
+    ForbiddenUrl(String),
     /// The feed could not be downloaded (connection failure, timeout, non-2xx answer).
     #[error("feed unreachable: {message}")]
     Unreachable {
@@ -105,6 +109,10 @@ impl From<ImportError> for ApiError {
                 "the feed has no products; send ?allow_empty=true to deactivate every imported product",
             ),
             ImportError::InvalidUrl(message) => ApiError::validation("url", message),
+            ImportError::ForbiddenUrl(message) => {
+                ApiError::new(unprocessable, "url_not_allowed", message)
+                    .with_details(serde_json::json!({ "field": "url" }))
+            }
             ImportError::Unreachable { message, status } => {
                 let error = ApiError::new(unprocessable, "feed_unreachable", message);
                 match status {
@@ -307,17 +315,49 @@ impl FeedRequest {
     }
 }
 
+/// Most redirects a feed download follows.
+const MAX_REDIRECTS: usize = 5;
+
 /// Downloads a feed: http(s) only, [`FETCH_TIMEOUT`] in all, at most [`MAX_FEED_BYTES`] read.
-pub async fn fetch_feed(url: &str) -> Result<Feed, ImportError> {
-    let url = parse_feed_url(url)?;
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .user_agent(concat!("fitkart-sync-server/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| Error::Config(format!("cannot build the HTTP client: {err}")))?;
-    let mut response = client.get(url).send().await.map_err(unreachable)?;
+/// Every hop (the URL and each redirect, followed by hand) must resolve to public addresses
+/// only, unless its host is in `allowed_hosts`; the connection goes to the address that was
+/// checked (`*` allows every host: the operator's own command line). A fetched document that does not parse is refused without echoing its content.
+pub async fn fetch_feed(url: &str, allowed_hosts: &[String]) -> Result<Feed, ImportError> {
+    let mut url = parse_feed_url(url)?;
+    let started = tokio::time::Instant::now();
+    let mut hops = 0;
+    let mut response = loop {
+        let client = pinned_client(&url, allowed_hosts).await?;
+        let remaining = FETCH_TIMEOUT.saturating_sub(started.elapsed());
+        let response = client
+            .get(url.clone())
+            .timeout(remaining)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !response.status().is_redirection() {
+            break response;
+        }
+        hops += 1;
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|location| url.join(location).ok());
+        match location {
+            Some(next) if hops <= MAX_REDIRECTS => {
+                url = parse_feed_url(next.as_str())?;
+            }
+            _ => {
+                return Err(ImportError::Unreachable {
+                    message: format!(
+                        "the feed URL redirected too often or without a usable location (at most {MAX_REDIRECTS})"
+                    ),
+                    status: Some(response.status().as_u16()),
+                });
+            }
+        }
+    };
     let status = response.status();
     if !status.is_success() {
         return Err(ImportError::Unreachable {
@@ -338,7 +378,94 @@ pub async fn fetch_feed(url: &str) -> Result<Feed, ImportError> {
         }
         body.extend_from_slice(&chunk);
     }
-    Feed::from_json(&body)
+    match on_blocking_thread(move || Feed::from_json(&body)).await? {
+        // The message of a parse error can quote the document: never send it back.
+        Err(ImportError::InvalidFeed(_)) => Err(ImportError::InvalidFeed(
+            "the document at the URL is not a Shopify products.json export".into(),
+        )),
+        other => other,
+    }
+}
+
+/// A client for one hop to `url`: its host resolved and checked, and pinned to the checked
+/// addresses so a second resolution cannot lead elsewhere. No redirects are followed by it.
+async fn pinned_client(
+    url: &reqwest::Url,
+    allowed_hosts: &[String],
+) -> Result<reqwest::Client, ImportError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| ImportError::InvalidUrl("url has no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|_| ImportError::Unreachable {
+            message: "the feed URL's host could not be resolved".into(),
+            status: None,
+        })?
+        .collect();
+    if addresses.is_empty() {
+        return Err(ImportError::Unreachable {
+            message: "the feed URL's host could not be resolved".into(),
+            status: None,
+        });
+    }
+    let allowed = allowed_hosts.iter().any(|allowed| {
+        let allowed = allowed.trim();
+        allowed == "*" || allowed.eq_ignore_ascii_case(&host)
+    });
+    if !allowed && addresses.iter().any(|addr| !is_public(addr.ip())) {
+        return Err(ImportError::ForbiddenUrl(
+            "the feed URL (or a redirect) leads to a loopback, private, link-local or \
+             unique-local address; add its host to the import allow-list for on-premises feeds"
+                .into(),
+        ));
+    }
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve_to_addrs(&host, &addresses)
+        .user_agent(concat!("fitkart-sync-server/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| Error::Config(format!("cannot build the HTTP client: {err}")).into())
+}
+
+/// Whether `ip` is a public unicast address (not loopback, private, link-local, unique-local,
+/// shared, documentation, multicast or unspecified).
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064 && v6.segments()[1] == 0xff9b)
+        }
+    }
 }
 
 fn parse_feed_url(url: &str) -> Result<reqwest::Url, ImportError> {
@@ -545,14 +672,25 @@ pub fn price_to_coins(price: &str, coins_per_unit: i64) -> Result<i64, &'static 
 /// Converts a product description from HTML to plain text: tags stripped (block tags become a
 /// space, `script` and `style` are dropped with their content), the common entities decoded,
 /// whitespace collapsed, at most 10,000 characters.
+///
+/// Linear in the input: a tag is only looked for while a `>` is still ahead, and once a quoted
+/// attribute ran to the end of the input without closing, later tags end at the next `>`
+/// regardless of quotes, so no `<` ever rescans what an earlier one already scanned.
 pub fn html_to_text(html: &str) -> String {
     let mut text = String::with_capacity(html.len().min(4 * MAX_DESCRIPTION_CHARS));
     let mut rest = html;
+    let mut scanner = TagScanner::default();
     while let Some(at) = rest.find(['<', '&']) {
         text.push_str(&rest[..at]);
         rest = &rest[at..];
         if rest.starts_with('<') {
-            match skip_markup(rest) {
+            let markup = if scanner.closes_ahead(html, html.len() - rest.len()) {
+                skip_markup(rest, &mut scanner)
+            } else {
+                // No `>` anywhere ahead: this `<` cannot start a tag.
+                None
+            };
+            match markup {
                 Some((after, spaced)) => {
                     if spaced {
                         text.push(' ');
@@ -619,9 +757,43 @@ const BLOCK_TAGS: &[&str] = &[
     "ul",
 ];
 
+/// Keeps tag scanning linear (see [`html_to_text`]).
+#[derive(Debug, Default)]
+struct TagScanner {
+    /// The byte offset of the next `>` at or after the last position asked about.
+    next_close: Option<usize>,
+    /// Whether `next_close` was computed (and there may be none).
+    known: bool,
+    /// A quoted attribute ran to the end: quotes are no longer honoured.
+    quotes_unbalanced: bool,
+}
+
+impl TagScanner {
+    /// Whether a `>` lies at or after byte `from` of `html`; amortised O(1) as `from` grows.
+    fn closes_ahead(&mut self, html: &str, from: usize) -> bool {
+        if !self.known || self.next_close.is_some_and(|at| at < from) {
+            self.next_close = html[from..].find('>').map(|at| from + at);
+            self.known = true;
+        }
+        self.next_close.is_some()
+    }
+
+    /// The byte index just after the `>` closing the tag at the start of `tag`.
+    fn tag_end(&mut self, tag: &str) -> Option<usize> {
+        if self.quotes_unbalanced {
+            return tag.find('>').map(|at| at + 1);
+        }
+        let end = tag_end(tag);
+        if end.is_none() {
+            self.quotes_unbalanced = true;
+        }
+        end
+    }
+}
+
 /// Skips the tag or comment `rest` starts with: the text after it and whether it separates
 /// blocks. `None` when `<` does not start markup (as in `a < b`).
-fn skip_markup(rest: &str) -> Option<(&str, bool)> {
+fn skip_markup<'a>(rest: &'a str, scanner: &mut TagScanner) -> Option<(&'a str, bool)> {
     if let Some(comment) = rest.strip_prefix("<!--") {
         return Some(match comment.find("-->") {
             Some(end) => (&comment[end + 3..], false),
@@ -639,7 +811,7 @@ fn skip_markup(rest: &str) -> Option<(&str, bool)> {
         .take_while(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    let end = tag_end(rest)?;
+    let end = scanner.tag_end(rest)?;
     let after = &rest[end..];
     if !closing && (name == "script" || name == "style") {
         let close = format!("</{name}");
@@ -842,24 +1014,10 @@ pub async fn import(
     let version = current + 1;
     let rate = coins_per_currency_unit(&tx).await?;
 
-    let mut skipped = Vec::new();
-    let mut in_feed = HashSet::new();
-    let mut rows = Vec::with_capacity(feed.products.len());
-    for product in &feed.products {
-        if let Ok(id) = i64::try_from(product.id)
-            && !in_feed.insert(id)
-        {
-            skipped.push(format!(
-                "{}: it appears more than once in the feed; the first entry was imported",
-                label(product)
-            ));
-            continue;
-        }
-        match map_product(product, rate) {
-            Ok(row) => rows.push(row),
-            Err(why) => skipped.push(format!("{}: skipped, {why}", label(product))),
-        }
-    }
+    let products = feed.products.clone();
+    let (mut rows, mut skipped, in_feed) = on_blocking_thread(move || map_feed(&products, rate))
+        .await
+        .map_err(ImportError::Internal)?;
     let feed_ids: Vec<i64> = in_feed.into_iter().collect();
 
     let deleted: HashSet<i64> = tx
@@ -1013,6 +1171,42 @@ pub async fn import(
     Ok(report)
 }
 
+/// Maps every product of a feed (CPU-heavy for a large feed: run it on a blocking thread):
+/// the rows to write, what was skipped and why, and the Shopify ids the feed holds.
+fn map_feed(
+    products: &[ShopifyProduct],
+    rate: i64,
+) -> (Vec<MappedProduct>, Vec<String>, HashSet<i64>) {
+    let mut skipped = Vec::new();
+    let mut in_feed = HashSet::new();
+    let mut rows = Vec::with_capacity(products.len());
+    for product in products {
+        if let Ok(id) = i64::try_from(product.id)
+            && !in_feed.insert(id)
+        {
+            skipped.push(format!(
+                "{}: it appears more than once in the feed; the first entry was imported",
+                label(product)
+            ));
+            continue;
+        }
+        match map_product(product, rate) {
+            Ok(row) => rows.push(row),
+            Err(why) => skipped.push(format!("{}: skipped, {why}", label(product))),
+        }
+    }
+    (rows, skipped, in_feed)
+}
+
+/// Runs CPU-heavy feed work (parsing, HTML stripping) off the async workers.
+pub async fn on_blocking_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Error::Config(format!("feed work failed: {err}")))
+}
+
 /// Drops SKUs that cannot be had: too long, used twice in the feed (the first keeps it), or
 /// held by a product this import does not rewrite. Each drop is noted in `skipped`.
 async fn assign_skus(
@@ -1100,6 +1294,37 @@ mod tests {
             price_to_coins("99999999999999999.99", 1000),
             Err("is out of range")
         );
+    }
+
+    #[test]
+    fn html_stripping_is_linear_in_unclosed_tags_and_quotes() {
+        // Each unclosed `<` (and each unbalanced quote) once rescanned the rest of the input.
+        let unclosed = "<b".repeat(2_000_000);
+        assert!(html_to_text(&unclosed).starts_with("<b<b"));
+        let quoted = format!("{}>", "<a '".repeat(1_000_000));
+        let _ = html_to_text(&quoted);
+        assert_eq!(html_to_text("a <b x='>'>c</b> &amp; d"), "a c & d");
+    }
+
+    #[test]
+    fn only_public_addresses_may_be_fetched() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
     }
 
     #[test]

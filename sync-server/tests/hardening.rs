@@ -409,3 +409,84 @@ async fn an_unavailable_database_answers_503_with_retry_after() {
     let (status, _) = api.get("/api/v1/wallet", Some(&user.access_token)).await;
     assert_eq!(status, StatusCode::OK, "the server recovers");
 }
+
+/// A one-route HTTP server on 127.0.0.1 answering every request with `response` (raw HTTP).
+async fn tiny_server(response: String) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0_u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn imports_by_url_refuse_private_addresses_also_after_redirects_and_never_echo_the_feed() {
+    let secret = "SECRET-INTERNAL-CONTENT";
+    let body = format!("not json {secret}");
+    let internal = tiny_server(format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    let redirect = tiny_server(format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://localhost:{}/feed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        internal.port()
+    ))
+    .await;
+    let server = TestServer::start_with(|config| {
+        config.import_allowed_hosts = vec!["127.0.0.1".into()];
+    })
+    .await
+    .unwrap();
+    let api = Api::new(&server);
+    let admin = admin_session(&api.http, &server).await;
+    let import = |url: String| {
+        let api = &api;
+        let token = admin.access_token.clone();
+        async move {
+            api.post(
+                "/api/v1/admin/products/import",
+                json!({ "url": url }),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    // Not on the allow-list: refused before any connection.
+    let (status, body) = import(format!("http://localhost:{}/feed", internal.port())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(code(&body), "url_not_allowed", "{body}");
+    // An allowed host that redirects to one that is not.
+    let (status, body) = import(format!("http://127.0.0.1:{}/feed", redirect.port())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(code(&body), "url_not_allowed", "{body}");
+    // An allowed host whose document is not a feed: its content is never echoed.
+    let (status, body) = import(format!("http://127.0.0.1:{}/feed", internal.port())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(code(&body), "invalid_feed", "{body}");
+    assert!(!body.to_string().contains(secret), "{body}");
+    // Every failure is audited.
+    let failed: i64 = server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM admin_logs WHERE action = 'product.import_failed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(failed, 3);
+}

@@ -92,16 +92,15 @@ pub async fn import_products(
             ApiError::bad_request("the request body could not be read")
         }
     })?;
-    let (feed, source): (Feed, String) = match FeedRequest::from_json(&body)? {
-        FeedRequest::Inline(feed) => (feed, "upload".to_owned()),
-        FeedRequest::Url(url) => (
-            shopify::fetch_feed(&url).await?,
-            shopify::describe_url(&url),
-        ),
+    let (feed, source) = match read_feed(&state, body).await {
+        Ok(read) => read,
+        Err((err, source)) => {
+            audit_failure(&state, admin.id, &client, &source, &err).await;
+            return Err(err.into());
+        }
     };
-    drop(body);
     let mut conn = state.pool.get().await?;
-    let report = shopify::import(
+    let imported = shopify::import(
         &mut conn,
         &feed,
         ImportOptions {
@@ -113,8 +112,78 @@ pub async fn import_products(
             source: &source,
         },
     )
-    .await?;
-    Ok(Json(report))
+    .await;
+    match imported {
+        Ok(report) => Ok(Json(report)),
+        Err(err) => {
+            audit_failure(&state, admin.id, &client, &source, &err).await;
+            Err(err.into())
+        }
+    }
+}
+
+/// The feed of an import request (parsed off the async workers, or fetched) and its source
+/// as the audit log names it; on failure, the error and the source tried.
+async fn read_feed(
+    state: &AppState,
+    body: Bytes,
+) -> Result<(Feed, String), (shopify::ImportError, String)> {
+    let upload = || "upload".to_owned();
+    let request = shopify::on_blocking_thread(move || FeedRequest::from_json(&body))
+        .await
+        .map_err(|err| (err.into(), upload()))?
+        .map_err(|err| (err, upload()))?;
+    match request {
+        FeedRequest::Inline(feed) => Ok((feed, upload())),
+        FeedRequest::Url(url) => {
+            let source = shopify::describe_url(&url);
+            match shopify::fetch_feed(&url, &state.config.import_allowed_hosts).await {
+                Ok(feed) => Ok((feed, source)),
+                Err(err) => Err((err, source)),
+            }
+        }
+    }
+}
+
+/// Records a failed import in the audit log (best effort: a failure to record is logged).
+async fn audit_failure(
+    state: &AppState,
+    admin_id: uuid::Uuid,
+    client: &crate::accounts::ClientInfo,
+    source: &str,
+    err: &shopify::ImportError,
+) {
+    let reason = match err {
+        shopify::ImportError::InvalidFeed(_) => "invalid_feed",
+        shopify::ImportError::EmptyFeed => "empty_feed",
+        shopify::ImportError::InvalidUrl(_) => "invalid_url",
+        shopify::ImportError::ForbiddenUrl(_) => "url_not_allowed",
+        shopify::ImportError::Unreachable { .. } => "feed_unreachable",
+        shopify::ImportError::TooLarge => "feed_too_large",
+        shopify::ImportError::InvalidSetting(_) => "invalid_setting",
+        shopify::ImportError::Conflict => "import_conflict",
+        shopify::ImportError::Internal(_) => "internal",
+    };
+    let recorded = async {
+        let conn = state.pool.get().await?;
+        crate::audit::record(
+            &conn,
+            crate::audit::AuditEntry {
+                admin_id: Some(admin_id),
+                action: "product.import_failed",
+                entity_type: "reward_products",
+                entity_id: source.chars().take(128).collect(),
+                before: None,
+                after: Some(serde_json::json!({ "error": reason })),
+                reason: None,
+                client: Some(client),
+            },
+        )
+        .await
+    };
+    if let Err(err) = recorded.await {
+        tracing::error!(error = ?err, "could not audit a failed catalogue import");
+    }
 }
 
 /// Whether the body is declared as JSON (`application/json` or `application/*+json`).
