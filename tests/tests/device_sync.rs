@@ -268,6 +268,94 @@ fn tokens_access(tokens: &fitkart_core::MemoryTokenStore) -> String {
     tokens.load().unwrap().unwrap().access_token
 }
 
+/// A transport that lets the first request to a path reach the server and then never
+/// answers, telling the test the request was served: the moment to kill the app.
+struct ServedThenHung {
+    inner: fitkart_core::HttpTransport,
+    path: String,
+    served: tokio::sync::Notify,
+    hung: std::sync::atomic::AtomicBool,
+}
+
+impl fitkart_core::Transport for ServedThenHung {
+    fn send(
+        &self,
+        request: fitkart_core::transport::HttpRequest,
+    ) -> fitkart_core::transport::BoxFuture<
+        '_,
+        Result<fitkart_core::transport::HttpResponse, fitkart_core::TransportError>,
+    > {
+        Box::pin(async move {
+            let hang = request.path.contains(&self.path)
+                && !self.hung.swap(true, std::sync::atomic::Ordering::SeqCst);
+            let answer = self.inner.send(request).await;
+            if hang {
+                self.served.notify_one();
+                std::future::pending::<()>().await;
+            }
+            answer
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_killed_mid_push_resumes_on_restart_without_doubling_anything() {
+    let server = TestServer::start().await.unwrap();
+    let url = base_url(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = std::sync::Arc::new(fitkart_core::MemoryTokenStore::new());
+    let config = fitkart_e2e::config(dir.path(), &url);
+    let transport = std::sync::Arc::new(ServedThenHung {
+        inner: fitkart_core::HttpTransport::new(&url, config.request_timeout).unwrap(),
+        path: "/sync/push".into(),
+        served: tokio::sync::Notify::new(),
+        hung: std::sync::atomic::AtomicBool::new(false),
+    });
+    let app = FitKart::open_with(
+        config.clone(),
+        tokens.clone(),
+        transport.clone(),
+        std::sync::Arc::new(fitkart_core::SystemClock),
+    )
+    .unwrap();
+    app.register("kill@example.com", PASSWORD, "Ann")
+        .await
+        .unwrap();
+    for ago in 1..=3 {
+        app.record_steps(days_ago(ago), "phone", 7000, at(days_ago(ago), 21, 0))
+            .unwrap();
+    }
+
+    // The push is applied by the server; the app is killed before the answer is stored.
+    let syncing = tokio::spawn({
+        let app = app.clone();
+        async move { app.sync().await }
+    });
+    transport.served.notified().await;
+    syncing.abort();
+    assert!(syncing.await.unwrap_err().is_cancelled());
+    drop(app);
+    let token = tokens_access(&tokens);
+    let paid = step_rewards(&server_transactions(&server, &token).await);
+    assert_eq!(paid, 3 * day_coins(7000), "the server applied the push");
+
+    let app = FitKart::open(config, tokens.clone()).unwrap();
+    assert_eq!(
+        app.pending_changes().unwrap(),
+        1,
+        "the push is still queued"
+    );
+    let report = app.sync().await.unwrap();
+
+    assert_eq!((report.applied, report.duplicates), (0, 1));
+    assert_eq!(
+        step_rewards(&server_transactions(&server, &token).await),
+        paid
+    );
+    assert_steps_equal_server(&server, &app, &token, days_ago(7), days_ago(0)).await;
+    assert_device_converged(&server, &app, &token).await;
+}
+
 // ---- Faults on the wire ----------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
