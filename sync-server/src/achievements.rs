@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::ledger::{Entry, EntryKind};
+#[cfg(doc)]
+use crate::settings::RewardSettings;
 
 /// An unlock rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,13 +79,19 @@ pub struct Facts {
     pub total_steps: i64,
     /// Best day.
     pub best_day: i64,
-    /// Longest run of consecutive days at the goal.
+    /// Longest run of consecutive streak days (days at the user's goal and at least the
+    /// programme-wide minimum, see [`RewardSettings::streak_day_steps`]).
     pub longest_streak: i64,
 }
 
 impl Facts {
-    /// Reads the user's facts from `step_days`.
-    pub async fn load(client: &impl GenericClient, user_id: Uuid, goal: i64) -> Result<Self> {
+    /// Reads the user's facts from `step_days`: verified totals only, so a backfilled day counts
+    /// with what anti-cheat accepted of it. A streak day needs `streak_day_steps`.
+    pub async fn load(
+        client: &impl GenericClient,
+        user_id: Uuid,
+        streak_day_steps: i64,
+    ) -> Result<Self> {
         let totals = client
             .query_one(
                 "SELECT coalesce(sum(verified_steps), 0)::bigint, coalesce(max(verified_steps), 0)::bigint
@@ -94,7 +102,10 @@ impl Facts {
         let goal_days: Vec<NaiveDate> = client
             .query(
                 "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 ORDER BY day",
-                &[&user_id, &(goal.clamp(0, i64::from(i32::MAX)) as i32)],
+                &[
+                    &user_id,
+                    &(streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32),
+                ],
             )
             .await?
             .iter()
@@ -160,10 +171,11 @@ pub struct Unlock {
 
 /// Evaluates every active achievement the user has not unlocked, in the caller's transaction
 /// (which holds the user's change-version lock, so no concurrent evaluation can race).
+/// `streak_day_steps` is [`RewardSettings::streak_day_steps`] of the user's goal.
 pub async fn evaluate(
     tx: &impl GenericClient,
     user_id: Uuid,
-    goal: i64,
+    streak_day_steps: i64,
     early: &[EarlyReport],
 ) -> Result<Vec<Unlock>> {
     let rows = tx
@@ -179,7 +191,7 @@ pub async fn evaluate(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let facts = Facts::load(tx, user_id, goal).await?;
+    let facts = Facts::load(tx, user_id, streak_day_steps).await?;
     Ok(rows
         .iter()
         .filter(|row| facts.satisfies(Criteria::parse(&row.get(2)), early))
@@ -235,13 +247,13 @@ pub async fn record_unlocks(
     Ok(())
 }
 
-/// Every active achievement with the user's progress.
+/// Every active achievement with the user's progress (`streak_day_steps` as in [`evaluate`]).
 pub async fn list(
     client: &impl GenericClient,
     user_id: Uuid,
-    goal: i64,
+    streak_day_steps: i64,
 ) -> Result<Vec<AchievementProgress>> {
-    let facts = Facts::load(client, user_id, goal).await?;
+    let facts = Facts::load(client, user_id, streak_day_steps).await?;
     let rows = client
         .query(
             "SELECT a.code, a.name, a.description, a.icon, a.bonus_coins, a.criteria, ua.unlocked_at

@@ -246,6 +246,7 @@ fn setting_rule(key: &str) -> Option<(bool, f64, f64)> {
         "anticheat.sustained_cadence_minutes" => (false, 1.0, 1_440.0),
         "anticheat.outlier_zscore" => (false, 1.0, 100.0),
         "anticheat.outlier_min_history_days" => (true, 1.0, 30.0),
+        "achievements.streak_min_daily_steps" => (true, 100.0, 100_000.0),
         "leaderboard.size" => (true, 1.0, 1_000.0),
         "catalogue.coins_per_currency_unit" => (true, 1.0, 1_000_000.0),
         _ => return None,

@@ -28,6 +28,8 @@ pub struct RewardSettings {
     pub outlier_zscore: f64,
     /// Days of history needed before the outlier rule applies.
     pub outlier_min_history_days: i64,
+    /// Fewest verified steps a day needs to count towards a streak, whatever the user's goal.
+    pub streak_min_daily_steps: i64,
 }
 
 impl Default for RewardSettings {
@@ -44,6 +46,7 @@ impl Default for RewardSettings {
             sustained_cadence_minutes: 30.0,
             outlier_zscore: 4.0,
             outlier_min_history_days: 7,
+            streak_min_daily_steps: 5_000,
         }
     }
 }
@@ -54,7 +57,8 @@ impl RewardSettings {
         let rows = client
             .query(
                 "SELECT key, value FROM settings
-                 WHERE key LIKE 'rewards.%' OR key LIKE 'anticheat.%' OR key = 'steps.backfill_days'",
+                 WHERE key LIKE 'rewards.%' OR key LIKE 'anticheat.%' OR key = 'steps.backfill_days'
+                    OR key = 'achievements.streak_min_daily_steps'",
                 &[],
             )
             .await?;
@@ -88,10 +92,17 @@ impl RewardSettings {
                 }
                 "anticheat.outlier_zscore" => settings.outlier_zscore = float()?,
                 "anticheat.outlier_min_history_days" => settings.outlier_min_history_days = int()?,
+                "achievements.streak_min_daily_steps" => settings.streak_min_daily_steps = int()?,
                 _ => {}
             }
         }
         Ok(settings)
+    }
+
+    /// The verified steps a day needs to count towards a streak of a user whose daily goal is
+    /// `goal`: the goal, but never less than the programme-wide minimum.
+    pub fn streak_day_steps(&self, goal: i64) -> i64 {
+        goal.max(self.streak_min_daily_steps)
     }
 
     /// The step-reward coins a day total is worth: integer arithmetic, capped.
@@ -122,5 +133,12 @@ mod tests {
         assert_eq!(settings.coins_for_day(20_000), 200);
         assert_eq!(settings.coins_for_day(30_000), 200);
         assert_eq!(settings.coins_for_day(-5), 0);
+    }
+
+    #[test]
+    fn a_streak_day_needs_the_users_goal_and_at_least_the_programme_minimum() {
+        let settings = RewardSettings::default();
+        assert_eq!(settings.streak_day_steps(100), 5_000);
+        assert_eq!(settings.streak_day_steps(12_000), 12_000);
     }
 }

@@ -44,12 +44,27 @@ impl RecordStatus {
         }
     }
 
-    fn parse(value: &str) -> Self {
+    /// The status stored as `value`; `None` for one this server version does not know.
+    fn parse(value: &str) -> Option<Self> {
         match value {
-            "flagged" => Self::Flagged,
-            "rejected" => Self::Rejected,
-            _ => Self::Accepted,
+            "accepted" => Some(Self::Accepted),
+            "flagged" => Some(Self::Flagged),
+            "rejected" => Some(Self::Rejected),
+            _ => None,
         }
+    }
+
+    /// The status stored as `value`, failing closed: a status this server does not know
+    /// (written by a newer version, or by hand) is treated as rejected, so it never pays and
+    /// is never overwritten here.
+    fn parse_or_rejected(value: &str) -> Self {
+        Self::parse(value).unwrap_or_else(|| {
+            tracing::error!(
+                status = value,
+                "a step record has a status this server does not know; treating it as rejected"
+            );
+            Self::Rejected
+        })
     }
 }
 
@@ -62,6 +77,24 @@ pub struct FlagReason {
     pub value: f64,
     /// The threshold it crossed.
     pub threshold: f64,
+}
+
+/// The stored time zone of a user. One that is not in the IANA database (`PATCH /me` refuses
+/// those; an import or a hand edit may not have) is an error the user can fix, never a guess:
+/// guessing UTC would put steps on the wrong days.
+pub fn user_time_zone(name: &str) -> Result<Tz, ApiError> {
+    name.parse().map_err(|_| {
+        tracing::warn!(
+            timezone = name,
+            "an account's stored time zone is not in the IANA database"
+        );
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_timezone",
+            "the account's time zone is not an IANA time zone; set one with PATCH /api/v1/me",
+        )
+        .with_details(serde_json::json!({ "field": "timezone" }))
+    })
 }
 
 /// The user's local-day boundaries in UTC.
@@ -77,24 +110,74 @@ fn day_bounds(tz: Tz, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     (start_of(date), start_of(next))
 }
 
-/// Minutes over which an increase happened: from the previous report (or the start of the
-/// day) to this report (or the end of the day); the whole day when that is empty.
-fn elapsed_minutes(
-    tz: Tz,
-    date: NaiveDate,
-    previous: Option<DateTime<Utc>>,
+/// The last reading of a record taken inside its day: when, and the total it claimed.
+/// Increases are judged against it (see [`judge_cadence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Anchor {
+    at: DateTime<Utc>,
+    steps: i64,
+}
+
+/// How fast a reading says the day's total grew, and the anchor it leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cadence {
+    /// Minutes from the anchor to the reading (0 when no time passed).
+    minutes: f64,
+    /// Steps a minute; infinite for an increase in no time.
+    steps_per_minute: f64,
+    /// The anchor after this reading, if it is accepted.
+    next: Anchor,
+}
+
+/// Judges a reading of `steps` for the day `[day_start, day_end)` stamped `recorded_at` and
+/// arriving at `now`, against the record's `anchor` (none: the start of the day at 0 steps).
+///
+/// The reading's time is clamped into its day and never after its arrival, so a stamp before
+/// the day began, or one in the future, cannot widen the window. A stamp at or before the
+/// anchor's means no time passed: any increase is then impossible, never a whole day. A
+/// reading taken after the day ended (a watch syncing last night's total in the morning) is
+/// judged up to the day's end against the same anchor and does not move it. The windows of
+/// successive accepted readings therefore never overlap and never reach past the arrival: no
+/// sequence of reports can claim more than the hard cadence times the day's real elapsed time.
+fn judge_cadence(
+    (day_start, day_end): (DateTime<Utc>, DateTime<Utc>),
+    anchor: Option<Anchor>,
+    steps: i64,
     recorded_at: DateTime<Utc>,
-) -> f64 {
-    let (day_start, day_end) = day_bounds(tz, date);
-    let start = previous
-        .filter(|p| *p >= day_start && *p < day_end)
-        .unwrap_or(day_start);
-    let end = recorded_at.min(day_end);
-    let whole_day = (day_end - day_start).num_seconds() as f64 / 60.0;
-    if end <= start {
-        return whole_day.max(1.0);
+    now: DateTime<Utc>,
+) -> Cadence {
+    let anchor = anchor
+        .filter(|a| a.at >= day_start && a.at < day_end)
+        .unwrap_or(Anchor {
+            at: day_start,
+            steps: 0,
+        });
+    // The latest moment this day's steps can have been walked by the time the report arrived.
+    let latest = now.min(day_end);
+    let taken = recorded_at.max(day_start).min(latest);
+    let increase = steps - anchor.steps;
+    let minutes = if taken > anchor.at {
+        (taken - anchor.at).num_milliseconds() as f64 / 60_000.0
+    } else {
+        0.0
+    };
+    let steps_per_minute = if increase <= 0 {
+        0.0
+    } else if minutes > 0.0 {
+        increase as f64 / minutes
+    } else {
+        f64::INFINITY
+    };
+    let next = if taken > anchor.at && taken < day_end {
+        Anchor { at: taken, steps }
+    } else {
+        anchor
+    };
+    Cadence {
+        minutes,
+        steps_per_minute,
+        next,
     }
-    ((end - start).num_seconds() as f64 / 60.0).max(1.0)
 }
 
 /// Why a report is refused outright, before looking at the stored record.
@@ -150,6 +233,7 @@ struct StoredRecord {
     status: RecordStatus,
     first_recorded_at: Option<DateTime<Utc>>,
     last_recorded_at: Option<DateTime<Utc>>,
+    anchor: Option<Anchor>,
     reports: i32,
     changed: bool,
     pending_validation: Option<Uuid>,
@@ -198,7 +282,7 @@ pub async fn record_steps_in(
             &[&user_id],
         )
         .await?;
-    let tz: Tz = user.get::<_, String>(0).parse().unwrap_or(Tz::UTC);
+    let tz = user_time_zone(&user.get::<_, String>(0))?;
     let goal = i64::from(user.get::<_, i32>(1));
     let now = Utc::now();
 
@@ -226,7 +310,8 @@ pub async fn record_steps_in(
                         r.first_recorded_at, r.last_recorded_at,
                         (SELECT v.id FROM step_validations v
                          WHERE v.step_record_id = r.id AND v.step_day = r.day
-                           AND v.status = 'pending_review' LIMIT 1)
+                           AND v.status = 'pending_review' LIMIT 1),
+                        r.cadence_anchor_at, r.cadence_anchor_steps
                  FROM step_records r WHERE r.user_id = $1 AND r.day = ANY($2)",
                 &[&user_id, &days],
             )
@@ -239,9 +324,16 @@ pub async fn record_steps_in(
                     id: Some(row.get(0)),
                     steps: i64::from(row.get::<_, i32>(3)),
                     verified: i64::from(row.get::<_, i32>(4)),
-                    status: RecordStatus::parse(&status),
+                    status: RecordStatus::parse_or_rejected(&status),
                     first_recorded_at: Some(row.get(6)),
                     last_recorded_at: Some(row.get(7)),
+                    anchor: row
+                        .get::<_, Option<DateTime<Utc>>>(9)
+                        .zip(row.get::<_, Option<i32>>(10))
+                        .map(|(at, steps)| Anchor {
+                            at,
+                            steps: i64::from(steps),
+                        }),
                     reports: 0,
                     changed: false,
                     pending_validation: row.get(8),
@@ -307,6 +399,7 @@ pub async fn record_steps_in(
                 status: RecordStatus::Accepted,
                 first_recorded_at: None,
                 last_recorded_at: None,
+                anchor: None,
                 reports: 0,
                 changed: false,
                 pending_validation: None,
@@ -325,9 +418,14 @@ pub async fn record_steps_in(
             results.push(result);
             continue;
         }
-        let increase = report.steps - stored.steps;
-        let minutes = elapsed_minutes(tz, report.date, stored.last_recorded_at, recorded_at);
-        let cadence = increase as f64 / minutes;
+        let judged = judge_cadence(
+            day_bounds(tz, report.date),
+            stored.anchor,
+            report.steps,
+            report.recorded_at,
+            now,
+        );
+        let (cadence, minutes) = (judged.steps_per_minute, judged.minutes);
         if cadence > settings.hard_cadence_spm {
             result.code = Some("impossible_cadence".into());
             results.push(result);
@@ -367,6 +465,7 @@ pub async fn record_steps_in(
         stored.steps = report.steps;
         stored.first_recorded_at.get_or_insert(recorded_at);
         stored.last_recorded_at = Some(recorded_at);
+        stored.anchor = Some(judged.next);
         stored.reports += 1;
         stored.changed = true;
         if stored.status == RecordStatus::Flagged {
@@ -433,7 +532,8 @@ pub async fn record_steps_in(
 
     write_records(tx, user_id, version, &mut records).await?;
     let mut entries = write_step_days(tx, user_id, version, &step_days).await?;
-    let unlocks = achievements::evaluate(tx, user_id, goal, &early).await?;
+    let unlocks =
+        achievements::evaluate(tx, user_id, settings.streak_day_steps(goal), &early).await?;
     entries.extend(achievements::bonus_entries(user_id, &unlocks));
     ledger::post(tx, user_id, version, &entries).await?;
     achievements::record_unlocks(tx, user_id, version, &unlocks).await?;
@@ -489,26 +589,51 @@ async fn write_records(
         .map(|(_, r)| r.last_recorded_at.unwrap_or_else(Utc::now))
         .collect();
     let counts: Vec<i32> = changed.iter().map(|(_, r)| r.reports.max(1)).collect();
+    let anchor_ats: Vec<Option<DateTime<Utc>>> = changed
+        .iter()
+        .map(|(_, r)| r.anchor.map(|a| a.at))
+        .collect();
+    let anchor_steps: Vec<Option<i32>> = changed
+        .iter()
+        .map(|(_, r)| r.anchor.map(|a| a.steps as i32))
+        .collect();
     let rows = tx
         .query(
             "INSERT INTO step_records AS r
                  (id, user_id, day, source, steps, verified_steps, status, first_recorded_at,
-                  last_recorded_at, report_count, change_version)
-             SELECT id, $1, day, source, steps, verified, status, first_at, last_at, reports, $11
+                  last_recorded_at, report_count, change_version, cadence_anchor_at,
+                  cadence_anchor_steps)
+             SELECT id, $1, day, source, steps, verified, status, first_at, last_at, reports, $11,
+                    anchor_at, anchor_steps
              FROM unnest($2::uuid[], $3::date[], $4::text[], $5::int[], $6::int[], $7::text[],
-                         $8::timestamptz[], $9::timestamptz[], $10::int[])
-                  AS u(id, day, source, steps, verified, status, first_at, last_at, reports)
+                         $8::timestamptz[], $9::timestamptz[], $10::int[], $12::timestamptz[],
+                         $13::int[])
+                  AS u(id, day, source, steps, verified, status, first_at, last_at, reports,
+                       anchor_at, anchor_steps)
              ON CONFLICT (user_id, day, source) DO UPDATE SET
                  steps = EXCLUDED.steps,
                  verified_steps = EXCLUDED.verified_steps,
                  status = EXCLUDED.status,
                  last_recorded_at = EXCLUDED.last_recorded_at,
                  report_count = r.report_count + EXCLUDED.report_count,
-                 change_version = EXCLUDED.change_version
+                 change_version = EXCLUDED.change_version,
+                 cadence_anchor_at = EXCLUDED.cadence_anchor_at,
+                 cadence_anchor_steps = EXCLUDED.cadence_anchor_steps
              RETURNING id, day, source",
             &[
-                &user_id, &ids, &days, &sources, &steps, &verified, &statuses, &firsts, &lasts,
-                &counts, &version,
+                &user_id,
+                &ids,
+                &days,
+                &sources,
+                &steps,
+                &verified,
+                &statuses,
+                &firsts,
+                &lasts,
+                &counts,
+                &version,
+                &anchor_ats,
+                &anchor_steps,
             ],
         )
         .await?;
@@ -702,7 +827,7 @@ pub async fn today(
             &[&user_id],
         )
         .await?;
-    let tz: Tz = row.get::<_, String>(0).parse().unwrap_or(Tz::UTC);
+    let tz = user_time_zone(&row.get::<_, String>(0))?;
     Ok((
         Utc::now().with_timezone(&tz).date_naive(),
         i64::from(row.get::<_, i32>(1)),
@@ -733,44 +858,159 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn utc_day(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+        day_bounds(Tz::UTC, date)
+    }
+
+    fn anchor(at_: &str, steps: i64) -> Option<Anchor> {
+        Some(Anchor { at: at(at_), steps })
+    }
+
     #[test]
-    fn the_cadence_window_runs_from_the_previous_report_or_the_start_of_the_day() {
+    fn the_window_runs_from_the_anchor_to_the_reading_clamped_into_the_day_and_its_arrival() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let utc = Tz::UTC;
-        assert_eq!(
-            elapsed_minutes(utc, date, None, at("2026-11-20T10:00:00Z")),
-            600.0
+        let day = utc_day(date);
+        let noon = at("2026-11-20T12:00:00Z");
+        // The first reading: from the start of the day.
+        let first = judge_cadence(day, None, 6000, at("2026-11-20T10:00:00Z"), noon);
+        assert_eq!(first.minutes, 600.0);
+        assert_eq!(first.steps_per_minute, 10.0);
+        assert_eq!(first.next, anchor("2026-11-20T10:00:00Z", 6000).unwrap());
+        // From the previous in-day reading, on the increase over its total.
+        let next = judge_cadence(
+            day,
+            anchor("2026-11-20T09:30:00Z", 3000),
+            6000,
+            at("2026-11-20T10:00:00Z"),
+            noon,
         );
-        assert_eq!(
-            elapsed_minutes(
-                utc,
-                date,
-                Some(at("2026-11-20T09:30:00Z")),
-                at("2026-11-20T10:00:00Z")
-            ),
-            30.0
-        );
-        // Reported after the day ended: the window stops at midnight.
-        assert_eq!(
-            elapsed_minutes(utc, date, None, at("2026-11-22T10:00:00Z")),
-            1440.0
-        );
-        // Out of order (before the previous report): the whole day.
-        assert_eq!(
-            elapsed_minutes(
-                utc,
-                date,
-                Some(at("2026-11-20T12:00:00Z")),
-                at("2026-11-20T11:00:00Z")
-            ),
-            1440.0
-        );
+        assert_eq!((next.minutes, next.steps_per_minute), (30.0, 100.0));
+        // A stamp in the future counts only up to the arrival.
+        let future = judge_cadence(day, None, 7200, at("2026-11-20T23:00:00Z"), noon);
+        assert_eq!(future.minutes, 720.0);
+        assert_eq!(future.next.at, noon);
         // Local days follow the user's time zone.
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
-        assert_eq!(
-            elapsed_minutes(berlin, date, None, at("2026-11-20T10:00:00Z")),
-            660.0
+        let local = judge_cadence(
+            day_bounds(berlin, date),
+            None,
+            100,
+            at("2026-11-20T10:00:00Z"),
+            noon,
         );
+        assert_eq!(local.minutes, 660.0);
+    }
+
+    #[test]
+    fn a_stamp_before_the_day_or_before_the_anchor_never_widens_the_window() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let day = utc_day(date);
+        // Minutes after midnight, stamped the evening before: no time has passed.
+        let early = judge_cadence(
+            day,
+            None,
+            40_000,
+            at("2026-11-19T18:00:00Z"),
+            at("2026-11-20T00:05:00Z"),
+        );
+        assert_eq!(early.minutes, 0.0);
+        assert!(early.steps_per_minute.is_infinite());
+        // An increase stamped before the previous reading: no time, and the anchor stays.
+        let before = judge_cadence(
+            day,
+            anchor("2026-11-20T12:00:00Z", 5000),
+            9000,
+            at("2026-11-20T08:00:00Z"),
+            at("2026-11-20T12:05:00Z"),
+        );
+        assert!(before.steps_per_minute.is_infinite());
+        assert_eq!(before.next, anchor("2026-11-20T12:00:00Z", 5000).unwrap());
+        // A day that has not begun yet in the user's time zone has no time at all.
+        let tomorrow = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let unborn = judge_cadence(
+            utc_day(tomorrow),
+            None,
+            500,
+            at("2026-11-21T10:00:00Z"),
+            at("2026-11-20T20:00:00Z"),
+        );
+        assert!(unborn.steps_per_minute.is_infinite());
+    }
+
+    #[test]
+    fn readings_after_the_day_ended_judge_against_the_last_in_day_anchor_without_moving_it() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let day = utc_day(date);
+        let evening = anchor("2026-11-20T18:00:00Z", 6000);
+        let morning = judge_cadence(
+            day,
+            evening,
+            10_500,
+            at("2026-11-21T07:00:00Z"),
+            at("2026-11-21T07:00:00Z"),
+        );
+        assert_eq!((morning.minutes, morning.steps_per_minute), (360.0, 12.5));
+        assert_eq!(morning.next, evening.unwrap());
+        // A second revision later that morning is judged from the same evening anchor.
+        let again = judge_cadence(
+            day,
+            Some(morning.next),
+            11_000,
+            at("2026-11-21T07:05:00Z"),
+            at("2026-11-21T07:05:00Z"),
+        );
+        assert_eq!(again.minutes, 360.0);
+    }
+
+    proptest::proptest! {
+        /// Whatever stamps a sender picks, the total it gets accepted never exceeds the hard
+        /// cadence times the day's time that really passed by the last arrival.
+        #[test]
+        fn no_sequence_of_stamps_claims_more_than_the_real_elapsed_time(
+            reports in proptest::collection::vec((0i64..20_000, -1_500i64..3_000, 0i64..30), 1..40)
+        ) {
+            let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+            let day = utc_day(date);
+            let rate = 600.0;
+            let mut now = day.0;
+            let mut stored = 0i64;
+            let mut anchor_now: Option<Anchor> = None;
+            for (extra, stamp_offset_min, wait_min) in reports {
+                now += Duration::minutes(wait_min);
+                let steps = stored + extra;
+                if steps <= stored {
+                    continue;
+                }
+                let stamp = day.0 + Duration::minutes(stamp_offset_min);
+                let judged = judge_cadence(day, anchor_now, steps, stamp, now);
+                if judged.steps_per_minute <= rate {
+                    stored = steps;
+                    anchor_now = Some(judged.next);
+                }
+                let elapsed = (now.min(day.1) - day.0).num_milliseconds() as f64 / 60_000.0;
+                proptest::prop_assert!(stored as f64 <= rate * elapsed + 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_status_fails_closed() {
+        assert_eq!(
+            RecordStatus::parse("accepted"),
+            Some(RecordStatus::Accepted)
+        );
+        assert_eq!(RecordStatus::parse("suspended"), None);
+        assert_eq!(
+            RecordStatus::parse_or_rejected("suspended"),
+            RecordStatus::Rejected
+        );
+        for status in [
+            RecordStatus::Accepted,
+            RecordStatus::Flagged,
+            RecordStatus::Rejected,
+        ] {
+            assert_eq!(RecordStatus::parse(status.as_str()), Some(status));
+        }
     }
 
     #[test]

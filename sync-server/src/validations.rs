@@ -212,7 +212,13 @@ pub async fn review(
         )
         .await?
         .get(0);
-    let unlocks = achievements::evaluate(&tx, user_id, i64::from(goal), &[]).await?;
+    let unlocks = achievements::evaluate(
+        &tx,
+        user_id,
+        settings.streak_day_steps(i64::from(goal)),
+        &[],
+    )
+    .await?;
     entries.extend(achievements::bonus_entries(user_id, &unlocks));
     ledger::post(&tx, user_id, version, &entries).await?;
     achievements::record_unlocks(&tx, user_id, version, &unlocks).await?;

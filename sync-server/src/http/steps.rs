@@ -20,6 +20,7 @@ use super::json::ApiJson;
 use super::openapi::TAG_STEPS;
 use super::query::ApiQuery;
 use crate::error::ApiError;
+use crate::settings::RewardSettings;
 use crate::{achievements, ledger, steps};
 
 /// `POST /api/v1/steps/record`.
@@ -250,8 +251,9 @@ pub async fn achievements(
 ) -> Result<Json<AchievementList>, ApiError> {
     let conn = state.pool.get().await?;
     let (_, goal) = steps::today(&conn, user.id).await?;
+    let streak_day_steps = RewardSettings::load(&conn).await?.streak_day_steps(goal);
     Ok(Json(AchievementList {
-        achievements: achievements::list(&conn, user.id, goal).await?,
+        achievements: achievements::list(&conn, user.id, streak_day_steps).await?,
     }))
 }
 
