@@ -173,11 +173,20 @@ pub async fn register(
         .ok_or_else(|| ApiError::validation("email", "email is not a valid address"))?;
     let name = display_name(name)?;
     password::check_policy(new_password).map_err(weak_password)?;
-    let owned = new_password.to_owned();
-    let hash = blocking(move || password::hash_password(&owned)).await??;
 
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
+    // Counted (and refused) before the costly hash; the count rolls back if this fails.
+    if let Some(wait) = rate_limit::count_registration(&tx, client.address, sessions.limits).await?
+    {
+        return Err(too_many(
+            "too_many_registrations",
+            "too many accounts were created from this address; retry later",
+            wait,
+        ));
+    }
+    let owned = new_password.to_owned();
+    let hash = blocking(move || password::hash_password(&owned)).await??;
     let id = Uuid::now_v7();
     let inserted = tx
         .query_one(
@@ -223,9 +232,7 @@ pub async fn login(
 ) -> Result<TokenResponse, ApiError> {
     let keys = AttemptKeys::new(email, client.address);
     let mut conn = pool.get().await?;
-    if let Some(wait) = rate_limit::check(&conn, &keys, sessions.limits).await? {
-        return Err(too_many_attempts(wait));
-    }
+    let attempt = begin_attempt(&mut conn, &keys, sessions.limits).await?;
     let found = conn
         .query_opt(
             &format!(
@@ -242,12 +249,10 @@ pub async fn login(
     let owned = candidate.to_owned();
     let stored_for_check = stored.clone();
     let matches = blocking(move || verify_stored(&owned, &stored_for_check)).await?;
+    // A failed attempt stays counted.
     let row = match (found, matches) {
         (Some(row), true) => row,
-        _ => {
-            rate_limit::record_failure(&conn, &keys).await?;
-            return Err(invalid_credentials());
-        }
+        _ => return Err(invalid_credentials()),
     };
     let account = account_from_row(&row)?;
     // Accounts imported with bcrypt hashes move to argon2id on their first sign-in.
@@ -264,24 +269,40 @@ pub async fn login(
         &[&account.profile.id, &rehash],
     )
     .await?;
+    rate_limit::attempt_succeeded(&tx, attempt).await?;
     rate_limit::clear_account(&tx, &keys).await?;
     let response = issue_session(&tx, sessions, account, None, None, client).await?;
     tx.commit().await?;
     Ok(response)
 }
 
-fn too_many_attempts(wait: std::time::Duration) -> ApiError {
+/// Counts a sign-in attempt before the password is checked, or refuses it (429) when a limit
+/// is reached; atomic across concurrent attempts and server instances.
+async fn begin_attempt(
+    conn: &mut deadpool_postgres::Client,
+    keys: &AttemptKeys,
+    limits: &LoginLimits,
+) -> Result<rate_limit::Attempt, ApiError> {
+    let tx = conn.transaction().await?;
+    let attempt = rate_limit::begin_attempt(&tx, keys, limits).await?;
+    tx.commit().await?;
+    attempt.map_err(|wait| {
+        too_many(
+            "too_many_attempts",
+            "too many failed sign-in attempts; retry later",
+            wait,
+        )
+    })
+}
+
+fn too_many(code: &'static str, message: &'static str, wait: std::time::Duration) -> ApiError {
     let secs = wait.as_secs().max(1);
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_attempts",
-        "too many failed sign-in attempts; retry later",
-    )
-    .with_details(serde_json::json!({ "retry_after_seconds": secs }))
-    .with_header(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from(secs),
-    )
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        .with_details(serde_json::json!({ "retry_after_seconds": secs }))
+        .with_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs),
+        )
 }
 
 /// Exchanges a refresh token for a new pair. A token that was already spent revokes its
@@ -533,18 +554,17 @@ pub async fn change_password(
         .ok_or_else(|| ApiError::not_found("no such account"))?;
     let (email, stored): (String, String) = (row.get(0), row.get(1));
     let keys = AttemptKeys::new(&email, client.address);
-    if let Some(wait) = rate_limit::check(&conn, &keys, sessions.limits).await? {
-        return Err(too_many_attempts(wait));
-    }
+    let attempt = begin_attempt(&mut conn, &keys, sessions.limits).await?;
     let owned = current.to_owned();
     if !blocking(move || verify_stored(&owned, &stored)).await? {
-        rate_limit::record_failure(&conn, &keys).await?;
+        // The failed attempt stays counted.
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_password",
             "the current password is wrong",
         ));
     }
+    rate_limit::attempt_succeeded(&conn, attempt).await?;
     password::check_policy(new_password).map_err(weak_password)?;
     if current == new_password {
         return Err(ApiError::new(

@@ -52,9 +52,15 @@ pub struct ServerConfig {
     pub leaderboard_refresh_at: chrono::NaiveTime,
     /// Rebuild the leaderboards this often instead of nightly (tests and development).
     pub leaderboard_refresh_interval: Option<Duration>,
+    /// With `trust_forwarded_for`, how many proxies in front of the server append to
+    /// `X-Forwarded-For` (at least 1): the client address is the entry that many places from
+    /// the right, the one the outermost trusted proxy added. Entries to its left were sent by
+    /// the client and are ignored.
+    pub trusted_proxy_hops: usize,
 }
 
-/// How many failed sign-ins are tolerated before `429 too_many_attempts`.
+/// How many failed sign-ins are tolerated before `429 too_many_attempts`, and how many
+/// accounts one address may create before `429 too_many_registrations`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoginLimits {
     /// Failures per account within the window.
@@ -63,6 +69,10 @@ pub struct LoginLimits {
     pub per_address: u32,
     /// The sliding window failures are counted in.
     pub window: Duration,
+    /// Accounts created per client address within `registration_window`.
+    pub registrations_per_address: u32,
+    /// The sliding window registrations are counted in.
+    pub registration_window: Duration,
 }
 
 impl Default for LoginLimits {
@@ -71,6 +81,8 @@ impl Default for LoginLimits {
             per_account: 5,
             per_address: 20,
             window: Duration::from_secs(15 * 60),
+            registrations_per_address: 20,
+            registration_window: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -96,6 +108,7 @@ impl ServerConfig {
             leaderboard_refresh_at: chrono::NaiveTime::from_hms_opt(3, 0, 0)
                 .unwrap_or(chrono::NaiveTime::MIN),
             leaderboard_refresh_interval: None,
+            trusted_proxy_hops: 1,
         }
     }
 }

@@ -113,6 +113,11 @@ struct ServeArgs {
     /// Rebuild the leaderboards every N seconds instead of nightly (tests and development).
     #[arg(long, env = "FITKART_LEADERBOARD_REFRESH_INTERVAL_SECS", value_parser = clap::value_parser!(u64).range(1..))]
     leaderboard_refresh_interval_secs: Option<u64>,
+
+    /// With --trust-forwarded-for: how many proxies in front of the server append to
+    /// X-Forwarded-For. The client address is the entry this many places from the right.
+    #[arg(long, env = "FITKART_TRUSTED_PROXY_HOPS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    trusted_proxy_hops: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -259,6 +264,7 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     config.leaderboard_refresh_interval = args
         .leaderboard_refresh_interval_secs
         .map(Duration::from_secs);
+    config.trusted_proxy_hops = usize::try_from(args.trusted_proxy_hops).unwrap_or(1);
     let server = Server::bind(config).await?;
     tracing::info!(address = %server.local_addr()?, "fitkart-sync-server listening");
     server.run(server::shutdown_signal()).await?;

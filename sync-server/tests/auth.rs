@@ -205,6 +205,7 @@ async fn repeated_failures_are_rate_limited_per_account() {
             per_account: 3,
             per_address: 100,
             window: Duration::from_secs(600),
+            ..LoginLimits::default()
         };
     })
     .await
@@ -245,6 +246,7 @@ async fn repeated_failures_are_rate_limited_per_address() {
             per_account: 100,
             per_address: 4,
             window: Duration::from_secs(600),
+            ..LoginLimits::default()
         };
     })
     .await

@@ -30,6 +30,9 @@ use crate::error::ApiError;
          description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
         (status = 409, body = ErrorEnvelope,
          description = "An account with this email exists (`email_taken`)"),
+        (status = 429, body = ErrorEnvelope,
+         description = "Too many accounts created from this address \
+             (`too_many_registrations`, with `Retry-After`)"),
         (status = 422, body = ErrorEnvelope,
          description = "A field is missing, unknown or invalid (`validation_failed`, \
              `unknown_field`, `weak_password`)"),

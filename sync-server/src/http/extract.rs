@@ -96,6 +96,29 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
+/// The client address in `X-Forwarded-For` (every header line, in order) behind `hops`
+/// trusted proxies that each append the address they received the request from: the entry
+/// `hops` places from the right. Entries further left were written by the client and are
+/// never used. Fewer entries than hops: the leftmost, which a trusted proxy still added.
+/// `None` when the header is missing or that entry is not an address.
+fn forwarded_client(
+    headers: axum::http::header::GetAll<'_, axum::http::HeaderValue>,
+    hops: usize,
+) -> Option<std::net::IpAddr> {
+    let entries: Vec<&str> = headers
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let position = entries.len().saturating_sub(hops.max(1));
+    let entry = entries.get(position)?;
+    entry
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
 /// The client's address and user agent.
 #[derive(Debug, Clone)]
 pub struct Client(pub ClientInfo);
@@ -113,12 +136,10 @@ impl FromRequestParts<AppState> for Client {
             .config
             .trust_forwarded_for
             .then(|| {
-                parts
-                    .headers
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
-                    .and_then(|ip| ip.trim().parse().ok())
+                forwarded_client(
+                    parts.headers.get_all("x-forwarded-for"),
+                    state.config.trusted_proxy_hops,
+                )
             })
             .flatten();
         let user_agent = parts
@@ -130,5 +151,43 @@ impl FromRequestParts<AppState> for Client {
             address: forwarded.unwrap_or(peer),
             user_agent,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    fn client(lines: &[&str], hops: usize) -> Option<std::net::IpAddr> {
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            headers.append("x-forwarded-for", HeaderValue::from_str(line).unwrap());
+        }
+        forwarded_client(headers.get_all("x-forwarded-for"), hops)
+    }
+
+    #[test]
+    fn the_client_address_is_the_one_the_outermost_trusted_proxy_added() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        // The client sent "1.1.1.1"; one proxy appended the real peer.
+        assert_eq!(client(&["1.1.1.1, 203.0.113.7"], 1), ip("203.0.113.7"));
+        // Two proxies: the CDN appended the client, the load balancer the CDN.
+        assert_eq!(
+            client(&["9.9.9.9, 203.0.113.7, 10.0.0.2"], 2),
+            ip("203.0.113.7")
+        );
+        // Several header lines are one list, in order.
+        assert_eq!(client(&["9.9.9.9", "203.0.113.7"], 1), ip("203.0.113.7"));
+        // Fewer entries than hops: the leftmost, which a trusted proxy added.
+        assert_eq!(client(&["203.0.113.7"], 2), ip("203.0.113.7"));
+        // Ports and IPv6.
+        assert_eq!(client(&["203.0.113.7:4711"], 1), ip("203.0.113.7"));
+        assert_eq!(client(&["[2001:db8::1]:80"], 1), ip("2001:db8::1"));
+        assert_eq!(client(&["2001:db8::1"], 1), ip("2001:db8::1"));
+        // Garbage where the proxy's entry should be, or no header: not an address.
+        assert_eq!(client(&["1.1.1.1, garbage"], 1), None);
+        assert_eq!(client(&[], 1), None);
     }
 }
