@@ -304,8 +304,30 @@ pub async fn put_setting(
     client: &ClientInfo,
 ) -> Result<Setting, ApiError> {
     check_setting(key, value)?;
+    // The soft maximum may not exceed the hard one. Both rows are locked (in key order, so
+    // two admins changing one each cannot deadlock) before either is read, so concurrent
+    // changes of the pair are validated one after the other and can never cross.
+    let pair = match key {
+        "anticheat.soft_daily_max_steps" => Some(("anticheat.hard_daily_max_steps", true)),
+        "anticheat.hard_daily_max_steps" => Some(("anticheat.soft_daily_max_steps", false)),
+        _ => None,
+    };
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
+    let mut other_value: Option<i64> = None;
+    if let Some((other, _)) = pair {
+        for row in tx
+            .query(
+                "SELECT key, value FROM settings WHERE key = ANY($1) ORDER BY key FOR UPDATE",
+                &[&[key, other].as_slice()],
+            )
+            .await?
+        {
+            if row.get::<_, &str>("key") == other {
+                other_value = row.get::<_, serde_json::Value>("value").as_i64();
+            }
+        }
+    }
     let before = tx
         .query_opt(
             "SELECT value, is_public FROM settings WHERE key = $1 FOR UPDATE",
@@ -317,17 +339,7 @@ pub async fn put_setting(
                 .with_details(serde_json::json!({ "key": key }))
         })?;
     let (old, public): (serde_json::Value, bool) = (before.get(0), before.get(1));
-    // The soft maximum may not exceed the hard one.
-    let pair = match key {
-        "anticheat.soft_daily_max_steps" => Some(("anticheat.hard_daily_max_steps", true)),
-        "anticheat.hard_daily_max_steps" => Some(("anticheat.soft_daily_max_steps", false)),
-        _ => None,
-    };
-    if let Some((other, this_is_soft)) = pair {
-        let other_value: Option<i64> = tx
-            .query_opt("SELECT value FROM settings WHERE key = $1", &[&other])
-            .await?
-            .and_then(|r| r.get::<_, serde_json::Value>(0).as_i64());
+    if let Some((_, this_is_soft)) = pair {
         let this = value.as_i64().unwrap_or(0);
         if let Some(other_value) = other_value
             && ((this_is_soft && this > other_value) || (!this_is_soft && this < other_value))
@@ -489,7 +501,38 @@ pub struct WalletAdjustment {
     pub idempotency_key: Option<String>,
 }
 
-/// Adjusts a wallet with an `admin_adjustment` ledger entry; audited.
+/// The answer to a retried adjustment (an idempotency key that was booked), given its entry
+/// row: the first answer when the body is the same (amount and reason, which the entry
+/// stores), 409 `idempotency_conflict` when it is not, so a key can never silently drop a
+/// different adjustment.
+fn replayed_adjustment(
+    first: &tokio_postgres::Row,
+    amount: i64,
+    reason: &str,
+) -> Result<fitkart_protocol::steps::Wallet, ApiError> {
+    let booked_amount: i64 = first.get("available_delta");
+    let booked_reason: Option<String> = first.get("description");
+    if booked_amount != amount || booked_reason.as_deref() != Some(reason) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            "this idempotency_key was used for a different adjustment",
+        )
+        .with_details(serde_json::json!({ "field": "idempotency_key" })));
+    }
+    // The wallet right after the first adjustment, as its audit entry recorded it (both were
+    // written in one transaction, so they share created_at).
+    let audited: Option<serde_json::Value> = first.get("audited_after");
+    match audited.and_then(|after| serde_json::from_value(after).ok()) {
+        Some(wallet) => Ok(wallet),
+        None => Err(ApiError::internal_because(
+            "a booked wallet adjustment has no audit entry",
+        )),
+    }
+}
+
+/// Adjusts a wallet with an `admin_adjustment` ledger entry; audited. The same
+/// `idempotency_key` with the same body answers the first result; with another body, 409.
 pub async fn adjust_wallet(
     pool: &Pool,
     admin_id: Uuid,
@@ -537,16 +580,19 @@ pub async fn adjust_wallet(
             .unwrap_or_else(|| Uuid::now_v7().to_string())
     );
     let version = next_user_version(&tx, user_id).await?;
-    if tx
+    if let Some(first) = tx
         .query_opt(
-            "SELECT 1 FROM coin_transactions WHERE idempotency_key = $1",
-            &[&key],
+            "SELECT t.available_delta, t.description,
+                    (SELECT l.after FROM admin_logs l
+                     WHERE l.action = 'wallet.adjust' AND l.entity_type = 'wallet'
+                       AND l.entity_id = $2 AND l.created_at = t.created_at
+                     LIMIT 1) AS audited_after
+             FROM coin_transactions t WHERE t.idempotency_key = $1",
+            &[&key, &user_id.to_string()],
         )
         .await?
-        .is_some()
     {
-        // A retry of an adjustment that was applied: answer the wallet as it is.
-        return Ok(ledger::wallet(&tx, user_id).await?);
+        return replayed_adjustment(&first, adjustment.amount, reason);
     }
     let before = ledger::wallet(&tx, user_id).await?;
     let after = ledger::post(
