@@ -335,6 +335,8 @@ async fn the_import_route_has_its_own_timeout() {
     let server = TestServer::start_with(|config| {
         config.request_timeout = Duration::from_secs(1);
         config.import_timeout = Duration::from_secs(20);
+        // The slow feed is served on loopback, which imports refuse unless allow-listed.
+        config.import_allowed_hosts = vec!["127.0.0.1".into()];
     })
     .await
     .unwrap();
@@ -349,6 +351,7 @@ async fn the_import_route_has_its_own_timeout() {
     let server = TestServer::start_with(|config| {
         config.request_timeout = Duration::from_secs(20);
         config.import_timeout = Duration::from_secs(1);
+        config.import_allowed_hosts = vec!["127.0.0.1".into()];
     })
     .await
     .unwrap();
