@@ -58,22 +58,25 @@ pub(crate) fn record_steps(
         validate_report(report)?;
     }
     let mut raised = 0;
+    // Per report: one lookup, then one write to device_steps and one to outbox_steps
+    // (statements prepared once per call, cached across calls).
     let mut current = tx.prepare_cached(
         "SELECT steps FROM device_steps WHERE user_id = ?1 AND local_date = ?2 AND source = ?3",
     )?;
-    let mut upsert = tx.prepare_cached(
+    let mut insert_total = tx.prepare_cached(
         "INSERT INTO device_steps (user_id, local_date, source, steps, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (user_id, local_date, source)
-         DO UPDATE SET steps = excluded.steps, recorded_at = excluded.recorded_at",
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    let mut open_row = tx.prepare_cached(
-        "SELECT s.mutation_id FROM outbox_steps s JOIN outbox o USING (mutation_id)
-         WHERE s.local_date = ?1 AND s.source = ?2 AND o.user_id = ?3",
+    let mut raise_total = tx.prepare_cached(
+        "UPDATE device_steps SET steps = ?4, recorded_at = ?5
+         WHERE user_id = ?1 AND local_date = ?2 AND source = ?3",
     )?;
-    let mut update_row = tx.prepare_cached(
+    // Coalesces into the unsent mutation that carries this (date, source): rows of
+    // outbox_steps exist only while their mutation is unsent (a push freezes and drops them).
+    let mut coalesce = tx.prepare_cached(
         "UPDATE outbox_steps SET steps = ?1, recorded_at = ?2
-         WHERE mutation_id = ?3 AND local_date = ?4 AND source = ?5",
+         WHERE local_date = ?3 AND source = ?4
+           AND mutation_id IN (SELECT mutation_id FROM outbox WHERE user_id = ?5)",
     )?;
     let mut insert_row = tx.prepare_cached(
         "INSERT INTO outbox_steps (mutation_id, local_date, source, steps, recorded_at)
@@ -90,28 +93,23 @@ pub(crate) fn record_steps(
             continue;
         }
         let recorded_at = timestamp(report.recorded_at);
-        upsert.execute(params![
-            user_id,
-            date,
-            report.source,
-            report.steps,
-            recorded_at
-        ])?;
+        let total = params![user_id, date, report.source, report.steps, recorded_at];
         raised += 1;
-
-        // Coalesce into the unsent mutation that already carries this (date, source).
-        let open: Option<String> = open_row
-            .query_row(params![date, report.source, user_id], |row| row.get(0))
-            .optional()?;
-        if let Some(mutation_id) = open {
-            update_row.execute(params![
+        if known.is_none() {
+            // A (date, source) the device never recorded has no queued row to coalesce into.
+            insert_total.execute(total)?;
+        } else {
+            raise_total.execute(total)?;
+            let coalesced = coalesce.execute(params![
                 report.steps,
                 recorded_at,
-                mutation_id,
                 date,
-                report.source
+                report.source,
+                user_id
             ])?;
-            continue;
+            if coalesced > 0 {
+                continue;
+            }
         }
         if tail.is_none() {
             tail = open_tail(tx, user_id)?;
