@@ -7,12 +7,16 @@
 //!
 //! Needs PostgreSQL at DATABASE_URL (default: the local one), like the tests.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
 use fitkart_core::protocol::steps::StepReport;
-use fitkart_core::{Config, FitKart, MemoryTokenStore};
+use fitkart_core::transport::{BoxFuture, HttpRequest, HttpResponse};
+use fitkart_core::{
+    Config, FitKart, HttpTransport, Listener, MemoryTokenStore, Part, SyncPhase, SyncStatus,
+    SystemClock, Transport, TransportError,
+};
 use fitkart_sync_server::testing::TestServer;
 use rusqlite::{Connection, params};
 
@@ -75,12 +79,139 @@ fn signed_in_phone(dir: &std::path::Path) -> FitKart {
     app
 }
 
+/// The default HTTP transport, timing each exchange (request sent to answer read), so a
+/// sync's time splits into the server's and network's share and the device's own.
+struct TimedTransport {
+    inner: HttpTransport,
+    exchanges: Mutex<Vec<(String, Duration, usize)>>,
+}
+
+impl TimedTransport {
+    fn new(base_url: &str) -> Arc<Self> {
+        Arc::new(Self {
+            inner: HttpTransport::new(base_url, Duration::from_secs(60)).expect("transport"),
+            exchanges: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The exchanges so far, as (kind, time, answer bytes), and forgets them.
+    fn take(&self) -> Vec<(String, Duration, usize)> {
+        std::mem::take(
+            &mut *self
+                .exchanges
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Prints the exchanges of one sync grouped by kind and returns their total time.
+    fn print_breakdown(&self, whole: Duration) -> Duration {
+        let exchanges = self.take();
+        let mut kinds: Vec<(String, usize, Duration, usize)> = Vec::new();
+        for (kind, took, bytes) in &exchanges {
+            match kinds.iter_mut().find(|k| &k.0 == kind) {
+                Some(k) => {
+                    k.1 += 1;
+                    k.2 += *took;
+                    k.3 += bytes;
+                }
+                None => kinds.push((kind.clone(), 1, *took, *bytes)),
+            }
+        }
+        let network: Duration = exchanges.iter().map(|e| e.1).sum();
+        for (kind, count, took, bytes) in kinds {
+            println!(
+                "    {kind:<22} {count:>3} exchange(s) {:>7.1} ms  {:>8} KiB answered",
+                ms(took),
+                bytes / 1024
+            );
+        }
+        println!(
+            "    {:<22} {:>7.1} ms (SQLite transactions, JSON, bookkeeping)",
+            "device's own share",
+            ms(whole.saturating_sub(network))
+        );
+        network
+    }
+}
+
+impl Transport for TimedTransport {
+    fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        Box::pin(async move {
+            let path = request.path.split('?').next().unwrap_or_default();
+            let kind = path.trim_start_matches("/api/v1").to_owned();
+            let start = Instant::now();
+            let answer = self.inner.send(request).await;
+            let took = start.elapsed();
+            let bytes = answer.as_ref().map_or(0, |a| a.body.len());
+            self.exchanges
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((kind, took, bytes));
+            answer
+        })
+    }
+}
+
+/// Listens to the sync status and notes when each phase starts, so a sync's time splits by
+/// phase (registering, pushing, pulling, refreshing).
+#[derive(Default)]
+struct Phases(Mutex<Vec<(String, Instant)>>);
+
+impl Listener for Phases {
+    fn on_change(&self, _parts: &[Part]) {}
+
+    fn on_status(&self, status: &SyncStatus) {
+        let name = match status {
+            SyncStatus::Syncing { phase, .. } => match phase {
+                SyncPhase::Registering => "registering",
+                SyncPhase::Pushing => "pushing",
+                SyncPhase::Pulling => "pulling",
+                SyncPhase::Refreshing => "refreshing",
+            },
+            _ => "done",
+        };
+        let mut phases = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if phases.last().is_none_or(|(last, _)| last != name) {
+            phases.push((name.to_owned(), Instant::now()));
+        }
+    }
+}
+
+impl Phases {
+    /// Time from the start of `phase` to the start of the next one.
+    fn took(&self, phase: &str) -> Option<Duration> {
+        let phases = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = phases.iter().position(|(name, _)| name == phase)?;
+        Some(phases.get(at + 1)?.1 - phases[at].1)
+    }
+
+    fn clear(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+fn print_phases(phases: &Phases) {
+    let line: Vec<String> = ["registering", "pushing", "pulling", "refreshing"]
+        .iter()
+        .filter_map(|phase| Some(format!("{phase} {:.1} ms", ms(phases.took(phase)?))))
+        .collect();
+    println!("    phases: {}", line.join(", "));
+}
+
+fn ms(took: Duration) -> f64 {
+    took.as_secs_f64() * 1000.0
+}
+
 fn per_second(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
 fn record_steps_against_raw_inserts() {
-    const CALLS: usize = 1_000;
+    const CALLS: usize = 2_000;
     const BATCH: usize = 10_000;
     let dir = tempfile::tempdir().expect("dir");
     let app = signed_in_phone(dir.path());
@@ -147,32 +278,93 @@ fn record_steps_against_raw_inserts() {
     }
     raw.execute_batch("COMMIT").expect("commit");
     let raw_took = start.elapsed();
+    // The raw limit of the same writes: the rows record_steps stores (the device total and
+    // its queued record, with the schema's keys, index, checks and foreign key), inserted
+    // with bare statements into the device's own database for another user.
+    let same_tables = Connection::open(dir.path().join("fitkart.db")).expect("open");
+    same_tables
+        .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .expect("pragmas");
+    let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default();
+    let batch: Vec<StepReport> = (0..BATCH)
+        .map(|i| report(day, format!("source-{i}"), 1_000 + i as i64))
+        .collect();
+    let start = Instant::now();
+    {
+        let tx = same_tables.unchecked_transaction().expect("begin");
+        let mutation = uuid::Uuid::now_v7().to_string();
+        tx.execute(
+            "INSERT INTO outbox (mutation_id, user_id, sequence, kind, created_at)
+             VALUES (?1, '00000000-0000-7000-8000-000000000002',
+                     (SELECT coalesce(max(sequence), 0) + 1 FROM outbox), 'record_steps', ?2)",
+            params![mutation, Utc::now().to_rfc3339()],
+        )
+        .expect("mutation");
+        let mut total = tx
+            .prepare(
+                "INSERT INTO device_steps (user_id, local_date, source, steps, recorded_at)
+                 VALUES ('00000000-0000-7000-8000-000000000002', ?1, ?2, ?3, ?4)",
+            )
+            .expect("prepare");
+        let mut queued = tx
+            .prepare(
+                "INSERT INTO outbox_steps (mutation_id, local_date, source, steps, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .expect("prepare");
+        for r in &batch {
+            let date = r.date.to_string();
+            let at = r.recorded_at.to_rfc3339();
+            total
+                .execute(params![date, r.source, r.steps, at])
+                .expect("insert");
+            queued
+                .execute(params![mutation, date, r.source, r.steps, at])
+                .expect("insert");
+        }
+        drop((total, queued));
+        tx.commit().expect("commit");
+    }
+    let same_took = start.elapsed();
     println!("record_steps_batch, {BATCH} reports in one transaction:");
     println!(
-        "  fitkart-core {:>9.0} reports/s raw rusqlite insert {:>9.0}/s   ratio {:.2}x\n",
+        "  fitkart-core {:>9.0} reports/s raw rusqlite insert {:>9.0}/s   ratio {:.2}x",
         per_second(BATCH, ours),
         per_second(BATCH, raw_took),
         raw_took.as_secs_f64() / ours.as_secs_f64()
     );
+    println!(
+        "  raw inserts of the same rows into the device's tables (total + queued record) {:>9.0}/s   ratio {:.2}x\n",
+        per_second(BATCH, same_took),
+        same_took.as_secs_f64() / ours.as_secs_f64()
+    );
 }
 
-async fn new_phone(server: &TestServer, dir: &std::path::Path, email: &str) -> FitKart {
-    let app = FitKart::open(
+async fn new_phone(
+    server: &TestServer,
+    dir: &std::path::Path,
+    email: &str,
+) -> (FitKart, Arc<TimedTransport>) {
+    let transport = TimedTransport::new(&server.url(""));
+    let app = FitKart::open_with(
         Config::new(dir.join("fitkart.db"), server.url("")),
         Arc::new(MemoryTokenStore::new()),
+        transport.clone(),
+        Arc::new(SystemClock),
     )
     .expect("open");
     app.register(email, "benchmark-password", "Bench")
         .await
         .expect("register");
-    app
+    (app, transport)
 }
 
 async fn sync_of_queued_records() {
     const RECORDS: usize = 10_000;
     let server = TestServer::start().await.expect("server");
     let today = Utc::now().date_naive();
-    // 10,000 distinct (date, source) totals inside the 7-day backfill window.
+    // 10,000 distinct (date, source) totals inside the 7-day backfill window: many sources a
+    // day (a source is free text), totals a day's anti-cheat rules accept.
     let per_day = RECORDS.div_ceil(7);
     let records: Vec<StepReport> = (0..RECORDS)
         .map(|i| {
@@ -186,21 +378,32 @@ async fn sync_of_queued_records() {
         .collect();
 
     let dir = tempfile::tempdir().expect("dir");
-    let app = new_phone(&server, dir.path(), "bench-sync@example.com").await;
+    let (app, transport) = new_phone(&server, dir.path(), "bench-sync@example.com").await;
     app.sync().await.expect("first sync");
     app.record_steps_batch(&records).expect("queue");
+    let phases = Arc::new(Phases::default());
+    app.add_listener(phases.clone());
+    transport.take();
     let start = Instant::now();
     let report = app.sync().await.expect("sync");
     let ours = start.elapsed();
     assert_eq!(app.pending_changes().expect("pending"), 0);
 
-    // The raw limit: the same records pushed by a bare HTTP client for another user.
-    let http = reqwest::Client::new();
+    // The raw limit: the same records pushed by a bare HTTP client for another user, then
+    // the same changes pulled back, page by page, without storing them.
+    let http = reqwest::Client::builder().gzip(true).build().expect("http");
     let other_dir = tempfile::tempdir().expect("dir");
-    let other = new_phone(&server, other_dir.path(), "bench-raw@example.com").await;
-    other.sync().await.expect("register the device");
+    let (other, _) = new_phone(&server, other_dir.path(), "bench-raw@example.com").await;
+    other
+        .sync()
+        .await
+        .expect("register the device and take a cursor");
     let token = raw_token(&server, &http, "bench-raw@example.com").await;
     let device = register_device(&server, &http, &token).await;
+    let cursor = other
+        .store()
+        .read(fitkart_core::engine::pull_cursor)
+        .expect("cursor");
     let mutations: Vec<serde_json::Value> = records
         .chunks(1000)
         .map(|chunk| {
@@ -210,33 +413,88 @@ async fn sync_of_queued_records() {
             })
         })
         .collect();
+    let body =
+        serde_json::to_vec(&serde_json::json!({"device_id": device, "mutations": mutations}))
+            .expect("body");
     let start = Instant::now();
     let response = http
         .post(server.url("/api/v1/sync/push"))
         .bearer_auth(&token)
         .header("x-fitkart-protocol-version", "1")
-        .json(&serde_json::json!({"device_id": device, "mutations": mutations}))
+        .header("content-type", "application/json")
+        .body(body)
         .send()
         .await
         .expect("push");
     assert!(response.status().is_success(), "{}", response.status());
     let _ = response.bytes().await;
-    let raw_took = start.elapsed();
+    let raw_push = start.elapsed();
+    let start = Instant::now();
+    let (pages, raw_rows) = raw_pull(&server, &http, &token, cursor).await;
+    let raw_pull_took = start.elapsed();
+    let raw_took = raw_push + raw_pull_took;
 
     println!("sync of {RECORDS} queued step records (release server on PostgreSQL, loopback):");
     println!(
-        "  fitkart-core sync {:>7.0} ms ({:.0} records/s; pushed {} mutations, pulled {} rows)",
-        ours.as_secs_f64() * 1000.0,
+        "  fitkart-core sync {:>7.0} ms ({:.0} records/s; pushed {} mutations, pulled {} rows in {} pages)",
+        ms(ours),
         per_second(RECORDS, ours),
         report.pushed,
-        report.pulled.total()
+        report.pulled.total(),
+        report.pulled.pages,
     );
+    print_phases(&phases);
+    transport.print_breakdown(ours);
     println!(
-        "  raw HTTP push of the same records {:>7.0} ms   ratio {:.2}x\n",
-        raw_took.as_secs_f64() * 1000.0,
+        "  raw HTTP push of the same records {:>7.0} ms + raw pull of the {raw_rows} changed rows ({pages} pages) {:>5.0} ms = {:.0} ms   ratio {:.2}x\n",
+        ms(raw_push),
+        ms(raw_pull_took),
+        ms(raw_took),
         raw_took.as_secs_f64() / ours.as_secs_f64()
     );
     server.stop().await.expect("stop");
+}
+
+/// Pulls every change after `cursor` with a bare HTTP client; returns (pages, rows).
+async fn raw_pull(
+    server: &TestServer,
+    http: &reqwest::Client,
+    token: &str,
+    mut cursor: Option<String>,
+) -> (usize, usize) {
+    let (mut pages, mut rows) = (0, 0);
+    loop {
+        let mut url = server.url("/api/v1/sync/pull?limit=1000");
+        if let Some(cursor) = &cursor {
+            url.push_str("&cursor=");
+            url.push_str(cursor);
+        }
+        let page: fitkart_core::protocol::sync::PullResponse = http
+            .get(url)
+            .bearer_auth(token)
+            .header("x-fitkart-protocol-version", "1")
+            .send()
+            .await
+            .expect("pull")
+            .json()
+            .await
+            .expect("page");
+        pages += 1;
+        let c = &page.changes;
+        rows += c.step_records.len()
+            + c.coin_transactions.len()
+            + c.orders.len()
+            + c.products.len()
+            + c.achievements.len()
+            + c.achievements_unlocked.len()
+            + c.settings.len()
+            + usize::from(c.wallet.is_some())
+            + usize::from(c.profile.is_some());
+        if !page.has_more {
+            return (pages, rows);
+        }
+        cursor = Some(page.next_cursor);
+    }
 }
 
 async fn raw_token(server: &TestServer, http: &reqwest::Client, email: &str) -> String {
@@ -280,7 +538,7 @@ async fn restore_a_year() {
     .expect("setup");
 
     let dir = tempfile::tempdir().expect("dir");
-    let app = new_phone(&server, dir.path(), "bench-year@example.com").await;
+    let (app, _) = new_phone(&server, dir.path(), "bench-year@example.com").await;
     let today = Utc::now().date_naive();
     let year: Vec<StepReport> = (1..=365_u64)
         .flat_map(|d| {
@@ -295,21 +553,48 @@ async fn restore_a_year() {
     app.sync().await.expect("upload a year");
 
     let fresh_dir = tempfile::tempdir().expect("dir");
-    let fresh = FitKart::open(
+    let transport = TimedTransport::new(&server.url(""));
+    let fresh = FitKart::open_with(
         Config::new(fresh_dir.path().join("fitkart.db"), server.url("")),
         Arc::new(MemoryTokenStore::new()),
+        transport.clone(),
+        Arc::new(SystemClock),
     )
     .expect("open");
     fresh
         .login("bench-year@example.com", "benchmark-password")
         .await
         .expect("login");
+    // The server's connections and caches warm for both contenders: one bare pull first.
+    let http = reqwest::Client::builder().gzip(true).build().expect("http");
+    let token = raw_token(&server, &http, "bench-year@example.com").await;
+    raw_pull(&server, &http, &token, None).await;
+    let phases = Arc::new(Phases::default());
+    fresh.add_listener(phases.clone());
+    phases.clear();
+    transport.take();
     let start = Instant::now();
     let report = fresh.sync().await.expect("restore");
     let ours = start.elapsed();
     let rows = report.pulled.total() as usize;
+    let pulling = phases.took("pulling").unwrap_or(ours);
+    println!("restoring a fresh phone from a pull of a year of history:");
+    println!(
+        "  fitkart-core: {rows} rows in {} page(s); whole sync {:.1} ms: {:.0} rows/s; pull phase {:.1} ms: {:.0} rows/s",
+        report.pulled.pages,
+        ms(ours),
+        per_second(rows, ours),
+        ms(pulling),
+        per_second(rows, pulling)
+    );
+    print_phases(&phases);
+    transport.print_breakdown(ours);
 
-    // The raw limit on the device side: inserting the same number of rows into SQLite.
+    // The raw limit: the same pages pulled by a bare HTTP client, and the same number of
+    // rows inserted into SQLite in one transaction at the same durability.
+    let start = Instant::now();
+    let (pages, raw_rows) = raw_pull(&server, &http, &token, None).await;
+    let raw_pull_took = start.elapsed();
     let raw = raw_connection(fresh_dir.path());
     let start = Instant::now();
     raw.execute_batch("BEGIN IMMEDIATE").expect("begin");
@@ -327,19 +612,15 @@ async fn restore_a_year() {
         }
     }
     raw.execute_batch("COMMIT").expect("commit");
-    let raw_took = start.elapsed();
-
-    println!("restoring a fresh phone from a pull of a year of history:");
+    let raw_insert = start.elapsed();
+    let raw_took = raw_pull_took + raw_insert;
     println!(
-        "  {rows} rows in {} page(s), {:.0} ms: {:.0} rows/s (whole sync: register, pull, refresh)",
-        report.pulled.pages,
-        ours.as_secs_f64() * 1000.0,
-        per_second(rows, ours)
-    );
-    println!(
-        "  raw SQLite insert of {rows} rows {:.1} ms ({:.0} rows/s)",
-        raw_took.as_secs_f64() * 1000.0,
-        per_second(rows, raw_took)
+        "  raw HTTP pull of the same {raw_rows} rows ({pages} pages) {:.1} ms + raw SQLite insert {:.1} ms = {:.1} ms ({:.0} rows/s)   ratio {:.2}x\n",
+        ms(raw_pull_took),
+        ms(raw_insert),
+        ms(raw_took),
+        per_second(rows, raw_took),
+        raw_took.as_secs_f64() / ours.as_secs_f64()
     );
     server.stop().await.expect("stop");
 }
