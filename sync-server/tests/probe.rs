@@ -10,6 +10,9 @@ use fitkart_sync_server::testing::TestServer;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
+/// A probe: its description and, when it has one, a body (content type, bytes).
+type Case = (String, Option<(String, Vec<u8>)>);
+
 /// The kinds of bad value written into every field of a request body.
 #[derive(Clone, Copy, Debug)]
 enum Bad {
@@ -156,7 +159,7 @@ async fn no_route_answers_bad_input_with_a_5xx_or_a_dropped_connection() {
     let mut sent = 0_usize;
     for (path, method, operation) in &operations {
         let method: Method = method.to_uppercase().parse().unwrap();
-        let mut paths = vec![path.replace('{', "").replace('}', "")];
+        let mut paths = vec![path.replace(['{', '}'], "")];
         if path.contains('{') {
             let mut concrete = path.clone();
             let mut with_nul = path.clone();
@@ -200,7 +203,7 @@ async fn no_route_answers_bad_input_with_a_5xx_or_a_dropped_connection() {
         }
         for token in [&user.access_token, &admin.access_token] {
             for concrete in &paths {
-                let mut cases: Vec<(String, Option<(String, Vec<u8>)>)> = Vec::new();
+                let mut cases: Vec<Case> = Vec::new();
                 for body in &bodies {
                     cases.push((String::new(), body.clone()));
                 }

@@ -11,8 +11,8 @@ pub mod json;
 mod leaderboard;
 mod me;
 pub mod openapi;
-pub mod query;
 mod orders;
+pub mod query;
 mod steps;
 mod sync;
 

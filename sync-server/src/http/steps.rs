@@ -7,11 +7,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
 use fitkart_protocol::ErrorEnvelope;
-use fitkart_protocol::validate;
 use fitkart_protocol::steps::{
     AchievementList, DaySteps, RecordStepsRequest, RecordStepsResponse, StepHistory, TodaySteps,
     TransactionPage, Wallet,
 };
+use fitkart_protocol::validate;
 use serde::Deserialize;
 
 use super::AppState;
