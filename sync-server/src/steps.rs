@@ -132,13 +132,14 @@ struct Cadence {
 /// Judges a reading of `steps` for the day `[day_start, day_end)` stamped `recorded_at` and
 /// arriving at `now`, against the record's `anchor` (none: the start of the day at 0 steps).
 ///
-/// The reading's time is clamped into its day and never after its arrival, so a stamp before
-/// the day began, or one in the future, cannot widen the window. A stamp at or before the
-/// anchor's means no time passed: any increase is then impossible, never a whole day. A
-/// reading taken after the day ended (a watch syncing last night's total in the morning) is
-/// judged up to the day's end against the same anchor and does not move it. The windows of
-/// successive accepted readings therefore never overlap and never reach past the arrival: no
-/// sequence of reports can claim more than the hard cadence times the day's real elapsed time.
+/// The reading's time is its stamp, never after its arrival nor the day's end. A stamp that
+/// cannot be true of a reading after the anchor's (at or before the anchor's, or before the
+/// day began) only says the device's clock is wrong: the reading counts as taken when it
+/// arrived, the most the truth allows, never a whole day. A reading taken after the day ended
+/// (a watch syncing last night's total in the morning) is judged up to the day's end against
+/// the same anchor and does not move it. The windows of successive accepted readings therefore
+/// never overlap and never reach past an arrival: no sequence of reports can claim more than
+/// the hard cadence times the time that really passed in the day.
 fn judge_cadence(
     (day_start, day_end): (DateTime<Utc>, DateTime<Utc>),
     anchor: Option<Anchor>,
@@ -154,7 +155,11 @@ fn judge_cadence(
         });
     // The latest moment this day's steps can have been walked by the time the report arrived.
     let latest = now.min(day_end);
-    let taken = recorded_at.max(day_start).min(latest);
+    let taken = if recorded_at > anchor.at {
+        recorded_at.min(latest)
+    } else {
+        latest
+    };
     let increase = steps - anchor.steps;
     let minutes = if taken > anchor.at {
         (taken - anchor.at).num_milliseconds() as f64 / 60_000.0
@@ -902,10 +907,10 @@ mod tests {
     }
 
     #[test]
-    fn a_stamp_before_the_day_or_before_the_anchor_never_widens_the_window() {
+    fn a_stamp_before_the_day_or_before_the_anchor_counts_as_its_arrival() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
         let day = utc_day(date);
-        // Minutes after midnight, stamped the evening before: no time has passed.
+        // Minutes after midnight, stamped the evening before: five minutes, not a day.
         let early = judge_cadence(
             day,
             None,
@@ -913,9 +918,8 @@ mod tests {
             at("2026-11-19T18:00:00Z"),
             at("2026-11-20T00:05:00Z"),
         );
-        assert_eq!(early.minutes, 0.0);
-        assert!(early.steps_per_minute.is_infinite());
-        // An increase stamped before the previous reading: no time, and the anchor stays.
+        assert_eq!((early.minutes, early.steps_per_minute), (5.0, 8000.0));
+        // An increase stamped hours before the previous reading: the minutes since that one.
         let before = judge_cadence(
             day,
             anchor("2026-11-20T12:00:00Z", 5000),
@@ -923,8 +927,17 @@ mod tests {
             at("2026-11-20T08:00:00Z"),
             at("2026-11-20T12:05:00Z"),
         );
-        assert!(before.steps_per_minute.is_infinite());
-        assert_eq!(before.next, anchor("2026-11-20T12:00:00Z", 5000).unwrap());
+        assert_eq!((before.minutes, before.steps_per_minute), (5.0, 800.0));
+        assert_eq!(before.next, anchor("2026-11-20T12:05:00Z", 9000).unwrap());
+        // The same stamp again is no time at all when it arrives at once.
+        let same = judge_cadence(
+            day,
+            anchor("2026-11-20T12:00:00Z", 5000),
+            5100,
+            at("2026-11-20T12:00:00Z"),
+            at("2026-11-20T12:00:00Z"),
+        );
+        assert!(same.steps_per_minute.is_infinite());
         // A day that has not begun yet in the user's time zone has no time at all.
         let tomorrow = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
         let unborn = judge_cadence(

@@ -2,7 +2,7 @@
 //! reports still pay, an unknown stored record status never pays, and the week streak needs a
 //! programme-wide minimum a day.
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, Timelike as _, Utc};
 use fitkart_protocol::steps::{
     AchievementList, RecordOutcome, RecordStepsRequest, RecordStepsResponse, StepReport, Wallet,
 };
@@ -52,19 +52,39 @@ fn outcomes(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<&str>)
 // Item 1: recorded_at is not trusted from below
 // ---------------------------------------------------------------------------------------------
 
+/// A fixed-offset IANA zone in which it is now between 00:00 and 01:00.
+fn zone_just_after_midnight() -> String {
+    let hour = i64::from(Utc::now().hour());
+    let offset = if hour <= 12 { -hour } else { 24 - hour };
+    // Etc/GMT-N is N hours east of UTC (POSIX signs).
+    match offset {
+        0 => "Etc/UTC".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
 #[tokio::test]
-async fn todays_total_stamped_before_the_day_began_is_not_paid() {
+async fn a_large_total_minutes_after_midnight_stamped_the_day_before_is_not_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let cheat = walker(&api, "cheat@example.com").await;
-    let today = Utc::now().date_naive();
-    // 40,000 steps for today, stamped yesterday noon: once this got a whole day's window.
-    let answer = record(
-        &api,
-        &cheat,
-        &[report(today, PHONE, 40_000, at(days_ago(1), 12, 0))],
-    )
-    .await;
+    let zone = zone_just_after_midnight();
+    let (status, body) = api
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/me",
+            Some(json!({ "timezone": zone })),
+            Some(&cheat.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tz: chrono_tz::Tz = zone.parse().unwrap();
+    let local_today = Utc::now().with_timezone(&tz).date_naive();
+    // 40,000 steps for a day that began under an hour ago, stamped the previous noon: once
+    // a whole day's window (28 a minute), now the time that really passed (over 600 a minute).
+    let stamp = Utc::now() - Duration::hours(13);
+    let answer = record(&api, &cheat, &[report(local_today, PHONE, 40_000, stamp)]).await;
     assert_eq!(
         outcomes(&answer),
         vec![(Rejected, Some("impossible_cadence"))]
@@ -80,9 +100,10 @@ async fn an_increase_stamped_before_the_previous_report_is_not_paid() {
     let api = Api::new(&server);
     let cheat = walker(&api, "backdater@example.com").await;
     let d1 = days_ago(1);
-    let first = record(&api, &cheat, &[report(d1, PHONE, 5000, at(d1, 20, 0))]).await;
+    let first = record(&api, &cheat, &[report(d1, PHONE, 5000, at(d1, 23, 55))]).await;
     assert_eq!(outcomes(&first), vec![(Accepted, None)]);
-    // 35,000 more, stamped twelve hours before the report that said 5,000.
+    // 35,000 more, stamped sixteen hours before the report that said 5,000 at 23:55: once a
+    // whole day's window, now the five minutes left in the day after that report.
     let backdated = record(&api, &cheat, &[report(d1, PHONE, 40_000, at(d1, 8, 0))]).await;
     assert_eq!(
         outcomes(&backdated),
