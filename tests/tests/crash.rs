@@ -19,6 +19,9 @@ use fitkart_e2e::{Phone, assert_converged, days_ago, grant};
 use fitkart_sync_server::testing::{TestDb, TestServer};
 
 const PASSWORD: &str = "crash-test-password";
+/// The JWT secret of the server process and of the in-process server that checks the
+/// phones' caches over the API, so the phones' tokens are valid on both.
+const JWT_SECRET: &str = "crash-test-secret-crash-test-secret-0123456789";
 
 /// The server binary next to this test's own target directory (the workspace builds it).
 fn server_binary() -> PathBuf {
@@ -103,8 +106,14 @@ fn address() -> ShippingAddress {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_killed_mid_push_and_mid_order_loses_and_doubles_nothing() {
-    // A helper server only to own the fresh database and its ledger checks.
-    let holder = TestServer::start().await.unwrap();
+    // An in-process server that owns the fresh database and checks the phones' caches over
+    // the API at the end (with the same secret, so the phones' tokens work there too).
+    let holder = TestServer::start_with(|config| {
+        config.jwt_secret =
+            fitkart_sync_server::config::JwtSecret::new(JWT_SECRET).expect("a long secret");
+    })
+    .await
+    .unwrap();
     let port = free_port();
     let mut server = ServerProcess::start(holder.db(), port).await;
     let url = server.url();
