@@ -57,6 +57,12 @@ pub struct ServerConfig {
     /// the right, the one the outermost trusted proxy added. Entries to its left were sent by
     /// the client and are ignored.
     pub trusted_proxy_hops: usize,
+    /// A second address that serves only `GET /metrics`, without a token: bind it to an
+    /// interface only the monitoring network reaches. `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token `GET /metrics` on the public listener requires. `None`: the public
+    /// listener answers `/metrics` with 404, so metrics are never served to anyone by default.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 /// How many failed sign-ins are tolerated before `429 too_many_attempts`, and how many
@@ -109,6 +115,8 @@ impl ServerConfig {
                 .unwrap_or(chrono::NaiveTime::MIN),
             leaderboard_refresh_interval: None,
             trusted_proxy_hops: 1,
+            metrics_listen: None,
+            metrics_token: None,
         }
     }
 }
@@ -170,6 +178,44 @@ impl fmt::Debug for JwtSecret {
     }
 }
 
+/// The shortest metrics token accepted, in bytes.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
+
+/// The bearer token that guards `GET /metrics` on the public listener. Its `Debug` output
+/// never shows the value.
+#[derive(Clone)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// Accepts a token given by the operator: at least [`MIN_METRICS_TOKEN_LEN`] bytes of
+    /// visible ASCII (it travels in an HTTP header).
+    pub fn new(token: impl Into<String>) -> Result<Self, String> {
+        let token = token.into();
+        if token.len() < MIN_METRICS_TOKEN_LEN {
+            return Err(format!(
+                "FITKART_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LEN} bytes long"
+            ));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("FITKART_METRICS_TOKEN must be visible ASCII without spaces".into());
+        }
+        Ok(Self(token))
+    }
+
+    /// Whether `presented` is this token. Compares SHA-256 digests, so the time taken does
+    /// not tell how much of a guess was right.
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest as _, Sha256};
+        Sha256::digest(self.0.as_bytes()) == Sha256::digest(presented.as_bytes())
+    }
+}
+
+impl fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +228,17 @@ mod tests {
         ));
         let secret = JwtSecret::new("x".repeat(40)).unwrap();
         assert_eq!(format!("{secret:?}"), "JwtSecret(..)");
+    }
+
+    #[test]
+    fn metrics_tokens_are_checked_and_hidden() {
+        assert!(MetricsToken::new("short").is_err());
+        assert!(MetricsToken::new("a token with spaces in it").is_err());
+        let token = MetricsToken::new("0123456789abcdef-metrics").unwrap();
+        assert!(token.matches("0123456789abcdef-metrics"));
+        assert!(!token.matches("0123456789abcdef-metricz"));
+        assert!(!token.matches(""));
+        assert_eq!(format!("{token:?}"), "MetricsToken(..)");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fitkart_sync_server::config::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, JwtSecret, ServerConfig};
+use fitkart_sync_server::config::{
+    DEFAULT_DATABASE_URL, DEFAULT_LISTEN, JwtSecret, MetricsToken, ServerConfig,
+};
 use fitkart_sync_server::server::{self, Server};
 use fitkart_sync_server::users::{self, AdminBootstrap};
 use fitkart_sync_server::{db, ledger, seeds};
@@ -118,6 +120,16 @@ struct ServeArgs {
     /// X-Forwarded-For. The client address is the entry this many places from the right.
     #[arg(long, env = "FITKART_TRUSTED_PROXY_HOPS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
     trusted_proxy_hops: u64,
+
+    /// Serve GET /metrics (without a token) on this second address, e.g. 127.0.0.1:9464.
+    /// Bind it to an interface only your monitoring reaches.
+    #[arg(long, env = "FITKART_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// Serve GET /metrics on the public listener to callers presenting this bearer token
+    /// (at least 16 bytes). Without it the public listener answers /metrics 404.
+    #[arg(long, env = "FITKART_METRICS_TOKEN", hide_env_values = true, value_parser = parse_metrics_token)]
+    metrics_token: Option<MetricsToken>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -151,6 +163,10 @@ struct RefreshLeaderboardArgs {
     /// Only this period: weekly, monthly or all_time (default: every period).
     #[arg(long)]
     period: Option<fitkart_sync_server::leaderboard::Period>,
+}
+
+fn parse_metrics_token(value: &str) -> Result<MetricsToken, String> {
+    MetricsToken::new(value)
 }
 
 fn parse_time_of_day(value: &str) -> Result<chrono::NaiveTime, String> {
@@ -265,8 +281,17 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
         .leaderboard_refresh_interval_secs
         .map(Duration::from_secs);
     config.trusted_proxy_hops = usize::try_from(args.trusted_proxy_hops).unwrap_or(1);
+    config.metrics_listen = args.metrics_listen;
+    config.metrics_token = args.metrics_token;
     let server = Server::bind(config).await?;
     tracing::info!(address = %server.local_addr()?, "fitkart-sync-server listening");
+    match server.metrics_addr() {
+        Some(address) => tracing::info!(%address, "serving GET /metrics"),
+        None => tracing::info!(
+            "no metrics listener (FITKART_METRICS_LISTEN); /metrics on the public address \
+             needs FITKART_METRICS_TOKEN"
+        ),
+    }
     server.run(server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

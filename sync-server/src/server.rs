@@ -1,7 +1,7 @@
 //! Running the server: prepare the database (create, migrate, seed), serve HTTP, keep the
 //! background upkeep going, and shut down gracefully.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ pub async fn prepare_database(config: &ServerConfig) -> Result<deadpool_postgres
 /// A server bound to its socket, ready to run.
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -41,17 +42,23 @@ impl Server {
     /// Prepares the database and binds the listening socket.
     pub async fn bind(config: ServerConfig) -> Result<Self> {
         let pool = prepare_database(&config).await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| crate::Error::Io {
-                    context: format!("cannot listen on {}", config.listen),
-                    source,
-                })?;
+        let listener = bind(config.listen).await?;
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics_listener,
             state: AppState::new(pool, config),
         })
+    }
+
+    /// The address of the metrics listener (`FITKART_METRICS_LISTEN`), if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The address actually bound (useful with port 0).
@@ -75,20 +82,53 @@ impl Server {
             self.state.pool.clone(),
             crate::leaderboard::RefreshSchedule::from_config(&self.state.config),
         ));
+        // Both listeners stop on the one shutdown signal.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let metrics = self.metrics_listener.map(|listener| {
+            let app = crate::http::metrics_router(self.state.clone());
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(until_stopped(stopped.clone()))
+                    .into_future(),
+            )
+        });
         let app = router(self.state);
         let served = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(until_stopped(stopped))
         .await;
         upkeep.abort();
         leaderboards.abort();
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "the metrics listener failed"),
+                Err(err) => tracing::warn!(error = %err, "the metrics listener task failed"),
+            }
+        }
         served.map_err(|source| crate::Error::Io {
             context: "the HTTP server failed".into(),
             source,
         })
     }
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| crate::Error::Io {
+            context: format!("cannot listen on {address}"),
+            source,
+        })
 }
 
 /// Completes on Ctrl-C or SIGTERM.

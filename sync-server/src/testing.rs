@@ -142,6 +142,7 @@ fn database_url(server_url: &str, name: &str) -> Result<String> {
 /// A real FitKart server on an ephemeral port over its own fresh database.
 pub struct TestServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<()>>>,
     db: TestDb,
@@ -164,12 +165,14 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::bind(config).await?;
         let addr = server.local_addr()?;
+        let metrics_addr = server.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         Ok(Self {
             addr,
+            metrics_addr,
             shutdown: Some(tx),
             task: Some(task),
             db,
@@ -184,6 +187,13 @@ impl TestServer {
     /// The absolute URL of `path` (which starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The URL of `GET /metrics` on the metrics listener, when the configuration has one
+    /// (`config.metrics_listen`).
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics_addr
+            .map(|address| format!("http://{address}/metrics"))
     }
 
     /// The server's database.

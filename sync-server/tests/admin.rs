@@ -317,7 +317,11 @@ async fn analytics_and_user_detail_answer_from_the_views() {
 
 #[tokio::test]
 async fn metrics_count_requests_steps_and_pool_usage() {
-    let server = TestServer::start().await.unwrap();
+    let server = TestServer::start_with(|config| {
+        config.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    })
+    .await
+    .unwrap();
     let api = Api::new(&server);
     let user = api.register("metrics@example.com").await;
     let yesterday = yesterday();
@@ -331,7 +335,7 @@ async fn metrics_count_requests_steps_and_pool_usage() {
         &user.access_token,
     )
     .await;
-    let response = reqwest::get(server.url("/metrics")).await.unwrap();
+    let response = reqwest::get(server.metrics_url().unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
     assert!(

@@ -490,3 +490,80 @@ async fn imports_by_url_refuse_private_addresses_also_after_redirects_and_never_
         .get(0);
     assert_eq!(failed, 3);
 }
+
+/// Item 11: `/metrics` is not served to anyone. By default the public listener answers 404;
+/// with a metrics token it serves only a caller presenting it; a metrics listener serves it
+/// on its own address and nothing else.
+#[tokio::test]
+async fn metrics_are_kept_off_the_public_listener_unless_a_token_is_presented() {
+    let http = reqwest::Client::new();
+
+    let server = TestServer::start().await.unwrap();
+    let response = http.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "not_found");
+    assert!(server.metrics_url().is_none());
+    drop(server);
+
+    let token = "scrape-token-0123456789";
+    let server = TestServer::start_with(|config| {
+        config.metrics_token = Some(fitkart_sync_server::config::MetricsToken::new(token).unwrap());
+    })
+    .await
+    .unwrap();
+    for presented in [None, Some("Bearer wrong-token-0123456789"), Some(token)] {
+        let mut request = http.get(server.url("/metrics"));
+        if let Some(value) = presented {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{presented:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(code(&body), "unauthorized");
+        assert!(!body.to_string().contains("fitkart_http_requests_total"));
+    }
+    let response = http
+        .get(server.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("fitkart_http_requests_total")
+    );
+    drop(server);
+
+    let server = TestServer::start_with(|config| {
+        config.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    })
+    .await
+    .unwrap();
+    let response = http.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "public listener");
+    let _ = http.get(server.url("/healthz")).send().await.unwrap();
+    let metrics_url = server.metrics_url().unwrap();
+    let text = http
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"route="/healthz""#),
+        "the metrics listener counts the public listener's requests:\n{text}"
+    );
+    // The metrics listener serves nothing else: not the API, not health.
+    for path in ["/healthz", "/api/v1/me", "/openapi.json"] {
+        let other = metrics_url.replace("/metrics", path);
+        let response = http.get(&other).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}

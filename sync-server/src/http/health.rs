@@ -54,17 +54,65 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthStatus>,
     }
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics text) exposition.
+/// `GET /metrics` on the public listener: Prometheus (OpenMetrics text) exposition, only to a
+/// caller presenting the configured metrics token (`FITKART_METRICS_TOKEN`). Without a token
+/// configured it answers 404: metrics are then served only on the metrics listener
+/// (`FITKART_METRICS_LISTEN`, see [`metrics_router`]), or not at all.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = TAG_OPS,
     responses(
         (status = 200, content_type = "application/openmetrics-text", body = String,
-         description = "Prometheus metrics (OpenMetrics text)"),
+         description = "Prometheus metrics (OpenMetrics text); needs `Authorization: Bearer` \
+                        with the configured metrics token"),
+        (status = 401, body = ErrorEnvelope,
+         description = "A metrics token is configured and the request does not present it \
+                        (`unauthorized`)"),
+        (status = 404, body = ErrorEnvelope,
+         description = "No metrics token is configured: the public listener does not serve \
+                        metrics (`not_found`)"),
     )
 )]
-pub async fn metrics(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let Some(token) = &state.config.metrics_token else {
+        return Err(ApiError::not_found(
+            "metrics are not served on this address (see FITKART_METRICS_LISTEN and \
+             FITKART_METRICS_TOKEN)",
+        ));
+    };
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if !presented.is_some_and(|presented| token.matches(presented)) {
+        return Err(ApiError::unauthorized(
+            "unauthorized",
+            "GET /metrics needs the metrics token as a bearer token",
+        ));
+    }
+    render_metrics(&state)
+}
+
+/// The router of the metrics listener (`FITKART_METRICS_LISTEN`): `GET /metrics` without a
+/// token, nothing else (every other path is 404). It is not part of the public API, so it
+/// is not in the OpenAPI document; the address it is bound to is its protection.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |State(state): State<AppState>| async move { render_metrics(&state) },
+            ),
+        )
+        .fallback(super::not_found)
+        .with_state(state)
+}
+
+fn render_metrics(state: &AppState) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
     let body = state
         .metrics

@@ -16,6 +16,8 @@ pub mod query;
 mod steps;
 mod sync;
 
+pub use health::metrics_router;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -220,7 +222,7 @@ fn request_timeout(limit: Duration) -> TimeoutLayer {
     TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
 
