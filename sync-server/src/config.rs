@@ -63,7 +63,29 @@ pub struct ServerConfig {
     /// The bearer token `GET /metrics` on the public listener requires. `None`: the public
     /// listener answers `/metrics` with 404, so metrics are never served to anyone by default.
     pub metrics_token: Option<MetricsToken>,
+    /// The secret that signed access tokens before the last rotation: tokens it signed are
+    /// still accepted (new ones are signed with `jwt_secret`). Remove it once the access-token
+    /// lifetime has passed since every instance runs with the new secret.
+    pub jwt_previous_secret: Option<JwtSecret>,
+    /// How often the database upkeep runs (partitions ahead, retention, pruning).
+    pub upkeep_interval: Duration,
+    /// Months of step records kept in `step_records`; older monthly partitions are detached
+    /// and moved to the `archive` schema. `None` (the default) keeps everything.
+    pub step_retention_months: Option<u32>,
+    /// The replay window: a pushed mutation created longer ago than this that the server has
+    /// no stored outcome for is rejected `mutation_expired`, and stored outcomes older than
+    /// this are pruned.
+    pub sync_replay_window: Duration,
+    /// How often the ledger is verified in the background (`None`: never).
+    pub ledger_verify_interval: Option<Duration>,
 }
+
+/// The default replay window of pushed mutations: 30 days.
+pub const DEFAULT_SYNC_REPLAY_WINDOW: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The fewest months of step records a retention may keep: the current and the previous
+/// month always stay, so a late report within the backfill window finds its partition.
+pub const MIN_STEP_RETENTION_MONTHS: u32 = 2;
 
 /// How many failed sign-ins are tolerated before `429 too_many_attempts`, and how many
 /// accounts one address may create before `429 too_many_registrations`.
@@ -117,6 +139,11 @@ impl ServerConfig {
             trusted_proxy_hops: 1,
             metrics_listen: None,
             metrics_token: None,
+            jwt_previous_secret: None,
+            upkeep_interval: Duration::from_secs(6 * 60 * 60),
+            step_retention_months: None,
+            sync_replay_window: DEFAULT_SYNC_REPLAY_WINDOW,
+            ledger_verify_interval: Some(Duration::from_secs(24 * 60 * 60)),
         }
     }
 }

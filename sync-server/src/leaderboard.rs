@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike as _, Months, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike as _, Months, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use fitkart_protocol::leaderboard::{Leaderboard, LeaderboardEntry, MyRank};
 use tokio_postgres::IsolationLevel;
@@ -277,69 +277,52 @@ pub async fn read(
 }
 
 /// When the background job rebuilds the boards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshSchedule {
-    /// Once a day at this UTC time of day.
-    DailyAt(NaiveTime),
-    /// Every this long (tests and development).
-    Every(Duration),
-}
+pub use crate::jobs::Schedule as RefreshSchedule;
 
-impl RefreshSchedule {
-    /// The schedule a configuration asks for: the interval when one is set, else nightly.
-    pub fn from_config(config: &ServerConfig) -> Self {
-        match config.leaderboard_refresh_interval {
-            Some(every) => Self::Every(every.max(Duration::from_secs(1))),
-            None => Self::DailyAt(config.leaderboard_refresh_at),
-        }
-    }
-
-    /// How long to wait from `now` until the next rebuild.
-    pub fn delay_after(&self, now: DateTime<Utc>) -> Duration {
-        match *self {
-            Self::Every(every) => every,
-            Self::DailyAt(at) => {
-                let today = now.date_naive().and_time(at).and_utc();
-                let next = if today > now {
-                    today
-                } else {
-                    today + chrono::Duration::days(1)
-                };
-                (next - now).to_std().unwrap_or(Duration::ZERO)
-            }
-        }
+/// The rebuild schedule a configuration asks for: the interval when one is set, else nightly.
+pub fn refresh_schedule(config: &ServerConfig) -> RefreshSchedule {
+    match config.leaderboard_refresh_interval {
+        Some(every) => RefreshSchedule::Every(every.max(Duration::from_secs(1))),
+        None => RefreshSchedule::DailyAt(config.leaderboard_refresh_at),
     }
 }
 
-/// Keeps the boards fresh until the task is aborted: rebuilds at once when a board is missing,
-/// then on every tick of `schedule`. A failure is logged and retried at the next tick.
-pub async fn run_refresh_job(pool: Pool, schedule: RefreshSchedule) {
+/// Keeps the boards fresh until the task is aborted: rebuilds on every due time of
+/// `schedule`, once across every instance sharing the database (see [`crate::jobs`]), and at
+/// once on a fresh install whose boards are missing. A failure is logged and recorded; the
+/// next due time retries.
+pub async fn run_refresh_job(pool: Pool, schedule: RefreshSchedule, instance: String) {
     let missing = match pool.get().await {
         Ok(client) => any_board_missing(&client).await,
         Err(err) => Err(err.into()),
     };
-    match missing {
-        Ok(true) => refresh_logging_failures(&pool).await,
-        Ok(false) => {}
-        Err(err) => {
-            tracing::warn!(error = %err, "could not check the leaderboards; will retry at the next tick");
-        }
-    }
-    loop {
-        tokio::time::sleep(schedule.delay_after(Utc::now())).await;
-        refresh_logging_failures(&pool).await;
-    }
-}
-
-async fn refresh_logging_failures(pool: &Pool) {
-    if let Err(err) = refresh(pool, None).await {
-        tracing::warn!(error = %err, "could not rebuild the leaderboards; will retry at the next tick");
-    }
+    let missing = missing.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "could not check the leaderboards; they are rebuilt at the next due time");
+        false
+    });
+    crate::jobs::run_scheduled(
+        pool,
+        crate::jobs::LEADERBOARD_REFRESH,
+        schedule,
+        missing,
+        instance,
+        |pool| async move {
+            let counts = refresh(&pool, None).await?;
+            Ok(serde_json::Value::Object(
+                counts
+                    .into_iter()
+                    .map(|(period, entries)| (period.to_string(), entries.into()))
+                    .collect(),
+            ))
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveTime;
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()

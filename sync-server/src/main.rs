@@ -45,6 +45,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once at start: the size of the `serve` variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (the default). Migrates and seeds on start unless told not to.
@@ -130,6 +132,35 @@ struct ServeArgs {
     /// (at least 16 bytes). Without it the public listener answers /metrics 404.
     #[arg(long, env = "FITKART_METRICS_TOKEN", hide_env_values = true, value_parser = parse_metrics_token)]
     metrics_token: Option<MetricsToken>,
+
+    /// The JWT secret before a rotation: access tokens it signed are still accepted (new ones
+    /// are signed with FITKART_JWT_SECRET). Remove it once the access-token lifetime (15 min)
+    /// has passed since every instance runs with the new secret.
+    #[arg(long, env = "FITKART_JWT_PREVIOUS_SECRET", hide_env_values = true)]
+    jwt_previous_secret: Option<String>,
+
+    /// Seconds between runs of the database upkeep (partitions, retention, pruning); it runs
+    /// once per due time across all instances.
+    #[arg(long, env = "FITKART_UPKEEP_INTERVAL_SECS", default_value_t = 6 * 60 * 60, value_parser = clap::value_parser!(u64).range(1..))]
+    upkeep_interval_secs: u64,
+
+    /// Months of step records kept in step_records (the current month counts; at least 2).
+    /// Older monthly partitions are detached and moved to the `archive` schema. Unset: keep all.
+    #[arg(long, env = "FITKART_STEP_RETENTION_MONTHS", value_parser = clap::value_parser!(u32).range(2..=1200))]
+    step_retention_months: Option<u32>,
+
+    /// Days after which a pushed mutation the server has no stored outcome for is rejected
+    /// `mutation_expired`, and stored outcomes are pruned.
+    #[arg(long, env = "FITKART_SYNC_REPLAY_WINDOW_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    sync_replay_window_days: u64,
+
+    /// Hours between background ledger verifications (0: never).
+    #[arg(
+        long,
+        env = "FITKART_LEDGER_VERIFY_INTERVAL_HOURS",
+        default_value_t = 24
+    )]
+    ledger_verify_interval_hours: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -240,6 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::VerifyLedger) => {
             let pool = db::pool(&cli.database_url, 1)?;
             let report = ledger::verify(&pool.get().await?).await?;
+            record_verification(&pool, &report).await;
             println!(
                 "checked {} wallet(s) and {} ledger entr(ies)",
                 report.wallets_checked, report.entries_checked
@@ -283,6 +315,18 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     config.trusted_proxy_hops = usize::try_from(args.trusted_proxy_hops).unwrap_or(1);
     config.metrics_listen = args.metrics_listen;
     config.metrics_token = args.metrics_token;
+    config.jwt_previous_secret = match args.jwt_previous_secret.filter(|s| !s.is_empty()) {
+        Some(previous) => Some(
+            JwtSecret::new(previous.into_bytes())
+                .map_err(|e| anyhow::anyhow!("FITKART_JWT_PREVIOUS_SECRET: {e}"))?,
+        ),
+        None => None,
+    };
+    config.upkeep_interval = Duration::from_secs(args.upkeep_interval_secs);
+    config.step_retention_months = args.step_retention_months;
+    config.sync_replay_window = Duration::from_secs(args.sync_replay_window_days * 24 * 60 * 60);
+    config.ledger_verify_interval = (args.ledger_verify_interval_hours > 0)
+        .then(|| Duration::from_secs(args.ledger_verify_interval_hours.saturating_mul(3600)));
     let server = Server::bind(config).await?;
     tracing::info!(address = %server.local_addr()?, "fitkart-sync-server listening");
     match server.metrics_addr() {
@@ -295,6 +339,28 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     server.run(server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records a command-line verification like a scheduled one, so the
+/// `fitkart_ledger_verification_*` metrics show it. Best effort: the exit code is the result.
+async fn record_verification(pool: &deadpool_postgres::Pool, report: &ledger::LedgerReport) {
+    use fitkart_sync_server::jobs;
+    let detail = serde_json::json!({
+        "ok": report.is_ok(),
+        "wallets": report.wallets_checked,
+        "entries": report.entries_checked,
+        "problems": report.problems.len(),
+        "source": "command line",
+    });
+    let recorded = async {
+        let client = pool.get().await?;
+        let instance = jobs::instance_name();
+        let run = jobs::record_manual_run(&client, jobs::VERIFY_LEDGER, &instance).await?;
+        jobs::finish(&client, jobs::VERIFY_LEDGER, run, &Ok(detail)).await
+    };
+    if let Err(err) = recorded.await {
+        tracing::warn!(error = %err, "could not record the verification for the metrics");
+    }
 }
 
 async fn create_admin(database_url: &str, args: CreateAdminArgs) -> anyhow::Result<ExitCode> {

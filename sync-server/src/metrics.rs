@@ -1,6 +1,9 @@
 //! Prometheus metrics, one registry per server (no process-wide globals, so several servers
 //! in one test process stay apart): requests by route and status, latency histograms, steps
-//! accepted/flagged/rejected, coins awarded, sync pushes and pulls, database pool usage.
+//! accepted/flagged/rejected, coins awarded, sync pushes and pulls and their mutations'
+//! outcomes, database pool usage, and gauges read from the database every
+//! [`DATABASE_GAUGE_PERIOD`]: the review queue, the last ledger verification and the last
+//! successful run of each scheduled job (the same value on every instance).
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -39,6 +42,26 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// Labels of the sync mutation counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MutationLabels {
+    /// `applied`, `duplicate` or `rejected`.
+    pub status: String,
+    /// The rejection code (`none` for applied and duplicate mutations).
+    pub code: String,
+}
+
+/// Labels of the per-job gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// The scheduled job (`leaderboard_refresh`, `upkeep`, `verify_ledger`); not `job`, which
+    /// Prometheus sets to the scrape job.
+    pub scheduled_job: String,
+}
+
+/// How often each instance reads the database-backed gauges.
+pub const DATABASE_GAUGE_PERIOD: Duration = Duration::from_secs(15);
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +78,16 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
+    pool_max_size: Gauge,
+    pool_in_use: Gauge,
+    /// Pushed mutations by status and rejection code.
+    pub sync_mutations: Family<MutationLabels, Counter>,
+    review_queue_pending: Gauge,
+    review_queue_oldest_age: Gauge,
+    ledger_problems: Gauge,
+    ledger_last_verified: Gauge,
+    job_last_success: Family<JobLabels, Gauge>,
+    database_gauges_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -110,6 +143,76 @@ impl Metrics {
             "Requests waiting for a connection",
             pool_waiting.clone(),
         );
+        let (pool_max_size, pool_in_use) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "db_pool_max_size",
+            "Largest number of database connections the pool may open",
+            pool_max_size.clone(),
+        );
+        registry.register(
+            "db_pool_in_use",
+            "Database connections lent to requests and jobs",
+            pool_in_use.clone(),
+        );
+        let sync_mutations = Family::<MutationLabels, Counter>::default();
+        registry.register(
+            "sync_mutations",
+            "Pushed mutations by status (applied, duplicate, rejected) and rejection code",
+            sync_mutations.clone(),
+        );
+        let (review_queue_pending, review_queue_oldest_age) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "review_queue_pending",
+            "Step increases waiting for an admin's review (read from the database)",
+            review_queue_pending.clone(),
+        );
+        registry.register(
+            "review_queue_oldest_age_seconds",
+            "Age of the oldest step increase waiting for review, 0 when none",
+            review_queue_oldest_age.clone(),
+        );
+        let (ledger_problems, ledger_last_verified) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "ledger_verification_problems",
+            "Problems the last completed ledger verification found (0: consistent)",
+            ledger_problems.clone(),
+        );
+        registry.register(
+            "ledger_last_verified_timestamp_seconds",
+            "Unix time the last ledger verification completed, 0 when never",
+            ledger_last_verified.clone(),
+        );
+        let job_last_success = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "scheduled_job_last_success_timestamp_seconds",
+            "Unix time each scheduled job last finished without error (any instance)",
+            job_last_success.clone(),
+        );
+        // Label values known in advance are exported from the start (as 0), so a rate or an
+        // alert over them exists before the first event: a job that never succeeds shows as
+        // last succeeding at 0 and its staleness alert fires.
+        for outcome in ["accepted", "unchanged", "flagged", "rejected"] {
+            let _ = steps.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            });
+        }
+        for status in ["applied", "duplicate"] {
+            let _ = sync_mutations.get_or_create(&MutationLabels {
+                status: status.to_owned(),
+                code: "none".to_owned(),
+            });
+        }
+        for job in [crate::jobs::LEADERBOARD_REFRESH, crate::jobs::UPKEEP] {
+            let _ = job_last_success.get_or_create(&JobLabels {
+                scheduled_job: job.to_owned(),
+            });
+        }
+        let database_gauges_failed = Counter::default();
+        registry.register(
+            "database_gauge_errors",
+            "Failed reads of the database-backed gauges",
+            database_gauges_failed.clone(),
+        );
         Self {
             registry,
             requests,
@@ -121,7 +224,85 @@ impl Metrics {
             pool_size,
             pool_available,
             pool_waiting,
+            pool_max_size,
+            pool_in_use,
+            sync_mutations,
+            review_queue_pending,
+            review_queue_oldest_age,
+            ledger_problems,
+            ledger_last_verified,
+            job_last_success,
+            database_gauges_failed,
         }
+    }
+
+    /// Counts the mutations of one push by status and rejection code.
+    pub fn observe_push(&self, response: &fitkart_protocol::sync::PushResponse) {
+        use fitkart_protocol::sync::MutationStatus;
+        for result in &response.results {
+            let status = match result.status {
+                MutationStatus::Applied => "applied",
+                MutationStatus::Duplicate => "duplicate",
+                MutationStatus::Rejected => "rejected",
+            };
+            let code = match result.status {
+                MutationStatus::Rejected => result.outcome.code.as_deref().unwrap_or("unknown"),
+                _ => "none",
+            };
+            self.sync_mutations
+                .get_or_create(&MutationLabels {
+                    status: status.to_owned(),
+                    code: code.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Reads the database-backed gauges once.
+    pub async fn read_database_gauges(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+    ) -> crate::error::Result<()> {
+        let queue = client
+            .query_one(
+                "SELECT count(*),
+                        coalesce(extract(epoch FROM now() - min(created_at)), 0)::bigint
+                 FROM step_validations WHERE status = 'pending_review'",
+                &[],
+            )
+            .await?;
+        self.review_queue_pending.set(queue.get(0));
+        self.review_queue_oldest_age.set(queue.get(1));
+        let ledger = client
+            .query_opt(
+                "SELECT extract(epoch FROM finished_at)::bigint,
+                        coalesce((detail ->> 'problems')::bigint, 0)
+                 FROM scheduled_job_runs
+                 WHERE job = 'verify_ledger' AND outcome = 'ok'
+                 ORDER BY started_at DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        if let Some(row) = ledger {
+            self.ledger_last_verified.set(row.get(0));
+            self.ledger_problems.set(row.get(1));
+        }
+        for row in client
+            .query(
+                "SELECT DISTINCT ON (job) job, extract(epoch FROM finished_at)::bigint
+                 FROM scheduled_job_runs WHERE outcome = 'ok'
+                 ORDER BY job, started_at DESC",
+                &[],
+            )
+            .await?
+        {
+            self.job_last_success
+                .get_or_create(&JobLabels {
+                    scheduled_job: row.get(0),
+                })
+                .set(row.get(1));
+        }
+        Ok(())
     }
 
     /// Counts one finished request.
@@ -171,8 +352,32 @@ impl Metrics {
         self.pool_size.set(status.size as i64);
         self.pool_available.set(status.available as i64);
         self.pool_waiting.set(status.waiting as i64);
+        self.pool_max_size.set(status.max_size as i64);
+        self.pool_in_use.set(
+            (status.size as i64)
+                .saturating_sub(status.available as i64)
+                .max(0),
+        );
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// Refreshes the database-backed gauges every [`DATABASE_GAUGE_PERIOD`] until the task is
+/// aborted. A failed read is counted (`fitkart_database_gauge_errors`) and logged.
+pub async fn run_database_gauges(pool: deadpool_postgres::Pool, metrics: std::sync::Arc<Metrics>) {
+    let mut ticker = tokio::time::interval(DATABASE_GAUGE_PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let read = match pool.get().await {
+            Ok(client) => metrics.read_database_gauges(&client).await,
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = read {
+            metrics.database_gauges_failed.inc();
+            tracing::warn!(error = %err, "could not read the database-backed metrics");
+        }
     }
 }

@@ -3,8 +3,6 @@
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
-use std::time::Duration;
-
 use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
@@ -73,15 +71,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let upkeep = tokio::spawn(maintenance::run_upkeep(
-            self.state.pool.clone(),
-            self.state.config.login_limits,
-            Duration::from_secs(6 * 60 * 60),
-        ));
-        let leaderboards = tokio::spawn(crate::leaderboard::run_refresh_job(
-            self.state.pool.clone(),
-            crate::leaderboard::RefreshSchedule::from_config(&self.state.config),
-        ));
+        let background = crate::jobs::spawn_background_jobs(&self.state);
         // Both listeners stop on the one shutdown signal.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -106,8 +96,9 @@ impl Server {
         )
         .with_graceful_shutdown(until_stopped(stopped))
         .await;
-        upkeep.abort();
-        leaderboards.abort();
+        for task in background {
+            task.abort();
+        }
         if let Some(metrics) = metrics {
             match metrics.await {
                 Ok(Ok(())) => {}

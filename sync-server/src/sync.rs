@@ -211,12 +211,20 @@ fn parse(mutation: &Mutation) -> Result<(MutationKind, Parsed), StoredOutcome> {
     Ok((kind, body))
 }
 
-/// Applies a push: every mutation at most once, in order, in one transaction.
+/// The rejection code of a mutation created longer ago than the replay window that the
+/// server has no stored outcome for: it may have been applied and its outcome pruned, so it
+/// is never applied (see [`crate::retention::replay_cutoff`]).
+pub const MUTATION_EXPIRED: &str = "mutation_expired";
+
+/// Applies a push: every mutation at most once, in order, in one transaction. A mutation
+/// created before the `replay_window` whose outcome is not stored is rejected
+/// [`MUTATION_EXPIRED`].
 pub async fn push(
     pool: &Pool,
     user_id: Uuid,
     device_id: Uuid,
     mutations: &[Mutation],
+    replay_window: std::time::Duration,
     client: &ClientInfo,
 ) -> Result<PushResponse, ApiError> {
     if mutations.is_empty() || mutations.len() > MAX_MUTATIONS_PER_PUSH {
@@ -255,6 +263,7 @@ pub async fn push(
         earlier.insert(id, (row.get(1), stored));
     }
 
+    let replay_cutoff = crate::retention::replay_cutoff(Utc::now(), replay_window);
     let mut push = PushState {
         results: vec![None; mutations.len()],
         first_seen: HashMap::new(),
@@ -299,6 +308,20 @@ pub async fn push(
                 None,
                 hash,
                 rejected("validation_failed", invalid.to_string()),
+            );
+            continue;
+        }
+        if mutation.created_at < replay_cutoff {
+            // Stored like any rejection, so a replay within the window is a `duplicate`.
+            push.settle(
+                index,
+                mutation.id,
+                MutationKind::parse(&mutation.kind),
+                hash,
+                rejected(
+                    MUTATION_EXPIRED,
+                    "this change was queued longer ago than the server's replay window and cannot be applied any more; pull to see the current state",
+                ),
             );
             continue;
         }

@@ -50,10 +50,12 @@ pub enum TokenError {
     Invalid,
 }
 
-/// Signs and verifies access tokens.
+/// Signs and verifies access tokens. Tokens are signed with the current secret; during a
+/// secret rotation, tokens signed with the previous secret still verify until they expire.
 pub struct AccessTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    previous: Option<DecodingKey>,
     validation: Validation,
     ttl: Duration,
 }
@@ -61,6 +63,12 @@ pub struct AccessTokens {
 impl AccessTokens {
     /// Keys from the server's secret; tokens live `ttl`.
     pub fn new(secret: &JwtSecret, ttl: Duration) -> Self {
+        Self::rotating(secret, None, ttl)
+    }
+
+    /// Keys from the server's secret, also accepting tokens signed with `previous` (the
+    /// secret before a rotation); tokens live `ttl`.
+    pub fn rotating(secret: &JwtSecret, previous: Option<&JwtSecret>, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
@@ -70,6 +78,7 @@ impl AccessTokens {
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            previous: previous.map(|p| DecodingKey::from_secret(p.as_bytes())),
             validation,
             ttl,
         }
@@ -97,9 +106,20 @@ impl AccessTokens {
             .map_err(|e| crate::Error::Config(format!("cannot sign an access token: {e}")))
     }
 
-    /// Verifies a token and returns its claims.
+    /// Verifies a token and returns its claims: signed with the current secret, or with the
+    /// previous one while a rotation's grace period lasts.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        match self.verify_with(token, &self.decoding) {
+            Err(TokenError::Invalid) => match &self.previous {
+                Some(previous) => self.verify_with(token, previous),
+                None => Err(TokenError::Invalid),
+            },
+            verified => verified,
+        }
+    }
+
+    fn verify_with(&self, token: &str, key: &DecodingKey) -> Result<Claims, TokenError> {
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -153,6 +173,22 @@ mod tests {
         edited.push(if token.ends_with('A') { 'B' } else { 'A' });
         assert_eq!(a.verify(&edited), Err(TokenError::Invalid));
         assert_eq!(a.verify("not.a.jwt"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn after_a_rotation_tokens_of_the_previous_secret_verify_and_new_ones_use_the_current() {
+        let (old, new) = (JwtSecret::generate(), JwtSecret::generate());
+        let ttl = Duration::from_secs(900);
+        let before = AccessTokens::new(&old, ttl);
+        let during = AccessTokens::rotating(&new, Some(&old), ttl);
+        let after = AccessTokens::new(&new, ttl);
+        let user = Uuid::now_v7();
+        let old_token = before.issue(user, Role::User, 0).unwrap();
+        assert_eq!(during.verify(&old_token).unwrap().sub, user);
+        assert_eq!(after.verify(&old_token), Err(TokenError::Invalid));
+        let new_token = during.issue(user, Role::User, 0).unwrap();
+        assert_eq!(after.verify(&new_token).unwrap().sub, user);
+        assert_eq!(before.verify(&new_token), Err(TokenError::Invalid));
     }
 
     #[test]

@@ -210,9 +210,9 @@ async fn a_nul_in_a_rejection_message_is_stored_and_does_not_abort_the_push() {
         "mutations": [
             // serde names the unknown field verbatim in its message: a NUL reaches the outcome.
             {"id": Uuid::new_v4(), "kind": "update_profile",
-             "payload": {"bogus\u{0}": 1}, "created_at": "2026-01-01T00:00:00Z"},
+             "payload": {"bogus\u{0}": 1}, "created_at": chrono::Utc::now()},
             {"id": Uuid::new_v4(), "kind": "update_profile",
-             "payload": {"display_name": "Fine"}, "created_at": "2026-01-01T00:00:00Z"},
+             "payload": {"display_name": "Fine"}, "created_at": chrono::Utc::now()},
             {"id": Uuid::new_v4(), "kind": "update_profile",
              "payload": {"display_name": "Late"}, "created_at": "+200000-01-01T00:00:00Z"},
         ],
@@ -256,7 +256,7 @@ async fn an_unreadable_stored_outcome_does_not_wedge_the_device() {
     let device = Uuid::new_v4();
     let mutation = json!({"id": Uuid::new_v4(), "kind": "update_profile",
                           "payload": {"display_name": "Once"},
-                          "created_at": "2026-01-01T00:00:00Z"});
+                          "created_at": chrono::Utc::now()});
     let push = json!({"device_id": device, "mutations": [mutation]});
     let send = || {
         api.http

@@ -626,6 +626,7 @@ async fn the_job_builds_missing_boards_at_start_and_then_on_its_interval() {
     let job = tokio::spawn(leaderboard::run_refresh_job(
         db.pool().clone(),
         RefreshSchedule::DailyAt(at),
+        fitkart_sync_server::jobs::instance_name(),
     ));
     let client = db.client().await.unwrap();
     wait_for("the start-up rebuild", async || {

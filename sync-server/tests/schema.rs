@@ -30,6 +30,8 @@ const TABLES: &[&str] = &[
     "shared_change_version",
     "auth_failures",
     "step_days",
+    "scheduled_jobs",
+    "scheduled_job_runs",
 ];
 
 const VIEWS: &[&str] = &["active_users", "daily_step_summary", "user_stats"];

@@ -57,8 +57,9 @@ pub struct AppState {
 impl AppState {
     /// State for a pool and configuration.
     pub fn new(pool: Pool, config: ServerConfig) -> Self {
-        let tokens = Arc::new(AccessTokens::new(
+        let tokens = Arc::new(AccessTokens::rotating(
             &config.jwt_secret,
+            config.jwt_previous_secret.as_ref(),
             config.access_token_ttl,
         ));
         Self {

@@ -125,10 +125,12 @@ pub async fn push(
         user.id,
         request.device_id,
         &request.mutations,
+        state.config.sync_replay_window,
         &client,
     )
     .await?;
     state.metrics.sync_pushes.inc();
+    state.metrics.observe_push(&response);
     Ok(Json(response))
 }
 
