@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod orders;
 pub mod password;
 pub mod rate_limit;
+pub mod replica;
 pub mod seeds;
 pub mod server;
 pub mod settings;
