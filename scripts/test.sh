@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of FitKart Sync: the binding tests (Python and Kotlin against a real
 # server), the doc tests, the Rust workspace (unit, server, end-to-end and the seeded
-# simulation), HTTP fuzzing of every route (scripts/fuzz.sh), then the crash tests on their
-# own (they restart PostgreSQL, which cuts every connection on the machine). Needs a PostgreSQL server at DATABASE_URL's host (default the
-# local one, user postgres, trust auth); scripts/ensure-postgres.sh starts one.
+# simulation, several server processes on one database, the backup and restore drill), HTTP
+# fuzzing of every route (scripts/fuzz.sh), the read-replica tests against a private primary
+# and hot standby (scripts/test-replica.sh), the point-in-time recovery drill
+# (scripts/pitr-drill.sh), then the crash tests on their own (they restart PostgreSQL, which
+# cuts every connection on the machine). Needs a PostgreSQL server at DATABASE_URL's host
+# (default the local one, user postgres, trust auth); scripts/ensure-postgres.sh starts one.
+# The replica tests and the drill run private clusters of their own on ports 5434-5439.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,11 +20,15 @@ cargo build --workspace --bins
 bash bindings/test.sh
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast -E 'not binary(crash)'
+  cargo nextest run --workspace --no-fail-fast -E 'not binary(crash) and not binary(replica)'
   bash scripts/fuzz.sh
+  bash scripts/test-replica.sh
+  bash scripts/pitr-drill.sh
   cargo nextest run -p fitkart-e2e --test crash --test-threads 1
 else
-  cargo test --workspace --no-fail-fast -- --skip crash
+  cargo test --workspace --no-fail-fast -- --skip crash --skip replica
   bash scripts/fuzz.sh
+  bash scripts/test-replica.sh
+  bash scripts/pitr-drill.sh
   cargo test -p fitkart-e2e --test crash -- --test-threads 1
 fi

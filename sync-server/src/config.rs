@@ -21,6 +21,10 @@ pub const MIN_JWT_SECRET_LEN: usize = 32;
 pub struct ServerConfig {
     /// PostgreSQL URL of the FitKart database (created if it does not exist).
     pub database_url: String,
+    /// PostgreSQL URL of a streaming replica of that database, for reads that tolerate lag
+    /// (history, catalogue, leaderboards, pulls; see [`crate::replica`]). `None`: every read
+    /// goes to `database_url`.
+    pub read_database_url: Option<String>,
     /// Socket address to listen on.
     pub listen: SocketAddr,
     /// Secret used to sign access tokens (HS256).
@@ -120,6 +124,7 @@ impl ServerConfig {
     pub fn new(database_url: impl Into<String>, jwt_secret: JwtSecret) -> Self {
         Self {
             database_url: database_url.into(),
+            read_database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             jwt_secret,
             migrate_on_start: true,

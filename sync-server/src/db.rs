@@ -73,9 +73,31 @@ pub async fn ensure_database(url: &str) -> Result<bool> {
 /// answered 503 `service_unavailable` (with `Retry-After`) instead of hanging until its timeout.
 pub const POOL_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a read waits for a replica connection before it goes to the primary instead.
+pub const REPLICA_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Builds the connection pool. Connections are opened lazily.
 pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
-    let config = parse_url(url)?;
+    build_pool(parse_url(url)?, max_size, POOL_WAIT_TIMEOUT)
+}
+
+/// Builds the pool of a read replica: like [`pool`], but a replica that does not answer
+/// within [`REPLICA_WAIT_TIMEOUT`] is given up on quickly, since the primary can serve the read.
+pub fn replica_pool(url: &str, max_size: usize) -> Result<Pool> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        Error::Config(format!(
+            "FITKART_READ_DATABASE_URL is not a valid PostgreSQL URL: {e}"
+        ))
+    })?;
+    config.connect_timeout(REPLICA_WAIT_TIMEOUT);
+    build_pool(config, max_size, REPLICA_WAIT_TIMEOUT)
+}
+
+fn build_pool(
+    config: tokio_postgres::Config,
+    max_size: usize,
+    wait: std::time::Duration,
+) -> Result<Pool> {
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -86,8 +108,8 @@ pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
     Ok(Pool::builder(manager)
         .max_size(max_size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
-        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
-        .create_timeout(Some(POOL_WAIT_TIMEOUT))
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(wait))
         .build()?)
 }
 

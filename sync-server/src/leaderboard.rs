@@ -194,7 +194,7 @@ pub async fn max_size(client: &impl GenericClient) -> Result<i64> {
 /// it is outside the top. `limit` defaults to 10 and must be 1 to the `leaderboard.size`
 /// setting (422 `validation_failed` otherwise). Everything is read from one snapshot.
 pub async fn read(
-    pool: &Pool,
+    conn: &mut deadpool_postgres::Client,
     viewer: Uuid,
     period: Period,
     limit: Option<i64>,
@@ -203,7 +203,6 @@ pub async fn read(
     if limit < 1 {
         return Err(ApiError::validation("limit", "limit must be at least 1"));
     }
-    let mut conn = pool.get().await?;
     let tx = conn
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)

@@ -20,6 +20,7 @@ pub mod orders;
 pub mod password;
 pub mod rate_limit;
 pub mod retention;
+pub mod replica;
 pub mod seeds;
 pub mod server;
 pub mod settings;

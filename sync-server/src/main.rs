@@ -77,6 +77,12 @@ struct ServeArgs {
     #[arg(long, env = "FITKART_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
 
+    /// PostgreSQL URL of a streaming replica of the database: reads that tolerate lag
+    /// (history, catalogue, leaderboards, pulls) go there while it has caught up with the
+    /// caller's own writes, to the primary otherwise.
+    #[arg(long, env = "FITKART_READ_DATABASE_URL", hide_env_values = true)]
+    read_database_url: Option<String>,
+
     /// Do not apply migrations on start (readiness then reports an old schema as not ready).
     #[arg(long, env = "FITKART_NO_MIGRATE")]
     no_migrate: bool,
@@ -300,6 +306,7 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     }
     let mut config = ServerConfig::new(database_url, jwt_secret);
     config.listen = args.listen;
+    config.read_database_url = args.read_database_url.filter(|url| !url.is_empty());
     config.migrate_on_start = !args.no_migrate;
     config.seed_on_start = !args.no_seed;
     config.db_pool_size = args.db_pool_size;

@@ -1,9 +1,10 @@
 //! Prometheus metrics, one registry per server (no process-wide globals, so several servers
 //! in one test process stay apart): requests by route and status, latency histograms, steps
 //! accepted/flagged/rejected, coins awarded, sync pushes and pulls and their mutations'
-//! outcomes, database pool usage, and gauges read from the database every
-//! [`DATABASE_GAUGE_PERIOD`]: the review queue, the last ledger verification and the last
-//! successful run of each scheduled job (the same value on every instance).
+//! outcomes, database pool usage, where lag-tolerant reads were served (replica or primary),
+//! and gauges read from the database every [`DATABASE_GAUGE_PERIOD`]: the review queue, the
+//! last ledger verification and the last successful run of each scheduled job (the same
+//! value on every instance).
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -62,6 +63,36 @@ pub struct JobLabels {
 /// How often each instance reads the database-backed gauges.
 pub const DATABASE_GAUGE_PERIOD: Duration = Duration::from_secs(15);
 
+/// Where a lag-tolerant read was served, when a read replica is configured.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ReadSource {
+    /// The replica had caught up far enough.
+    Replica,
+    /// The replica had not yet applied the user's own latest change (or a pull cursor's
+    /// catalogue version): the primary answered.
+    PrimaryReplicaBehind,
+    /// The replica could not be reached or failed: the primary answered.
+    PrimaryReplicaFailed,
+}
+
+impl ReadSource {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replica => "replica",
+            Self::PrimaryReplicaBehind => "primary_replica_behind",
+            Self::PrimaryReplicaFailed => "primary_replica_failed",
+        }
+    }
+}
+
+/// Labels of the read routing counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadLabels {
+    /// `replica`, `primary_replica_behind` or `primary_replica_failed`.
+    pub served_by: String,
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -75,6 +106,7 @@ pub struct Metrics {
     pub sync_pushes: Counter,
     /// Sync pulls handled.
     pub sync_pulls: Counter,
+    reads: Family<ReadLabels, Counter>,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
@@ -108,6 +140,7 @@ impl Metrics {
         let coins_awarded = Counter::<u64, AtomicU64>::default();
         let sync_pushes = Counter::default();
         let sync_pulls = Counter::default();
+        let reads = Family::<ReadLabels, Counter>::default();
         let (pool_size, pool_available, pool_waiting) =
             (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register(
@@ -128,6 +161,12 @@ impl Metrics {
         );
         registry.register("sync_pushes", "Sync pushes handled", sync_pushes.clone());
         registry.register("sync_pulls", "Sync pulls handled", sync_pulls.clone());
+        registry.register(
+            "replica_reads",
+            "Lag-tolerant reads (history, catalogue, leaderboards, pulls) by where they were \
+             served, when a read replica is configured",
+            reads.clone(),
+        );
         registry.register(
             "db_pool_size",
             "Open database connections",
@@ -221,6 +260,7 @@ impl Metrics {
             coins_awarded,
             sync_pushes,
             sync_pulls,
+            reads,
             pool_size,
             pool_available,
             pool_waiting,
@@ -327,6 +367,15 @@ impl Metrics {
         self.steps
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one lag-tolerant read by where it was served.
+    pub fn observe_read(&self, source: ReadSource) {
+        self.reads
+            .get_or_create(&ReadLabels {
+                served_by: source.as_str().to_owned(),
             })
             .inc();
     }

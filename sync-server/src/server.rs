@@ -40,6 +40,15 @@ impl Server {
     /// Prepares the database and binds the listening socket.
     pub async fn bind(config: ServerConfig) -> Result<Self> {
         let pool = prepare_database(&config).await?;
+        let replica = match &config.read_database_url {
+            Some(url) => {
+                tracing::info!(
+                    "reads that tolerate lag go to the read replica when it has caught up"
+                );
+                Some(db::replica_pool(url, config.db_pool_size)?)
+            }
+            None => None,
+        };
         let listener = bind(config.listen).await?;
         let metrics_listener = match config.metrics_listen {
             Some(address) => Some(bind(address).await?),
@@ -48,7 +57,7 @@ impl Server {
         Ok(Self {
             listener,
             metrics_listener,
-            state: AppState::new(pool, config),
+            state: AppState::new(pool, replica, config),
         })
     }
 

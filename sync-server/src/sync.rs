@@ -713,8 +713,13 @@ fn cutoff(counts: &[(i64, i64)], budget: i64) -> Option<(i64, i64)> {
 }
 
 /// Every change after `cursor`, in one snapshot, paged by whole versions (a version is never
-/// split across pages). `limit` is the target number of changed rows per page.
-pub async fn pull(pool: &Pool, cursor: Cursor, limit: i64) -> Result<PullResponse, ApiError> {
+/// split across pages). `limit` is the target number of changed rows per page. `conn` may be
+/// a read replica's that has caught up with the user (see [`crate::replica`]).
+pub async fn pull(
+    conn: &mut deadpool_postgres::Client,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<PullResponse, ApiError> {
     if !(1..=MAX_PULL_LIMIT).contains(&limit) {
         return Err(ApiError::validation(
             "limit",
@@ -722,7 +727,6 @@ pub async fn pull(pool: &Pool, cursor: Cursor, limit: i64) -> Result<PullRespons
         ));
     }
     let user_id = cursor.user_id;
-    let mut conn = pool.get().await?;
     let tx = conn
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)

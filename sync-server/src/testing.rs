@@ -156,7 +156,12 @@ impl TestServer {
 
     /// Starts a server after letting `adjust` change its configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Result<Self> {
-        let db = TestDb::new_empty().await?;
+        Self::start_on(TestDb::new_empty().await?, adjust).await
+    }
+
+    /// Starts a server over an existing test database (a restored backup, say), which it
+    /// migrates and seeds like `serve` does and drops when it is dropped.
+    pub async fn start_on(db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> Result<Self> {
         let mut config = ServerConfig::new(db.url(), JwtSecret::generate());
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.db_pool_size = 8;

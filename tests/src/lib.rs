@@ -1,7 +1,9 @@
 //! Shared helpers of the FitKart end-to-end tests: phones (real `FitKart` clients on temporary
-//! SQLite files, behind a fault-injecting transport), a TCP proxy that cuts connections
-//! mid-response, and the checks every test ends with.
+//! SQLite files, behind a fault-injecting transport), server processes (the built binary), a
+//! TCP proxy that cuts connections mid-response, and the checks every test ends with.
 
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,7 +17,7 @@ use fitkart_core::{
     Config, FaultyTransport, FitKart, HttpTransport, MemoryTokenStore, OrderSync, RetryPolicy,
     TokenStore as _, Transport,
 };
-use fitkart_sync_server::testing::TestServer;
+use fitkart_sync_server::testing::{TestDb, TestServer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -236,8 +238,13 @@ pub async fn server_wallet(server: &TestServer, phone: &Phone) -> Wallet {
 /// Gives a user coins the way an admin adjustment does (the next change version under the
 /// user's lock, then the ledger entry, in one transaction).
 pub async fn grant(server: &TestServer, user_id: uuid::Uuid, coins: i64) {
+    grant_in(server.db(), user_id, coins).await;
+}
+
+/// [`grant`] on a database without an in-process server (one served by [`ServerProcess`]es).
+pub async fn grant_in(db: &TestDb, user_id: uuid::Uuid, coins: i64) {
     use fitkart_sync_server::ledger::{self, Entry, EntryKind};
-    let mut client = server.db().client().await.expect("db");
+    let mut client = db.client().await.expect("db");
     let tx = client.transaction().await.expect("tx");
     let version = fitkart_sync_server::accounts::next_user_version(&tx, user_id)
         .await
@@ -668,4 +675,197 @@ impl Transport for OnRequest {
         }
         self.inner.send(request)
     }
+}
+
+/// The `fitkart-sync-server` binary next to the running test's target directory (the
+/// workspace build makes it: `cargo build -p fitkart-sync-server`).
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let debug_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let binary = debug_dir.join("fitkart-sync-server");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p fitkart-sync-server`",
+        binary.display()
+    );
+    binary
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `fitkart-sync-server serve` process (the built binary) on a loopback port: what ops
+/// run, several of them on one database. Killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    port: u16,
+}
+
+impl ServerProcess {
+    /// Starts the binary over `database_url` on `port`, signing tokens with `jwt_secret`
+    /// (instances of one deployment share it), with `env` added to its environment, and
+    /// waits until `GET /readyz` answers 200.
+    pub async fn start(
+        database_url: &str,
+        port: u16,
+        jwt_secret: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let child = Command::new(server_binary())
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("FITKART_LISTEN", format!("127.0.0.1:{port}"))
+            .env("FITKART_JWT_SECRET", jwt_secret)
+            .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the server");
+        let mut server = Self { child, port };
+        let http = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(response) = http.get(format!("{}/readyz", server.url())).send().await
+                && response.status().is_success()
+            {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the server exited before it was ready: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not become ready");
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// SIGKILL: no graceful shutdown, in-flight transactions die with the connections.
+    pub fn kill(self) {
+        drop(self);
+    }
+
+    /// SIGTERM, as a service manager stops it: it stops accepting connections, finishes the
+    /// requests in flight and exits. Returns its exit status.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `fitkart-sync-server verify-ledger` on `database_url` and returns whether it passed
+/// (exit 0) and what it printed.
+pub fn verify_ledger_command(database_url: &str) -> (bool, String) {
+    let output = Command::new(server_binary())
+        .arg("verify-ledger")
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run verify-ledger");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// The password of every account the raw-HTTP helpers create.
+pub const TEST_PASSWORD: &str = "e2e-walker-password";
+
+/// An account driven over raw HTTP (no device): its id and access token.
+#[derive(Debug, Clone)]
+pub struct ApiUser {
+    /// The account's id.
+    pub id: uuid::Uuid,
+    /// Its access token.
+    pub token: String,
+}
+
+/// Registers `email` (password [`TEST_PASSWORD`]) at the server at `base_url`.
+pub async fn register_user(base_url: &str, email: &str) -> ApiUser {
+    let (status, body) = send_json(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        &format!("{base_url}/api/v1/auth/register"),
+        None,
+        Some(&serde_json::json!({
+            "email": email,
+            "password": TEST_PASSWORD,
+            "display_name": "Walker",
+        })),
+    )
+    .await
+    .expect("register");
+    assert_eq!(status, 201, "register {email}: {body}");
+    ApiUser {
+        id: body["user"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("a user id"),
+        token: body["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned(),
+    }
+}
+
+/// Sends one API request (with the sync protocol version header, so `/sync/*` accepts it)
+/// and returns the status and the JSON body (`null` when there is none). A transport
+/// failure (refused, reset, closed before the answer) is the `Err`: no answer.
+pub async fn send_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value), reqwest::Error> {
+    let mut request = http.request(method, url).header(
+        fitkart_protocol::sync::PROTOCOL_VERSION_HEADER,
+        fitkart_protocol::PROTOCOL_VERSION.to_string(),
+    );
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    ))
 }

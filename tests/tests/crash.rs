@@ -9,87 +9,17 @@
 //! cargo nextest run -p fitkart-e2e --test crash --test-threads 1
 //! ```
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use fitkart_core::protocol::orders::{OrderLine, ShippingAddress};
-use fitkart_e2e::{Phone, assert_converged, days_ago, grant};
-use fitkart_sync_server::testing::{TestDb, TestServer};
+use fitkart_e2e::{Phone, ServerProcess, assert_converged, days_ago, free_port, grant};
+use fitkart_sync_server::testing::TestServer;
 
 const PASSWORD: &str = "crash-test-password";
 /// The JWT secret of the server process and of the in-process server that checks the
 /// phones' caches over the API, so the phones' tokens are valid on both.
 const JWT_SECRET: &str = "crash-test-secret-crash-test-secret-0123456789";
-
-/// The server binary next to this test's own target directory (the workspace builds it).
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let debug_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
-    let binary = debug_dir.join("fitkart-sync-server");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build -p fitkart-sync-server`",
-        binary.display()
-    );
-    binary
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A server process over `db`, on `port`.
-struct ServerProcess {
-    child: Child,
-    port: u16,
-}
-
-impl ServerProcess {
-    async fn start(db: &TestDb, port: u16) -> Self {
-        let child = Command::new(server_binary())
-            .arg("serve")
-            .env("DATABASE_URL", db.url())
-            .env("FITKART_LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "FITKART_JWT_SECRET",
-                "crash-test-secret-crash-test-secret-0123456789",
-            )
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the server");
-        let server = Self { child, port };
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(response) = http.get(format!("{}/readyz", server.url())).send().await
-                && response.status().is_success()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not become ready");
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL: no graceful shutdown, in-flight transactions die with the connections.
-    fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reap");
-    }
-}
 
 fn address() -> ShippingAddress {
     ShippingAddress {
@@ -115,7 +45,7 @@ async fn the_server_killed_mid_push_and_mid_order_loses_and_doubles_nothing() {
     .await
     .unwrap();
     let port = free_port();
-    let mut server = ServerProcess::start(holder.db(), port).await;
+    let mut server = ServerProcess::start(holder.db().url(), port, JWT_SECRET, &[]).await;
     let url = server.url();
 
     let mut phones = Vec::new();
@@ -163,7 +93,7 @@ async fn the_server_killed_mid_push_and_mid_order_loses_and_doubles_nothing() {
         for sync in syncs {
             let _ = sync.await;
         }
-        server = ServerProcess::start(holder.db(), port).await;
+        server = ServerProcess::start(holder.db().url(), port, JWT_SECRET, &[]).await;
     }
 
     for phone in &phones {

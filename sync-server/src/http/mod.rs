@@ -44,8 +44,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database pool.
+    /// The database pool (the primary): every write and every read that must be current.
     pub pool: Pool,
+    /// Reads that tolerate lag: the replica when one is configured and fresh enough.
+    pub reads: crate::replica::ReadPools,
     /// The server's configuration.
     pub config: Arc<ServerConfig>,
     /// Signs and verifies access tokens.
@@ -55,18 +57,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for a pool and configuration.
-    pub fn new(pool: Pool, config: ServerConfig) -> Self {
+    /// State for the primary pool, an optional read replica's pool, and the configuration.
+    pub fn new(pool: Pool, replica: Option<Pool>, config: ServerConfig) -> Self {
         let tokens = Arc::new(AccessTokens::rotating(
             &config.jwt_secret,
             config.jwt_previous_secret.as_ref(),
             config.access_token_ttl,
         ));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         Self {
+            reads: crate::replica::ReadPools::new(pool.clone(), replica, metrics.clone()),
             pool,
             config: Arc::new(config),
             tokens,
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics,
         }
     }
 

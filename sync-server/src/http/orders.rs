@@ -19,6 +19,7 @@ use super::query::ApiQuery;
 use crate::catalogue;
 use crate::error::ApiError;
 use crate::orders::{self, Actor};
+use crate::replica::Freshness;
 
 /// Query of the list routes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -84,7 +85,8 @@ pub async fn list_products(
     query: ApiQuery<ListQuery>,
 ) -> Result<Json<ProductPage>, ApiError> {
     let (query, limit, offset) = page(query)?;
-    let conn = state.pool.get().await?;
+    // Stock shown here may lag; placing an order checks it on the primary.
+    let conn = state.reads.get(Freshness::AnyLag).await?;
     let (products, total) =
         catalogue::list(&conn, query.category.as_deref(), limit, offset).await?;
     Ok(Json(ProductPage { products, total }))
@@ -110,7 +112,7 @@ pub async fn get_product(
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Json<Product>, ApiError> {
     let id = id(path, "product")?;
-    let conn = state.pool.get().await?;
+    let conn = state.reads.get(Freshness::AnyLag).await?;
     Ok(Json(catalogue::get(&conn, id).await?))
 }
 
@@ -180,7 +182,7 @@ pub async fn list_orders(
     query: ApiQuery<ListQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let (_, limit, offset) = page(query)?;
-    let conn = state.pool.get().await?;
+    let conn = state.reads.get(Freshness::own_writes(user.id)).await?;
     let (orders, total) = orders::list(&conn, Some(user.id), None, limit, offset).await?;
     Ok(Json(OrderPage { orders, total }))
 }

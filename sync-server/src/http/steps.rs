@@ -20,6 +20,7 @@ use super::json::ApiJson;
 use super::openapi::TAG_STEPS;
 use super::query::ApiQuery;
 use crate::error::ApiError;
+use crate::replica::Freshness;
 use crate::settings::RewardSettings;
 use crate::{achievements, ledger, steps};
 
@@ -125,7 +126,7 @@ pub async fn history(
     let (from, to) = (range.from, range.to);
     from.map(|from| validate::date("from", from)).transpose()?;
     to.map(|to| validate::date("to", to)).transpose()?;
-    let conn = state.pool.get().await?;
+    let conn = state.reads.get(Freshness::own_writes(user.id)).await?;
     let to = match to {
         Some(to) => to,
         None => steps::today(&conn, user.id).await?.0,
@@ -224,7 +225,7 @@ pub async fn transactions(
         ));
     }
     let before = page.cursor.as_deref().map(decode_cursor).transpose()?;
-    let conn = state.pool.get().await?;
+    let conn = state.reads.get(Freshness::own_writes(user.id)).await?;
     let (transactions, next) = ledger::transactions(&conn, user.id, before, limit).await?;
     Ok(Json(TransactionPage {
         transactions,

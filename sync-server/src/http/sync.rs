@@ -16,6 +16,7 @@ use super::json::ApiJson;
 use super::openapi::TAG_SYNC;
 use super::query::ApiQuery;
 use crate::error::ApiError;
+use crate::replica::Freshness;
 use crate::sync::{self, Cursor};
 use fitkart_protocol::ErrorEnvelope;
 
@@ -175,7 +176,16 @@ pub async fn pull(
         None | Some("") => Cursor::start(user.id),
         Some(text) => Cursor::decode(text, user.id)?,
     };
-    let response = sync::pull(&state.pool, cursor, query.limit.unwrap_or(500)).await?;
+    // A replica serves the pull only once it shows the caller's own latest change and the
+    // catalogue version the cursor holds: a device sees its push, and lag never expires a cursor.
+    let mut conn = state
+        .reads
+        .get(Freshness::OwnWrites {
+            user_id: user.id,
+            shared_at_least: cursor.shared_version,
+        })
+        .await?;
+    let response = sync::pull(&mut conn, cursor, query.limit.unwrap_or(500)).await?;
     state.metrics.sync_pulls.inc();
     Ok(Json(response))
 }
