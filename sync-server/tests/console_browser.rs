@@ -49,6 +49,33 @@ async fn click(browser: &Browser, css: &str) {
     browser.find(css).await.click().await;
 }
 
+/// Waits (up to 5 s) until the page at `css` contains `needle`, e.g. after a click that posts
+/// a form; answers the text.
+async fn wait_text(browser: &Browser, css: &str, needle: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        last = text(browser, css).await;
+        if last.contains(needle) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css} never showed {needle:?}: {last}");
+}
+
+/// Waits (up to 5 s) for the browser to reach a path starting with `prefix`.
+async fn wait_path(browser: &Browser, prefix: &str) {
+    let mut path = String::new();
+    for _ in 0..50 {
+        path = browser.path().await;
+        if path.starts_with(prefix) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the browser is at {path}, not {prefix}");
+}
+
 async fn notice(browser: &Browser) -> String {
     text(browser, ".notice").await
 }
@@ -113,8 +140,15 @@ async fn an_operator_works_through_the_console_in_chromium() {
 
     // Ann orders the cheapest product with coins she was given.
     grant(server.db().pool(), walker.user.id, 100_000).await;
-    let (_, products) = common::answer(http.get(server.url("/api/v1/products?limit=1"))).await;
-    let product = products["products"][0]["id"].as_str().unwrap().to_owned();
+    let (_, products) = common::answer(
+        http.get(server.url("/api/v1/products?limit=1"))
+            .bearer_auth(&walker.access_token),
+    )
+    .await;
+    let product = products["products"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{products}"))
+        .to_owned();
     let (status, order) = common::answer(
         http.post(server.url("/api/v1/orders"))
             .bearer_auth(&walker.access_token)
@@ -150,12 +184,12 @@ async fn an_operator_works_through_the_console_in_chromium() {
 async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid, order_id: &str) {
     // Sign in: the console sends a stranger to the sign-in page first.
     browser.goto(&format!("{base}/admin/review")).await;
-    assert!(browser.path().await.starts_with("/admin/login"));
+    wait_path(browser, "/admin/login").await;
     fill(browser, "#email", "boss@example.com").await;
     fill(browser, "#password", PASSWORD).await;
     screenshot(browser, "01-sign-in").await;
     click(browser, "form button[type=submit]").await;
-    assert_eq!(browser.path().await, "/admin/review");
+    wait_path(browser, "/admin/review").await;
 
     // The review queue: approve Ann's record with a note; the coins reach her wallet.
     let before = wallet(server, walker).await;
@@ -191,7 +225,7 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
     assert!(text(browser, "article.review").await.contains("Bo Runner"));
     browser.press('r').await;
     assert!(notice(browser).await.starts_with("Rejected"));
-    assert!(text(browser, "main").await.contains("Nothing to review"));
+    wait_text(browser, "main", "Nothing to review").await;
 
     // The order: confirm, process, ship with a tracking number, deliver.
     browser
@@ -200,13 +234,13 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
     click(browser, &format!("a[href='/admin/orders/{order_id}']")).await;
     for status in ["confirmed", "processing"] {
         click(browser, &format!("button[data-status={status}]")).await;
-        assert!(notice(browser).await.contains("new status"));
+        wait_text(browser, "h1", status).await;
     }
     fill(browser, "#tracking-shipped", "DHL 00340434161094042557").await;
     click(browser, "button[data-status=shipped]").await;
-    assert!(text(browser, "h1").await.contains("shipped"));
+    wait_text(browser, "h1", "shipped").await;
     click(browser, "button[data-status=delivered]").await;
-    assert!(text(browser, "h1").await.contains("delivered"));
+    wait_text(browser, "h1", "delivered").await;
     let ledger = text(browser, "table.ledger").await;
     assert!(
         ledger.contains("order_hold") && ledger.contains("order_capture"),
@@ -266,7 +300,7 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
     let row = "tr[id='setting-rewards.daily_coin_cap']";
     fill(browser, &format!("{row} input[name=value]"), "-5").await;
     click(browser, &format!("{row} button")).await;
-    assert!(text(browser, ".error").await.contains("between"));
+    wait_text(browser, ".error", "between").await;
     browser.goto(&format!("{base}/admin/settings")).await;
     assert_eq!(text(browser, &format!("{row} td.current")).await, "200");
     fill(browser, &format!("{row} input[name=value]"), "300").await;
@@ -290,8 +324,15 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
     }
     click(browser, "#action option[value='wallet.adjust']").await;
     click(browser, "form.filters button").await;
-    let entries = browser.find_all("article.audit").await;
-    assert_eq!(entries.len(), 1);
+    let mut entries = browser.find_all("article.audit").await;
+    for _ in 0..50 {
+        if entries.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        entries = browser.find_all("article.audit").await;
+    }
+    assert_eq!(entries.len(), 1, "{}", text(browser, "main").await);
     let entry = entries[0].text().await;
     assert!(entry.contains("Goodwill: parcel arrived late") && entry.contains("Before"));
     screenshot(browser, "07-audit").await;
@@ -319,7 +360,7 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
 
     // Sign out: the console is closed again.
     click(browser, ".signout button").await;
-    assert!(browser.path().await.starts_with("/admin/login"));
+    wait_path(browser, "/admin/login").await;
     browser.goto(&format!("{base}/admin/")).await;
-    assert!(browser.path().await.starts_with("/admin/login"));
+    wait_path(browser, "/admin/login").await;
 }

@@ -74,10 +74,15 @@ impl Driver {
             .as_str()
             .expect("a WebDriver session id")
             .to_owned();
-        Browser {
+        let browser = Browser {
             http,
             session: format!("{}/session/{session}", self.url),
-        }
+        };
+        // Finding an element waits up to 5 s for it (a page after a form post, say).
+        browser
+            .post("/timeouts", json!({"implicit": 5000, "pageLoad": 30000}))
+            .await;
+        browser
     }
 }
 
