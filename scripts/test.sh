@@ -4,10 +4,12 @@
 # simulation, several server processes on one database, the backup and restore drill), HTTP
 # fuzzing of every route (scripts/fuzz.sh), the read-replica tests against a private primary
 # and hot standby (scripts/test-replica.sh), the point-in-time recovery drill
-# (scripts/pitr-drill.sh), then the crash tests on their own (they restart PostgreSQL, which
-# cuts every connection on the machine). Needs a PostgreSQL server at DATABASE_URL's host
-# (default the local one, user postgres, trust auth); scripts/ensure-postgres.sh starts one.
-# The replica tests and the drill run private clusters of their own on ports 5434-5439.
+# (scripts/pitr-drill.sh), the admin console's browser test in headless Chromium (installs
+# chromium and chromium-driver with apt-get when missing; about 30 s to run), then the crash
+# tests on their own (they restart PostgreSQL, which cuts every connection on the machine).
+# Needs a PostgreSQL server at DATABASE_URL's host (default the local one, user postgres,
+# trust auth); scripts/ensure-postgres.sh starts one. The replica tests and the drill run
+# private clusters of their own on ports 5434-5439.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,18 +17,26 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
 bash scripts/ensure-postgres.sh
 
+# The admin console's browser test drives headless Chromium through chromedriver.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 # The workspace's binaries (the crash tests start the server binary) and test targets.
 cargo build --workspace --bins
 bash bindings/test.sh
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast -E 'not binary(crash) and not binary(replica)'
+  cargo nextest run --workspace --no-fail-fast -E 'not binary(crash) and not binary(replica) and not binary(console_browser)'
+  cargo nextest run -p fitkart-sync-server --test console_browser
   bash scripts/fuzz.sh
   bash scripts/test-replica.sh
   bash scripts/pitr-drill.sh
   cargo nextest run -p fitkart-e2e --test crash --test-threads 1
 else
-  cargo test --workspace --no-fail-fast -- --skip crash --skip replica
+  cargo test --workspace --no-fail-fast -- --skip crash --skip replica --skip an_operator_works_through_the_console
+  cargo test -p fitkart-sync-server --test console_browser
   bash scripts/fuzz.sh
   bash scripts/test-replica.sh
   bash scripts/pitr-drill.sh

@@ -1,5 +1,6 @@
 //! fitkart-sync-server: the FitKart HTTP service on PostgreSQL.
-//! It owns authentication, idempotent sync, the coin ledger, orders and the admin API.
+//! It owns authentication, idempotent sync, the coin ledger, orders, the admin API and the
+//! admin console.
 #![warn(clippy::unwrap_used)]
 
 pub mod accounts;
@@ -8,6 +9,7 @@ pub mod admin;
 pub mod audit;
 pub mod catalogue;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod http;

@@ -439,6 +439,7 @@ async fn import_products(database_url: &str, args: ImportProductsArgs) -> anyhow
             let mut client = pool.get().await?;
             let options = ImportOptions {
                 allow_empty: args.allow_empty,
+                dry_run: false,
             };
             let context = ImportContext {
                 admin_id: None,

@@ -522,11 +522,14 @@ pub fn describe_url(url: &str) -> String {
     }
 }
 
-/// How an import treats an empty feed.
+/// How an import treats an empty feed, and whether it only previews.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportOptions {
     /// Accept a feed without products (it deactivates every imported product).
     pub allow_empty: bool,
+    /// Work out the report, then roll back: nothing changes and nothing is audited (the admin
+    /// console's preview of an import).
+    pub dry_run: bool,
 }
 
 /// Who runs an import and where the feed came from, for the audit log.
@@ -1140,6 +1143,10 @@ pub async fn import(
         )
         .await?;
     }
+    if options.dry_run {
+        tx.rollback().await?;
+        return Ok(report);
+    }
     audit::record(
         &tx,
         AuditEntry {
@@ -1196,6 +1203,48 @@ fn map_feed(
         }
     }
     (rows, skipped, in_feed)
+}
+
+/// Records a failed import in the audit log (`product.import_failed`, with the error's code),
+/// outside any transaction: the import itself changed nothing. A failure to record is logged.
+pub async fn audit_failure(
+    pool: &deadpool_postgres::Pool,
+    admin_id: Uuid,
+    client: &ClientInfo,
+    source: &str,
+    err: &ImportError,
+) {
+    let reason = match err {
+        ImportError::InvalidFeed(_) => "invalid_feed",
+        ImportError::EmptyFeed => "empty_feed",
+        ImportError::InvalidUrl(_) => "invalid_url",
+        ImportError::ForbiddenUrl(_) => "url_not_allowed",
+        ImportError::Unreachable { .. } => "feed_unreachable",
+        ImportError::TooLarge => "feed_too_large",
+        ImportError::InvalidSetting(_) => "invalid_setting",
+        ImportError::Conflict => "import_conflict",
+        ImportError::Internal(_) => "internal",
+    };
+    let recorded = async {
+        let conn = pool.get().await?;
+        audit::record(
+            &conn,
+            AuditEntry {
+                admin_id: Some(admin_id),
+                action: "product.import_failed",
+                entity_type: "reward_products",
+                entity_id: source.chars().take(128).collect(),
+                before: None,
+                after: Some(serde_json::json!({ "error": reason })),
+                reason: None,
+                client: Some(client),
+            },
+        )
+        .await
+    };
+    if let Err(err) = recorded.await {
+        tracing::error!(error = ?err, "could not audit a failed catalogue import");
+    }
 }
 
 /// Runs CPU-heavy feed work (parsing, HTML stripping) off the async workers.

@@ -95,7 +95,7 @@ pub async fn import_products(
     let (feed, source) = match read_feed(&state, body).await {
         Ok(read) => read,
         Err((err, source)) => {
-            audit_failure(&state, admin.id, &client, &source, &err).await;
+            shopify::audit_failure(&state.pool, admin.id, &client, &source, &err).await;
             return Err(err.into());
         }
     };
@@ -105,6 +105,7 @@ pub async fn import_products(
         &feed,
         ImportOptions {
             allow_empty: query.allow_empty,
+            dry_run: false,
         },
         ImportContext {
             admin_id: Some(admin.id),
@@ -116,7 +117,7 @@ pub async fn import_products(
     match imported {
         Ok(report) => Ok(Json(report)),
         Err(err) => {
-            audit_failure(&state, admin.id, &client, &source, &err).await;
+            shopify::audit_failure(&state.pool, admin.id, &client, &source, &err).await;
             Err(err.into())
         }
     }
@@ -142,47 +143,6 @@ async fn read_feed(
                 Err(err) => Err((err, source)),
             }
         }
-    }
-}
-
-/// Records a failed import in the audit log (best effort: a failure to record is logged).
-async fn audit_failure(
-    state: &AppState,
-    admin_id: uuid::Uuid,
-    client: &crate::accounts::ClientInfo,
-    source: &str,
-    err: &shopify::ImportError,
-) {
-    let reason = match err {
-        shopify::ImportError::InvalidFeed(_) => "invalid_feed",
-        shopify::ImportError::EmptyFeed => "empty_feed",
-        shopify::ImportError::InvalidUrl(_) => "invalid_url",
-        shopify::ImportError::ForbiddenUrl(_) => "url_not_allowed",
-        shopify::ImportError::Unreachable { .. } => "feed_unreachable",
-        shopify::ImportError::TooLarge => "feed_too_large",
-        shopify::ImportError::InvalidSetting(_) => "invalid_setting",
-        shopify::ImportError::Conflict => "import_conflict",
-        shopify::ImportError::Internal(_) => "internal",
-    };
-    let recorded = async {
-        let conn = state.pool.get().await?;
-        crate::audit::record(
-            &conn,
-            crate::audit::AuditEntry {
-                admin_id: Some(admin_id),
-                action: "product.import_failed",
-                entity_type: "reward_products",
-                entity_id: source.chars().take(128).collect(),
-                before: None,
-                after: Some(serde_json::json!({ "error": reason })),
-                reason: None,
-                client: Some(client),
-            },
-        )
-        .await
-    };
-    if let Err(err) = recorded.await {
-        tracing::error!(error = ?err, "could not audit a failed catalogue import");
     }
 }
 

@@ -105,7 +105,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes));
 
     let (routes, document) = routes(&state.config).split_for_parts();
+    // The admin console (HTML for browsers, outside the OpenAPI document: see
+    // docs/adr/0008-admin-console-server-rendered.md).
     routes
+        .merge(crate::console::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
