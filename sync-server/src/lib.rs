@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod generate;
 pub mod http;
 pub mod leaderboard;
 pub mod ledger;
