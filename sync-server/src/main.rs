@@ -1,5 +1,5 @@
-//! The `fitkart-sync-server` command line: `serve` (the default), `migrate`, `seed` and
-//! `create-admin`. Every option can also come from the environment.
+//! The `fitkart-sync-server` command line: `serve` (the default), `migrate`, `seed`,
+//! `create-admin`, `generate` and the operator commands. Every option can also come from the environment.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -65,6 +65,9 @@ enum Command {
     /// Import the reward catalogue from a Shopify products.json export (a file or an http(s)
     /// URL), for a nightly job. Exits 2 when the feed is unusable.
     ImportProducts(ImportProductsArgs),
+    /// Fill a new database with a deterministic synthetic world for benchmarks (users, step
+    /// history, rewards, achievements, orders) through COPY, then rebuild the leaderboards.
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -206,6 +209,39 @@ fn parse_metrics_token(value: &str) -> Result<MetricsToken, String> {
     MetricsToken::new(value)
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PresetArg {
+    /// About 1,000 users and 70,000 step records (CI).
+    Small,
+    /// About 10,000 users and 3 million step records.
+    Medium,
+    /// 100,000 users and about 50 million step records (the seed's scale).
+    Seed,
+}
+
+#[derive(Debug, Clone, Args)]
+struct GenerateArgs {
+    /// The size to generate; --users and --days override its parts.
+    #[arg(long, value_enum, default_value_t = PresetArg::Small)]
+    preset: PresetArg,
+
+    /// Users to create.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    users: Option<u64>,
+
+    /// Days of history, ending yesterday.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    days: Option<u32>,
+
+    /// The seed: the same seed (and --today) gives the same rows.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    /// The day the history ends before, as YYYY-MM-DD (default: today in UTC).
+    #[arg(long)]
+    today: Option<chrono::NaiveDate>,
+}
+
 fn parse_time_of_day(value: &str) -> Result<chrono::NaiveTime, String> {
     chrono::NaiveTime::parse_from_str(value, "%H:%M")
         .map_err(|_| format!("`{value}` is not a time of day as HH:MM (UTC)"))
@@ -274,6 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             refresh_leaderboard(&cli.database_url, args).await
         }
         Some(Command::ImportProducts(args)) => import_products(&cli.database_url, args).await,
+        Some(Command::Generate(args)) => generate(&cli.database_url, args).await,
         Some(Command::VerifyLedger) => {
             let pool = db::pool(&cli.database_url, 1)?;
             let report = ledger::verify(&pool.get().await?).await?;
@@ -485,5 +522,49 @@ async fn refresh_leaderboard(
     for (period, entries) in leaderboard::refresh_audited(&pool, args.period, requester).await? {
         println!("{period}: {entries} entr(ies)");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn generate(database_url: &str, args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    use fitkart_sync_server::generate::{self, Preset};
+    let preset = match args.preset {
+        PresetArg::Small => Preset::Small,
+        PresetArg::Medium => Preset::Medium,
+        PresetArg::Seed => Preset::Seed,
+    };
+    let (users, days) = preset.size();
+    let plan = generate::plan(
+        args.users.unwrap_or(users),
+        args.days.unwrap_or(days),
+        args.seed,
+        args.today
+            .unwrap_or_else(fitkart_sync_server::leaderboard::today_utc),
+    );
+    println!(
+        "generating {} users over {} days (seed {}, history before {})",
+        plan.users, plan.days, plan.seed, plan.today
+    );
+    let report = generate::generate(database_url, plan, std::io::stderr().is_terminal()).await?;
+    let load = report.load_time.as_secs_f64();
+    for (table, rows) in &report.tables {
+        println!("{table:>20}: {rows:>10} rows");
+    }
+    println!(
+        "{:>20}: {:>10} rows in {load:.1} s ({:.0} rows/s)",
+        "all",
+        report.rows(),
+        report.rows() as f64 / load.max(0.001)
+    );
+    println!(
+        "VACUUM ANALYZE {:.1} s; leaderboards rebuilt in {:.2} s ({})",
+        report.vacuum_time.as_secs_f64(),
+        report.leaderboard_time.as_secs_f64(),
+        report
+            .boards
+            .iter()
+            .map(|(period, users)| format!("{period}: {users} users"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(ExitCode::SUCCESS)
 }

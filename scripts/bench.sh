@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Benchmarks at scale (docs/benchmarks.md): generates a preset into its own database, runs
+# fitkart-bench against a live release server on it, then the device benchmarks, and writes
+# the tables to target/bench-PRESET.md.
+#
+#   bash scripts/bench.sh medium            # 10K users, 3M step records (reuses the database)
+#   bash scripts/bench.sh seed              # 100K users, 50M step records (an hour or more)
+#   FITKART_BENCH_FRESH=1 bash scripts/bench.sh medium   # regenerate the database first
+#   FITKART_BENCH_DEVICE=0 ...              # skip the device benchmarks
+#   FITKART_BENCH_ARGS='--seconds 5 --only step_report' ...   # passed to fitkart-bench
+#   bash scripts/bench.sh ci                # CI: small preset, debug build, 1 s per figure,
+#                                           # into a throwaway database (proves it works)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+preset=${1:-medium}
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+bash scripts/ensure-postgres.sh
+server_url=${DATABASE_URL%/*}
+exists() {
+  [ "$(psql "$server_url/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]
+}
+drop() {
+  psql "$server_url/postgres" -qc "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)"
+}
+
+if [ "$preset" = ci ]; then
+  name="fitkart_bench_ci_$$"
+  trap 'drop "$name"' EXIT
+  cargo build -p fitkart-sync-server --bin fitkart-sync-server -p fitkart-e2e --bin fitkart-bench
+  target/debug/fitkart-sync-server generate --preset small --database-url "$server_url/$name"
+  target/debug/fitkart-sync-server verify-ledger --database-url "$server_url/$name"
+  target/debug/fitkart-bench --database-url "$server_url/$name" --seconds 1 --clients 2 \
+    --label "small, debug build (CI)" --out target/bench-ci.md
+  exit 0
+fi
+
+case "$preset" in
+  small | medium | seed) ;;
+  *) echo "usage: $0 small|medium|seed|ci" >&2; exit 2 ;;
+esac
+name="fitkart_bench_$preset"
+out="target/bench-$preset.md"
+cargo build --release -p fitkart-sync-server --bin fitkart-sync-server -p fitkart-e2e --bin fitkart-bench
+if [ "${FITKART_BENCH_FRESH:-0}" = 1 ]; then
+  drop "$name"
+fi
+if ! exists "$name"; then
+  time target/release/fitkart-sync-server generate --preset "$preset" --database-url "$server_url/$name"
+fi
+# shellcheck disable=SC2086
+target/release/fitkart-bench --database-url "$server_url/$name" --label "$preset" --out "$out" \
+  ${FITKART_BENCH_ARGS:-}
+if [ "${FITKART_BENCH_DEVICE:-1}" = 1 ]; then
+  { echo; echo '### Device (tests/benches/device.rs)'; echo; echo '```'; } >>"$out"
+  cargo bench -p fitkart-e2e --bench device | tee -a "$out"
+  echo '```' >>"$out"
+fi
+echo "report: $out"

@@ -1,0 +1,705 @@
+//! `fitkart-sync-server generate`: fills a database with a deterministic synthetic world at
+//! benchmark scale (users, step history, rewards, achievements, orders) through binary COPY,
+//! consistent with the ledger rules, then rebuilds the leaderboards.
+//!
+//! The world is computed per user by [`model`] (plain functions of the seed); this module only
+//! streams its rows into PostgreSQL. The three large tables (step records, day totals, ledger)
+//! are copied concurrently on their own connections while the users are simulated; the rest is
+//! small and copied afterwards. Wallets are created empty first (ledger rows refer to them) and
+//! set to their final balances at the end.
+
+pub mod model;
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::NaiveDate;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::achievements::Criteria;
+use crate::settings::RewardSettings;
+use crate::{db, leaderboard, seeds};
+use model::{Catalogue, History, Plan, User};
+
+/// The password every generated account has (benchmarks may sign in with it).
+pub const PASSWORD: &str = "generated-password";
+
+/// A named size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// About 1,000 users and 70,000 step records over 90 days (CI).
+    Small,
+    /// About 10,000 users and 3 million step records over a year.
+    Medium,
+    /// About 100,000 users and 50 million step records over 19 months (the seed's scale).
+    Seed,
+}
+
+impl Preset {
+    /// Users and days of history.
+    pub fn size(self) -> (u64, u32) {
+        match self {
+            Self::Small => (1_000, 90),
+            Self::Medium => (10_000, 365),
+            Self::Seed => (100_000, 584),
+        }
+    }
+}
+
+/// What one run wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Rows per table, in the order they were written.
+    pub tables: Vec<(&'static str, u64)>,
+    /// Time spent writing rows.
+    pub load_time: Duration,
+    /// Time of `VACUUM ANALYZE` after the load.
+    pub vacuum_time: Duration,
+    /// Time of the rebuild of every leaderboard.
+    pub leaderboard_time: Duration,
+    /// Users each board ranks.
+    pub boards: Vec<(leaderboard::Period, u64)>,
+}
+
+impl Report {
+    /// Rows written in all.
+    pub fn rows(&self) -> u64 {
+        self.tables.iter().map(|(_, rows)| rows).sum()
+    }
+}
+
+/// One row of a COPY: its statement, column types and values.
+trait CopyRow: Send + Sync + 'static {
+    const TABLE: &'static str;
+    const COPY: &'static str;
+    const TYPES: &'static [Type];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>);
+}
+
+/// A user with the password hash every generated account shares.
+struct UserRow {
+    user: User,
+    password_hash: Arc<String>,
+}
+
+impl CopyRow for UserRow {
+    const TABLE: &'static str = "users";
+    const COPY: &'static str = "COPY users (id, email, password_hash, display_name, timezone,
+        daily_step_goal, created_at, updated_at, last_login_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT4,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        let u = &self.user;
+        out.extend([
+            &u.id as &(dyn ToSql + Sync),
+            &u.email,
+            self.password_hash.as_ref(),
+            &u.display_name,
+            &u.timezone,
+            &u.daily_step_goal,
+            &u.created_at,
+            &u.created_at,
+            &u.created_at,
+        ]);
+    }
+}
+
+/// An empty wallet and change version of a new user.
+struct WalletRow(User);
+
+impl CopyRow for WalletRow {
+    const TABLE: &'static str = "wallets";
+    const COPY: &'static str = "COPY wallets (id, user_id, created_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[Type::UUID, Type::UUID, Type::TIMESTAMPTZ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        out.extend([
+            &self.0.wallet_id as &(dyn ToSql + Sync),
+            &self.0.id,
+            &self.0.created_at,
+        ]);
+    }
+}
+
+impl CopyRow for model::StepRecord {
+    const TABLE: &'static str = "step_records";
+    const COPY: &'static str = "COPY step_records (id, user_id, day, source, steps,
+        verified_steps, status, report_count, first_recorded_at, last_recorded_at,
+        change_version, created_at, updated_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::UUID,
+        Type::DATE,
+        Type::TEXT,
+        Type::INT4,
+        Type::INT4,
+        Type::TEXT,
+        Type::INT4,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::INT8,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        out.extend([
+            &self.id as &(dyn ToSql + Sync),
+            &self.user_id,
+            &self.day,
+            &self.source,
+            &self.steps,
+            &self.verified_steps,
+            &self.status,
+            &self.report_count,
+            &self.first_recorded_at,
+            &self.last_recorded_at,
+            &self.change_version,
+            &self.first_recorded_at,
+            &self.last_recorded_at,
+        ]);
+    }
+}
+
+impl CopyRow for model::StepDay {
+    const TABLE: &'static str = "step_days";
+    const COPY: &'static str = "COPY step_days (user_id, day, verified_steps, coins_paid,
+        change_version, created_at, updated_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::DATE,
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        out.extend([
+            &self.user_id as &(dyn ToSql + Sync),
+            &self.day,
+            &self.verified_steps,
+            &self.coins_paid,
+            &self.change_version,
+            &self.updated_at,
+            &self.updated_at,
+        ]);
+    }
+}
+
+impl CopyRow for model::LedgerEntry {
+    const TABLE: &'static str = "coin_transactions";
+    const COPY: &'static str = "COPY coin_transactions (id, user_id, wallet_id, kind,
+        available_delta, frozen_delta, available_after, frozen_after, reference_type,
+        reference_id, idempotency_key, change_version, created_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::UUID,
+        Type::UUID,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::TIMESTAMPTZ,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        out.extend([
+            &self.id as &(dyn ToSql + Sync),
+            &self.user_id,
+            &self.wallet_id,
+            &self.kind,
+            &self.available_delta,
+            &self.frozen_delta,
+            &self.available_after,
+            &self.frozen_after,
+            &self.reference_type,
+            &self.reference_id,
+            &self.idempotency_key,
+            &self.change_version,
+            &self.created_at,
+        ]);
+    }
+}
+
+impl CopyRow for model::Validation {
+    const TABLE: &'static str = "step_validations";
+    const COPY: &'static str = "COPY step_validations (id, user_id, step_record_id, step_day,
+        previous_steps, claimed_steps, anomaly_score, reasons, status, reviewed_at,
+        change_version, created_at, updated_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::UUID,
+        Type::UUID,
+        Type::DATE,
+        Type::INT4,
+        Type::INT4,
+        Type::FLOAT8,
+        Type::JSONB,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::INT8,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        static REASONS: std::sync::LazyLock<serde_json::Value> =
+            std::sync::LazyLock::new(|| serde_json::json!(["outlier"]));
+        static ZERO: i32 = 0;
+        out.extend([
+            &self.id as &(dyn ToSql + Sync),
+            &self.user_id,
+            &self.step_record_id,
+            &self.step_day,
+            &ZERO,
+            &self.claimed_steps,
+            &self.anomaly_score,
+            &*REASONS,
+            &self.status,
+            &self.reviewed_at,
+            &self.change_version,
+            &self.created_at,
+            &self.created_at,
+        ]);
+    }
+}
+
+impl CopyRow for model::Unlock {
+    const TABLE: &'static str = "user_achievements";
+    const COPY: &'static str = "COPY user_achievements (id, user_id, achievement_id,
+        unlocked_at, bonus_transaction_id, change_version, created_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::UUID,
+        Type::UUID,
+        Type::TIMESTAMPTZ,
+        Type::UUID,
+        Type::INT8,
+        Type::TIMESTAMPTZ,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        out.extend([
+            &self.id as &(dyn ToSql + Sync),
+            &self.user_id,
+            &self.achievement_id,
+            &self.unlocked_at,
+            &self.bonus_transaction_id,
+            &self.change_version,
+            &self.unlocked_at,
+        ]);
+    }
+}
+
+/// An order row, with the address every generated order ships to.
+impl CopyRow for model::Order {
+    const TABLE: &'static str = "orders";
+    const COPY: &'static str = "COPY orders (id, user_id, order_code, client_order_id,
+        request_fingerprint, status, total_coins, shipping_address, tracking_number,
+        confirmed_at, shipped_at, delivered_at, cancelled_at, refunded_at, change_version,
+        created_at, updated_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::UUID,
+        Type::TEXT,
+        Type::UUID,
+        Type::BYTEA,
+        Type::TEXT,
+        Type::INT8,
+        Type::JSONB,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::INT8,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        static ADDRESS: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+            serde_json::json!({"name": "Generated Walker", "line1": "1 Bench Street",
+                "city": "Springfield", "postal_code": "12345", "country": "US"})
+        });
+        out.extend([
+            &self.id as &(dyn ToSql + Sync),
+            &self.user_id,
+            &self.order_code,
+            &self.client_order_id,
+            &self.request_fingerprint,
+            &self.status,
+            &self.total_coins,
+            &*ADDRESS,
+            &self.tracking_number,
+            &self.confirmed_at,
+            &self.shipped_at,
+            &self.delivered_at,
+            &self.cancelled_at,
+            &self.refunded_at,
+            &self.change_version,
+            &self.created_at,
+            &self.created_at,
+        ]);
+    }
+}
+
+/// The single item of an order.
+struct OrderItemRow(model::Order);
+
+impl CopyRow for OrderItemRow {
+    const TABLE: &'static str = "order_items";
+    const COPY: &'static str = "COPY order_items (id, order_id, user_id, product_id,
+        product_name, quantity, unit_coin_price, created_at) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::UUID,
+        Type::UUID,
+        Type::UUID,
+        Type::TEXT,
+        Type::INT4,
+        Type::INT8,
+        Type::TIMESTAMPTZ,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        static ONE: i32 = 1;
+        let o = &self.0;
+        out.extend([
+            &o.item_id as &(dyn ToSql + Sync),
+            &o.id,
+            &o.user_id,
+            &o.product_id,
+            &o.product_name,
+            &ONE,
+            &o.total_coins,
+            &o.created_at,
+        ]);
+    }
+}
+
+/// A user's final wallet and version, copied into a temporary table.
+struct FinalRow(uuid::Uuid, model::Totals);
+
+impl CopyRow for FinalRow {
+    const TABLE: &'static str = "wallet balances";
+    const COPY: &'static str = "COPY generated_totals (user_id, available, frozen, earned,
+        spent, version) FROM STDIN (FORMAT binary)";
+    const TYPES: &'static [Type] = &[
+        Type::UUID,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+    ];
+    fn values<'a>(&'a self, out: &mut Vec<&'a (dyn ToSql + Sync)>) {
+        let t = &self.1;
+        out.extend([
+            &self.0 as &(dyn ToSql + Sync),
+            &t.available,
+            &t.frozen,
+            &t.earned,
+            &t.spent,
+            &t.version,
+        ]);
+    }
+}
+
+/// Streams every chunk received into one COPY on `client`; counts rows into `counter`.
+async fn copy_stream<R: CopyRow>(
+    client: &tokio_postgres::Client,
+    mut chunks: mpsc::Receiver<Vec<R>>,
+    counter: &AtomicU64,
+) -> anyhow::Result<u64> {
+    let sink = client
+        .copy_in(R::COPY)
+        .await
+        .with_context(|| format!("COPY into {}", R::TABLE))?;
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, R::TYPES));
+    while let Some(chunk) = chunks.recv().await {
+        let mut values = Vec::with_capacity(R::TYPES.len());
+        for row in &chunk {
+            values.clear();
+            row.values(&mut values);
+            writer
+                .as_mut()
+                .write(&values)
+                .await
+                .with_context(|| format!("COPY into {}", R::TABLE))?;
+        }
+        counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    }
+    Ok(writer.finish().await?)
+}
+
+/// Copies `rows` into their table.
+async fn copy_all<R: CopyRow>(
+    client: &tokio_postgres::Client,
+    rows: Vec<R>,
+    counter: &AtomicU64,
+) -> anyhow::Result<u64> {
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(rows).await.ok();
+    drop(tx);
+    copy_stream(client, rx, counter).await
+}
+
+async fn load_catalogue(client: &deadpool_postgres::Client) -> anyhow::Result<Catalogue> {
+    let products = client
+        .query(
+            "SELECT id, name, coin_price FROM reward_products
+             WHERE is_active AND deleted_at IS NULL ORDER BY coin_price, name, id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| model::Product {
+            id: row.get("id"),
+            name: row.get("name"),
+            coin_price: row.get("coin_price"),
+        })
+        .collect();
+    let achievements = client
+        .query(
+            "SELECT id, criteria, bonus_coins FROM achievements
+             WHERE is_active AND deleted_at IS NULL ORDER BY sort_order, code, id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| model::Achievement {
+            id: row.get("id"),
+            criteria: Criteria::parse(&row.get::<_, serde_json::Value>("criteria")),
+            bonus_coins: row.get("bonus_coins"),
+        })
+        .collect();
+    Ok(Catalogue {
+        products,
+        achievements,
+        rewards: RewardSettings::load(client).await?,
+    })
+}
+
+fn progress_bar(users: u64, show: bool) -> ProgressBar {
+    let target = if show {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(users), target);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} users  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Migrates and seeds the database at `database_url` (created if missing), then fills it with
+/// `plan`'s world. Refuses a database that already has users. `show_progress` draws a
+/// progress bar with rows per second on stderr (when it is a terminal).
+pub async fn generate(
+    database_url: &str,
+    plan: Plan,
+    show_progress: bool,
+) -> anyhow::Result<Report> {
+    db::ensure_database(database_url).await?;
+    db::migrate(database_url).await?;
+    let pool = db::pool(database_url, 2)?;
+    seeds::load(&mut pool.get().await?).await?;
+    let config = db::parse_url(database_url)?;
+    let main = db::connect(&config).await?;
+    let existing: i64 = main
+        .query_one("SELECT count(*) FROM users", &[])
+        .await?
+        .get(0);
+    if existing > 0 {
+        bail!(
+            "the database already has {existing} user(s): generate into a new database \
+             (e.g. postgres://.../fitkart_bench_medium)"
+        );
+    }
+    let catalogue = Arc::new(load_catalogue(&pool.get().await?).await?);
+    let months = (plan.days / 28 + 3) as i32;
+    main.execute(
+        "SELECT ensure_step_record_partitions($1, $2)",
+        &[&plan.first_day(), &months],
+    )
+    .await?;
+
+    let started = Instant::now();
+    let mut report = Report::default();
+    let rows = Arc::new(AtomicU64::new(0));
+    let bar = progress_bar(plan.users, show_progress);
+    let ticker = {
+        let (bar, rows) = (bar.clone(), rows.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let n = rows.load(Ordering::Relaxed);
+                let rate = n as f64 / start.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!("{n} rows, {rate:.0} rows/s"));
+            }
+        })
+    };
+
+    // Accounts and empty wallets first: everything else refers to them.
+    let password_hash = Arc::new(crate::password::hash_password(PASSWORD)?);
+    let users: Vec<User> = (0..plan.users).map(|n| model::user(&plan, n)).collect();
+    let user_rows = users
+        .iter()
+        .map(|user| UserRow {
+            user: user.clone(),
+            password_hash: password_hash.clone(),
+        })
+        .collect();
+    report
+        .tables
+        .push(("users", copy_all(&main, user_rows, &rows).await?));
+    let wallets = users.iter().cloned().map(WalletRow).collect();
+    report
+        .tables
+        .push(("wallets", copy_all(&main, wallets, &rows).await?));
+    main.execute(
+        "INSERT INTO change_versions (user_id) SELECT id FROM users",
+        &[],
+    )
+    .await?;
+
+    // The three large tables, each on its own connection, while the users are simulated.
+    let (records_tx, records_rx) = mpsc::channel::<Vec<model::StepRecord>>(4);
+    let (days_tx, days_rx) = mpsc::channel::<Vec<model::StepDay>>(4);
+    let (ledger_tx, ledger_rx) = mpsc::channel::<Vec<model::LedgerEntry>>(4);
+    let writers = {
+        let (a, b, c) = (
+            db::connect(&config).await?,
+            db::connect(&config).await?,
+            db::connect(&config).await?,
+        );
+        let rows = rows.clone();
+        tokio::spawn(async move {
+            for client in [&a, &b, &c] {
+                client.batch_execute("SET synchronous_commit = off").await?;
+            }
+            let (r, d, l) = tokio::try_join!(
+                copy_stream(&a, records_rx, &rows),
+                copy_stream(&b, days_rx, &rows),
+                copy_stream(&c, ledger_rx, &rows),
+            )?;
+            anyhow::Ok([
+                ("step_records", r),
+                ("step_days", d),
+                ("coin_transactions", l),
+            ])
+        })
+    };
+    let simulation = {
+        let (catalogue, bar) = (catalogue.clone(), bar.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(User, History)>> {
+            const CHUNK: usize = 100;
+            let mut kept = Vec::with_capacity(users.len());
+            for chunk in users.chunks(CHUNK) {
+                let (mut records, mut days, mut ledger) = (Vec::new(), Vec::new(), Vec::new());
+                for user in chunk {
+                    let n = kept.len() as u64;
+                    let mut history = model::history(&plan, &catalogue, n, user);
+                    records.append(&mut history.records);
+                    days.append(&mut history.days);
+                    ledger.append(&mut history.ledger);
+                    kept.push((user.clone(), history));
+                }
+                let sent = records_tx.blocking_send(records).is_ok()
+                    && days_tx.blocking_send(days).is_ok()
+                    && ledger_tx.blocking_send(ledger).is_ok();
+                if !sent {
+                    bail!("a COPY stopped early");
+                }
+                bar.inc(chunk.len() as u64);
+            }
+            Ok(kept)
+        })
+    };
+    let simulated = simulation.await?;
+    let copied = writers.await??;
+    let histories = simulated?;
+    report.tables.extend(copied);
+
+    // The small tables, then the wallets' final balances.
+    let mut validations = Vec::new();
+    let mut unlocks = Vec::new();
+    let mut orders = Vec::new();
+    let mut totals = Vec::with_capacity(histories.len());
+    for (user, history) in histories {
+        validations.extend(history.validations);
+        unlocks.extend(history.unlocks);
+        orders.extend(history.orders);
+        totals.push(FinalRow(user.id, history.totals));
+    }
+    let items = orders.iter().cloned().map(OrderItemRow).collect();
+    report.tables.push((
+        "step_validations",
+        copy_all(&main, validations, &rows).await?,
+    ));
+    report
+        .tables
+        .push(("user_achievements", copy_all(&main, unlocks, &rows).await?));
+    report
+        .tables
+        .push(("orders", copy_all(&main, orders, &rows).await?));
+    report
+        .tables
+        .push(("order_items", copy_all(&main, items, &rows).await?));
+    main.batch_execute(
+        "CREATE TEMPORARY TABLE generated_totals (user_id uuid PRIMARY KEY, available bigint,
+             frozen bigint, earned bigint, spent bigint, version bigint)",
+    )
+    .await?;
+    copy_all(&main, totals, &rows).await?;
+    main.batch_execute(
+        "UPDATE wallets w SET available_coins = t.available, frozen_coins = t.frozen,
+             lifetime_earned = t.earned, lifetime_spent = t.spent, change_version = t.version
+         FROM generated_totals t WHERE w.user_id = t.user_id;
+         UPDATE change_versions c SET version = t.version
+         FROM generated_totals t WHERE c.user_id = t.user_id;
+         DROP TABLE generated_totals;",
+    )
+    .await?;
+    ticker.abort();
+    bar.finish_and_clear();
+    report.load_time = started.elapsed();
+
+    let vacuum = Instant::now();
+    main.batch_execute("VACUUM (ANALYZE)").await?;
+    report.vacuum_time = vacuum.elapsed();
+    let rebuild = Instant::now();
+    report.boards = leaderboard::refresh(&pool, None).await?;
+    report.leaderboard_time = rebuild.elapsed();
+    Ok(report)
+}
+
+/// The plan for `users` and `days` with `seed`, ending before `today`.
+pub fn plan(users: u64, days: u32, seed: u64, today: NaiveDate) -> Plan {
+    Plan {
+        users,
+        days,
+        seed,
+        today,
+    }
+}

@@ -1,0 +1,845 @@
+//! The generated world as plain data: who the users are and what each one did, day by day,
+//! derived from a seed alone (no database, no clock), so the same seed gives the same rows.
+
+use chrono::{DateTime, Datelike as _, Days, NaiveDate, NaiveTime, Utc};
+use rand::{RngExt as _, SeedableRng as _};
+use rand_pcg::Pcg64Mcg;
+use uuid::Uuid;
+
+use crate::achievements::Criteria;
+use crate::settings::RewardSettings;
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Users to create.
+    pub users: u64,
+    /// Days of history, ending yesterday (relative to `today`).
+    pub days: u32,
+    /// The seed every row is derived from.
+    pub seed: u64,
+    /// The day the history ends before (its last day is the day before).
+    pub today: NaiveDate,
+}
+
+impl Plan {
+    /// The first day of the history.
+    pub fn first_day(&self) -> NaiveDate {
+        self.today - Days::new(u64::from(self.days))
+    }
+
+    fn day(&self, index: u32) -> NaiveDate {
+        self.first_day() + Days::new(u64::from(index))
+    }
+
+    fn rng(&self, user: u64, stream: u64) -> Pcg64Mcg {
+        Pcg64Mcg::seed_from_u64(
+            self.seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(user.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+                .wrapping_add(stream),
+        )
+    }
+}
+
+/// A product orders can buy.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name, copied into order items.
+    pub name: String,
+    /// Its price in coins.
+    pub coin_price: i64,
+}
+
+/// An achievement generated users can unlock.
+#[derive(Debug, Clone, Copy)]
+pub struct Achievement {
+    /// Its id.
+    pub id: Uuid,
+    /// Its rule (early-bird and unknown rules are never unlocked here).
+    pub criteria: Criteria,
+    /// Its bonus in coins.
+    pub bonus_coins: i64,
+}
+
+/// What the database already holds that generated rows refer to.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    /// Active products.
+    pub products: Vec<Product>,
+    /// Active achievements.
+    pub achievements: Vec<Achievement>,
+    /// The reward and streak settings.
+    pub rewards: RewardSettings,
+}
+
+/// A user account.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Account id.
+    pub id: Uuid,
+    /// Wallet id.
+    pub wallet_id: Uuid,
+    /// Unique email.
+    pub email: String,
+    /// Display name.
+    pub display_name: String,
+    /// IANA time zone.
+    pub timezone: &'static str,
+    /// Daily step goal.
+    pub daily_step_goal: i32,
+    /// Day index (into the plan) of registration.
+    pub registered_day: u32,
+    /// Registration time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A `step_records` row.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    /// Row id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Local date.
+    pub day: NaiveDate,
+    /// Source name.
+    pub source: &'static str,
+    /// Reported total.
+    pub steps: i32,
+    /// Verified part.
+    pub verified_steps: i32,
+    /// accepted, flagged or rejected.
+    pub status: &'static str,
+    /// Reports merged into it.
+    pub report_count: i32,
+    /// First report.
+    pub first_recorded_at: DateTime<Utc>,
+    /// Last report.
+    pub last_recorded_at: DateTime<Utc>,
+    /// Sync version.
+    pub change_version: i64,
+}
+
+/// A `step_days` row.
+#[derive(Debug, Clone)]
+pub struct StepDay {
+    /// Owner.
+    pub user_id: Uuid,
+    /// Local date.
+    pub day: NaiveDate,
+    /// Largest verified source total.
+    pub verified_steps: i32,
+    /// Step-reward coins the day paid.
+    pub coins_paid: i64,
+    /// Sync version.
+    pub change_version: i64,
+    /// When the day was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A `coin_transactions` row, in booking order within its user.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    /// Row id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Owner's wallet.
+    pub wallet_id: Uuid,
+    /// Entry kind (`coin_transactions.kind`).
+    pub kind: &'static str,
+    /// Change of available coins.
+    pub available_delta: i64,
+    /// Change of frozen coins.
+    pub frozen_delta: i64,
+    /// Available after this entry.
+    pub available_after: i64,
+    /// Frozen after this entry.
+    pub frozen_after: i64,
+    /// Reference type.
+    pub reference_type: &'static str,
+    /// Reference id.
+    pub reference_id: String,
+    /// Unique key, in the server's format for the kind.
+    pub idempotency_key: String,
+    /// Sync version.
+    pub change_version: i64,
+    /// Booking time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A `user_achievements` row.
+#[derive(Debug, Clone)]
+pub struct Unlock {
+    /// Row id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// The achievement.
+    pub achievement_id: Uuid,
+    /// The bonus entry, when the achievement pays one.
+    pub bonus_transaction_id: Option<Uuid>,
+    /// Sync version.
+    pub change_version: i64,
+    /// Unlock time.
+    pub unlocked_at: DateTime<Utc>,
+}
+
+/// An `orders` row with its single item.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// Row id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// `FK-...` code.
+    pub order_code: String,
+    /// The device's id for it.
+    pub client_order_id: Uuid,
+    /// Request fingerprint (32 bytes).
+    pub request_fingerprint: Vec<u8>,
+    /// Final status.
+    pub status: &'static str,
+    /// Coins.
+    pub total_coins: i64,
+    /// Tracking number once shipped.
+    pub tracking_number: Option<String>,
+    /// Timestamps of the status changes that happened.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// Shipped.
+    pub shipped_at: Option<DateTime<Utc>>,
+    /// Delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Cancelled.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Refunded.
+    pub refunded_at: Option<DateTime<Utc>>,
+    /// Sync version.
+    pub change_version: i64,
+    /// Placed.
+    pub created_at: DateTime<Utc>,
+    /// The product bought (quantity 1).
+    pub product_id: Uuid,
+    /// Its name at the time.
+    pub product_name: String,
+    /// The item's id.
+    pub item_id: Uuid,
+}
+
+/// A `step_validations` row for a flagged or rejected record.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// Row id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// The record.
+    pub step_record_id: Uuid,
+    /// Its day.
+    pub step_day: NaiveDate,
+    /// Claimed total.
+    pub claimed_steps: i32,
+    /// Outlier score.
+    pub anomaly_score: f64,
+    /// pending_review or rejected.
+    pub status: &'static str,
+    /// Review time for rejected ones.
+    pub reviewed_at: Option<DateTime<Utc>>,
+    /// Sync version.
+    pub change_version: i64,
+    /// Flag time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The wallet and version a user ends with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Available coins.
+    pub available: i64,
+    /// Frozen coins.
+    pub frozen: i64,
+    /// Lifetime earned.
+    pub earned: i64,
+    /// Lifetime spent.
+    pub spent: i64,
+    /// The user's change version.
+    pub version: i64,
+}
+
+/// Everything one user did.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Step records.
+    pub records: Vec<StepRecord>,
+    /// Day totals.
+    pub days: Vec<StepDay>,
+    /// Ledger entries in booking order.
+    pub ledger: Vec<LedgerEntry>,
+    /// Achievements unlocked.
+    pub unlocks: Vec<Unlock>,
+    /// Orders placed.
+    pub orders: Vec<Order>,
+    /// Flagged and rejected records.
+    pub validations: Vec<Validation>,
+    /// The final wallet and version.
+    pub totals: Totals,
+}
+
+const TIME_ZONES: [&str; 6] = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+];
+const SOURCES: [&str; 3] = ["phone", "watch", "band"];
+const FIRST_NAMES: [&str; 8] = ["Alex", "Sam", "Robin", "Kim", "Jo", "Mika", "Noor", "Ari"];
+
+/// The users registered on the first day and active every day: the benchmarks use them for
+/// a full year of one user's history.
+pub const VETERANS: u64 = 16;
+
+fn uuid(rng: &mut Pcg64Mcg) -> Uuid {
+    uuid::Builder::from_random_bytes(rng.random()).into_uuid()
+}
+
+fn at(day: NaiveDate, hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
+    day.and_time(NaiveTime::from_hms_opt(hour, minute, second).unwrap_or_default())
+        .and_utc()
+}
+
+/// User number `n` of the plan. Registrations grow over time (more users join late); the
+/// first [`VETERANS`] joined on the first day.
+pub fn user(plan: &Plan, n: u64) -> User {
+    let mut rng = plan.rng(n, 0);
+    let registered_day = if n < VETERANS || plan.days == 0 {
+        0
+    } else {
+        let u: f64 = rng.random();
+        ((f64::from(plan.days) * u.sqrt()) as u32).min(plan.days - 1)
+    };
+    let day = plan.day(registered_day);
+    let goal = [10_000, 10_000, 10_000, 8_000, 12_000][rng.random_range(0..5)];
+    User {
+        id: uuid(&mut rng),
+        wallet_id: uuid(&mut rng),
+        email: format!("walker{n}@bench.fitkart.invalid"),
+        display_name: format!(
+            "{} {n}",
+            FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())]
+        ),
+        timezone: TIME_ZONES[rng.random_range(0..TIME_ZONES.len())],
+        daily_step_goal: goal,
+        registered_day,
+        created_at: at(day, 7, rng.random_range(0..60), rng.random_range(0..60)),
+    }
+}
+
+/// A pending ledger movement of an order (due on a day index).
+#[derive(Debug, Clone, Copy)]
+enum OrderEvent {
+    Capture(usize),
+    Release(usize),
+    Refund(usize),
+}
+
+struct Ledger<'a> {
+    user: &'a User,
+    totals: Totals,
+    entries: Vec<LedgerEntry>,
+}
+
+impl Ledger<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn book(
+        &mut self,
+        id: Uuid,
+        kind: &'static str,
+        available_delta: i64,
+        frozen_delta: i64,
+        reference: (&'static str, String),
+        idempotency_key: String,
+        created_at: DateTime<Utc>,
+    ) {
+        let t = &mut self.totals;
+        t.available += available_delta;
+        t.frozen += frozen_delta;
+        match kind {
+            "step_reward" | "achievement_bonus" => t.earned += available_delta,
+            "order_capture" => t.spent -= frozen_delta,
+            "refund" => t.spent = (t.spent - available_delta).max(0),
+            _ => {}
+        }
+        debug_assert!(t.available >= 0 && t.frozen >= 0);
+        self.entries.push(LedgerEntry {
+            id,
+            user_id: self.user.id,
+            wallet_id: self.user.wallet_id,
+            kind,
+            available_delta,
+            frozen_delta,
+            available_after: t.available,
+            frozen_after: t.frozen,
+            reference_type: reference.0,
+            reference_id: reference.1,
+            idempotency_key,
+            change_version: t.version,
+            created_at,
+        });
+    }
+}
+
+/// Everything `user` (number `n`) did from registration to yesterday: step records per source
+/// with weekday, seasonal and personal patterns, a few flagged days (many for the 1% of
+/// cheaters), the day totals and their rewards, achievements with their bonuses, and orders
+/// that hold, capture, release and refund coins. Balances never go negative.
+pub fn history(plan: &Plan, catalogue: &Catalogue, n: u64, user: &User) -> History {
+    let mut rng = plan.rng(n, 1);
+    let veteran = n < VETERANS;
+    let base: f64 = rng.random_range(3_000.0..13_000.0);
+    let weekend_factor: f64 = rng.random_range(0.7..1.3);
+    let activity: f64 = if veteran {
+        1.0
+    } else {
+        rng.random_range(0.75..0.99)
+    };
+    let sources = match rng.random_range(0..10) {
+        0..=2 => 1,
+        3..=7 => 2,
+        _ => 3,
+    };
+    let cheater = !veteran && rng.random_bool(0.01);
+    let flag_rate = if cheater { 0.25 } else { 0.01 };
+    let order_rate = rng.random_range(0.002..0.03);
+    let streak_steps = catalogue
+        .rewards
+        .streak_day_steps(i64::from(user.daily_step_goal));
+
+    let mut out = History::default();
+    let mut ledger = Ledger {
+        user,
+        totals: Totals::default(),
+        entries: Vec::new(),
+    };
+    let mut unlocked = vec![false; catalogue.achievements.len()];
+    let (mut total_steps, mut best_day, mut streak, mut longest_streak) = (0i64, 0i64, 0i64, 0i64);
+    let mut pending: Vec<(u32, OrderEvent)> = Vec::new();
+
+    for index in user.registered_day..plan.days {
+        let day = plan.day(index);
+        // Orders move first (their events happen at noon, before the evening's rewards).
+        let due: Vec<OrderEvent> = pending
+            .iter()
+            .filter(|(when, _)| *when == index)
+            .map(|(_, event)| *event)
+            .collect();
+        pending.retain(|(when, _)| *when != index);
+        for event in due {
+            ledger.totals.version += 1;
+            let noon = at(day, 12, 0, 0);
+            let (order_index, kind, available, frozen, prefix) = match event {
+                OrderEvent::Capture(i) => {
+                    let coins = out.orders[i].total_coins;
+                    (i, "order_capture", 0, -coins, "order_capture")
+                }
+                OrderEvent::Release(i) => {
+                    let coins = out.orders[i].total_coins;
+                    (i, "order_release", coins, -coins, "order_release")
+                }
+                OrderEvent::Refund(i) => {
+                    let coins = out.orders[i].total_coins;
+                    (i, "refund", coins, 0, "refund")
+                }
+            };
+            let order_id = out.orders[order_index].id;
+            out.orders[order_index].change_version = ledger.totals.version;
+            ledger.book(
+                uuid(&mut rng),
+                kind,
+                available,
+                frozen,
+                ("order", order_id.to_string()),
+                format!("{prefix}:{order_id}"),
+                noon,
+            );
+        }
+
+        if !veteran && !rng.random_bool(activity) {
+            streak = 0;
+            continue;
+        }
+        ledger.totals.version += 1;
+        let version = ledger.totals.version;
+        let weekday = day.weekday().num_days_from_monday();
+        let week_factor = if weekday >= 5 { weekend_factor } else { 1.0 };
+        let season = 1.0
+            + 0.15
+                * (2.0 * std::f64::consts::PI * (f64::from(day.ordinal()) - 180.0) / 365.0).cos();
+        let noise: f64 = rng.random_range(0.5..1.5);
+        let total = (base * week_factor * season * noise).clamp(0.0, 45_000.0) as i32;
+        let flagged = rng.random_bool(flag_rate);
+        let mut day_verified = 0i32;
+        for (s, source) in SOURCES.iter().take(sources).enumerate() {
+            let share: f64 = if s == 0 {
+                1.0
+            } else {
+                rng.random_range(0.5..1.0)
+            };
+            let steps = (f64::from(total) * share) as i32;
+            let first = at(day, 8, rng.random_range(0..60), 0);
+            let last = at(day, 21, rng.random_range(0..60), rng.random_range(0..60));
+            let id = uuid(&mut rng);
+            let (steps, verified, status) = if flagged && s == 0 {
+                let claimed = rng.random_range(55_000..95_000);
+                let recent = plan.days - index <= 14;
+                let status = if recent { "flagged" } else { "rejected" };
+                out.validations.push(Validation {
+                    id: uuid(&mut rng),
+                    user_id: user.id,
+                    step_record_id: id,
+                    step_day: day,
+                    claimed_steps: claimed,
+                    anomaly_score: rng.random_range(4.0..12.0),
+                    status: if recent { "pending_review" } else { "rejected" },
+                    reviewed_at: (!recent).then(|| at(day + Days::new(2), 10, 0, 0)),
+                    change_version: version,
+                    created_at: last,
+                });
+                (claimed, 0, status)
+            } else {
+                (steps, steps, "accepted")
+            };
+            if status != "rejected" {
+                day_verified = day_verified.max(verified);
+            }
+            out.records.push(StepRecord {
+                id,
+                user_id: user.id,
+                day,
+                source,
+                steps,
+                verified_steps: verified,
+                status,
+                report_count: rng.random_range(1..12),
+                first_recorded_at: first,
+                last_recorded_at: last,
+                change_version: version,
+            });
+        }
+        let evening = at(day, 21, 59, 0);
+        let paid = catalogue.rewards.coins_for_day(i64::from(day_verified));
+        out.days.push(StepDay {
+            user_id: user.id,
+            day,
+            verified_steps: day_verified,
+            coins_paid: paid,
+            change_version: version,
+            updated_at: evening,
+        });
+        if paid > 0 {
+            ledger.book(
+                uuid(&mut rng),
+                "step_reward",
+                paid,
+                0,
+                ("step_day", day.to_string()),
+                format!("step_reward:{}:{day}:{paid}", user.id),
+                evening,
+            );
+        }
+
+        total_steps += i64::from(day_verified);
+        best_day = best_day.max(i64::from(day_verified));
+        streak = if i64::from(day_verified) >= streak_steps {
+            streak + 1
+        } else {
+            0
+        };
+        longest_streak = longest_streak.max(streak);
+        for (a, achievement) in catalogue.achievements.iter().enumerate() {
+            let met = match achievement.criteria {
+                Criteria::TotalSteps(target) => total_steps >= target,
+                Criteria::DailySteps(target) => best_day >= target,
+                Criteria::Streak(target) => target > 0 && longest_streak >= target,
+                Criteria::EarlyBird { .. } | Criteria::Unknown => false,
+            };
+            if !met || unlocked[a] {
+                continue;
+            }
+            unlocked[a] = true;
+            let unlocked_at = at(day, 22, 0, a as u32 % 60);
+            let entry_id = uuid(&mut rng);
+            if achievement.bonus_coins > 0 {
+                ledger.book(
+                    entry_id,
+                    "achievement_bonus",
+                    achievement.bonus_coins,
+                    0,
+                    ("achievement", achievement.id.to_string()),
+                    format!("achievement:{}:{}", user.id, achievement.id),
+                    unlocked_at,
+                );
+            }
+            out.unlocks.push(Unlock {
+                id: uuid(&mut rng),
+                user_id: user.id,
+                achievement_id: achievement.id,
+                bonus_transaction_id: (achievement.bonus_coins > 0).then_some(entry_id),
+                change_version: version,
+                unlocked_at,
+            });
+        }
+
+        if catalogue.products.is_empty() || !rng.random_bool(order_rate) {
+            continue;
+        }
+        let product = &catalogue.products[rng.random_range(0..catalogue.products.len())];
+        if ledger.totals.available < product.coin_price {
+            continue;
+        }
+        let order_id = uuid(&mut rng);
+        let placed = at(day, 22, 30, 0);
+        ledger.book(
+            uuid(&mut rng),
+            "order_hold",
+            -product.coin_price,
+            product.coin_price,
+            ("order", order_id.to_string()),
+            format!("order_hold:{order_id}"),
+            placed,
+        );
+        let order_index = out.orders.len();
+        let remaining = plan.days - index;
+        // The day index of a step, if it happened before the history ends.
+        let happened = |after: u32| (after < remaining).then_some(index + after);
+        let when = |after: u32| happened(after).map(|i| at(plan.day(i), 12, 0, 0));
+        let outcome = rng.random_range(0..100);
+        let mut order = Order {
+            id: order_id,
+            user_id: user.id,
+            order_code: format!("FK-{}", &order_id.simple().to_string()[..10].to_uppercase()),
+            client_order_id: uuid(&mut rng),
+            request_fingerprint: rng.random::<[u8; 32]>().to_vec(),
+            status: "pending",
+            total_coins: product.coin_price,
+            tracking_number: None,
+            confirmed_at: None,
+            shipped_at: None,
+            delivered_at: None,
+            cancelled_at: None,
+            refunded_at: None,
+            change_version: version,
+            created_at: placed,
+            product_id: product.id,
+            product_name: product.name.clone(),
+            item_id: uuid(&mut rng),
+        };
+        if outcome < 15 {
+            // Cancelled the next day: the hold is released.
+            if let Some(i) = happened(1) {
+                order.status = "cancelled";
+                order.cancelled_at = when(1);
+                pending.push((i, OrderEvent::Release(order_index)));
+            }
+        } else {
+            // Confirmed after a day, processing after two, shipped after three, delivered
+            // (captured) after seven; some are refunded after twenty-one, a few never leave
+            // processing.
+            let stalls = outcome >= 95;
+            order.confirmed_at = when(1);
+            if order.confirmed_at.is_some() {
+                order.status = "confirmed";
+            }
+            if happened(2).is_some() {
+                order.status = "processing";
+            }
+            if !stalls && let Some(shipped) = when(3) {
+                order.status = "shipped";
+                order.shipped_at = Some(shipped);
+                order.tracking_number =
+                    Some(format!("TRK{}", rng.random_range(10_000_000..99_999_999)));
+            }
+            if !stalls && let Some(i) = happened(7) {
+                order.status = "delivered";
+                order.delivered_at = when(7);
+                pending.push((i, OrderEvent::Capture(order_index)));
+            }
+            if !stalls
+                && outcome < 20
+                && let Some(i) = happened(21)
+            {
+                order.status = "refunded";
+                order.refunded_at = when(21);
+                pending.push((i, OrderEvent::Refund(order_index)));
+            }
+        }
+        out.orders.push(order);
+    }
+    out.totals = ledger.totals;
+    out.ledger = ledger.entries;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            users: 200,
+            days: 120,
+            seed: 7,
+            today: NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+        }
+    }
+
+    fn catalogue() -> Catalogue {
+        let id = |n: u128| Uuid::from_u128(n);
+        Catalogue {
+            products: vec![
+                Product {
+                    id: id(1),
+                    name: "Bottle".into(),
+                    coin_price: 900,
+                },
+                Product {
+                    id: id(2),
+                    name: "Band".into(),
+                    coin_price: 3_500,
+                },
+            ],
+            achievements: vec![
+                Achievement {
+                    id: id(10),
+                    criteria: Criteria::TotalSteps(50_000),
+                    bonus_coins: 100,
+                },
+                Achievement {
+                    id: id(11),
+                    criteria: Criteria::Streak(7),
+                    bonus_coins: 150,
+                },
+                Achievement {
+                    id: id(12),
+                    criteria: Criteria::DailySteps(10_000),
+                    bonus_coins: 0,
+                },
+            ],
+            rewards: RewardSettings::default(),
+        }
+    }
+
+    fn everyone() -> Vec<(User, History)> {
+        let (plan, catalogue) = (plan(), catalogue());
+        (0..plan.users)
+            .map(|n| {
+                let user = user(&plan, n);
+                let history = history(&plan, &catalogue, n, &user);
+                (user, history)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_rows_and_another_seed_other_rows() {
+        let (plan, catalogue) = (plan(), catalogue());
+        let a = history(&plan, &catalogue, 3, &user(&plan, 3));
+        let b = history(&plan, &catalogue, 3, &user(&plan, 3));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let other = Plan { seed: 8, ..plan };
+        let c = history(&other, &catalogue, 3, &user(&other, 3));
+        assert_ne!(format!("{a:?}"), format!("{c:?}"));
+    }
+
+    #[test]
+    fn every_ledger_chain_adds_up_to_the_wallet_and_never_goes_negative() {
+        for (user, history) in everyone() {
+            let (mut available, mut frozen) = (0, 0);
+            for entry in &history.ledger {
+                available += entry.available_delta;
+                frozen += entry.frozen_delta;
+                assert_eq!(
+                    (entry.available_after, entry.frozen_after),
+                    (available, frozen)
+                );
+                assert!(available >= 0 && frozen >= 0, "user {}", user.email);
+            }
+            assert_eq!(
+                (history.totals.available, history.totals.frozen),
+                (available, frozen)
+            );
+            let earned: i64 = history
+                .ledger
+                .iter()
+                .filter(|e| matches!(e.kind, "step_reward" | "achievement_bonus"))
+                .map(|e| e.available_delta)
+                .sum();
+            assert_eq!(history.totals.earned, earned);
+        }
+    }
+
+    #[test]
+    fn days_pay_their_rule_and_count_their_largest_unrejected_source() {
+        let rewards = RewardSettings::default();
+        for (_, history) in everyone() {
+            for day in &history.days {
+                let largest = history
+                    .records
+                    .iter()
+                    .filter(|r| r.day == day.day && r.status != "rejected")
+                    .map(|r| r.verified_steps)
+                    .max()
+                    .unwrap_or(0);
+                assert_eq!(day.verified_steps, largest);
+                assert_eq!(day.coins_paid, rewards.coins_for_day(i64::from(largest)));
+            }
+            let paid: i64 = history.days.iter().map(|d| d.coins_paid).sum();
+            let rewarded: i64 = history
+                .ledger
+                .iter()
+                .filter(|e| e.kind == "step_reward")
+                .map(|e| e.available_delta)
+                .sum();
+            assert_eq!(paid, rewarded);
+        }
+    }
+
+    #[test]
+    fn the_world_has_orders_in_every_status_flags_cheaters_and_a_year_long_veteran() {
+        let all = everyone();
+        let statuses: std::collections::BTreeSet<&str> = all
+            .iter()
+            .flat_map(|(_, h)| h.orders.iter().map(|o| o.status))
+            .collect();
+        for status in [
+            "pending",
+            "confirmed",
+            "processing",
+            "shipped",
+            "delivered",
+            "cancelled",
+            "refunded",
+        ] {
+            assert!(
+                statuses.contains(status),
+                "no {status} order in {statuses:?}"
+            );
+        }
+        assert!(all.iter().any(|(_, h)| !h.validations.is_empty()));
+        assert!(all.iter().any(|(_, h)| !h.unlocks.is_empty()));
+        let (veteran, history) = &all[0];
+        assert_eq!(veteran.registered_day, 0);
+        assert_eq!(history.days.len(), plan().days as usize);
+        // Every order's tracking number and cancellation agree with its status, as the
+        // table's checks demand.
+        for order in all.iter().flat_map(|(_, h)| &h.orders) {
+            let shipped = matches!(order.status, "shipped" | "delivered" | "refunded");
+            assert!(!shipped || order.tracking_number.is_some());
+            assert_eq!(order.status == "cancelled", order.cancelled_at.is_some());
+        }
+    }
+}

@@ -1,0 +1,1254 @@
+//! `fitkart-bench`: the server at scale, each operation next to the raw-SQL limit of the same
+//! work measured in the same run. Prints a markdown table and writes it to a file.
+//!
+//! ```sh
+//! fitkart-sync-server generate --preset medium --database-url postgres://postgres@127.0.0.1/fitkart_bench_medium
+//! fitkart-bench --database-url postgres://postgres@127.0.0.1/fitkart_bench_medium --out bench.md
+//! ```
+//! (`scripts/bench.sh medium` does both with release builds.)
+//!
+//! For each operation it measures three things against a generated database:
+//! 1. **capacity**: `--clients` concurrent clients against the live server (started from the
+//!    `fitkart-sync-server` binary beside this one), each sending its next request as soon as
+//!    the last is answered, for `--seconds`;
+//! 2. **latency under load**: requests at a fixed arrival rate (half the capacity unless
+//!    `--rate` says otherwise), each timed from the moment it was due to start, so a slow
+//!    answer delays no measurement (no coordinated omission);
+//! 3. **raw-SQL limit**: the same rows read or written straight through tokio-postgres by
+//!    `--clients` connections (prepared statements, one transaction per request, COPY for the
+//!    step batch), for `--seconds`.
+//!
+//! Writes go to generated users of the UTC time zone, so "today" is the same day for the
+//! server and the bench: the server's half of them report through HTTP, the other half take
+//! the raw writes, so the ledger stays consistent (`verify-ledger` passes after a run).
+//! Step reports grow each user's day by 100 steps a minute of the day, within the user's own
+//! best day of the last 30, so anti-cheat lets them through and each one pays a coin.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::Parser;
+use fitkart_protocol::auth::Role;
+use fitkart_sync_server::config::JwtSecret;
+use fitkart_sync_server::tokens::AccessTokens;
+use tokio_postgres::types::{ToSql, Type};
+use uuid::Uuid;
+
+/// Benchmarks the FitKart server on a generated database against the raw-SQL limit.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The generated database (`fitkart-sync-server generate`).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+
+    /// Seconds of each measurement (capacity, latency, raw limit).
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+
+    /// Concurrent clients (and raw connections) for capacity and raw-limit runs.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+
+    /// Arrival rate of the latency runs as a share of the measured capacity.
+    #[arg(long, default_value_t = 0.5)]
+    load_share: f64,
+
+    /// Only these operations (comma-separated names as in the table).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+
+    /// Where to write the markdown table.
+    #[arg(long)]
+    out: Option<PathBuf>,
+
+    /// A label for the table's heading (e.g. the preset).
+    #[arg(long, default_value = "")]
+    label: String,
+
+    /// The server binary (default: `fitkart-sync-server` beside this binary).
+    #[arg(long)]
+    server: Option<PathBuf>,
+}
+
+const SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
+const PROTOCOL: (&str, &str) = ("x-fitkart-protocol-version", "1");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Profile,
+    Wallet,
+    Leaderboard,
+    Achievements,
+    StepReport,
+    Order,
+    Push500,
+    PullYear,
+    Batch1000,
+}
+
+impl Op {
+    const ALL: [Op; 9] = [
+        Op::Profile,
+        Op::Wallet,
+        Op::Leaderboard,
+        Op::Achievements,
+        Op::StepReport,
+        Op::Order,
+        Op::Push500,
+        Op::PullYear,
+        Op::Batch1000,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Profile => "profile",
+            Op::Wallet => "wallet",
+            Op::Leaderboard => "leaderboard",
+            Op::Achievements => "achievements",
+            Op::StepReport => "step_report",
+            Op::Order => "order",
+            Op::Push500 => "push_500",
+            Op::PullYear => "pull_year",
+            Op::Batch1000 => "batch_1000",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Op::Profile => "`GET /me` (profile)",
+            Op::Wallet => "`GET /wallet`",
+            Op::Leaderboard => "`GET /leaderboard?limit=100` (weekly top 100 + my rank)",
+            Op::Achievements => "`GET /achievements` (achievement check)",
+            Op::StepReport => "`POST /steps/record`, one report that pays a coin",
+            Op::Order => "`POST /orders` (holds coins and stock)",
+            Op::Push500 => "`POST /sync/push`, 500 step mutations",
+            Op::PullYear => "full `GET /sync/pull` of a year of one user (all pages)",
+            Op::Batch1000 => "`POST /steps/record`, 1,000 records",
+        }
+    }
+
+    fn raw(self) -> &'static str {
+        match self {
+            Op::Profile => "prepared SELECT of the user row",
+            Op::Wallet => "prepared SELECT of the wallet row",
+            Op::Leaderboard => "prepared top-100 + own-rank SELECTs",
+            Op::Achievements => "prepared SELECTs of definitions, unlocks and step totals",
+            Op::StepReport => {
+                "one transaction: version, record upsert, day upsert, wallet lock, ledger insert, wallet update"
+            }
+            Op::Order => {
+                "one transaction: version, wallet lock, stock update, order + item + ledger inserts, wallet update"
+            }
+            Op::Push500 => "one transaction: 500 step-record upserts + 500 stored mutation results",
+            Op::PullYear => "prepared SELECTs of the user's synced rows",
+            Op::Batch1000 => "COPY of 1,000 step records",
+        }
+    }
+
+    fn goal(self) -> &'static str {
+        match self {
+            Op::Profile | Op::Wallet | Op::Leaderboard => "p99 ≤ 5 ms",
+            Op::Achievements => "p99 ≤ 10 ms (seed)",
+            Op::StepReport => "p99 ≤ 20 ms, ≥ 1,500/s, ≥ 0.3× raw",
+            Op::Order => "p99 ≤ 20 ms, ≥ 0.3× raw",
+            Op::Push500 => "≥ 0.3× raw",
+            Op::PullYear => "—",
+            Op::Batch1000 => "≥ 50,000 records/s, ≥ 0.3× raw",
+        }
+    }
+
+    /// What one request moves, for the throughput column.
+    fn unit(self) -> &'static str {
+        match self {
+            Op::Push500 => "mutations",
+            Op::PullYear => "rows",
+            Op::Batch1000 => "records",
+            _ => "",
+        }
+    }
+
+    fn is_write(self) -> bool {
+        matches!(
+            self,
+            Op::StepReport | Op::Order | Op::Push500 | Op::Batch1000
+        )
+    }
+}
+
+/// One user's next step report: the day's total so far and the minute of the day it is read.
+#[derive(Debug, Clone, Copy)]
+struct StepTicket {
+    steps: i64,
+    minute: i64,
+    cap: i64,
+}
+
+struct Actor {
+    id: Uuid,
+    token: String,
+    device: Uuid,
+    steps: Mutex<StepTicket>,
+    orders_left: AtomicU64,
+}
+
+struct World {
+    today: NaiveDate,
+    run: String,
+    /// UTC users whose writes go through the server.
+    server_users: Vec<Actor>,
+    /// UTC users whose writes go through raw SQL.
+    raw_users: Vec<Actor>,
+    /// Users with coins for orders, split the same way.
+    server_buyers: Vec<Actor>,
+    raw_buyers: Vec<Actor>,
+    /// The users with a full year of history.
+    veterans: Vec<Actor>,
+    product: (Uuid, String, i64),
+    counter: AtomicU64,
+    exhausted: AtomicU64,
+}
+
+impl World {
+    fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Takes the user's next step report (+100 steps, +1 minute), or None when the day is spent.
+fn next_ticket(actor: &Actor, now_minute: i64) -> Option<(i64, DateTime<Utc>, NaiveDate)> {
+    let mut t = actor.steps.lock().unwrap_or_else(PoisonError::into_inner);
+    if t.steps + 100 > t.cap || t.minute + 1 > now_minute {
+        return None;
+    }
+    t.steps += 100;
+    t.minute += 1;
+    let at = Utc::now().date_naive().and_hms_opt(0, 0, 0)?.and_utc()
+        + chrono::Duration::minutes(t.minute);
+    Some((t.steps, at, at.date_naive()))
+}
+
+fn now_minute() -> i64 {
+    let now = Utc::now();
+    (now - now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc())
+    .num_minutes()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server(args: &Args) -> anyhow::Result<Server> {
+    let binary = match &args.server {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary directory")?
+            .join("fitkart-sync-server"),
+    };
+    if !binary.exists() {
+        bail!("{} is missing: build the server first", binary.display());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(&binary)
+        .arg("serve")
+        .env("DATABASE_URL", &args.database_url)
+        .env("FITKART_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FITKART_JWT_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("start {}", binary.display()))?;
+    let server = Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..600 {
+        if http
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the server did not become ready")
+}
+
+async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
+    let tokens = AccessTokens::new(
+        &JwtSecret::new(SECRET).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Duration::from_secs(6 * 3600),
+    );
+    let today = Utc::now().date_naive();
+    let month_ago = today - chrono::Days::new(30);
+    // UTC users with their best day of the last 30 (the bench never claims more), today's
+    // total and the minute of their latest reading today.
+    let rows = db
+        .query(
+            "SELECT u.id,
+                    coalesce((SELECT max(d.verified_steps) FROM step_days d
+                              WHERE d.user_id = u.id AND d.day >= $2 AND d.day < $1), 0)::bigint,
+                    coalesce((SELECT max(r.steps) FROM step_records r
+                              WHERE r.user_id = u.id AND r.day = $1), 0)::bigint,
+                    coalesce((SELECT max(extract(epoch FROM r.last_recorded_at - $1::date::timestamp AT TIME ZONE 'UTC')) / 60
+                              FROM step_records r WHERE r.user_id = u.id AND r.day = $1), 0)::bigint
+             FROM users u
+             WHERE u.timezone = 'UTC' AND u.deleted_at IS NULL AND u.role = 'user'
+             ORDER BY u.id",
+            &[&today, &month_ago],
+        )
+        .await?;
+    let actor = |id: Uuid, ticket: StepTicket, orders: u64| -> anyhow::Result<Actor> {
+        Ok(Actor {
+            id,
+            token: tokens.issue(id, Role::User, 0)?,
+            device: Uuid::now_v7(),
+            steps: Mutex::new(ticket),
+            orders_left: AtomicU64::new(orders),
+        })
+    };
+    let (mut server_users, mut raw_users) = (Vec::new(), Vec::new());
+    for (i, row) in rows.iter().enumerate() {
+        let (best, steps, minute): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
+        let cap = best.min(15_000);
+        // A new source starts from nothing at midnight: its first reading must not be faster
+        // than 150 steps a minute on average.
+        let minute = minute.max((steps + 100) / 150 + 1);
+        let a = actor(row.get(0), StepTicket { steps, minute, cap }, 0)?;
+        if i % 2 == 0 {
+            server_users.push(a);
+        } else {
+            raw_users.push(a);
+        }
+    }
+    let product = db
+        .query_one(
+            "SELECT id, name, coin_price FROM reward_products
+             WHERE is_active AND deleted_at IS NULL ORDER BY coin_price, id LIMIT 1",
+            &[],
+        )
+        .await?;
+    let product: (Uuid, String, i64) = (product.get(0), product.get(1), product.get(2));
+    // Orders never run out of stock in a benchmark.
+    db.execute(
+        "UPDATE reward_products SET stock = stock + 10000000 WHERE id = $1",
+        &[&product.0],
+    )
+    .await?;
+    let buyers = db
+        .query(
+            "SELECT w.user_id, w.available_coins / $1 FROM wallets w JOIN users u ON u.id = w.user_id
+             WHERE w.available_coins >= $1 AND u.deleted_at IS NULL ORDER BY w.user_id LIMIT 20000",
+            &[&product.2],
+        )
+        .await?;
+    let (mut server_buyers, mut raw_buyers) = (Vec::new(), Vec::new());
+    let none = StepTicket {
+        steps: 0,
+        minute: 0,
+        cap: 0,
+    };
+    for (i, row) in buyers.iter().enumerate() {
+        let a = actor(row.get(0), none, row.get::<_, i64>(1) as u64)?;
+        if i % 2 == 0 {
+            server_buyers.push(a);
+        } else {
+            raw_buyers.push(a);
+        }
+    }
+    let veterans = db
+        .query(
+            "SELECT id FROM users WHERE role = 'user' ORDER BY created_at, id LIMIT 8",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| actor(row.get(0), none, 0))
+        .collect::<anyhow::Result<_>>()?;
+    if server_users.is_empty() || raw_users.is_empty() {
+        bail!("the database has too few users in the UTC time zone: generate it first");
+    }
+    Ok(World {
+        today,
+        run: format!("{:x}", Utc::now().timestamp() % 0xFFFFFF),
+        server_users,
+        raw_users,
+        server_buyers,
+        raw_buyers,
+        veterans,
+        product,
+        counter: AtomicU64::new(0),
+        exhausted: AtomicU64::new(0),
+    })
+}
+
+/// One request through the server; returns the units it moved.
+async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Result<u64, String> {
+    let i = world.next() as usize;
+    let api = |path: &str| format!("{url}/api/v1{path}");
+    let pick = |users: &'static str, list: &[Actor]| -> Result<usize, String> {
+        if list.is_empty() {
+            return Err(format!("no {users}"));
+        }
+        Ok(i % list.len())
+    };
+    let (actor, request) = match op {
+        Op::Profile | Op::Wallet | Op::Leaderboard | Op::Achievements => {
+            let actor = &world.server_users[pick("users", &world.server_users)?];
+            let path = match op {
+                Op::Profile => "/me",
+                Op::Wallet => "/wallet",
+                Op::Leaderboard => "/leaderboard?period=weekly&limit=100",
+                _ => "/achievements",
+            };
+            (actor, http.get(api(path)))
+        }
+        Op::StepReport => {
+            let actor = &world.server_users[pick("users", &world.server_users)?];
+            let Some((steps, at, date)) = next_ticket(actor, now_minute()) else {
+                world.exhausted.fetch_add(1, Ordering::Relaxed);
+                return Err("no step budget left today".into());
+            };
+            let body = serde_json::json!({"records": [{"date": date, "source": "bench",
+                "steps": steps, "recorded_at": at}]});
+            (actor, http.post(api("/steps/record")).json(&body))
+        }
+        Op::Order => {
+            let actor = &world.server_buyers[pick("buyers", &world.server_buyers)?];
+            let left = actor.orders_left.load(Ordering::Relaxed);
+            if left == 0 {
+                world.exhausted.fetch_add(1, Ordering::Relaxed);
+                return Err("buyer out of coins".into());
+            }
+            actor.orders_left.store(left - 1, Ordering::Relaxed);
+            let body = serde_json::json!({"client_order_id": Uuid::now_v7(),
+                "items": [{"product_id": world.product.0, "quantity": 1}],
+                "shipping_address": {"name": "Bench", "line1": "1 Bench St",
+                    "city": "Springfield", "postal_code": "12345", "country": "US"}});
+            (actor, http.post(api("/orders")).json(&body))
+        }
+        Op::Push500 => {
+            let actor = &world.server_users[pick("users", &world.server_users)?];
+            let now = Utc::now();
+            let mutations: Vec<_> = (0..500)
+                .map(|m| {
+                    serde_json::json!({"id": Uuid::now_v7(), "kind": "record_steps",
+                        "created_at": now, "payload": {"records": [{"date": world.today,
+                        "source": format!("p{}x{i}x{m}", world.run), "steps": 100,
+                        "recorded_at": now}]}})
+                })
+                .collect();
+            let body = serde_json::json!({"device_id": actor.device, "mutations": mutations});
+            (actor, http.post(api("/sync/push")).json(&body))
+        }
+        Op::Batch1000 => {
+            let actor = &world.server_users[pick("users", &world.server_users)?];
+            let now = Utc::now();
+            let records: Vec<_> = (0..1000)
+                .map(|r| {
+                    serde_json::json!({"date": world.today,
+                        "source": format!("b{}x{i}x{r}", world.run), "steps": 100,
+                        "recorded_at": now})
+                })
+                .collect();
+            (
+                actor,
+                http.post(api("/steps/record"))
+                    .json(&serde_json::json!({"records": records})),
+            )
+        }
+        Op::PullYear => {
+            let actor = &world.veterans[pick("veterans", &world.veterans)?];
+            let mut cursor = String::new();
+            let mut rows = 0u64;
+            loop {
+                let answer = http
+                    .get(api("/sync/pull"))
+                    .query(&[("limit", "1000"), ("cursor", cursor.as_str())])
+                    .bearer_auth(&actor.token)
+                    .header(PROTOCOL.0, PROTOCOL.1)
+                    .send()
+                    .await
+                    .map_err(|e| e.without_url().to_string())?;
+                if !answer.status().is_success() {
+                    return Err(format!("pull {}", answer.status()));
+                }
+                let page: serde_json::Value = answer.json().await.map_err(|e| e.to_string())?;
+                rows += page["changes"]
+                    .as_object()
+                    .map(|changes| {
+                        changes
+                            .values()
+                            .filter_map(serde_json::Value::as_array)
+                            .map(|a| a.len() as u64)
+                            .sum::<u64>()
+                    })
+                    .unwrap_or(0);
+                cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
+                if page["has_more"] != serde_json::Value::Bool(true) {
+                    return Ok(rows);
+                }
+            }
+        }
+    };
+    let answer = request
+        .bearer_auth(&actor.token)
+        .header(PROTOCOL.0, PROTOCOL.1)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    let status = answer.status();
+    let body = answer.bytes().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!(
+            "{} {status}: {}",
+            op.name(),
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ));
+    }
+    Ok(match op {
+        Op::Push500 => 500,
+        Op::Batch1000 => 1000,
+        _ => 1,
+    })
+}
+
+/// The same work straight through SQL on one connection; returns the units it moved.
+async fn raw(client: &mut deadpool_postgres::Client, world: &World, op: Op) -> anyhow::Result<u64> {
+    let i = world.next() as usize;
+    match op {
+        Op::Profile | Op::Wallet => {
+            let actor = &world.raw_users[i % world.raw_users.len()];
+            let sql = if op == Op::Profile {
+                "SELECT id, email, display_name, role, timezone, daily_step_goal, avatar_url,
+                        created_at, updated_at, change_version, session_epoch
+                 FROM users WHERE id = $1 AND deleted_at IS NULL"
+            } else {
+                "SELECT available_coins, frozen_coins, lifetime_earned, lifetime_spent
+                 FROM wallets WHERE user_id = $1"
+            };
+            let statement = client.prepare_cached(sql).await?;
+            client.query_one(&statement, &[&actor.id]).await?;
+            Ok(1)
+        }
+        Op::Leaderboard => {
+            let actor = &world.raw_users[i % world.raw_users.len()];
+            let top = client
+                .prepare_cached(
+                    "SELECT rank, display_name, steps, user_id = $3 FROM leaderboard_cache
+                     WHERE period = $1 ORDER BY rank LIMIT $2",
+                )
+                .await?;
+            let me = client
+                .prepare_cached(
+                    "SELECT rank, steps FROM leaderboard_cache WHERE period = $1 AND user_id = $2",
+                )
+                .await?;
+            client.query(&top, &[&"weekly", &100i64, &actor.id]).await?;
+            client.query_opt(&me, &[&"weekly", &actor.id]).await?;
+            Ok(1)
+        }
+        Op::Achievements => {
+            let actor = &world.raw_users[i % world.raw_users.len()];
+            let defs = client
+                .prepare_cached(
+                    "SELECT id, code, name, description, icon, criteria, bonus_coins
+                     FROM achievements WHERE is_active AND deleted_at IS NULL ORDER BY sort_order",
+                )
+                .await?;
+            let mine = client
+                .prepare_cached(
+                    "SELECT achievement_id, unlocked_at FROM user_achievements WHERE user_id = $1",
+                )
+                .await?;
+            let totals = client
+                .prepare_cached(
+                    "SELECT coalesce(sum(verified_steps), 0)::bigint, coalesce(max(verified_steps), 0)
+                     FROM step_days WHERE user_id = $1",
+                )
+                .await?;
+            client.query(&defs, &[]).await?;
+            client.query(&mine, &[&actor.id]).await?;
+            client.query_one(&totals, &[&actor.id]).await?;
+            Ok(1)
+        }
+        Op::StepReport => {
+            let actor = &world.raw_users[i % world.raw_users.len()];
+            let Some((steps, at, day)) = next_ticket(actor, now_minute()) else {
+                world.exhausted.fetch_add(1, Ordering::Relaxed);
+                bail!("no step budget left today");
+            };
+            raw_step_report(client, actor.id, day, steps, at).await?;
+            Ok(1)
+        }
+        Op::Order => {
+            if world.raw_buyers.is_empty() {
+                bail!("no users with coins for an order");
+            }
+            let actor = &world.raw_buyers[i % world.raw_buyers.len()];
+            raw_order(client, world, actor).await?;
+            Ok(1)
+        }
+        Op::Push500 => {
+            let actor = &world.raw_users[i % world.raw_users.len()];
+            raw_push(client, world, actor.id, i).await?;
+            Ok(500)
+        }
+        Op::Batch1000 => {
+            let actor = &world.raw_users[i % world.raw_users.len()];
+            raw_batch(client, world, actor.id, i).await?;
+            Ok(1000)
+        }
+        Op::PullYear => {
+            let actor = &world.veterans[i % world.veterans.len()];
+            let mut rows = 0;
+            for sql in [
+                "SELECT * FROM step_records WHERE user_id = $1 AND change_version > 0 ORDER BY change_version",
+                "SELECT * FROM step_days WHERE user_id = $1 AND change_version > 0 ORDER BY change_version",
+                "SELECT * FROM coin_transactions WHERE user_id = $1 AND change_version > 0 ORDER BY change_version",
+                "SELECT * FROM user_achievements WHERE user_id = $1 AND change_version > 0",
+                "SELECT * FROM orders WHERE user_id = $1 AND change_version > 0",
+                "SELECT * FROM order_items WHERE user_id = $1",
+                "SELECT * FROM step_validations WHERE user_id = $1 AND change_version > 0",
+                "SELECT * FROM reward_products WHERE change_version >= 0 AND $1::uuid IS NOT NULL",
+                "SELECT * FROM achievements WHERE change_version >= 0 AND $1::uuid IS NOT NULL",
+            ] {
+                let statement = client.prepare_cached(sql).await?;
+                rows += client.query(&statement, &[&actor.id]).await?.len() as u64;
+            }
+            Ok(rows)
+        }
+    }
+}
+
+async fn bump_version(tx: &deadpool_postgres::Transaction<'_>, user: Uuid) -> anyhow::Result<i64> {
+    let statement = tx
+        .prepare_cached(
+            "UPDATE change_versions SET version = version + 1 WHERE user_id = $1 RETURNING version",
+        )
+        .await?;
+    Ok(tx.query_one(&statement, &[&user]).await?.get(0))
+}
+
+/// The writes a paying step report makes, in one transaction: the user's version, the
+/// record, the day, the wallet and its ledger entry (100 steps = 1 coin at the seeded rate).
+async fn raw_step_report(
+    client: &mut deadpool_postgres::Client,
+    user: Uuid,
+    day: NaiveDate,
+    steps: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let tx = client.transaction().await?;
+    let version = bump_version(&tx, user).await?;
+    let steps32 = steps as i32;
+    let record = tx
+        .prepare_cached(
+            "INSERT INTO step_records AS r (id, user_id, day, source, steps, verified_steps,
+                 change_version, first_recorded_at, last_recorded_at, cadence_anchor_at,
+                 cadence_anchor_steps)
+             VALUES ($1, $2, $3, 'raw', $4, $4, $5, $6, $6, $6, $4)
+             ON CONFLICT (user_id, day, source) DO UPDATE SET steps = EXCLUDED.steps,
+                 verified_steps = EXCLUDED.verified_steps, change_version = EXCLUDED.change_version,
+                 report_count = r.report_count + 1, last_recorded_at = EXCLUDED.last_recorded_at,
+                 cadence_anchor_at = EXCLUDED.cadence_anchor_at,
+                 cadence_anchor_steps = EXCLUDED.cadence_anchor_steps",
+        )
+        .await?;
+    tx.execute(
+        &record,
+        &[&Uuid::now_v7(), &user, &day, &steps32, &version, &at],
+    )
+    .await?;
+    let paid = (steps / 100).min(200);
+    let day_row = tx
+        .prepare_cached(
+            "INSERT INTO step_days AS s (user_id, day, verified_steps, coins_paid, change_version)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (user_id, day) DO UPDATE SET verified_steps = EXCLUDED.verified_steps,
+                 coins_paid = EXCLUDED.coins_paid, change_version = EXCLUDED.change_version
+             RETURNING (xmax = 0)",
+        )
+        .await?;
+    tx.query_one(&day_row, &[&user, &day, &steps32, &paid, &version])
+        .await?;
+    let wallet = tx
+        .prepare_cached(
+            "SELECT id, available_coins, frozen_coins FROM wallets WHERE user_id = $1 FOR UPDATE",
+        )
+        .await?;
+    let w = tx.query_one(&wallet, &[&user]).await?;
+    let (wallet_id, available, frozen): (Uuid, i64, i64) = (w.get(0), w.get(1), w.get(2));
+    // The day paid (steps - 100) / 100 before this report: the entry books the difference.
+    let award = paid - ((steps - 100) / 100).min(200);
+    if award > 0 {
+        let entry = tx
+            .prepare_cached(
+                "INSERT INTO coin_transactions (id, user_id, wallet_id, kind, available_delta,
+                     frozen_delta, available_after, frozen_after, reference_type, reference_id,
+                     idempotency_key, description, change_version)
+                 VALUES ($1, $2, $3, 'step_reward', $4, 0, $5, $6, 'step_day', $7, $8, $9, $10)",
+            )
+            .await?;
+        let day_text = day.to_string();
+        tx.execute(
+            &entry,
+            &[
+                &Uuid::now_v7(),
+                &user,
+                &wallet_id,
+                &award,
+                &(available + award),
+                &frozen,
+                &day_text,
+                &format!("step_reward:{user}:{day}:{paid}"),
+                &format!("Steps on {day}"),
+                &version,
+            ],
+        )
+        .await?;
+        let update = tx
+            .prepare_cached(
+                "UPDATE wallets SET available_coins = available_coins + $2,
+                     lifetime_earned = lifetime_earned + $2, change_version = $3
+                 WHERE id = $1",
+            )
+            .await?;
+        tx.execute(&update, &[&wallet_id, &award, &version]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The writes an order makes, in one transaction.
+async fn raw_order(
+    client: &mut deadpool_postgres::Client,
+    world: &World,
+    actor: &Actor,
+) -> anyhow::Result<()> {
+    let left = actor.orders_left.load(Ordering::Relaxed);
+    if left == 0 {
+        world.exhausted.fetch_add(1, Ordering::Relaxed);
+        bail!("buyer out of coins");
+    }
+    actor.orders_left.store(left - 1, Ordering::Relaxed);
+    let (product, name, price) = &world.product;
+    let tx = client.transaction().await?;
+    let version = bump_version(&tx, actor.id).await?;
+    let wallet = tx
+        .prepare_cached(
+            "SELECT id, available_coins, frozen_coins FROM wallets WHERE user_id = $1 FOR UPDATE",
+        )
+        .await?;
+    let w = tx.query_one(&wallet, &[&actor.id]).await?;
+    let (wallet_id, available, frozen): (Uuid, i64, i64) = (w.get(0), w.get(1), w.get(2));
+    if available < *price {
+        bail!("buyer out of coins");
+    }
+    let stock = tx
+        .prepare_cached(
+            "UPDATE reward_products SET stock = stock - 1 WHERE id = $1 AND stock >= 1 RETURNING stock",
+        )
+        .await?;
+    tx.query_one(&stock, &[product]).await?;
+    let order_id = Uuid::now_v7();
+    let code = format!(
+        "FK-R{}",
+        &order_id.simple().to_string()[20..32].to_uppercase()
+    );
+    let insert_order = tx
+        .prepare_cached(
+            "INSERT INTO orders (id, user_id, order_code, client_order_id, request_fingerprint,
+                 total_coins, shipping_address, change_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await?;
+    let address = serde_json::json!({"name": "Bench", "line1": "1 Bench St",
+        "city": "Springfield", "postal_code": "12345", "country": "US"});
+    tx.execute(
+        &insert_order,
+        &[
+            &order_id,
+            &actor.id,
+            &code,
+            &Uuid::now_v7(),
+            &vec![7u8; 32],
+            price,
+            &address,
+            &version,
+        ],
+    )
+    .await?;
+    let item = tx
+        .prepare_cached(
+            "INSERT INTO order_items (order_id, user_id, product_id, product_name, quantity,
+                 unit_coin_price) VALUES ($1, $2, $3, $4, 1, $5)",
+        )
+        .await?;
+    tx.execute(&item, &[&order_id, &actor.id, product, name, price])
+        .await?;
+    let entry = tx
+        .prepare_cached(
+            "INSERT INTO coin_transactions (id, user_id, wallet_id, kind, available_delta,
+                 frozen_delta, available_after, frozen_after, reference_type, reference_id,
+                 idempotency_key, change_version)
+             VALUES ($1, $2, $3, 'order_hold', $4, $5, $6, $7, 'order', $8, $9, $10)",
+        )
+        .await?;
+    tx.execute(
+        &entry,
+        &[
+            &Uuid::now_v7(),
+            &actor.id,
+            &wallet_id,
+            &-price,
+            price,
+            &(available - price),
+            &(frozen + price),
+            &order_id.to_string(),
+            &format!("order_hold:{order_id}"),
+            &version,
+        ],
+    )
+    .await?;
+    let update = tx
+        .prepare_cached(
+            "UPDATE wallets SET available_coins = $2, frozen_coins = $3, change_version = $4
+             WHERE id = $1",
+        )
+        .await?;
+    tx.execute(
+        &update,
+        &[
+            &wallet_id,
+            &(available - price),
+            &(frozen + price),
+            &version,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The rows a push of 500 step mutations stores, in one transaction.
+async fn raw_push(
+    client: &mut deadpool_postgres::Client,
+    world: &World,
+    user: Uuid,
+    i: usize,
+) -> anyhow::Result<()> {
+    let tx = client.transaction().await?;
+    let version = bump_version(&tx, user).await?;
+    let ids: Vec<Uuid> = (0..500).map(|_| Uuid::now_v7()).collect();
+    let sources: Vec<String> = (0..500)
+        .map(|m| format!("rp{}x{i}x{m}", world.run))
+        .collect();
+    let hashes: Vec<Vec<u8>> = (0..500).map(|_| vec![1u8; 32]).collect();
+    let results: Vec<serde_json::Value> = (0..500)
+        .map(|_| serde_json::json!({"records": [{"status": "accepted", "coins_awarded": 0}]}))
+        .collect();
+    let records = tx
+        .prepare_cached(
+            "INSERT INTO step_records AS r (id, user_id, day, source, steps, verified_steps,
+                 change_version, cadence_anchor_at, cadence_anchor_steps)
+             SELECT u.id, $1, $2, u.source, 100, 100, $3, now(), 100
+             FROM unnest($4::uuid[], $5::text[]) AS u(id, source)
+             ON CONFLICT (user_id, day, source) DO UPDATE SET steps = greatest(r.steps, EXCLUDED.steps),
+                 change_version = EXCLUDED.change_version",
+        )
+        .await?;
+    tx.execute(&records, &[&user, &world.today, &version, &ids, &sources])
+        .await?;
+    let mutations = tx
+        .prepare_cached(
+            "INSERT INTO sync_mutations (user_id, mutation_id, kind, payload_hash, outcome, result)
+             SELECT $1, u.id, 'record_steps', u.hash, 'applied', u.result
+             FROM unnest($2::uuid[], $3::bytea[], $4::jsonb[]) AS u(id, hash, result)",
+        )
+        .await?;
+    tx.execute(&mutations, &[&user, &ids, &hashes, &results])
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// 1,000 step records through COPY.
+async fn raw_batch(
+    client: &mut deadpool_postgres::Client,
+    world: &World,
+    user: Uuid,
+    i: usize,
+) -> anyhow::Result<()> {
+    let sink = client
+        .copy_in(
+            "COPY step_records (id, user_id, day, source, steps, verified_steps)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::UUID,
+            Type::UUID,
+            Type::DATE,
+            Type::TEXT,
+            Type::INT4,
+            Type::INT4,
+        ],
+    );
+    let mut writer = std::pin::pin!(writer);
+    for r in 0..1000 {
+        let source = format!("rb{}x{i}x{r}", world.run);
+        let values: [&(dyn ToSql + Sync); 6] = [
+            &Uuid::now_v7(),
+            &user,
+            &world.today,
+            &source,
+            &100i32,
+            &100i32,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Sample {
+    latencies: Vec<Duration>,
+    units: u64,
+    errors: HashMap<String, u64>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn add(&mut self, outcome: Result<u64, String>, latency: Duration) {
+        match outcome {
+            Ok(units) => {
+                self.units += units;
+                self.latencies.push(latency);
+            }
+            Err(err) => *self.errors.entry(err).or_default() += 1,
+        }
+    }
+
+    fn merge(&mut self, other: Sample) {
+        self.latencies.extend(other.latencies);
+        self.units += other.units;
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn units_per_second(&self) -> f64 {
+        self.units as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn percentile(&mut self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies.sort_unstable();
+        let index = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
+        self.latencies[index].as_secs_f64() * 1000.0
+    }
+
+    fn errors(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// `clients` clients in a closed loop through the server for `seconds`.
+async fn capacity(
+    http: &reqwest::Client,
+    url: &str,
+    world: &Arc<World>,
+    op: Op,
+    clients: usize,
+    seconds: u64,
+) -> Sample {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sample = Sample::default();
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                let outcome = call(&http, &url, &world, op).await;
+                sample.add(outcome, start.elapsed());
+            }
+            sample
+        }));
+    }
+    let mut total = Sample::default();
+    for task in tasks {
+        if let Ok(sample) = task.await {
+            total.merge(sample);
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+/// Requests at `rate` a second for `seconds`, each timed from when it was due.
+async fn fixed_rate(
+    http: &reqwest::Client,
+    url: &str,
+    world: &Arc<World>,
+    op: Op,
+    rate: f64,
+    seconds: u64,
+) -> Sample {
+    let total = ((rate * seconds as f64).round() as u64).max(1);
+    let sample = Arc::new(Mutex::new(Sample::default()));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let due = started + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let (http, url, world, sample) =
+            (http.clone(), url.to_owned(), world.clone(), sample.clone());
+        tasks.push(tokio::spawn(async move {
+            let outcome = call(&http, &url, &world, op).await;
+            let latency = due.elapsed();
+            sample
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(outcome, latency);
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut sample = std::mem::take(&mut *sample.lock().unwrap_or_else(PoisonError::into_inner));
+    sample.elapsed = started.elapsed();
+    sample
+}
+
+/// `clients` raw connections in a closed loop for `seconds`.
+async fn raw_limit(
+    pool: &deadpool_postgres::Pool,
+    world: &Arc<World>,
+    op: Op,
+    clients: usize,
+    seconds: u64,
+) -> Sample {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (pool, world) = (pool.clone(), world.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sample = Sample::default();
+            let mut client = match pool.get().await {
+                Ok(client) => client,
+                Err(err) => {
+                    sample.add(Err(err.to_string()), Duration::ZERO);
+                    return sample;
+                }
+            };
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                let outcome = raw(&mut client, &world, op)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                sample.add(outcome, start.elapsed());
+            }
+            sample
+        }));
+    }
+    let mut total = Sample::default();
+    for task in tasks {
+        if let Ok(sample) = task.await {
+            total.merge(sample);
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn rate_text(sample: &Sample, op: Op) -> String {
+    if op.unit().is_empty() {
+        format!("{:.0}/s", sample.per_second())
+    } else {
+        format!(
+            "{:.1}/s = {:.0} {}/s",
+            sample.per_second(),
+            sample.units_per_second(),
+            op.unit()
+        )
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = fitkart_sync_server::db::parse_url(&args.database_url)?;
+    let db = fitkart_sync_server::db::connect(&config).await?;
+    let world = Arc::new(load_world(&db).await?);
+    let pool = fitkart_sync_server::db::pool(&args.database_url, args.clients)?;
+    let server = start_server(&args).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()?;
+    // Devices for the pushes.
+    for actor in world.server_users.iter().take(64) {
+        http.post(format!("{}/api/v1/devices", server.url))
+            .bearer_auth(&actor.token)
+            .header(PROTOCOL.0, PROTOCOL.1)
+            .json(&serde_json::json!({"device_id": actor.device, "platform": "other"}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    let scale: (i64, i64) = {
+        let row = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM step_records)",
+                &[],
+            )
+            .await?;
+        (row.get(0), row.get(1))
+    };
+    let ops: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| args.only.is_empty() || args.only.iter().any(|o| o == op.name()))
+        .collect();
+    let mut table = format!(
+        "### Server at scale{}\n\n{} users, {} step records; {} clients, {} s per measurement; \
+         latency at {:.0}% of the measured capacity, timed from each request's due time; \
+         load average at start {}; {}.\n\n\
+         | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run | ratio | goal |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+        if args.label.is_empty() {
+            String::new()
+        } else {
+            format!(" (`{}`)", args.label)
+        },
+        scale.0,
+        scale.1,
+        args.clients,
+        args.seconds,
+        args.load_share * 100.0,
+        load_average(),
+        Utc::now().format("%Y-%m-%d %H:%M UTC"),
+    );
+    println!("{table}");
+    let mut notes = Vec::new();
+    for op in ops {
+        let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
+        let rate = (cap.per_second() * args.load_share).max(1.0);
+        let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
+        let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
+        let ratio = if op.unit().is_empty() {
+            cap.per_second() / raw.per_second().max(1e-9)
+        } else {
+            cap.units_per_second() / raw.units_per_second().max(1e-9)
+        };
+        let line = format!(
+            "| {} | {} (p50 {:.1} ms) | {:.0}/s: {:.1} / {:.1} / {:.1} / {:.1} | {}: {} | {:.2}× | {} |\n",
+            op.describe(),
+            rate_text(&cap, op),
+            cap.percentile(0.5),
+            rate,
+            under.percentile(0.5),
+            under.percentile(0.95),
+            under.percentile(0.99),
+            under.percentile(1.0),
+            op.raw(),
+            rate_text(&raw, op),
+            ratio,
+            op.goal(),
+        );
+        print!("{line}");
+        table.push_str(&line);
+        for (what, sample) in [("server", &cap), ("under load", &under), ("raw", &raw)] {
+            if sample.errors() > 0 {
+                notes.push(format!(
+                    "{} ({what}): {} failed: {:?}",
+                    op.name(),
+                    sample.errors(),
+                    sample.errors
+                ));
+            }
+        }
+        if op.is_write() {
+            // Let autovacuum and checkpoints of one write test not land on the next.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    if world.exhausted.load(Ordering::Relaxed) > 0 {
+        notes.push(format!(
+            "{} request(s) skipped: the users' step budget for today or their coins ran out",
+            world.exhausted.load(Ordering::Relaxed)
+        ));
+    }
+    drop(server);
+    let ledger = fitkart_sync_server::ledger::verify(&pool.get().await?).await?;
+    notes.push(format!(
+        "verify-ledger after the run: {} ({} wallets, {} entries)",
+        if ledger.is_ok() { "OK" } else { "INCONSISTENT" },
+        ledger.wallets_checked,
+        ledger.entries_checked
+    ));
+    table.push('\n');
+    for note in &notes {
+        println!("{note}");
+        table.push_str(&format!("- {note}\n"));
+    }
+    if let Some(path) = &args.out {
+        std::fs::write(path, &table).with_context(|| format!("write {}", path.display()))?;
+        println!("\nwritten to {}", path.display());
+    }
+    if !ledger.is_ok() {
+        bail!(
+            "the ledger is inconsistent after the run: {:?}",
+            ledger.problems
+        );
+    }
+    Ok(())
+}
