@@ -57,7 +57,7 @@ pub fn num(value: impl AsCount) -> String {
         out.push('-');
     }
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(num(999_i64), "999");
         assert_eq!(num(1000_i64), "1,000");
         assert_eq!(num(-1234567_i64), "-1,234,567");
-        assert_eq!(num(&42_i32), "42");
+        assert_eq!(num(42_i32), "42");
     }
 
     #[test]

@@ -150,8 +150,8 @@ pub enum ConsoleError {
     Csrf,
     /// A domain error, shown as a page with a link back.
     Api {
-        /// The error.
-        error: ApiError,
+        /// The error (boxed: it is large, and the happy path should not pay for it).
+        error: Box<ApiError>,
         /// Where "Back" leads.
         back: Option<String>,
     },
@@ -161,7 +161,7 @@ impl ConsoleError {
     /// A domain error whose page links back to `back`.
     pub fn with_back(error: ApiError, back: impl Into<String>) -> Self {
         Self::Api {
-            error,
+            error: Box::new(error),
             back: Some(back.into()),
         }
     }
@@ -169,7 +169,10 @@ impl ConsoleError {
 
 impl From<ApiError> for ConsoleError {
     fn from(error: ApiError) -> Self {
-        Self::Api { error, back: None }
+        Self::Api {
+            error: Box::new(error),
+            back: None,
+        }
     }
 }
 
