@@ -26,6 +26,9 @@ fi
 # The workspace's binaries (the crash tests start the server binary) and test targets.
 cargo build --workspace --bins
 bash bindings/test.sh
+# The benchmarks at scale, briefly: the small preset and a 1-second pass of fitkart-bench in
+# the debug build, to prove the generator and the runner work (figures: scripts/bench.sh).
+bash scripts/bench.sh ci
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast -E 'not binary(crash) and not binary(replica) and not binary(console_browser)'
