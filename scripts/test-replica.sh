@@ -33,7 +33,7 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$primary_port/postgres"
 export FITKART_TEST_REPLICA_URL="postgres://postgres@127.0.0.1:$standby_port/postgres"
 # One test at a time: a test pauses the standby's replay, which every test would see.
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p fitkart-sync-server -p fitkart-e2e -E "binary(replica)" --test-threads 1 "$@"
+    cargo nextest run --workspace -E "binary(replica)" --test-threads 1 "$@"
 else
     cargo test -p fitkart-e2e --test replica -- --test-threads 1 "$@"
 fi

@@ -1,7 +1,7 @@
 //! Scheduled background jobs that run once per due time however many server instances share
 //! the database: each instance runs the same loop, and only the one that claims the job's due
 //! time in `scheduled_jobs` (one conditional `UPDATE`) runs it. Every run is recorded in
-//! `scheduled_job_runs` (docs/adr/0008-scheduled-jobs-and-replay-window.md).
+//! `scheduled_job_runs` (docs/adr/0009-scheduled-jobs-and-replay-window.md).
 
 use std::future::Future;
 use std::time::Duration;

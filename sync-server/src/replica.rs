@@ -106,7 +106,7 @@ impl ReadPools {
                 // new, because a replica only moves forward.
                 let needed = user_version(&**self.primary.get().await?, user_id).await?;
                 let conn = replica.get().await?;
-                let reached = user_version(&**conn, user_id).await?;
+                let reached = user_version(&conn, user_id).await?;
                 let shared: i64 = conn
                     .query_one(
                         "SELECT version FROM shared_change_version WHERE singleton",
