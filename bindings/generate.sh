@@ -13,12 +13,14 @@ case "$(uname -s)" in
     *) library="$target_dir/debug/libfitkart_ffi.so" ;;
 esac
 
-cargo build -p fitkart-ffi --lib
+# The same build as scripts/test.sh (every library and binary of the workspace, one feature
+# set), so CI compiles the dependencies once; the generator is then run straight from it.
+cargo build --workspace --lib --bins
 
 for language in kotlin swift python; do
     out_dir="$repo/bindings/$language"
     mkdir -p "$out_dir"
-    cargo run --quiet -p fitkart-ffi --bin uniffi-bindgen -- \
+    "$target_dir/debug/uniffi-bindgen" \
         generate --library "$library" --language "$language" --out-dir "$out_dir" --no-format
 done
 

@@ -11,8 +11,8 @@ cd "$repo"
 languages=${FITKART_BINDINGS:-python kotlin}
 
 bash "$repo/bindings/ensure-tools.sh" $languages
-cargo build -p fitkart-ffi --lib
-cargo build -p fitkart-sync-server --bin fitkart-sync-server
+# The library the bindings load and the server they talk to, from the one workspace build.
+cargo build --workspace --lib --bins
 
 # A server of our own: a fresh database and a free port on loopback.
 source "$repo/scripts/test-server.sh"

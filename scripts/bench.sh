@@ -27,7 +27,7 @@ drop() {
 if [ "$preset" = ci ]; then
   name="fitkart_bench_ci_$$"
   trap 'drop "$name"' EXIT
-  cargo build --workspace --bins # the same build as scripts/test.sh: no second feature set
+  cargo build --workspace --lib --bins # the same build as scripts/test.sh: no second feature set
   target/debug/fitkart-sync-server generate --preset small --database-url "$server_url/$name"
   target/debug/fitkart-sync-server verify-ledger --database-url "$server_url/$name"
   target/debug/fitkart-bench --database-url "$server_url/$name" --seconds 1 --clients 2 \

@@ -15,7 +15,7 @@ seed=${FITKART_FUZZ_SEED:-20261128}
 target_dir="${CARGO_TARGET_DIR:-target}"
 
 python3 -c 'import schemathesis' 2>/dev/null || python3 -m pip install --quiet schemathesis
-cargo build -p fitkart-sync-server --bin fitkart-sync-server
+cargo build --workspace --lib --bins # the one workspace build, shared with scripts/test.sh
 
 source scripts/test-server.sh
 start_test_server fitkart_fuzz

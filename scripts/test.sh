@@ -23,8 +23,9 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-# The workspace's binaries (the crash tests start the server binary) and test targets.
-cargo build --workspace --bins
+# The workspace's libraries and binaries (the crash tests start the server binary, the binding
+# tests load the ffi library): every script builds exactly this, so it compiles once.
+cargo build --workspace --lib --bins
 bash bindings/test.sh
 # The benchmarks at scale, briefly: the small preset and a 1-second pass of fitkart-bench in
 # the debug build, to prove the generator and the runner work (figures: scripts/bench.sh).
