@@ -5014,7 +5014,8 @@ enum FitKartError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case Unauthorized(
         /**
-         * `invalid_credentials`, `refresh_token_reused`, `not_signed_in`, ...
+         * `invalid_credentials`, `refresh_token_reused`, `not_signed_in`, `account_disabled`
+         * (an administrator disabled the account: signing in again is refused too), ...
          */code: String
     )
     /**

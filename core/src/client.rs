@@ -251,7 +251,9 @@ impl FitKart {
     ///
     /// # Errors
     ///
-    /// `Unauthorized` (`invalid_credentials`), `Rejected` (`too_many_attempts`), `Offline`.
+    /// `Unauthorized` (`invalid_credentials`, or `account_disabled` when the password is
+    /// right but an administrator disabled the account), `Rejected` (`too_many_attempts`),
+    /// `Offline`.
     pub async fn login(&self, email: &str, password: &str) -> Result<UserProfile> {
         let body = LoginRequest {
             email: email.to_owned(),
@@ -1078,6 +1080,11 @@ impl Inner {
                     self.refresh(used).await?;
                     refreshed = true;
                 }
+                (Some(_), 403) if is_account_disabled(&error) => {
+                    // The server ended every session of the account: nothing to refresh.
+                    self.tokens.clear().map_err(Error::TokenStore)?;
+                    return Err(error);
+                }
                 _ => return Err(error),
             }
         }
@@ -1123,6 +1130,11 @@ impl Inner {
         }
         Err(error)
     }
+}
+
+/// Whether the server refused the caller because an administrator disabled the account.
+fn is_account_disabled(error: &Error) -> bool {
+    matches!(error, Error::Api { code, .. } if code == crate::error::ACCOUNT_DISABLED)
 }
 
 /// The server's error envelope as an [`Error::Api`].

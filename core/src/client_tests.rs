@@ -270,6 +270,37 @@ async fn a_refused_refresh_ends_the_session_and_surfaces_unauthorized() {
 }
 
 #[tokio::test]
+async fn a_disabled_account_ends_the_session_without_a_refresh_and_keeps_the_queue() {
+    let fixture = signed_in(Scripted::new(|request| {
+        if request.path.ends_with("/auth/login") {
+            return json(200, token_response("access-1"));
+        }
+        error(403, "account_disabled")
+    }))
+    .await;
+    walk(&fixture.client, 3000);
+
+    let err = fixture.client.sync().await.unwrap_err();
+
+    assert_eq!(
+        err,
+        FitKartError::Unauthorized {
+            code: "account_disabled".into()
+        }
+    );
+    assert!(
+        !fixture
+            .transport
+            .paths()
+            .iter()
+            .any(|p| p.ends_with("/auth/refresh")),
+        "a disabled account has no session to refresh"
+    );
+    assert_eq!(fixture.tokens.load().unwrap(), None);
+    assert_eq!(fixture.client.pending_changes().unwrap(), 1);
+}
+
+#[tokio::test]
 async fn upgrade_required_stops_the_sync_and_changes_nothing_the_app_sees() {
     let fixture = signed_in(Scripted::new(|request| {
         if request.path.ends_with("/auth/login") {

@@ -122,7 +122,8 @@ pub enum FitKartError {
         message: String,
     },
     /// Nobody is signed in, the credentials are wrong, or the session ended (the refresh
-    /// token was revoked, expired or reused). Show the sign-in screen.
+    /// token was revoked, expired or reused, or an administrator disabled the account:
+    /// `account_disabled`, which signing in again does not cure). Show the sign-in screen.
     #[error("unauthorized: {code}")]
     Unauthorized {
         /// The server's code (`invalid_credentials`, `refresh_token_reused`, ...) or
@@ -175,6 +176,10 @@ pub enum FitKartError {
     },
 }
 
+/// The server's code for an account an administrator disabled (HTTP 403): the session is
+/// over and signing in is refused until the account is enabled again.
+pub(crate) const ACCOUNT_DISABLED: &str = "account_disabled";
+
 /// The one place where internal errors become public ones.
 impl From<Error> for FitKartError {
     fn from(error: Error) -> Self {
@@ -193,6 +198,9 @@ impl From<Error> for FitKartError {
             Error::Api {
                 status: 401, code, ..
             } => Self::Unauthorized { code },
+            Error::Api {
+                status: 403, code, ..
+            } if code == ACCOUNT_DISABLED => Self::Unauthorized { code },
             Error::Api {
                 status,
                 code,

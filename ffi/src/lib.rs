@@ -41,7 +41,8 @@ pub enum FitKartError {
     /// Nobody is signed in, the credentials are wrong, or the session ended. Show sign-in.
     #[error("unauthorized: {code}")]
     Unauthorized {
-        /// `invalid_credentials`, `refresh_token_reused`, `not_signed_in`, ...
+        /// `invalid_credentials`, `refresh_token_reused`, `not_signed_in`, `account_disabled`
+        /// (an administrator disabled the account: signing in again is refused too), ...
         code: String,
     },
     /// Signing out would drop `count` unsynced changes: sync first, or sign out discarding.

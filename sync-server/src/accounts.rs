@@ -236,7 +236,7 @@ pub async fn login(
     let found = conn
         .query_opt(
             &format!(
-                "SELECT {PROFILE_COLUMNS}, password_hash FROM users
+                "SELECT {PROFILE_COLUMNS}, password_hash, disabled_at FROM users
                  WHERE lower(email) = lower($1) AND deleted_at IS NULL"
             ),
             &[&email.trim()],
@@ -254,6 +254,10 @@ pub async fn login(
         (Some(row), true) => row,
         _ => return Err(invalid_credentials()),
     };
+    if row.get::<_, Option<DateTime<Utc>>>(9).is_some() {
+        // Said only to someone who knows the password; the attempt stays counted.
+        return Err(account_disabled());
+    }
     let account = account_from_row(&row)?;
     // Accounts imported with bcrypt hashes move to argon2id on their first sign-in.
     let rehash = if stored.starts_with("$2") {
@@ -319,7 +323,7 @@ pub async fn refresh(
     let token = tx
         .query_opt(
             "SELECT t.id, t.family_id, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL,
-                    t.expires_at <= now(), u.deleted_at IS NOT NULL
+                    t.expires_at <= now(), u.deleted_at IS NOT NULL, u.disabled_at IS NOT NULL
              FROM refresh_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1
              FOR UPDATE OF t",
@@ -330,6 +334,9 @@ pub async fn refresh(
     let (id, family): (Uuid, Uuid) = (token.get(0), token.get(1));
     let (used, revoked, expired, deleted): (bool, bool, bool, bool) =
         (token.get(2), token.get(3), token.get(4), token.get(5));
+    if token.get::<_, bool>(6) && !deleted {
+        return Err(account_disabled());
+    }
     if used {
         tx.execute(
             "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'reuse_detected'
@@ -381,6 +388,15 @@ pub async fn refresh(
     .await?;
     tx.commit().await?;
     Ok(response)
+}
+
+/// 403 `account_disabled`: an administrator disabled the account.
+pub fn account_disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "account_disabled",
+        "this account is disabled; contact support",
+    )
 }
 
 fn invalid_refresh_token() -> ApiError {
@@ -632,6 +648,8 @@ pub struct AdminUserSummary {
     pub profile: UserProfile,
     /// Last successful sign-in.
     pub last_login_at: Option<DateTime<Utc>>,
+    /// When an administrator disabled the account (`None`: it is enabled).
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// Live accounts whose email or display name starts with `query` (all when empty), newest
@@ -655,7 +673,7 @@ pub async fn search_users(
     let rows = conn
         .query(
             &format!(
-                "SELECT {PROFILE_COLUMNS}, last_login_at, count(*) OVER () FROM users
+                "SELECT {PROFILE_COLUMNS}, last_login_at, disabled_at, count(*) OVER () FROM users
                  WHERE deleted_at IS NULL
                    AND (lower(email) LIKE $1 OR lower(display_name) LIKE $1)
                  ORDER BY created_at DESC, id DESC
@@ -664,13 +682,14 @@ pub async fn search_users(
             &[&pattern, &limit, &offset],
         )
         .await?;
-    let total = rows.first().map(|r| r.get::<_, i64>(9)).unwrap_or(0);
+    let total = rows.first().map(|r| r.get::<_, i64>(10)).unwrap_or(0);
     let users = rows
         .iter()
         .map(|row| {
             Ok(AdminUserSummary {
                 profile: account_from_row(row)?.profile,
                 last_login_at: row.get(8),
+                disabled_at: row.get(9),
             })
         })
         .collect::<Result<_, ApiError>>()?;

@@ -35,6 +35,10 @@ pub struct UserDetail {
     pub last_login_at: Option<DateTime<Utc>>,
     /// Soft-deleted at.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// When an administrator disabled the account (`None`: enabled).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
     /// Wallet.
     pub wallet: fitkart_protocol::steps::Wallet,
     /// Step statistics.
@@ -73,7 +77,8 @@ pub async fn user_detail(
                     coalesce(s.best_day, 0)::bigint, s.last_day,
                     (SELECT count(*) FROM user_achievements a WHERE a.user_id = u.id),
                     (SELECT count(*) FROM step_validations v
-                     WHERE v.user_id = u.id AND v.status = 'pending_review')
+                     WHERE v.user_id = u.id AND v.status = 'pending_review'),
+                    u.disabled_at, u.disabled_reason
              FROM users u
              LEFT JOIN LATERAL (
                  SELECT sum(verified_steps) AS total_steps,
@@ -104,6 +109,8 @@ pub async fn user_detail(
         created_at: row.get(6),
         last_login_at: row.get(7),
         deleted_at: row.get(8),
+        disabled_at: row.get(15),
+        disabled_reason: row.get(16),
         wallet,
         stats: UserStepStats {
             total_steps: row.get(9),
@@ -625,5 +632,124 @@ pub async fn adjust_wallet(
     )
     .await?;
     tx.commit().await?;
+    Ok(after)
+}
+
+/// Body of `POST /api/v1/admin/users/{id}/disable` and `.../enable`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountStatusChange {
+    /// Why (1 to 500 characters); kept on the account when disabling and in the audit log.
+    pub reason: String,
+}
+
+/// Whether an account may be used, as `user.disable` / `user.enable` audit entries record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AccountStatus {
+    /// Account id.
+    pub id: Uuid,
+    /// When it was disabled (`None`: enabled).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+}
+
+/// Disables (`disable = true`) or enables an account; audited as `user.disable` or
+/// `user.enable` with the status before and after. Disabling ends every session at once
+/// (access tokens through the session epoch, refresh tokens revoked) and the account cannot
+/// sign in until enabled; nothing else about it changes (wallet, ledger, orders, steps stay).
+/// Asking for the state the account is already in changes nothing and writes no audit row.
+/// An administrator cannot disable their own account (409 `cannot_disable_self`), so the
+/// console can never lock out the last person able to undo it.
+pub async fn set_account_disabled(
+    pool: &Pool,
+    admin_id: Uuid,
+    user_id: Uuid,
+    disable: bool,
+    reason: &str,
+    client: &ClientInfo,
+) -> Result<AccountStatus, ApiError> {
+    fitkart_protocol::validate::text("reason", reason, 500)?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::validation(
+            "reason",
+            "a reason of 1 to 500 characters is required",
+        ));
+    }
+    if disable && admin_id == user_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "cannot_disable_self",
+            "administrators cannot disable their own account",
+        ));
+    }
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let status = |row: &tokio_postgres::Row| AccountStatus {
+        id: user_id,
+        disabled_at: row.get(0),
+        disabled_reason: row.get(1),
+    };
+    let before = tx
+        .query_opt(
+            "SELECT disabled_at, disabled_reason FROM users
+             WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+            &[&user_id],
+        )
+        .await?
+        .map(|row| status(&row))
+        .ok_or_else(|| ApiError::not_found("no such user"))?;
+    if before.disabled_at.is_some() == disable {
+        return Ok(before);
+    }
+    let after = if disable {
+        let row = tx
+            .query_one(
+                "UPDATE users SET disabled_at = now(), disabled_reason = $2,
+                                  session_epoch = session_epoch + 1
+                 WHERE id = $1 RETURNING disabled_at, disabled_reason",
+                &[&user_id, &reason],
+            )
+            .await?;
+        tx.execute(
+            "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'admin'
+             WHERE user_id = $1 AND revoked_at IS NULL",
+            &[&user_id],
+        )
+        .await?;
+        status(&row)
+    } else {
+        let row = tx
+            .query_one(
+                "UPDATE users SET disabled_at = NULL, disabled_reason = NULL
+                 WHERE id = $1 RETURNING disabled_at, disabled_reason",
+                &[&user_id],
+            )
+            .await?;
+        status(&row)
+    };
+    audit::record(
+        &tx,
+        AuditEntry {
+            admin_id: Some(admin_id),
+            action: if disable {
+                "user.disable"
+            } else {
+                "user.enable"
+            },
+            entity_type: "user",
+            entity_id: user_id.to_string(),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+            reason: Some(reason),
+            client: Some(client),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if disable {
+        tracing::info!(%user_id, %admin_id, "account disabled");
+    }
     Ok(after)
 }

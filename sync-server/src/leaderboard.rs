@@ -155,7 +155,7 @@ async fn rebuild(tx: &Transaction<'_>, period: Period, today: NaiveDate) -> Resu
                  GROUP BY sd.user_id
              ) totals
              JOIN users u ON u.id = totals.user_id
-             WHERE u.deleted_at IS NULL AND totals.steps > 0",
+             WHERE u.deleted_at IS NULL AND u.disabled_at IS NULL AND totals.steps > 0",
             &[&name, &start, &end],
         )
         .await?;

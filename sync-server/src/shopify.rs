@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use deadpool_postgres::GenericClient;
 use fitkart_protocol::orders::ImportReport;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -143,7 +143,7 @@ impl From<ImportError> for ApiError {
 }
 
 /// One product of a Shopify export, as far as the catalogue needs it (other fields are ignored).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShopifyProduct {
     /// Shopify's product id.
     pub id: u64,
@@ -171,7 +171,7 @@ pub struct ShopifyProduct {
 }
 
 /// One variant of a Shopify product.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShopifyVariant {
     /// Stock keeping unit.
     #[serde(default)]
@@ -185,7 +185,7 @@ pub struct ShopifyVariant {
 }
 
 /// One image of a Shopify product.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShopifyImage {
     /// The image URL.
     #[serde(default)]
@@ -282,6 +282,20 @@ impl Feed {
             )
         })?;
         into_feed(products)
+    }
+
+    /// The feed as a `products.json` document that [`Feed::from_json`] reads back equal
+    /// (only the fields the catalogue uses): how a previewed feed waits for its "Apply".
+    pub fn to_json(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            products: &'a [ShopifyProduct],
+        }
+        // Plain structs of strings and numbers always serialise.
+        serde_json::to_vec(&Out {
+            products: &self.products,
+        })
+        .unwrap_or_default()
     }
 
     /// Reads and parses a feed file. Blocking: meant for the command line.
@@ -1305,6 +1319,33 @@ async fn assign_skus(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feed_written_back_reads_the_same() {
+        for fixture in ["shopify_products.json", "shopify_products_next_night.json"] {
+            let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+            let feed = Feed::from_file(std::path::Path::new(&path)).unwrap();
+            assert!(!feed.products.is_empty());
+            assert_eq!(Feed::from_json(&feed.to_json()).unwrap(), feed, "{fixture}");
+        }
+        let odd = Feed {
+            products: vec![ShopifyProduct {
+                id: u64::MAX,
+                title: Some("<b>\"quoted\"</b> \u{1F45F}".into()),
+                handle: None,
+                body_html: None,
+                product_type: None,
+                status: Some("draft".into()),
+                variants: vec![ShopifyVariant {
+                    sku: None,
+                    price: Some(serde_json::json!(19.99)),
+                    inventory_quantity: Some(-3),
+                }],
+                images: vec![],
+            }],
+        };
+        assert_eq!(Feed::from_json(&odd.to_json()).unwrap(), odd);
+    }
 
     #[test]
     fn prices_become_coins_without_floating_point() {

@@ -360,3 +360,191 @@ async fn metrics_count_requests_steps_and_pool_usage() {
     );
     assert!(text.contains("fitkart_db_pool_size"), "{text}");
 }
+
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enables_it() {
+    use common::PASSWORD;
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let admin = api.admin().await;
+    let token = admin.access_token.as_str();
+    let walker = api.register("disabled@example.com").await;
+    let id = walker.user.id;
+    let disable = format!("/api/v1/admin/users/{id}/disable");
+    let enable = format!("/api/v1/admin/users/{id}/enable");
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/admin/users/{id}/wallet/adjust"),
+            Some(json!({"amount": 700, "reason": "welcome"})),
+            token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Refused without a change: a blank or NUL reason, an unknown user, the admin's own
+    // account, a user's token.
+    for body in [
+        json!({"reason": "  "}),
+        json!({"reason": "a\u{0}b"}),
+        json!({}),
+    ] {
+        let (status, answer) = api
+            .call(reqwest::Method::POST, &disable, Some(body.clone()), token)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+    }
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/admin/users/{}/disable", uuid::Uuid::new_v4()),
+            Some(json!({"reason": "fraud"})),
+            token,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/admin/users/{}/disable", admin.user.id),
+            Some(json!({"reason": "oops"})),
+            token,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "cannot_disable_self")
+    );
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &disable,
+            Some(json!({"reason": "fraud"})),
+            &walker.access_token,
+        )
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    assert_eq!(api.audit_rows("user.disable").await, 0);
+    let (status, _) = api.get("/api/v1/me", Some(&walker.access_token)).await;
+    assert_eq!(status, StatusCode::OK, "nothing was disabled yet");
+
+    // Disabled: the live access token, the refresh token and the right password all answer
+    // 403 account_disabled; a wrong password still only hears invalid_credentials.
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &disable,
+            Some(json!({"reason": " chargeback fraud "})),
+            token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["disabled_at"].is_string());
+    assert_eq!(body["disabled_reason"], "chargeback fraud");
+    let (status, body) = api.get("/api/v1/me", Some(&walker.access_token)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "account_disabled")
+    );
+    let (status, body) = api.refresh(&walker.refresh_token).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "account_disabled")
+    );
+    let (status, body) = api.login("disabled@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "account_disabled")
+    );
+    let (status, body) = api.login("disabled@example.com", "not the password").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
+
+    // Disabling again changes nothing and writes no second audit row.
+    let (status, again) = api
+        .call(
+            reqwest::Method::POST,
+            &disable,
+            Some(json!({"reason": "again"})),
+            token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["disabled_reason"], "chargeback fraud");
+    assert_eq!(api.audit_rows("user.disable").await, 1);
+
+    // The account and its money are kept; the admin sees why it is disabled.
+    let (_, detail) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/admin/users/{id}"),
+            None,
+            token,
+        )
+        .await;
+    assert_eq!(detail["disabled_reason"], "chargeback fraud");
+    assert_eq!(detail["wallet"]["available_coins"], 700);
+    let (_, list) = api
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/users?q=disabled",
+            None,
+            token,
+        )
+        .await;
+    assert!(list["users"][0]["disabled_at"].is_string(), "{list}");
+    let audit = server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT before, after, reason, admin_id FROM admin_logs WHERE action = 'user.disable'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (before, after): (Value, Value) = (audit.get(0), audit.get(1));
+    assert!(before["disabled_at"].is_null());
+    assert_eq!(after["disabled_reason"], "chargeback fraud");
+    assert_eq!(audit.get::<_, String>(2), "chargeback fraud");
+    assert_eq!(audit.get::<_, uuid::Uuid>(3), admin.user.id);
+
+    // Enabled: the password signs in again; the sessions that ended stay ended.
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &enable,
+            Some(json!({"reason": "cleared by the bank"})),
+            token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["disabled_at"].is_null());
+    assert_eq!(api.audit_rows("user.enable").await, 1);
+    let (status, body) = api.login("disabled@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh: TokenResponse = serde_json::from_value(body).unwrap();
+    let (status, me) = api.get("/api/v1/me", Some(&fresh.access_token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["id"], id.to_string());
+    let (status, body) = api.get("/api/v1/me", Some(&walker.access_token)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "token_revoked")
+    );
+    let (status, body) = api.refresh(&walker.refresh_token).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "refresh_token_revoked")
+    );
+    let client = server.db().client().await.unwrap();
+    assert!(
+        fitkart_sync_server::ledger::verify(&client)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+}

@@ -87,6 +87,8 @@ fn console_routes(user: Uuid) -> Vec<(&'static str, String)> {
         ("GET", "/admin/users".into()),
         ("GET", format!("/admin/users/{user}")),
         ("POST", format!("/admin/users/{user}/wallet")),
+        ("POST", format!("/admin/users/{user}/disable")),
+        ("POST", format!("/admin/users/{user}/enable")),
         ("GET", "/admin/products".into()),
         ("GET", format!("/admin/products/{any}")),
         ("POST", format!("/admin/products/{any}")),
@@ -618,4 +620,339 @@ async fn a_demoted_administrator_loses_the_console_at_once() {
         .await
         .unwrap();
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+}
+
+/// Posts a console form with the CSRF token of the page at `page`.
+async fn post_form(
+    server: &TestServer,
+    session: &str,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let http = http();
+    let html = http
+        .get(server.url(page))
+        .header(COOKIE, session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&html, "csrf");
+    let mut form = fields.to_vec();
+    form.push(("csrf", &csrf));
+    http.post(server.url(action))
+        .header(COOKIE, session)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_administrator_disables_and_enables_an_account_from_its_page() {
+    let server = TestServer::start().await.unwrap();
+    create_admin(&server, "boss@example.com", "Boss").await;
+    create_admin(&server, "deputy@example.com", "Deputy").await;
+    let http = http();
+    let walker = sign_up(&http, &server, "walker@example.com", "Walker").await;
+    let boss = console_sign_in(&server, "boss@example.com").await;
+    let deputy = console_sign_in(&server, "deputy@example.com").await;
+    let page = format!("/admin/users/{}", walker.user.id);
+    let login = |email: &'static str| {
+        let server = &server;
+        let http = &http;
+        async move {
+            http.post(server.url("/api/v1/auth/login"))
+                .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let audited = |action: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .db()
+                .client()
+                .await
+                .unwrap()
+                .query_one(
+                    "SELECT count(*) FROM admin_logs WHERE action = $1",
+                    &[&action],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+
+    // Without a reason nothing happens.
+    let answer = post_form(
+        &server,
+        &boss,
+        &page,
+        &format!("{page}/disable"),
+        &[("reason", " ")],
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(login("walker@example.com").await, StatusCode::OK);
+
+    let answer = post_form(
+        &server,
+        &boss,
+        &page,
+        &format!("{page}/disable"),
+        &[("reason", "card fraud <b>")],
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        answer.headers()[LOCATION],
+        format!("{page}?done=disabled").as_str()
+    );
+    assert_eq!(login("walker@example.com").await, StatusCode::FORBIDDEN);
+    assert_eq!(audited("user.disable").await, 1);
+    let shown = http
+        .get(server.url(&format!("{page}?done=disabled")))
+        .header(COOKIE, &boss)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("The account is disabled"));
+    assert!(!shown.contains("card fraud <b>"), "the reason is escaped");
+    assert!(
+        unescape(&shown).contains("card fraud <b>"),
+        "the reason is shown"
+    );
+    assert!(shown.contains("Enable account"));
+    let list = http
+        .get(server.url("/admin/users?q=walker"))
+        .header(COOKIE, &boss)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(">disabled<"));
+
+    // An administrator's own page offers no way to lock themselves out.
+    let own = http
+        .get(server.url(&format!("/admin/users/{}", admin_id(&server, "boss").await)))
+        .header(COOKIE, &boss)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!own.contains("Disable account"));
+    assert!(own.contains("This is your own account"));
+
+    // A disabled administrator loses the open console session and cannot sign in again.
+    let deputy_page = format!("/admin/users/{}", admin_id(&server, "deputy").await);
+    let answer = post_form(
+        &server,
+        &boss,
+        &deputy_page,
+        &format!("{deputy_page}/disable"),
+        &[("reason", "left the company")],
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let answer = http
+        .get(server.url("/admin/"))
+        .header(COOKIE, &deputy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        StatusCode::SEE_OTHER,
+        "back to the sign-in page"
+    );
+    let page_answer = http.get(server.url("/admin/login")).send().await.unwrap();
+    let login_cookie = set_cookie(&page_answer, "fitkart_console_login").unwrap();
+    let csrf = hidden(&page_answer.text().await.unwrap(), "csrf");
+    let answer = http
+        .post(server.url("/admin/login"))
+        .header(COOKIE, login_cookie.split(';').next().unwrap())
+        .form(&[
+            ("email", "deputy@example.com"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&answer, "fitkart_console").is_none());
+    assert!(
+        answer
+            .text()
+            .await
+            .unwrap()
+            .contains("This account is disabled")
+    );
+
+    let answer = post_form(
+        &server,
+        &boss,
+        &page,
+        &format!("{page}/enable"),
+        &[("reason", "the bank cleared it")],
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert_eq!(login("walker@example.com").await, StatusCode::OK);
+    assert_eq!(audited("user.enable").await, 1);
+}
+
+async fn admin_id(server: &TestServer, name: &str) -> Uuid {
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT id FROM users WHERE email = $1",
+            &[&format!("{name}@example.com")],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A `multipart/form-data` body of text fields and one file field, as a browser sends it.
+fn multipart(fields: &[(&str, &str)], file: (&str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = format!("----fitkart{}", Uuid::new_v4().simple());
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"{}\"; filename=\"products.json\"\r\ncontent-type: application/json\r\n\r\n",
+            file.0
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file.1);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn an_import_previewed_on_one_instance_is_applied_on_another_once() {
+    let server = TestServer::start().await.unwrap();
+    create_admin(&server, "boss@example.com", "Boss").await;
+    let session = console_sign_in(&server, "boss@example.com").await;
+    // A second instance on the same database, as behind a load balancer.
+    let mut config = fitkart_sync_server::config::ServerConfig::new(
+        server.db().url(),
+        fitkart_sync_server::config::JwtSecret::generate(),
+    );
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let other = fitkart_sync_server::server::Server::bind(config)
+        .await
+        .unwrap();
+    let other_url = format!("http://{}", other.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let other = tokio::spawn(other.run(async {
+        let _ = stopped.await;
+    }));
+
+    let http = http();
+    let form = http
+        .get(server.url("/admin/products/import"))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let feed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/shopify_products.json"
+    ))
+    .unwrap();
+    let (content_type, body) = multipart(&[("csrf", &hidden(&form, "csrf"))], ("file", &feed));
+    let preview = http
+        .post(server.url("/admin/products/import"))
+        .header(COOKIE, &session)
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status(), StatusCode::OK);
+    let page = preview.text().await.unwrap();
+    let (preview_id, csrf) = (hidden(&page, "preview"), hidden(&page, "csrf"));
+    let products = || async {
+        server
+            .db()
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM reward_products WHERE shopify_product_id IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(products().await, 0, "a preview changes nothing");
+
+    let apply = |base: String| {
+        let http = &http;
+        let session = &session;
+        let form = [("preview", preview_id.clone()), ("csrf", csrf.clone())];
+        async move {
+            http.post(format!("{base}/admin/products/import/apply"))
+                .header(COOKIE, session)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(apply(other_url.clone()).await, StatusCode::SEE_OTHER);
+    let imported = products().await;
+    assert!(imported > 0);
+    // Applying it again, on either instance, finds nothing to apply.
+    assert_eq!(apply(server.url("")).await, StatusCode::NOT_FOUND);
+    assert_eq!(apply(other_url).await, StatusCode::NOT_FOUND);
+    assert_eq!(products().await, imported);
+    let audited: i64 = server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM admin_logs WHERE action = 'product.import'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 1);
+    let _ = stop.send(());
+    other.await.unwrap().unwrap();
 }

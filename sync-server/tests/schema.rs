@@ -32,6 +32,7 @@ const TABLES: &[&str] = &[
     "step_days",
     "scheduled_jobs",
     "scheduled_job_runs",
+    "console_import_previews",
 ];
 
 const VIEWS: &[&str] = &["active_users", "daily_step_summary", "user_stats"];

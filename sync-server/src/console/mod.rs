@@ -58,6 +58,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/users", get(pages::users))
         .route("/admin/users/{id}", get(pages::user_detail))
         .route("/admin/users/{id}/wallet", post(pages::adjust_wallet))
+        .route("/admin/users/{id}/disable", post(pages::disable_user))
+        .route("/admin/users/{id}/enable", post(pages::enable_user))
         .route("/admin/products", get(pages::products))
         .route(
             "/admin/products/{id}",
@@ -84,7 +86,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(request_timeout(config.import_timeout));
     pages
         .merge(import)
-        .layer(axum::Extension(pages::ImportPreviews::default()))
         .layer(axum::middleware::from_fn(security_headers))
 }
 

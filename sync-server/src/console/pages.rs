@@ -4,10 +4,8 @@
 //! to its page (post/redirect/get) carrying a notice code.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use askama::Template;
-use axum::Extension;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Multipart, Path, Query, State};
 use axum::response::{Html, Response};
@@ -32,6 +30,7 @@ use crate::validations::{self, Decision, Validation};
 
 /// What every page shows around its content.
 pub struct Chrome {
+    admin_id: Uuid,
     admin_name: String,
     csrf: String,
     section: &'static str,
@@ -45,6 +44,8 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "rejected" => "Rejected: the record will never pay.",
         "status" => "The order moved to its new status.",
         "adjusted" => "The wallet was adjusted.",
+        "disabled" => "The account is disabled: its sessions ended and it cannot sign in.",
+        "enabled" => "The account is enabled: it can sign in again.",
         "saved" => "The product was saved.",
         "deactivated" => "The product was deactivated.",
         "imported" => "The catalogue was imported.",
@@ -55,6 +56,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
 
 fn chrome(session: &AdminSession, section: &'static str, done: Option<&str>) -> Chrome {
     Chrome {
+        admin_id: session.admin_id,
         admin_name: session.name.clone(),
         csrf: session.csrf(),
         section,
@@ -777,6 +779,58 @@ pub async fn adjust_wallet(
     Ok(see_other(&format!("{back}?done=adjusted")))
 }
 
+/// Body of the disable and enable forms.
+#[derive(Debug, Deserialize)]
+pub struct AccessForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/users/{id}/disable`: ends every session of the account and refuses sign-in
+/// (the admin API's `user.disable`, with its audit row).
+pub async fn disable_user(
+    state: State<AppState>,
+    client: Client,
+    path: Result<Path<Uuid>, PathRejection>,
+    form: ConsoleForm<AccessForm>,
+) -> Result<Response, ConsoleError> {
+    set_access(state, client, path, form, true).await
+}
+
+/// `POST /admin/users/{id}/enable`: lets a disabled account sign in again (`user.enable`).
+pub async fn enable_user(
+    state: State<AppState>,
+    client: Client,
+    path: Result<Path<Uuid>, PathRejection>,
+    form: ConsoleForm<AccessForm>,
+) -> Result<Response, ConsoleError> {
+    set_access(state, client, path, form, false).await
+}
+
+async fn set_access(
+    State(state): State<AppState>,
+    Client(client): Client,
+    path: Result<Path<Uuid>, PathRejection>,
+    ConsoleForm(session, form): ConsoleForm<AccessForm>,
+    disable: bool,
+) -> Result<Response, ConsoleError> {
+    let id = path_id(path, "user")?;
+    let back = format!("/admin/users/{id}");
+    validate::text("reason", &form.reason, 500).map_err(|e| invalid(e, &back))?;
+    admin::set_account_disabled(
+        &state.pool,
+        session.admin_id,
+        id,
+        disable,
+        &form.reason,
+        &client,
+    )
+    .await
+    .map_err(|e| ConsoleError::with_back(e, back.clone()))?;
+    let done = if disable { "disabled" } else { "enabled" };
+    Ok(see_other(&format!("{back}?done={done}")))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Products
 // ---------------------------------------------------------------------------------------------
@@ -935,60 +989,74 @@ pub async fn product_deactivate(
 // ---------------------------------------------------------------------------------------------
 
 /// How long a previewed feed waits for its "Apply".
-const PREVIEW_MINUTES: i64 = 15;
-/// Most previews kept at once (each holds a feed of up to 20 MiB); the oldest goes first.
-const MAX_PREVIEWS: usize = 4;
+const PREVIEW_MINUTES: i32 = 15;
+/// Most previews an administrator keeps waiting (each holds a feed of up to 20 MiB); making
+/// another drops the oldest.
+const MAX_PREVIEWS: i64 = 4;
 
-struct PendingImport {
-    admin_id: Uuid,
-    feed: Arc<Feed>,
-    source: String,
-    created: DateTime<Utc>,
-}
-
-/// Feeds previewed and waiting to be applied, by a random id. In memory: a preview is applied
-/// on the server instance that made it (elsewhere, or after a restart, it asks to upload again).
-#[derive(Clone, Default)]
-pub struct ImportPreviews(Arc<Mutex<HashMap<String, PendingImport>>>);
+/// Feeds previewed and waiting to be applied, in `console_import_previews`: any server
+/// instance applies a preview another one made, and a restart in between loses nothing.
+struct ImportPreviews;
 
 impl ImportPreviews {
-    fn keep(&self, admin_id: Uuid, feed: Feed, source: String) -> String {
-        let id = Uuid::new_v4().simple().to_string();
-        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Utc::now();
-        pending.retain(|_, p| now - p.created < chrono::Duration::minutes(PREVIEW_MINUTES));
-        while pending.len() >= MAX_PREVIEWS {
-            let oldest = pending
-                .iter()
-                .min_by_key(|(_, p)| p.created)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(key) => pending.remove(&key),
-                None => break,
-            };
-        }
-        pending.insert(
-            id.clone(),
-            PendingImport {
-                admin_id,
-                feed: Arc::new(feed),
-                source,
-                created: now,
-            },
-        );
-        id
+    /// Keeps `feed` for its "Apply" and answers the preview's id. Drops expired previews and
+    /// all but this administrator's newest few.
+    async fn keep(
+        conn: &mut deadpool_postgres::Client,
+        admin_id: Uuid,
+        feed: &Feed,
+        source: &str,
+    ) -> Result<Uuid, ApiError> {
+        let id = Uuid::new_v4();
+        let tx = conn.transaction().await?;
+        tx.execute(
+            "DELETE FROM console_import_previews
+             WHERE created_at <= now() - make_interval(mins => $1)
+                OR id IN (SELECT id FROM console_import_previews WHERE admin_id = $2
+                          ORDER BY created_at DESC OFFSET $3)",
+            &[&PREVIEW_MINUTES, &admin_id, &(MAX_PREVIEWS - 1)],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO console_import_previews (id, admin_id, source, feed)
+             VALUES ($1, $2, $3, $4)",
+            &[&id, &admin_id, &source, &feed.to_json()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
-    fn take(&self, admin_id: Uuid, id: &str) -> Option<(Arc<Feed>, String)> {
-        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = pending.get(id).is_some_and(|p| {
-            p.admin_id == admin_id
-                && Utc::now() - p.created < chrono::Duration::minutes(PREVIEW_MINUTES)
-        });
-        if !fresh {
-            return None;
-        }
-        pending.remove(id).map(|p| (p.feed, p.source))
+    /// Takes the preview `id` of `admin_id` if it has not expired: deleted as it is read, so
+    /// two "Apply"s (on one instance or two) import it once.
+    async fn take(
+        conn: &deadpool_postgres::Client,
+        admin_id: Uuid,
+        id: &str,
+    ) -> Result<Option<(Feed, String)>, ApiError> {
+        let Ok(id) = Uuid::parse_str(id) else {
+            return Ok(None);
+        };
+        let Some(row) = conn
+            .query_opt(
+                "DELETE FROM console_import_previews
+                 WHERE id = $1 AND admin_id = $2
+                   AND created_at > now() - make_interval(mins => $3)
+                 RETURNING source, feed",
+                &[&id, &admin_id, &PREVIEW_MINUTES],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (source, bytes): (String, Vec<u8>) = (row.get("source"), row.get("feed"));
+        let feed = shopify::on_blocking_thread(move || Feed::from_json(&bytes))
+            .await
+            .map_err(ApiError::from)?
+            .map_err(|err| {
+                ApiError::internal_because(format!("a stored import preview does not parse: {err}"))
+            })?;
+        Ok(Some((feed, source)))
     }
 }
 
@@ -1024,7 +1092,6 @@ struct PreviewPage {
 /// and shows what importing it would change, without changing anything.
 pub async fn import_preview(
     State(state): State<AppState>,
-    Extension(previews): Extension<ImportPreviews>,
     Client(client): Client,
     session: AdminSession,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
@@ -1099,7 +1166,9 @@ pub async fn import_preview(
     .await
     .map_err(|err| ConsoleError::with_back(err.into(), back))?;
     let products = feed.products.len();
-    let preview = previews.keep(session.admin_id, feed, source.clone());
+    let preview = ImportPreviews::keep(&mut conn, session.admin_id, &feed, &source)
+        .await?
+        .to_string();
     render(&PreviewPage {
         chrome: chrome(&session, "products", None),
         source,
@@ -1120,13 +1189,13 @@ pub struct ApplyForm {
 /// with its audit row).
 pub async fn import_apply(
     State(state): State<AppState>,
-    Extension(previews): Extension<ImportPreviews>,
     Client(client): Client,
     ConsoleForm(session, form): ConsoleForm<ApplyForm>,
 ) -> Result<Response, ConsoleError> {
     let back = "/admin/products/import";
-    let (feed, source) = previews
-        .take(session.admin_id, form.preview.trim())
+    let mut conn = state.pool.get().await?;
+    let (feed, source) = ImportPreviews::take(&conn, session.admin_id, form.preview.trim())
+        .await?
         .ok_or_else(|| {
             ConsoleError::with_back(
                 ApiError::not_found(
@@ -1135,7 +1204,6 @@ pub async fn import_apply(
                 back,
             )
         })?;
-    let mut conn = state.pool.get().await?;
     let imported = shopify::import(
         &mut conn,
         &feed,

@@ -159,7 +159,7 @@ impl FromRequestParts<AppState> for AdminSession {
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.used_at IS NULL
                    AND t.expires_at > now()
                    AND t.created_at > now() - make_interval(hours => $2)
-                   AND u.deleted_at IS NULL",
+                   AND u.deleted_at IS NULL AND u.disabled_at IS NULL",
                 &[&hash_refresh_token(secret), &(SESSION_HOURS as i32)],
             )
             .await?;
@@ -330,6 +330,15 @@ pub async fn login(
                 Some(
                     "Too many failed sign-ins for this account or address. Wait a while and try again.",
                 ),
+            );
+        }
+        Err(err) if err.code() == "account_disabled" => {
+            return login_response(
+                StatusCode::FORBIDDEN,
+                &headers,
+                next,
+                &form.email,
+                Some("This account is disabled. Another administrator can enable it again."),
             );
         }
         Err(err) if err.status() == StatusCode::UNAUTHORIZED => {

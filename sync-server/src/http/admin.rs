@@ -392,6 +392,12 @@ impl Validate for admin::WalletAdjustment {
     }
 }
 
+impl Validate for admin::AccountStatusChange {
+    fn validate(&self) -> Result<(), Invalid> {
+        validate::text("reason", &self.reason, 500)
+    }
+}
+
 /// Body of `PUT /api/v1/admin/settings/{key}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -533,5 +539,93 @@ pub async fn adjust_wallet(
     let Path(id) = id.map_err(|_| ApiError::not_found("no such user"))?;
     Ok(Json(
         admin::adjust_wallet(&state.pool, admin.id, id, &body, &client).await?,
+    ))
+}
+
+/// `POST /api/v1/admin/users/{id}/disable` `{reason}`: disables the account and ends its sessions; audited as `user.disable`.
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/disable",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = admin::AccountStatusChange,
+    responses(
+        (status = 200, body = admin::AccountStatus,
+         description = "The account's status afterwards (unchanged, with no audit entry, when it \
+             already was disabled)"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 404, description = "No such user (`not_found`)", body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope,
+         description = "The administrator's own account (`cannot_disable_self`)"),
+        (status = 422, body = ErrorEnvelope,
+         description = "`reason` is missing or longer than 500 characters, or an unknown field \
+             (`validation_failed`, `unknown_field`)"),
+    )
+)]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Client(client): Client,
+    id: Result<Path<Uuid>, PathRejection>,
+    ApiJson(body): ApiJson<admin::AccountStatusChange>,
+) -> Result<Json<admin::AccountStatus>, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::not_found("no such user"))?;
+    let disable = true;
+    Ok(Json(
+        admin::set_account_disabled(&state.pool, admin.id, id, disable, &body.reason, &client)
+            .await?,
+    ))
+}
+
+/// `POST /api/v1/admin/users/{id}/enable` `{reason}`: lets a disabled account sign in again; audited as `user.enable`.
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/enable",
+    tag = TAG_ADMIN,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = admin::AccountStatusChange,
+    responses(
+        (status = 200, body = admin::AccountStatus,
+         description = "The account's status afterwards (unchanged, with no audit entry, when it \
+             already was enabled)"),
+        (status = 400, body = ErrorEnvelope,
+         description = "The body is not valid JSON (`malformed_json`)"),
+        (status = 413, body = ErrorEnvelope,
+         description = "The body is larger than the server's limit (`payload_too_large`)"),
+        (status = 415, body = ErrorEnvelope,
+         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
+        (status = 401, body = ErrorEnvelope,
+         description = "No, a malformed, an expired or a revoked access token"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The token is not an administrator's (`forbidden`)"),
+        (status = 404, description = "No such user (`not_found`)", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope,
+         description = "`reason` is missing or longer than 500 characters, or an unknown field \
+             (`validation_failed`, `unknown_field`)"),
+    )
+)]
+pub async fn enable_user(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Client(client): Client,
+    id: Result<Path<Uuid>, PathRejection>,
+    ApiJson(body): ApiJson<admin::AccountStatusChange>,
+) -> Result<Json<admin::AccountStatus>, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::not_found("no such user"))?;
+    let disable = false;
+    Ok(Json(
+        admin::set_account_disabled(&state.pool, admin.id, id, disable, &body.reason, &client)
+            .await?,
     ))
 }

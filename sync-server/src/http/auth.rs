@@ -71,6 +71,9 @@ pub async fn register(
          description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
         (status = 401, body = ErrorEnvelope,
          description = "The email or password is wrong (`invalid_credentials`)"),
+        (status = 403, body = ErrorEnvelope,
+         description = "The password is right but an administrator disabled the account \
+             (`account_disabled`)"),
         (status = 422, description = "A field is missing or unknown", body = ErrorEnvelope),
         (status = 429, body = ErrorEnvelope,
          description = "Too many failed sign-ins for this account or address \
@@ -111,6 +114,8 @@ pub async fn login(
         (status = 401, body = ErrorEnvelope,
          description = "The refresh token is unknown, expired, revoked or reused (a reuse revokes \
              its whole family)"),
+        (status = 403, body = ErrorEnvelope,
+         description = "An administrator disabled the account (`account_disabled`)"),
         (status = 422, description = "A field is missing or unknown", body = ErrorEnvelope),
     )
 )]

@@ -55,7 +55,8 @@ impl FromRequestParts<AppState> for AuthUser {
         let conn = state.pool.get().await?;
         let row = conn
             .query_opt(
-                "SELECT role, session_epoch FROM users WHERE id = $1 AND deleted_at IS NULL",
+                "SELECT role, session_epoch, disabled_at IS NOT NULL FROM users
+                 WHERE id = $1 AND deleted_at IS NULL",
                 &[&claims.sub],
             )
             .await?;
@@ -65,6 +66,9 @@ impl FromRequestParts<AppState> for AuthUser {
                 "the account no longer exists",
             ));
         };
+        if row.get::<_, bool>(2) {
+            return Err(crate::accounts::account_disabled());
+        }
         let epoch: i32 = row.get(1);
         if epoch != claims.epoch {
             return Err(ApiError::unauthorized(

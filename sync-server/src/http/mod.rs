@@ -104,7 +104,8 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes));
 
-    let (routes, document) = routes(&state.config).split_for_parts();
+    let (routes, mut document) = routes(&state.config).split_for_parts();
+    openapi::document_disabled_accounts(&mut document);
     // The admin console (HTML for browsers, outside the OpenAPI document: see
     // docs/adr/0008-admin-console-server-rendered.md).
     routes
@@ -122,7 +123,9 @@ pub fn router(state: AppState) -> Router {
 
 /// The OpenAPI document of every route, as `GET /openapi.json` serves it.
 pub fn openapi_document(config: &ServerConfig) -> utoipa::openapi::OpenApi {
-    routes(config).into_openapi()
+    let mut document = routes(config).into_openapi();
+    openapi::document_disabled_accounts(&mut document);
+    document
 }
 
 /// Every route of the server, each registered ONCE for both the router and the OpenAPI
@@ -197,6 +200,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list_users))
         .routes(routes!(admin::user_detail))
         .routes(routes!(admin::adjust_wallet))
+        .routes(routes!(admin::disable_user))
+        .routes(routes!(admin::enable_user))
         .routes(routes!(admin::analytics))
         .routes(routes!(admin::list_settings))
         .routes(routes!(admin::put_setting))

@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use fitkart_protocol::ErrorEnvelope;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -73,6 +74,43 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every route that takes an access token also answers 403 `account_disabled` once an
+/// administrator disabled the caller's account (the token extractor checks it for all of them).
+/// Documented here, once, on every operation that lists the [`BEARER`] scheme: a 403 the
+/// operation already documents (`forbidden` on admin routes) gains the code, others get a 403
+/// shaped like their 401.
+pub fn document_disabled_accounts(document: &mut utoipa::openapi::OpenApi) {
+    const DISABLED: &str = "The account was disabled by an administrator (`account_disabled`)";
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if operation.security.as_ref().is_none_or(|s| s.is_empty()) {
+                continue;
+            }
+            let responses = &mut operation.responses.responses;
+            match responses.get_mut("403") {
+                Some(RefOr::T(forbidden)) => {
+                    forbidden.description = format!("{}; or: {DISABLED}", forbidden.description);
+                }
+                Some(RefOr::Ref(_)) => {}
+                None => {
+                    if let Some(RefOr::T(unauthorized)) = responses.get("401") {
+                        let mut disabled = unauthorized.clone();
+                        disabled.description = DISABLED.to_owned();
+                        responses.insert("403".to_owned(), RefOr::T(disabled));
+                    }
+                }
+            }
+        }
     }
 }
 

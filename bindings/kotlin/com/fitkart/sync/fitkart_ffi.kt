@@ -6288,7 +6288,8 @@ sealed class FitKartException: kotlin.Exception() {
     class Unauthorized(
         
         /**
-         * `invalid_credentials`, `refresh_token_reused`, `not_signed_in`, ...
+         * `invalid_credentials`, `refresh_token_reused`, `not_signed_in`, `account_disabled`
+         * (an administrator disabled the account: signing in again is refused too), ...
          */
         val `code`: kotlin.String
         ) : FitKartException() {
