@@ -1,7 +1,7 @@
 //! The admin console in a real browser: headless Chromium driven through chromedriver
 //! (WebDriver) does what an operator does — sign in, approve a flagged record and see the coins
 //! reach the wallet, reject one with the keyboard, ship and deliver an order, adjust a wallet,
-//! import a catalogue file, change a setting — and finds each action in the audit log. Also at
+//! disable and enable an account, import a catalogue file, change a setting — and finds each action in the audit log. Also at
 //! a phone's width.
 //!
 //! Needs `chromium` and `chromedriver` on the PATH (Debian: `chromium`, `chromium-driver`;
@@ -54,9 +54,11 @@ async fn click(browser: &Browser, css: &str) {
 async fn wait_text(browser: &Browser, css: &str, needle: &str) -> String {
     let mut last = String::new();
     for _ in 0..50 {
-        last = text(browser, css).await;
-        if last.contains(needle) {
-            return last;
+        if let Some(now) = browser.text_now(css).await {
+            last = now;
+            if last.contains(needle) {
+                return last;
+            }
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -76,8 +78,10 @@ async fn wait_path(browser: &Browser, prefix: &str) {
     panic!("the browser is at {path}, not {prefix}");
 }
 
-async fn notice(browser: &Browser) -> String {
-    text(browser, ".notice").await
+/// Waits for the notice a form's redirect shows to say `needle` (the page before may still
+/// show the previous notice for a moment).
+async fn notice(browser: &Browser, needle: &str) {
+    wait_text(browser, ".notice", needle).await;
 }
 
 async fn wallet(server: &TestServer, user: Uuid) -> i64 {
@@ -210,7 +214,7 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
         .await
         .click()
         .await;
-    assert!(notice(browser).await.starts_with("Approved"));
+    notice(browser, "Approved").await;
     let after = wallet(server, walker).await;
     assert!(after > before, "the approval paid ({before} -> {after})");
     browser.goto(&format!("{base}/admin/users/{walker}")).await;
@@ -224,7 +228,7 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
     browser.goto(&format!("{base}/admin/review")).await;
     assert!(text(browser, "article.review").await.contains("Bo Runner"));
     browser.press('r').await;
-    assert!(notice(browser).await.starts_with("Rejected"));
+    notice(browser, "Rejected").await;
     wait_text(browser, "main", "Nothing to review").await;
 
     // The order: confirm, process, ship with a tracking number, deliver.
@@ -258,7 +262,7 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
     fill(browser, "#amount", "250").await;
     fill(browser, "#reason", "Goodwill: parcel arrived late").await;
     click(browser, "form[action$='/wallet'] button").await;
-    assert!(notice(browser).await.contains("adjusted"));
+    notice(browser, "adjusted").await;
     let adjusted = wallet(server, walker).await;
     assert_eq!(
         text(browser, "#available-coins").await.replace(',', ""),
@@ -269,6 +273,28 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
             .await
             .contains("Goodwill: parcel arrived late")
     );
+
+    // Disable the account, see it refused and marked, then enable it again.
+    fill(browser, "#disable-reason", "Chargeback under review").await;
+    click(browser, "form[action$='/disable'] button").await;
+    notice(browser, "account is disabled").await;
+    assert!(
+        text(browser, "#account-status")
+            .await
+            .contains("Chargeback under review")
+    );
+    let refused = reqwest::Client::new()
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "ann@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(refused, reqwest::StatusCode::FORBIDDEN);
+    fill(browser, "#enable-reason", "Chargeback withdrawn").await;
+    click(browser, "form[action$='/enable'] button").await;
+    notice(browser, "account is enabled").await;
+    assert!(text(browser, "#account-status").await.contains("enabled"));
     screenshot(browser, "04-user").await;
 
     // Import the catalogue file: a preview first, then apply.
@@ -291,7 +317,7 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
     assert_eq!(imported_before, 0, "the preview changed nothing");
     screenshot(browser, "05-import-preview").await;
     click(browser, "form[action$='/apply'] button").await;
-    assert!(notice(browser).await.contains("imported"));
+    notice(browser, "imported").await;
     let imported: i64 = imported_products(server).await;
     assert_eq!(imported, created);
 
@@ -305,7 +331,7 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
     assert_eq!(text(browser, &format!("{row} td.current")).await, "200");
     fill(browser, &format!("{row} input[name=value]"), "300").await;
     click(browser, &format!("{row} button")).await;
-    assert!(notice(browser).await.contains("setting was saved"));
+    notice(browser, "setting was saved").await;
     assert_eq!(text(browser, &format!("{row} td.current")).await, "300");
     screenshot(browser, "06-settings").await;
 
@@ -317,6 +343,8 @@ async fn drive(browser: &Browser, server: &TestServer, base: &str, walker: Uuid,
         "step_validation.reject",
         "order.status",
         "wallet.adjust",
+        "user.disable",
+        "user.enable",
         "product.import",
         "setting.update",
     ] {

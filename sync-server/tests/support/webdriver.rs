@@ -175,6 +175,28 @@ impl Browser {
             .collect()
     }
 
+    /// The rendered text of the first element matching `css` right now; `None` when there is
+    /// none yet or the page is being replaced (a form was just sent). For polling: unlike
+    /// [`Browser::find`] it never holds an element across a navigation.
+    pub async fn text_now(&self, css: &str) -> Option<String> {
+        let response = self
+            .http
+            .post(format!("{}/execute/sync", self.session))
+            .json(&json!({
+                "script": "const e = document.querySelector(arguments[0]); \
+                           return e ? e.innerText : null;",
+                "args": [css],
+            }))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body: Value = response.json().await.ok()?;
+        body["value"].as_str().map(str::to_owned)
+    }
+
     /// Runs a script in the page and answers its result.
     pub async fn execute(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": []}))
