@@ -1,8 +1,8 @@
 //! The admin console in a real browser: headless Chromium driven through chromedriver
 //! (WebDriver) does what an operator does — sign in, approve a flagged record and see the coins
 //! reach the wallet, reject one with the keyboard, ship and deliver an order, adjust a wallet,
-//! disable and enable an account, import a catalogue file, change a setting — and finds each action in the audit log. Also at
-//! a phone's width.
+//! disable and enable an account, import a catalogue file, change a setting — and finds each
+//! action in the audit log. Also at a phone's width.
 //!
 //! Needs `chromium` and `chromedriver` on the PATH (Debian: `chromium`, `chromium-driver`;
 //! scripts/test.sh installs them) or CHROMEDRIVER / CHROMIUM set. It runs in its own step of
