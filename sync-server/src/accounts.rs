@@ -194,11 +194,16 @@ pub async fn register(
                 "INSERT INTO users (id, email, password_hash, display_name, daily_step_goal)
                  VALUES ($1, $2, $3, $4, coalesce(
                      (SELECT (value #>> '{{}}')::int FROM settings
-                      WHERE key = 'steps.daily_goal_default'
-                        AND jsonb_typeof(value) = 'number'), 10000))
+                      WHERE key = $5 AND jsonb_typeof(value) = 'number'), 10000))
                  RETURNING {PROFILE_COLUMNS}"
             ),
-            &[&id, &email, &hash, &name],
+            &[
+                &id,
+                &email,
+                &hash,
+                &name,
+                &crate::settings::SettingKey::DailyGoalDefault.as_str(),
+            ],
         )
         .await;
     let row = match inserted {

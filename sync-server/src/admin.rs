@@ -13,6 +13,7 @@ use crate::audit::{self, AuditEntry};
 use crate::catalogue::next_shared_version;
 use crate::error::ApiError;
 use crate::ledger::{self, Entry, EntryKind};
+use crate::settings::{SettingKey, SettingRule};
 
 /// A user as the admin detail page shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -238,41 +239,22 @@ pub struct Setting {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The accepted range of each setting an admin may change.
-fn setting_rule(key: &str) -> Option<(bool, f64, f64)> {
-    // (integer only, min, max)
-    Some(match key {
-        "rewards.coins_per_1000_steps" => (true, 0.0, 10_000.0),
-        "rewards.daily_coin_cap" => (true, 0.0, 1_000_000.0),
-        "steps.daily_goal_default" => (true, 100.0, 100_000.0),
-        "steps.backfill_days" => (true, 0.0, 31.0),
-        "anticheat.hard_daily_max_steps" => (true, 1_000.0, 1_000_000.0),
-        "anticheat.soft_daily_max_steps" => (true, 1_000.0, 1_000_000.0),
-        "anticheat.hard_cadence_spm" => (false, 50.0, 2_000.0),
-        "anticheat.running_cadence_spm" => (false, 50.0, 2_000.0),
-        "anticheat.sustained_cadence_minutes" => (false, 1.0, 1_440.0),
-        "anticheat.outlier_zscore" => (false, 1.0, 100.0),
-        "anticheat.outlier_min_history_days" => (true, 1.0, 30.0),
-        "achievements.streak_min_daily_steps" => (true, 100.0, 100_000.0),
-        "leaderboard.size" => (true, 1.0, 1_000.0),
-        "catalogue.coins_per_currency_unit" => (true, 1.0, 1_000_000.0),
-        _ => return None,
-    })
+fn unknown_setting(key: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown_setting", "no such setting")
+        .with_details(serde_json::json!({ "key": key }))
 }
 
-/// Checks a new value for `key`.
-pub fn check_setting(key: &str, value: &serde_json::Value) -> Result<(), ApiError> {
-    let (integer, min, max) = setting_rule(key).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_setting", "no such setting")
-            .with_details(serde_json::json!({ "key": key }))
-    })?;
+/// Checks a new value for `key` against its [`SettingKey::rule`]; answers the known key.
+pub fn check_setting(key: &str, value: &serde_json::Value) -> Result<SettingKey, ApiError> {
+    let known = SettingKey::parse(key).ok_or_else(|| unknown_setting(key))?;
+    let SettingRule { integer, min, max } = known.rule();
     let number = if integer {
         value.as_i64().map(|v| v as f64)
     } else {
         value.as_f64()
     };
     match number {
-        Some(n) if n.is_finite() && (min..=max).contains(&n) => Ok(()),
+        Some(n) if n.is_finite() && (min..=max).contains(&n) => Ok(known),
         _ => Err(ApiError::validation(
             "value",
             format!(
@@ -310,15 +292,13 @@ pub async fn put_setting(
     value: &serde_json::Value,
     client: &ClientInfo,
 ) -> Result<Setting, ApiError> {
-    check_setting(key, value)?;
+    let known = check_setting(key, value)?;
     // The soft maximum may not exceed the hard one. Both rows are locked (in key order, so
     // two admins changing one each cannot deadlock) before either is read, so concurrent
     // changes of the pair are validated one after the other and can never cross.
-    let pair = match key {
-        "anticheat.soft_daily_max_steps" => Some(("anticheat.hard_daily_max_steps", true)),
-        "anticheat.hard_daily_max_steps" => Some(("anticheat.soft_daily_max_steps", false)),
-        _ => None,
-    };
+    let pair = known
+        .ordered_against()
+        .map(|(other, at_most)| (other.as_str(), at_most));
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let mut other_value: Option<i64> = None;
@@ -341,15 +321,12 @@ pub async fn put_setting(
             &[&key],
         )
         .await?
-        .ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_setting", "no such setting")
-                .with_details(serde_json::json!({ "key": key }))
-        })?;
+        .ok_or_else(|| unknown_setting(key))?;
     let (old, public): (serde_json::Value, bool) = (before.get(0), before.get(1));
-    if let Some((_, this_is_soft)) = pair {
+    if let Some((_, at_most)) = pair {
         let this = value.as_i64().unwrap_or(0);
         if let Some(other_value) = other_value
-            && ((this_is_soft && this > other_value) || (!this_is_soft && this < other_value))
+            && ((at_most && this > other_value) || (!at_most && this < other_value))
         {
             return Err(ApiError::validation(
                 "value",

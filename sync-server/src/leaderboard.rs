@@ -28,7 +28,7 @@ pub use fitkart_protocol::leaderboard::LeaderboardPeriod as Period;
 pub const DEFAULT_MAX_SIZE: i64 = 100;
 
 /// The `settings` key holding the largest `limit` a board request may ask for.
-pub const MAX_SIZE_SETTING: &str = "leaderboard.size";
+pub const MAX_SIZE_SETTING: &str = crate::settings::SettingKey::LeaderboardSize.as_str();
 
 /// Today's date in UTC, the calendar the boards' periods follow.
 pub fn today_utc() -> NaiveDate {

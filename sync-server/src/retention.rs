@@ -121,8 +121,8 @@ pub async fn archive_step_partitions(pool: &Pool, months: u32) -> Result<Archive
     let backfill: Option<i64> = conn
         .query_opt(
             "SELECT (value #>> '{}')::bigint FROM settings
-             WHERE key = 'steps.backfill_days' AND jsonb_typeof(value) = 'number'",
-            &[],
+             WHERE key = $1 AND jsonb_typeof(value) = 'number'",
+            &[&crate::settings::SettingKey::BackfillDays.as_str()],
         )
         .await?
         .map(|row| row.get(0));

@@ -241,14 +241,7 @@ mod tests {
         let seed = SeedData::embedded().unwrap();
         assert_eq!(seed.achievements.len(), 7);
         assert_eq!(seed.products.len(), 8);
-        for key in [
-            "rewards.coins_per_1000_steps",
-            "rewards.daily_coin_cap",
-            "steps.daily_goal_default",
-            "steps.backfill_days",
-            "anticheat.hard_daily_max_steps",
-        ] {
-            assert!(seed.settings.iter().any(|s| s.key == key), "missing {key}");
-        }
+        // Every key the server knows, and no other (settings::tests checks them one by one).
+        assert_eq!(seed.settings.len(), crate::settings::SettingKey::ALL.len());
     }
 }

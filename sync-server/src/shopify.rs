@@ -24,7 +24,8 @@ pub const MAX_FEED_BYTES: usize = 20 * 1024 * 1024;
 /// How long downloading a feed from a URL may take in all.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The setting holding how many coins one unit of the shop's currency is worth.
-pub const COINS_PER_CURRENCY_UNIT_SETTING: &str = "catalogue.coins_per_currency_unit";
+pub const COINS_PER_CURRENCY_UNIT_SETTING: &str =
+    crate::settings::SettingKey::CoinsPerCurrencyUnit.as_str();
 /// Coins per currency unit when the setting is missing.
 pub const DEFAULT_COINS_PER_CURRENCY_UNIT: i64 = 1000;
 /// Category of products whose `product_type` is empty.

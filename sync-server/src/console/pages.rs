@@ -1257,8 +1257,7 @@ pub async fn settings(
         .await?
         .into_iter()
         .map(|setting| SettingRow {
-            editable: admin::check_setting(&setting.key, &setting.value)
-                .map_or_else(|e| e.code() != "unknown_setting", |()| true),
+            editable: crate::settings::SettingKey::parse(&setting.key).is_some(),
             current: setting.value.to_string(),
             setting,
         })
