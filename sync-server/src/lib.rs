@@ -30,6 +30,7 @@ pub mod settings;
 pub mod shopify;
 pub mod steps;
 pub mod sync;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tokens;
 pub mod users;
