@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod config;
 pub mod console;
+pub mod cursor;
 pub mod db;
 pub mod error;
 pub mod generate;

@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use fitkart_protocol::auth::ProfilePatch;
@@ -643,44 +641,31 @@ impl Cursor {
 
     /// The opaque text form.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "c1:{}:{}:{}",
-            self.user_id, self.user_version, self.shared_version
-        ))
+        crate::cursor::encode(
+            TAG,
+            &[&self.user_id, &self.user_version, &self.shared_version],
+        )
     }
 
     /// Parses a cursor given to `user_id`; anything else is 400 `invalid_cursor`.
     pub fn decode(text: &str, user_id: Uuid) -> Result<Self, ApiError> {
-        let invalid = || {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "the cursor is not one this server gave to this account",
-            )
-        };
-        let decoded = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
-        let mut parts = decoded.split(':');
-        let (Some("c1"), Some(user), Some(uv), Some(sv), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(invalid());
-        };
+        let [user, user_version, shared_version] = crate::cursor::decode::<String, 3>(text, TAG)?;
         let cursor = Self {
-            user_id: user.parse().map_err(|_| invalid())?,
-            user_version: uv.parse().map_err(|_| invalid())?,
-            shared_version: sv.parse().map_err(|_| invalid())?,
+            user_id: user.parse().map_err(|_| crate::cursor::invalid())?,
+            user_version: user_version.parse().map_err(|_| crate::cursor::invalid())?,
+            shared_version: shared_version
+                .parse()
+                .map_err(|_| crate::cursor::invalid())?,
         };
         if cursor.user_id != user_id || cursor.user_version < -1 || cursor.shared_version < -1 {
-            return Err(invalid());
+            return Err(crate::cursor::invalid());
         }
         Ok(cursor)
     }
 }
+
+/// The tag of sync pull cursors (format version 1).
+const TAG: &str = "c1";
 
 /// The user-owned tables pull reads, as `SELECT change_version` sources.
 const USER_VERSION_SOURCES: &str = "
@@ -967,7 +952,7 @@ mod tests {
         assert_eq!(Cursor::decode(&cursor.encode(), user).unwrap(), cursor);
         assert!(Cursor::decode(&cursor.encode(), Uuid::now_v7()).is_err());
         assert!(Cursor::decode("garbage", user).is_err());
-        assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("c1:x:1:2"), user).is_err());
+        assert!(Cursor::decode(&crate::cursor::encode("c1", &[&"x", &1, &2]), user).is_err());
     }
 
     #[test]

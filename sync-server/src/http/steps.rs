@@ -3,8 +3,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
 use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::steps::{
@@ -174,24 +172,21 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// The tag of coin-history cursors (format version 1): the ledger sequence of the last entry
+/// delivered.
+const TX_CURSOR: &str = "tx1";
+
 fn encode_cursor(seq: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("tx1:{seq}"))
+    crate::cursor::encode(TX_CURSOR, &[&seq])
 }
 
 fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("tx1:").and_then(|n| n.parse().ok()))
-        .filter(|seq: &i64| *seq > 0)
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "the cursor is not one this server gave out",
-            )
-        })
+    let [seq] = crate::cursor::decode::<i64, 1>(cursor, TX_CURSOR)?;
+    if seq > 0 {
+        Ok(seq)
+    } else {
+        Err(crate::cursor::invalid())
+    }
 }
 
 /// `GET /api/v1/wallet/transactions?limit=&cursor=`: newest first.
@@ -266,6 +261,6 @@ mod tests {
     fn cursors_round_trip_and_foreign_ones_are_refused() {
         assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
         assert!(decode_cursor("garbage!").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("tx1:-3")).is_err());
+        assert!(decode_cursor(&crate::cursor::encode("tx1", &[&-3])).is_err());
     }
 }
