@@ -598,26 +598,65 @@ pub async fn change_password(
     let owned = new_password.to_owned();
     let hash = blocking(move || password::hash_password(&owned)).await??;
     let tx = conn.transaction().await?;
+    // First, so the session issued below carries the new epoch.
+    end_all_sessions(&tx, user_id, SessionsEnd::PasswordChange).await?;
     let row = tx
         .query_one(
             &format!(
-                "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1
-                 WHERE id = $1 RETURNING {PROFILE_COLUMNS}"
+                "UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING {PROFILE_COLUMNS}"
             ),
             &[&user_id, &hash],
         )
         .await?;
-    tx.execute(
-        "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'password_change'
-         WHERE user_id = $1 AND revoked_at IS NULL",
-        &[&user_id],
-    )
-    .await?;
     rate_limit::clear_account(&tx, &keys).await?;
     let response =
         issue_session(&tx, sessions, account_from_row(&row)?, None, None, client).await?;
     tx.commit().await?;
     Ok(response)
+}
+
+/// Why every session of an account ends (`refresh_tokens.revoked_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionsEnd {
+    /// The password changed (by its owner, or reset by `create-admin --promote`).
+    PasswordChange,
+    /// The account was deleted.
+    AccountDeleted,
+    /// An administrator disabled the account.
+    Admin,
+}
+
+impl SessionsEnd {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::PasswordChange => "password_change",
+            Self::AccountDeleted => "account_deleted",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Ends every session of `user_id` at once, in the caller's transaction: access tokens die
+/// through the session epoch (the extractor compares it on every request), refresh tokens are
+/// revoked with `why`. The one place that does it, so no path can end one kind and forget
+/// the other. A session issued later in the same transaction carries the new epoch.
+pub async fn end_all_sessions(
+    tx: &impl GenericClient,
+    user_id: Uuid,
+    why: SessionsEnd,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1",
+        &[&user_id],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = $2
+         WHERE user_id = $1 AND revoked_at IS NULL",
+        &[&user_id, &why.reason()],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Soft-deletes the account: it can no longer sign in, every session ends, its data stays
@@ -627,20 +666,14 @@ pub async fn delete_account(pool: &Pool, user_id: Uuid) -> Result<(), ApiError> 
     let tx = conn.transaction().await?;
     let updated = tx
         .execute(
-            "UPDATE users SET deleted_at = now(), session_epoch = session_epoch + 1
-             WHERE id = $1 AND deleted_at IS NULL",
+            "UPDATE users SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL",
             &[&user_id],
         )
         .await?;
     if updated == 0 {
         return Err(ApiError::not_found("no such account"));
     }
-    tx.execute(
-        "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'account_deleted'
-         WHERE user_id = $1 AND revoked_at IS NULL",
-        &[&user_id],
-    )
-    .await?;
+    end_all_sessions(&tx, user_id, SessionsEnd::AccountDeleted).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -515,6 +515,19 @@ fn replayed_adjustment(
     }
 }
 
+/// The trimmed reason an admin action requires: 1 to 500 characters, else 422 naming
+/// `reason`.
+fn required_reason(reason: &str) -> Result<&str, ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::validation(
+            "reason",
+            "a reason of 1 to 500 characters is required",
+        ));
+    }
+    Ok(reason)
+}
+
 /// Adjusts a wallet with an `admin_adjustment` ledger entry; audited. The same
 /// `idempotency_key` with the same body answers the first result; with another body, 409.
 pub async fn adjust_wallet(
@@ -530,13 +543,7 @@ pub async fn adjust_wallet(
             "amount must be non-zero and at most 10,000,000 coins",
         ));
     }
-    let reason = adjustment.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::validation(
-            "reason",
-            "a reason of 1 to 500 characters is required",
-        ));
-    }
+    let reason = required_reason(&adjustment.reason)?;
     if adjustment
         .idempotency_key
         .as_ref()
@@ -647,13 +654,7 @@ pub async fn set_account_disabled(
     client: &ClientInfo,
 ) -> Result<AccountStatus, ApiError> {
     fitkart_protocol::validate::text("reason", reason, 500)?;
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(ApiError::validation(
-            "reason",
-            "a reason of 1 to 500 characters is required",
-        ));
-    }
+    let reason = required_reason(reason)?;
     if disable && admin_id == user_id {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -683,18 +684,13 @@ pub async fn set_account_disabled(
     let after = if disable {
         let row = tx
             .query_one(
-                "UPDATE users SET disabled_at = now(), disabled_reason = $2,
-                                  session_epoch = session_epoch + 1
+                "UPDATE users SET disabled_at = now(), disabled_reason = $2
                  WHERE id = $1 RETURNING disabled_at, disabled_reason",
                 &[&user_id, &reason],
             )
             .await?;
-        tx.execute(
-            "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'admin'
-             WHERE user_id = $1 AND revoked_at IS NULL",
-            &[&user_id],
-        )
-        .await?;
+        crate::accounts::end_all_sessions(&tx, user_id, crate::accounts::SessionsEnd::Admin)
+            .await?;
         status(&row)
     } else {
         let row = tx

@@ -82,11 +82,12 @@ pub async fn create_admin(
                 &[&id, &hash],
             )
             .await?;
-            // Sessions made with the old password must not survive the reset.
-            tx.execute(
-                "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'password_change'
-                 WHERE user_id = $1 AND revoked_at IS NULL",
-                &[&id],
+            // Sessions made with the old password must not survive the reset: neither its
+            // refresh tokens nor its access tokens.
+            crate::accounts::end_all_sessions(
+                &tx,
+                id,
+                crate::accounts::SessionsEnd::PasswordChange,
             )
             .await?;
             audit(

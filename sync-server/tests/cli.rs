@@ -118,7 +118,12 @@ async fn create_admin_needs_a_password_and_never_invents_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
-    // ...and with it, the password is replaced.
+    // ...and with it, the password is replaced and every session of the old one ends.
+    let epoch_before: i32 = client
+        .query_one("SELECT session_epoch FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
     let out = cli(&db)
         .args([
             "create-admin",
@@ -140,6 +145,16 @@ async fn create_admin_needs_a_password_and_never_invents_one() {
         .unwrap()
         .get(0);
     assert!(password::verify_password("another long password", &hash));
+    let epoch_after: i32 = client
+        .query_one("SELECT session_epoch FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        epoch_after,
+        epoch_before + 1,
+        "access tokens of the old password die"
+    );
 }
 
 #[tokio::test]

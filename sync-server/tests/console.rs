@@ -50,14 +50,14 @@ fn hidden(page: &str, name: &str) -> String {
     page[start..].split('"').next().unwrap().to_owned()
 }
 
-/// Signs in through the console's form; answers the session cookie (`fitkart_console=...`).
-async fn console_sign_in(server: &TestServer, email: &str) -> String {
+/// Opens the sign-in page and sends its form for `email` with [`PASSWORD`]; answers the
+/// server's answer to the form.
+async fn send_sign_in_form(server: &TestServer, email: &str) -> reqwest::Response {
     let http = http();
     let page = http.get(server.url("/admin/login")).send().await.unwrap();
     let login_cookie = set_cookie(&page, "fitkart_console_login").unwrap();
     let csrf = hidden(&page.text().await.unwrap(), "csrf");
-    let answer = http
-        .post(server.url("/admin/login"))
+    http.post(server.url("/admin/login"))
         .header(COOKIE, login_cookie.split(';').next().unwrap())
         .form(&[
             ("email", email),
@@ -67,7 +67,12 @@ async fn console_sign_in(server: &TestServer, email: &str) -> String {
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Signs in through the console's form; answers the session cookie (`fitkart_console=...`).
+async fn console_sign_in(server: &TestServer, email: &str) -> String {
+    let answer = send_sign_in_form(server, email).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);
     let session = set_cookie(&answer, "fitkart_console").expect("a session cookie");
     format!("fitkart_console={}", cookie_value(&session))
@@ -218,20 +223,7 @@ async fn a_user_account_cannot_sign_in_and_its_new_session_is_revoked() {
     let server = TestServer::start().await.unwrap();
     let http = http();
     sign_up(&http, &server, "walker@example.com", "Walker").await;
-    let page = http.get(server.url("/admin/login")).send().await.unwrap();
-    let login_cookie = set_cookie(&page, "fitkart_console_login").unwrap();
-    let csrf = hidden(&page.text().await.unwrap(), "csrf");
-    let answer = http
-        .post(server.url("/admin/login"))
-        .header(COOKIE, login_cookie.split(';').next().unwrap())
-        .form(&[
-            ("email", "walker@example.com"),
-            ("password", PASSWORD),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let answer = send_sign_in_form(&server, "walker@example.com").await;
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert!(set_cookie(&answer, "fitkart_console").is_none());
     assert!(
@@ -780,20 +772,7 @@ async fn an_administrator_disables_and_enables_an_account_from_its_page() {
         StatusCode::SEE_OTHER,
         "back to the sign-in page"
     );
-    let page_answer = http.get(server.url("/admin/login")).send().await.unwrap();
-    let login_cookie = set_cookie(&page_answer, "fitkart_console_login").unwrap();
-    let csrf = hidden(&page_answer.text().await.unwrap(), "csrf");
-    let answer = http
-        .post(server.url("/admin/login"))
-        .header(COOKIE, login_cookie.split(';').next().unwrap())
-        .form(&[
-            ("email", "deputy@example.com"),
-            ("password", PASSWORD),
-            ("csrf", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let answer = send_sign_in_form(&server, "deputy@example.com").await;
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert!(set_cookie(&answer, "fitkart_console").is_none());
     assert!(
