@@ -3,6 +3,7 @@
 
 use deadpool_postgres::GenericClient;
 
+use crate::db::CachedStatements as _;
 use crate::error::{Error, Result};
 
 /// The settings steps-to-coins needs.
@@ -55,7 +56,7 @@ impl RewardSettings {
     /// Reads the settings (one query).
     pub async fn load(client: &impl GenericClient) -> Result<Self> {
         let rows = client
-            .query(
+            .query_cached(
                 "SELECT key, value FROM settings
                  WHERE key LIKE 'rewards.%' OR key LIKE 'anticheat.%' OR key = 'steps.backfill_days'
                     OR key = 'achievements.streak_min_daily_steps'",
