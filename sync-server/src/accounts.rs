@@ -12,6 +12,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::config::LoginLimits;
+use crate::db::CachedStatements as _;
 use crate::error::{ApiError, Error};
 use crate::password::{self, PasswordPolicyError};
 use crate::rate_limit::{self, AttemptKeys};
@@ -433,7 +434,7 @@ pub async fn logout(pool: &Pool, refresh_token: &str) -> Result<(), ApiError> {
 pub async fn profile(pool: &Pool, user_id: Uuid) -> Result<UserProfile, ApiError> {
     let conn = pool.get().await?;
     let row = conn
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"),
             &[&user_id],
         )
@@ -448,7 +449,7 @@ pub async fn profile_including_deleted(
     user_id: Uuid,
 ) -> Result<UserProfile, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1"),
             &[&user_id],
         )
@@ -545,7 +546,7 @@ pub async fn update_profile_in(
 /// versions commit in order. See docs/adr/0001-per-user-change-versions.md.
 pub async fn next_user_version(tx: &impl GenericClient, user_id: Uuid) -> Result<i64, Error> {
     let row = tx
-        .query_one(
+        .query_one_cached(
             "INSERT INTO change_versions (user_id, version) VALUES ($1, 1)
              ON CONFLICT (user_id) DO UPDATE SET version = change_versions.version + 1
              RETURNING version",

@@ -7,8 +7,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use fitkart_protocol::steps::AchievementProgress;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use crate::db::CachedStatements as _;
 use crate::error::Result;
 use crate::ledger::{Entry, EntryKind};
 #[cfg(doc)]
@@ -92,25 +94,22 @@ impl Facts {
         user_id: Uuid,
         streak_day_steps: i64,
     ) -> Result<Self> {
-        let totals = client
-            .query_one(
+        // Both in one round trip.
+        let streak_floor = streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32;
+        let by_user: [&(dyn ToSql + Sync); 1] = [&user_id];
+        let by_user_and_floor: [&(dyn ToSql + Sync); 2] = [&user_id, &streak_floor];
+        let (totals, goal_days) = tokio::try_join!(
+            client.query_one_cached(
                 "SELECT coalesce(sum(verified_steps), 0)::bigint, coalesce(max(verified_steps), 0)::bigint
                  FROM step_days WHERE user_id = $1",
-                &[&user_id],
-            )
-            .await?;
-        let goal_days: Vec<NaiveDate> = client
-            .query(
+                &by_user,
+            ),
+            client.query_cached(
                 "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 ORDER BY day",
-                &[
-                    &user_id,
-                    &(streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32),
-                ],
-            )
-            .await?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+                &by_user_and_floor,
+            ),
+        )?;
+        let goal_days: Vec<NaiveDate> = goal_days.iter().map(|row| row.get(0)).collect();
         Ok(Self {
             total_steps: totals.get(0),
             best_day: totals.get(1),
@@ -179,7 +178,7 @@ pub async fn evaluate(
     early: &[EarlyReport],
 ) -> Result<Vec<Unlock>> {
     let rows = tx
-        .query(
+        .query_cached(
             "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM achievements a
              WHERE a.is_active AND a.deleted_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM user_achievements ua
@@ -235,7 +234,7 @@ pub async fn record_unlocks(
         .iter()
         .map(|id| format!("achievement:{user_id}:{id}"))
         .collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO user_achievements (user_id, achievement_id, bonus_transaction_id, change_version)
          SELECT $1, u.achievement_id,
                 (SELECT t.id FROM coin_transactions t WHERE t.idempotency_key = u.key),
@@ -255,7 +254,7 @@ pub async fn list(
 ) -> Result<Vec<AchievementProgress>> {
     let facts = Facts::load(client, user_id, streak_day_steps).await?;
     let rows = client
-        .query(
+        .query_cached(
             "SELECT a.code, a.name, a.description, a.icon, a.bonus_coins, a.criteria, ua.unlocked_at
              FROM achievements a
              LEFT JOIN user_achievements ua ON ua.achievement_id = a.id AND ua.user_id = $1

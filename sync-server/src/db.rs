@@ -3,9 +3,10 @@
 
 use std::str::FromStr;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 use crate::error::{Error, Result};
 
@@ -32,6 +33,64 @@ pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::
     });
     Ok(client)
 }
+
+/// Statements run through the connection's prepared-statement cache (deadpool-postgres'
+/// `prepare_cached`). A plain `query("SELECT ...")` costs two round trips every time (parse
+/// and describe, then bind and execute) and a fresh plan; a cached statement is parsed once per
+/// pooled connection and each later run is one round trip. Use these for the fixed SQL of
+/// request paths; SQL that differs per call (generated filters, DDL) stays on the plain methods,
+/// or it would fill the cache.
+pub trait CachedStatements: GenericClient {
+    /// `query` of a cached statement.
+    fn query_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query(&statement, params).await
+        }
+    }
+
+    /// `query_one` of a cached statement.
+    fn query_one_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_one(&statement, params).await
+        }
+    }
+
+    /// `query_opt` of a cached statement.
+    fn query_opt_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_opt(&statement, params).await
+        }
+    }
+
+    /// `execute` of a cached statement.
+    fn execute_cached(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.execute(&statement, params).await
+        }
+    }
+}
+
+impl<T: GenericClient + ?Sized> CachedStatements for T {}
 
 /// Quotes an SQL identifier.
 pub fn quote_ident(name: &str) -> String {

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::accounts::ClientInfo;
 use crate::audit::{self, AuditEntry};
 use crate::config::ServerConfig;
+use crate::db::CachedStatements as _;
 use crate::error::{ApiError, Error, Result};
 
 pub use fitkart_protocol::leaderboard::LeaderboardPeriod as Period;
@@ -174,7 +175,7 @@ pub async fn any_board_missing(client: &impl GenericClient) -> Result<bool> {
 /// The largest `limit` a board request may ask for: the `leaderboard.size` setting.
 pub async fn max_size(client: &impl GenericClient) -> Result<i64> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT value FROM settings WHERE key = $1",
             &[&MAX_SIZE_SETTING],
         )
@@ -222,7 +223,7 @@ pub async fn read(
     let top_params: [&(dyn ToSql + Sync); 3] = [&name, &limit, &viewer];
     let me_params: [&(dyn ToSql + Sync); 2] = [&name, &viewer];
     let (top, me, built) = tokio::try_join!(
-        tx.query(
+        tx.query_cached(
             "SELECT row_number() OVER (ORDER BY lc.rank), lc.display_name, lc.steps,
                     lc.user_id = $3
              FROM leaderboard_cache lc
@@ -233,7 +234,7 @@ pub async fn read(
              LIMIT $2",
             &top_params,
         ),
-        tx.query_opt(
+        tx.query_opt_cached(
             "SELECT lc.rank - (SELECT count(*)
                                FROM users du
                                JOIN leaderboard_cache d
@@ -244,7 +245,7 @@ pub async fn read(
              WHERE lc.period = $1 AND lc.user_id = $2",
             &me_params,
         ),
-        tx.query_opt(
+        tx.query_opt_cached(
             "SELECT period_start, computed_at FROM leaderboard_cache WHERE period = $1 LIMIT 1",
             &me_params[..1],
         ),

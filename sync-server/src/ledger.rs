@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use fitkart_protocol::steps::{CoinTransaction, Wallet};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use crate::db::CachedStatements as _;
 use crate::error::{Error, Result};
 
 /// The kinds of ledger entries.
@@ -128,7 +130,7 @@ pub async fn post(
     entries: &[Entry],
 ) -> Result<Wallet, PostError> {
     let wallet = tx
-        .query_one(
+        .query_one_cached(
             "SELECT id, available_coins, frozen_coins, lifetime_earned, lifetime_spent
              FROM wallets WHERE user_id = $1 FOR UPDATE",
             &[&user_id],
@@ -184,49 +186,55 @@ pub async fn post(
         descriptions.push(entry.description.as_deref());
         creators.push(entry.created_by);
     }
-    tx.execute(
-        "INSERT INTO coin_transactions
-             (id, user_id, wallet_id, kind, available_delta, frozen_delta, available_after,
-              frozen_after, reference_type, reference_id, idempotency_key, description,
-              created_by, change_version)
-         SELECT e.id, $1, $2, e.kind, e.ad, e.fd, e.aa, e.fa, e.rt, e.ri, e.k, e.d, e.cb, $14
-         FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
-                     $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::uuid[]) WITH ORDINALITY
-              AS e(id, kind, ad, fd, aa, fa, rt, ri, k, d, cb, ord)
-         ORDER BY e.ord",
-        &[
-            &user_id,
-            &wallet_id,
-            &ids,
-            &kinds,
-            &available_deltas,
-            &frozen_deltas,
-            &available_afters,
-            &frozen_afters,
-            &reference_types,
-            &reference_ids,
-            &keys,
-            &descriptions,
-            &creators,
-            &change_version,
-        ],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE wallets SET available_coins = $2, frozen_coins = $3, lifetime_earned = $4,
-             lifetime_spent = $5, change_version = $6
-         WHERE id = $1",
-        &[
-            &wallet_id,
-            &available,
-            &frozen,
-            &earned,
-            &spent,
-            &change_version,
-        ],
-    )
-    .await?;
+    // The entries and the wallet they end at go out together, in this order, once both
+    // statements are prepared (the wallet row is locked above).
+    let (insert, update) = tokio::try_join!(
+        tx.prepare_cached(
+            "INSERT INTO coin_transactions
+                 (id, user_id, wallet_id, kind, available_delta, frozen_delta, available_after,
+                  frozen_after, reference_type, reference_id, idempotency_key, description,
+                  created_by, change_version)
+             SELECT e.id, $1, $2, e.kind, e.ad, e.fd, e.aa, e.fa, e.rt, e.ri, e.k, e.d, e.cb, $14
+             FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+                         $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],
+                         $13::uuid[]) WITH ORDINALITY
+                  AS e(id, kind, ad, fd, aa, fa, rt, ri, k, d, cb, ord)
+             ORDER BY e.ord",
+        ),
+        tx.prepare_cached(
+            "UPDATE wallets SET available_coins = $2, frozen_coins = $3, lifetime_earned = $4,
+                 lifetime_spent = $5, change_version = $6
+             WHERE id = $1",
+        ),
+    )?;
+    let entry_params: [&(dyn ToSql + Sync); 14] = [
+        &user_id,
+        &wallet_id,
+        &ids,
+        &kinds,
+        &available_deltas,
+        &frozen_deltas,
+        &available_afters,
+        &frozen_afters,
+        &reference_types,
+        &reference_ids,
+        &keys,
+        &descriptions,
+        &creators,
+        &change_version,
+    ];
+    let wallet_params: [&(dyn ToSql + Sync); 6] = [
+        &wallet_id,
+        &available,
+        &frozen,
+        &earned,
+        &spent,
+        &change_version,
+    ];
+    tokio::try_join!(
+        tx.execute(&insert, &entry_params),
+        tx.execute(&update, &wallet_params),
+    )?;
     Ok(Wallet {
         available_coins: available,
         frozen_coins: frozen,
@@ -238,7 +246,7 @@ pub async fn post(
 /// The user's wallet.
 pub async fn wallet(client: &impl GenericClient, user_id: Uuid) -> Result<Wallet> {
     let row = client
-        .query_one(
+        .query_one_cached(
             "SELECT available_coins, frozen_coins, lifetime_earned, lifetime_spent
              FROM wallets WHERE user_id = $1",
             &[&user_id],

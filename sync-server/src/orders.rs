@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::accounts::{ClientInfo, next_user_version};
 use crate::audit::{self, AuditEntry};
+use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::ledger::{self, Entry, EntryKind};
 
@@ -60,7 +61,7 @@ fn order_from_row(row: &tokio_postgres::Row) -> Result<OrderRow, ApiError> {
 async fn attach_items(client: &impl GenericClient, orders: &mut [Order]) -> Result<(), ApiError> {
     let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
     let rows = client
-        .query(
+        .query_cached(
             "SELECT order_id, product_id, product_name, quantity, unit_coin_price
              FROM order_items WHERE order_id = ANY($1) ORDER BY product_name, product_id",
             &[&ids],
@@ -185,7 +186,7 @@ pub async fn place_in(
     let print = fingerprint(request);
     let version = next_user_version(tx, user_id).await?;
     if let Some(row) = tx
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2"),
             &[&user_id, &request.client_order_id],
         )
@@ -207,7 +208,7 @@ pub async fn place_in(
     // Lock the products in id order, so concurrent orders never deadlock.
     let ids: Vec<Uuid> = request.items.iter().map(|i| i.product_id).collect();
     let products = tx
-        .query(
+        .query_cached(
             "SELECT id, name, coin_price, stock FROM reward_products
              WHERE id = ANY($1) AND is_active AND deleted_at IS NULL
              ORDER BY id FOR UPDATE",
@@ -265,7 +266,7 @@ pub async fn place_in(
     .await?;
 
     let quantities: Vec<i32> = lines.iter().map(|l| l.2).collect();
-    tx.execute(
+    tx.execute_cached(
         "UPDATE reward_products p SET stock = p.stock - u.quantity
          FROM unnest($1::uuid[], $2::int[]) AS u(id, quantity) WHERE p.id = u.id",
         &[&ids, &quantities],
@@ -277,7 +278,7 @@ pub async fn place_in(
     let mut row = None;
     for _ in 0..5 {
         row = tx
-            .query_opt(
+            .query_opt_cached(
                 &format!(
                     "INSERT INTO orders (id, user_id, order_code, client_order_id, request_fingerprint,
                          total_coins, shipping_address, change_version)
@@ -304,7 +305,7 @@ pub async fn place_in(
     let row = row.ok_or_else(ApiError::internal)?;
     let names: Vec<&str> = lines.iter().map(|l| l.1.as_str()).collect();
     let prices: Vec<i64> = lines.iter().map(|l| l.3).collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO order_items (order_id, user_id, product_id, product_name, quantity, unit_coin_price)
          SELECT $1, $2, u.product_id, u.name, u.quantity, u.price
          FROM unnest($3::uuid[], $4::text[], $5::int[], $6::bigint[]) AS u(product_id, name, quantity, price)",
@@ -324,7 +325,7 @@ pub async fn get_own(
     id: Uuid,
 ) -> Result<Order, ApiError> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "SELECT {COLUMNS} FROM orders WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
             ),
@@ -374,7 +375,7 @@ pub async fn changed_since(
     to: i64,
 ) -> Result<Vec<Order>, ApiError> {
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "SELECT {COLUMNS} FROM orders
                  WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
@@ -470,7 +471,7 @@ pub async fn transition_in(
     }
 
     let owner: Uuid = tx
-        .query_opt(
+        .query_opt_cached(
             "SELECT user_id FROM orders WHERE id = $1 AND deleted_at IS NULL",
             &[&order_id],
         )
@@ -484,7 +485,7 @@ pub async fn transition_in(
     }
     let version = next_user_version(tx, owner).await?;
     let row = tx
-        .query_one(
+        .query_one_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"),
             &[&order_id],
         )
@@ -544,7 +545,7 @@ pub async fn transition_in(
         ledger::post(tx, owner, version, &[entry]).await?;
     }
     if step.restock {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE reward_products p SET stock = p.stock + i.quantity
              FROM order_items i WHERE i.order_id = $1 AND p.id = i.product_id",
             &[&order_id],
@@ -556,7 +557,7 @@ pub async fn transition_in(
         Actor::Admin(admin) => (admin, true),
     };
     let row = tx
-        .query_one(
+        .query_one_cached(
             &format!(
                 "UPDATE orders SET status = $2, change_version = $3,
                      tracking_number = coalesce($4, tracking_number),

@@ -4,6 +4,7 @@
 
 use deadpool_postgres::GenericClient;
 
+use crate::db::CachedStatements as _;
 use crate::error::{Error, Result};
 
 /// A setting the server reads. The one home of setting keys: code names a setting by its
@@ -198,7 +199,7 @@ impl RewardSettings {
     pub async fn load(client: &impl GenericClient) -> Result<Self> {
         let keys: Vec<&str> = SettingKey::REWARDS.iter().map(|k| k.as_str()).collect();
         let rows = client
-            .query(
+            .query_cached(
                 "SELECT key, value FROM settings WHERE key = ANY($1)",
                 &[&keys],
             )

@@ -16,10 +16,12 @@ use fitkart_protocol::steps::{
     DaySteps, MAX_RECORDS_PER_REQUEST, MAX_SOURCE_LEN, RecordOutcome, RecordResult,
     RecordStepsResponse, SourceSteps, StepReport,
 };
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::accounts::next_user_version;
 use crate::achievements::{self, EarlyReport};
+use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::ledger::{self, Entry, EntryKind};
 use crate::settings::RewardSettings;
@@ -279,14 +281,22 @@ pub async fn record_steps_in(
             format!("send 1 to {MAX_RECORDS_PER_REQUEST} records"),
         ));
     }
+    // The version first: its row lock serialises this user's batches. The reads after it go
+    // out together (one round trip each pair: a connection runs them in order, all after the
+    // lock was taken).
     let version = next_user_version(tx, user_id).await?;
-    let settings = RewardSettings::load(tx).await?;
-    let user = tx
-        .query_one(
-            "SELECT timezone, daily_step_goal FROM users WHERE id = $1",
-            &[&user_id],
-        )
-        .await?;
+    let (settings, user) = tokio::try_join!(
+        async { Ok::<_, ApiError>(RewardSettings::load(tx).await?) },
+        async {
+            Ok::<_, ApiError>(
+                tx.query_one_cached(
+                    "SELECT timezone, daily_step_goal FROM users WHERE id = $1",
+                    &[&user_id],
+                )
+                .await?,
+            )
+        },
+    )?;
     let tz = user_time_zone(&user.get::<_, String>(0))?;
     let goal = i64::from(user.get::<_, i32>(1));
     let now = Utc::now();
@@ -304,13 +314,16 @@ pub async fn record_steps_in(
     days.sort_unstable();
     days.dedup();
 
-    // Everything the batch touches, in four queries.
+    // Everything the batch touches, in two round trips.
     let mut records: HashMap<(NaiveDate, String), StoredRecord> = HashMap::new();
     let mut step_days: HashMap<NaiveDate, StepDay> = HashMap::new();
     let mut history: Vec<(NaiveDate, i64)> = Vec::new();
     if let (Some(&first), Some(&last)) = (days.first(), days.last()) {
-        for row in tx
-            .query(
+        let history_from = first - Duration::days(30);
+        let record_params: [&(dyn ToSql + Sync); 2] = [&user_id, &days];
+        let day_params: [&(dyn ToSql + Sync); 3] = [&user_id, &history_from, &last];
+        let (stored_records, stored_days) = tokio::try_join!(
+            tx.query_cached(
                 "SELECT r.id, r.day, r.source, r.steps, r.verified_steps, r.status,
                         r.first_recorded_at, r.last_recorded_at,
                         (SELECT v.id FROM step_validations v
@@ -318,10 +331,15 @@ pub async fn record_steps_in(
                            AND v.status = 'pending_review' LIMIT 1),
                         r.cadence_anchor_at, r.cadence_anchor_steps
                  FROM step_records r WHERE r.user_id = $1 AND r.day = ANY($2)",
-                &[&user_id, &days],
-            )
-            .await?
-        {
+                &record_params,
+            ),
+            tx.query_cached(
+                "SELECT day, verified_steps, coins_paid FROM step_days
+                 WHERE user_id = $1 AND day BETWEEN $2 AND $3",
+                &day_params,
+            ),
+        )?;
+        for row in stored_records {
             let status: String = row.get(5);
             records.insert(
                 (row.get(1), row.get(2)),
@@ -346,14 +364,7 @@ pub async fn record_steps_in(
                 },
             );
         }
-        for row in tx
-            .query(
-                "SELECT day, verified_steps, coins_paid FROM step_days
-                 WHERE user_id = $1 AND day BETWEEN $2 AND $3",
-                &[&user_id, &(first - Duration::days(30)), &last],
-            )
-            .await?
-        {
+        for row in stored_days {
             let day: NaiveDate = row.get(0);
             let verified = i64::from(row.get::<_, i32>(1));
             if days.binary_search(&day).is_ok() {
@@ -535,8 +546,11 @@ pub async fn record_steps_in(
         results.push(result);
     }
 
-    write_records(tx, user_id, version, &mut records).await?;
-    let mut entries = write_step_days(tx, user_id, version, &step_days).await?;
+    // Two independent upserts, sent together.
+    let ((), mut entries) = tokio::try_join!(
+        write_records(tx, user_id, version, &mut records),
+        write_step_days(tx, user_id, version, &step_days),
+    )?;
     let unlocks =
         achievements::evaluate(tx, user_id, settings.streak_day_steps(goal), &early).await?;
     entries.extend(achievements::bonus_entries(user_id, &unlocks));
@@ -603,7 +617,7 @@ async fn write_records(
         .map(|(_, r)| r.anchor.map(|a| a.steps as i32))
         .collect();
     let rows = tx
-        .query(
+        .query_cached(
             "INSERT INTO step_records AS r
                  (id, user_id, day, source, steps, verified_steps, status, first_recorded_at,
                   last_recorded_at, report_count, change_version, cadence_anchor_at,
@@ -683,7 +697,7 @@ async fn write_records(
         }
     }
     if !new_rows.0.is_empty() {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO step_validations
                  (user_id, step_record_id, step_day, previous_steps, claimed_steps, anomaly_score,
                   reasons, change_version)
@@ -704,7 +718,7 @@ async fn write_records(
         .await?;
     }
     if !updates.0.is_empty() {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE step_validations v SET
                  claimed_steps = greatest(v.claimed_steps, u.claimed),
                  anomaly_score = greatest(v.anomaly_score, u.score),
@@ -735,7 +749,7 @@ async fn write_step_days(
     let days: Vec<NaiveDate> = changed.iter().map(|(d, _)| **d).collect();
     let verified: Vec<i32> = changed.iter().map(|(_, d)| d.verified as i32).collect();
     let paid: Vec<i64> = changed.iter().map(|(_, d)| d.coins_paid).collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO step_days AS s (user_id, day, verified_steps, coins_paid, change_version)
          SELECT $1, day, verified, paid, $5
          FROM unnest($2::date[], $3::int[], $4::bigint[]) AS u(day, verified, paid)
@@ -779,14 +793,14 @@ pub async fn history(
     to: NaiveDate,
 ) -> Result<Vec<DaySteps>, ApiError> {
     let goal: i32 = client
-        .query_one(
+        .query_one_cached(
             "SELECT daily_step_goal FROM users WHERE id = $1",
             &[&user_id],
         )
         .await?
         .get(0);
     let rows = client
-        .query(
+        .query_cached(
             "SELECT r.day, r.source, r.steps, r.verified_steps, r.status,
                     coalesce(s.verified_steps, 0), coalesce(s.coins_paid, 0)
              FROM step_records r
@@ -827,7 +841,7 @@ pub async fn today(
     user_id: Uuid,
 ) -> Result<(NaiveDate, i64), ApiError> {
     let row = client
-        .query_one(
+        .query_one_cached(
             "SELECT timezone, daily_step_goal FROM users WHERE id = $1",
             &[&user_id],
         )

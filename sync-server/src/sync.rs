@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::accounts::{ClientInfo, next_user_version, update_profile_in};
+use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::orders::{self, Actor};
 use crate::steps::record_steps_in;
@@ -51,7 +52,7 @@ pub async fn register_device(
         }
     }
     let claimed = client
-        .query_opt(
+        .query_opt_cached(
             "INSERT INTO devices (id, user_id, platform, os_version, app_version, model)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (id) DO UPDATE SET platform = EXCLUDED.platform,
@@ -87,7 +88,7 @@ async fn touch_device(
     device_id: Uuid,
 ) -> Result<(), ApiError> {
     client
-        .query_opt(
+        .query_opt_cached(
             "INSERT INTO devices (id, user_id, platform) VALUES ($1, $2, 'other')
              ON CONFLICT (id) DO UPDATE SET last_seen_at = now()
              WHERE devices.user_id = EXCLUDED.user_id
@@ -241,7 +242,7 @@ pub async fn push(
     // Outcomes stored by earlier pushes.
     let mut earlier: HashMap<Uuid, (Vec<u8>, StoredOutcome)> = HashMap::new();
     for row in tx
-        .query(
+        .query_cached(
             "SELECT mutation_id, payload_hash, result FROM sync_mutations
              WHERE user_id = $1 AND mutation_id = ANY($2)",
             &[&user_id, &ids],
@@ -359,7 +360,7 @@ pub async fn push(
                     let order_id = match (payload.order_id, payload.client_order_id) {
                         (Some(id), _) => id,
                         (None, Some(client_id)) => tx
-                            .query_opt(
+                            .query_opt_cached(
                                 "SELECT id FROM orders WHERE user_id = $1 AND client_order_id = $2",
                                 &[&user_id, &client_id],
                             )
@@ -604,7 +605,7 @@ async fn store_outcomes(
         .iter()
         .map(|(i, ..)| mutations[*i].created_at)
         .collect();
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO sync_mutations
              (user_id, mutation_id, device_id, kind, payload_hash, outcome, result, client_created_at)
          SELECT $1, m.id, $2, m.kind, m.hash, m.outcome, m.result, m.created
@@ -721,14 +722,14 @@ pub async fn pull(
     // Versions commit in order under their row locks, so everything up to the committed
     // versions read here is complete in this snapshot.
     let user_now: i64 = tx
-        .query_opt(
+        .query_opt_cached(
             "SELECT version FROM change_versions WHERE user_id = $1",
             &[&user_id],
         )
         .await?
         .map_or(0, |r| r.get(0));
     let shared_now: i64 = tx
-        .query_one(
+        .query_one_cached(
             "SELECT version FROM shared_change_version WHERE singleton",
             &[],
         )
@@ -743,7 +744,7 @@ pub async fn pull(
     }
 
     let user_counts: Vec<(i64, i64)> = tx
-        .query(
+        .query_cached(
             &format!(
                 "SELECT v, count(*) FROM ({USER_VERSION_SOURCES}) s
                  WHERE v > $2 AND v <= $3 GROUP BY v ORDER BY v"
@@ -771,7 +772,7 @@ pub async fn pull(
         cursor.shared_version
     } else {
         let shared_counts: Vec<(i64, i64)> = tx
-            .query(
+            .query_cached(
                 &format!(
                     "SELECT v, count(*) FROM ({SHARED_VERSION_SOURCES}) s GROUP BY v ORDER BY v"
                 ),
@@ -819,7 +820,7 @@ async fn read_changes(
     let mut changes = Changes::default();
     if user_to > after_u {
         let user_changed = tx
-            .query_opt(
+            .query_opt_cached(
                 "SELECT 1 FROM users WHERE id = $1 AND change_version > $2 AND change_version <= $3",
                 &[&user_id, &after_u, &user_to],
             )
@@ -829,7 +830,7 @@ async fn read_changes(
             changes.profile = Some(crate::accounts::profile_including_deleted(tx, user_id).await?);
         }
         let wallet_changed = tx
-            .query_opt(
+            .query_opt_cached(
                 "SELECT 1 FROM wallets WHERE user_id = $1 AND change_version > $2 AND change_version <= $3",
                 &[&user_id, &after_u, &user_to],
             )
@@ -839,7 +840,7 @@ async fn read_changes(
             changes.wallet = Some(crate::ledger::wallet(tx, user_id).await?);
         }
         changes.coin_transactions = tx
-            .query(
+            .query_cached(
                 "SELECT id, kind, available_delta, frozen_delta, available_after, frozen_after,
                         reference_type, reference_id, description, created_at
                  FROM coin_transactions
@@ -863,7 +864,7 @@ async fn read_changes(
             })
             .collect();
         changes.step_records = tx
-            .query(
+            .query_cached(
                 "SELECT day, source, steps, verified_steps, status, change_version
                  FROM step_records
                  WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
@@ -882,7 +883,7 @@ async fn read_changes(
             })
             .collect();
         changes.achievements_unlocked = tx
-            .query(
+            .query_cached(
                 "SELECT a.code, ua.unlocked_at FROM user_achievements ua
                  JOIN achievements a ON a.id = ua.achievement_id
                  WHERE ua.user_id = $1 AND ua.change_version > $2 AND ua.change_version <= $3
@@ -901,7 +902,7 @@ async fn read_changes(
     if shared_to > after_s {
         changes.products = crate::catalogue::changed_since(tx, after_s, shared_to).await?;
         changes.achievements = tx
-            .query(
+            .query_cached(
                 "SELECT code, name, description, icon, criteria, bonus_coins,
                         is_active AND deleted_at IS NULL
                  FROM achievements WHERE change_version > $1 AND change_version <= $2
@@ -921,7 +922,7 @@ async fn read_changes(
             })
             .collect();
         changes.settings = tx
-            .query(
+            .query_cached(
                 "SELECT key, value FROM settings
                  WHERE is_public AND change_version > $1 AND change_version <= $2 ORDER BY key",
                 &[&after_s, &shared_to],

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use crate::accounts::ClientInfo;
+use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::tokens::TokenError;
 
@@ -54,7 +55,7 @@ impl FromRequestParts<AppState> for AuthUser {
         })?;
         let conn = state.pool.get().await?;
         let row = conn
-            .query_opt(
+            .query_opt_cached(
                 "SELECT role, session_epoch, disabled_at IS NOT NULL FROM users
                  WHERE id = $1 AND deleted_at IS NULL",
                 &[&claims.sub],
