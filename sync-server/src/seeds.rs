@@ -116,26 +116,15 @@ pub async fn load_data(
     data: &SeedData,
 ) -> Result<SeedReport> {
     let tx = client.transaction().await?;
-    // Lock the shared version row: catalogue versions commit in order.
-    let current: i64 = tx
-        .query_one(
-            "SELECT version FROM shared_change_version WHERE singleton FOR UPDATE",
-            &[],
-        )
-        .await?
-        .get(0);
-    let version = current + 1;
+    let pending = crate::catalogue::PendingSharedVersion::lock(&tx).await?;
+    let version = pending.version;
     let report = SeedReport {
         achievements: insert_achievements(&tx, &data.achievements, version).await?,
         products: insert_products(&tx, &data.products, version).await?,
         settings: insert_settings(&tx, &data.settings, version).await?,
     };
     if report.total() > 0 {
-        tx.execute(
-            "UPDATE shared_change_version SET version = $1 WHERE singleton",
-            &[&version],
-        )
-        .await?;
+        pending.publish(&tx).await?;
     }
     tx.commit().await?;
     Ok(report)

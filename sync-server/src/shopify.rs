@@ -1022,14 +1022,8 @@ pub async fn import(
     }
     let tx = client.transaction().await?;
     // Catalogue changes commit in version order: hold the shared version row until commit.
-    let current: i64 = tx
-        .query_one(
-            "SELECT version FROM shared_change_version WHERE singleton FOR UPDATE",
-            &[],
-        )
-        .await?
-        .get(0);
-    let version = current + 1;
+    let pending = crate::catalogue::PendingSharedVersion::lock(&tx).await?;
+    let version = pending.version;
     let rate = coins_per_currency_unit(&tx).await?;
 
     let products = feed.products.clone();
@@ -1152,11 +1146,7 @@ pub async fn import(
         skipped,
     };
     if report.created + report.updated + report.deactivated > 0 {
-        tx.execute(
-            "UPDATE shared_change_version SET version = $1 WHERE singleton",
-            &[&version],
-        )
-        .await?;
+        pending.publish(&tx).await?;
     }
     if options.dry_run {
         tx.rollback().await?;
