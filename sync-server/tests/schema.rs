@@ -566,3 +566,25 @@ async fn the_database_reference_documents_every_table_and_view() {
         "docs/database.md has no `### name` section for {missing:?}"
     );
 }
+
+#[tokio::test]
+async fn the_order_statuses_of_the_code_are_the_ones_the_schema_allows() {
+    let db = TestDb::new().await.unwrap();
+    let client = db.client().await.unwrap();
+    let check: String = client
+        .query_one(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+             WHERE c.conrelid = 'orders'::regclass AND c.contype = 'c'
+               AND pg_get_constraintdef(c.oid) LIKE '%status%pending%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let allowed: Vec<&str> = check.split('\'').skip(1).step_by(2).collect();
+    let known: Vec<&str> = fitkart_sync_server::orders::workflow::OrderStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(allowed, known, "{check}");
+}
