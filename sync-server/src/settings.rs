@@ -125,21 +125,6 @@ impl SettingKey {
             _ => None,
         }
     }
-
-    /// The keys [`RewardSettings::load`] reads.
-    const REWARDS: [Self; 11] = [
-        Self::CoinsPer1000Steps,
-        Self::DailyCoinCap,
-        Self::BackfillDays,
-        Self::HardDailyMaxSteps,
-        Self::SoftDailyMaxSteps,
-        Self::HardCadenceSpm,
-        Self::RunningCadenceSpm,
-        Self::SustainedCadenceMinutes,
-        Self::OutlierZscore,
-        Self::OutlierMinHistoryDays,
-        Self::StreakMinDailySteps,
-    ];
 }
 
 impl std::fmt::Display for SettingKey {
@@ -197,7 +182,8 @@ impl Default for RewardSettings {
 impl RewardSettings {
     /// Reads the settings (one query).
     pub async fn load(client: &impl GenericClient) -> Result<Self> {
-        let keys: Vec<&str> = SettingKey::REWARDS.iter().map(|k| k.as_str()).collect();
+        // Every known key (the few others are skipped below): one list to keep, not two.
+        let keys: Vec<&str> = SettingKey::ALL.iter().map(|k| k.as_str()).collect();
         let rows = client
             .query_cached(
                 "SELECT key, value FROM settings WHERE key = ANY($1)",

@@ -35,18 +35,7 @@ impl Api<'_> {
     }
 
     async fn audit_rows(&self, action: &str) -> i64 {
-        self.server
-            .db()
-            .client()
-            .await
-            .unwrap()
-            .query_one(
-                "SELECT count(*) FROM admin_logs WHERE action = $1",
-                &[&action],
-            )
-            .await
-            .unwrap()
-            .get(0)
+        common::audit_rows(self.server, action).await
     }
 }
 

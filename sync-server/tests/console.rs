@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{PASSWORD, create_admin, sign_up};
+use common::{PASSWORD, audit_rows, create_admin, imported_products, sign_up};
 use fitkart_sync_server::console::CONTENT_SECURITY_POLICY;
 use fitkart_sync_server::testing::TestServer;
 use reqwest::StatusCode;
@@ -665,23 +665,7 @@ async fn an_administrator_disables_and_enables_an_account_from_its_page() {
                 .status()
         }
     };
-    let audited = |action: &'static str| {
-        let server = &server;
-        async move {
-            server
-                .db()
-                .client()
-                .await
-                .unwrap()
-                .query_one(
-                    "SELECT count(*) FROM admin_logs WHERE action = $1",
-                    &[&action],
-                )
-                .await
-                .unwrap()
-                .get::<_, i64>(0)
-        }
-    };
+    let audited = |action: &'static str| audit_rows(&server, action);
 
     // Without a reason nothing happens.
     let answer = post_form(
@@ -882,20 +866,8 @@ async fn an_import_previewed_on_one_instance_is_applied_on_another_once() {
     assert_eq!(preview.status(), StatusCode::OK);
     let page = preview.text().await.unwrap();
     let (preview_id, csrf) = (hidden(&page, "preview"), hidden(&page, "csrf"));
-    let products = || async {
-        server
-            .db()
-            .client()
-            .await
-            .unwrap()
-            .query_one(
-                "SELECT count(*) FROM reward_products WHERE shopify_product_id IS NOT NULL",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-    };
+    let products = || imported_products(&server);
+
     assert_eq!(products().await, 0, "a preview changes nothing");
 
     let apply = |base: String| {
@@ -919,19 +891,7 @@ async fn an_import_previewed_on_one_instance_is_applied_on_another_once() {
     assert_eq!(apply(server.url("")).await, StatusCode::NOT_FOUND);
     assert_eq!(apply(other_url).await, StatusCode::NOT_FOUND);
     assert_eq!(products().await, imported);
-    let audited: i64 = server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT count(*) FROM admin_logs WHERE action = 'product.import'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(audited, 1);
+    assert_eq!(audit_rows(&server, "product.import").await, 1);
     let _ = stop.send(());
     other.await.unwrap().unwrap();
 }

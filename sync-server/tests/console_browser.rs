@@ -15,7 +15,7 @@ mod webdriver;
 
 use std::path::PathBuf;
 
-use common::{PASSWORD, at, create_admin, days_ago, grant, sign_up};
+use common::{PASSWORD, at, create_admin, days_ago, grant, imported_products, sign_up};
 use fitkart_sync_server::testing::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -93,22 +93,6 @@ async fn wallet(server: &TestServer, user: Uuid) -> i64 {
         .query_one(
             "SELECT available_coins FROM wallets WHERE user_id = $1",
             &[&user],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// Products that came from a Shopify import.
-async fn imported_products(server: &TestServer) -> i64 {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT count(*) FROM reward_products WHERE shopify_product_id IS NOT NULL",
-            &[],
         )
         .await
         .unwrap()

@@ -994,70 +994,67 @@ const PREVIEW_MINUTES: i32 = 15;
 /// another drops the oldest.
 const MAX_PREVIEWS: i64 = 4;
 
-/// Feeds previewed and waiting to be applied, in `console_import_previews`: any server
-/// instance applies a preview another one made, and a restart in between loses nothing.
-struct ImportPreviews;
+// Feeds previewed and waiting to be applied live in `console_import_previews`: any server
+// instance applies a preview another one made, and a restart in between loses nothing.
 
-impl ImportPreviews {
-    /// Keeps `feed` for its "Apply" and answers the preview's id. Drops expired previews and
-    /// all but this administrator's newest few.
-    async fn keep(
-        conn: &mut deadpool_postgres::Client,
-        admin_id: Uuid,
-        feed: &Feed,
-        source: &str,
-    ) -> Result<Uuid, ApiError> {
-        let id = Uuid::new_v4();
-        let tx = conn.transaction().await?;
-        tx.execute(
+/// Keeps `feed` for its "Apply" and answers the preview's id. Drops expired previews and
+/// all but this administrator's newest few.
+async fn keep_preview(
+    conn: &mut deadpool_postgres::Client,
+    admin_id: Uuid,
+    feed: &Feed,
+    source: &str,
+) -> Result<Uuid, ApiError> {
+    let id = Uuid::new_v4();
+    let tx = conn.transaction().await?;
+    tx.execute(
+        "DELETE FROM console_import_previews
+         WHERE created_at <= now() - make_interval(mins => $1)
+            OR id IN (SELECT id FROM console_import_previews WHERE admin_id = $2
+                      ORDER BY created_at DESC OFFSET $3)",
+        &[&PREVIEW_MINUTES, &admin_id, &(MAX_PREVIEWS - 1)],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO console_import_previews (id, admin_id, source, feed)
+         VALUES ($1, $2, $3, $4)",
+        &[&id, &admin_id, &source, &feed.to_json()],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Takes the preview `id` of `admin_id` if it has not expired: deleted as it is read, so
+/// two "Apply"s (on one instance or two) import it once.
+async fn take_preview(
+    conn: &deadpool_postgres::Client,
+    admin_id: Uuid,
+    id: &str,
+) -> Result<Option<(Feed, String)>, ApiError> {
+    let Ok(id) = Uuid::parse_str(id) else {
+        return Ok(None);
+    };
+    let Some(row) = conn
+        .query_opt(
             "DELETE FROM console_import_previews
-             WHERE created_at <= now() - make_interval(mins => $1)
-                OR id IN (SELECT id FROM console_import_previews WHERE admin_id = $2
-                          ORDER BY created_at DESC OFFSET $3)",
-            &[&PREVIEW_MINUTES, &admin_id, &(MAX_PREVIEWS - 1)],
+             WHERE id = $1 AND admin_id = $2
+               AND created_at > now() - make_interval(mins => $3)
+             RETURNING source, feed",
+            &[&id, &admin_id, &PREVIEW_MINUTES],
         )
-        .await?;
-        tx.execute(
-            "INSERT INTO console_import_previews (id, admin_id, source, feed)
-             VALUES ($1, $2, $3, $4)",
-            &[&id, &admin_id, &source, &feed.to_json()],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    /// Takes the preview `id` of `admin_id` if it has not expired: deleted as it is read, so
-    /// two "Apply"s (on one instance or two) import it once.
-    async fn take(
-        conn: &deadpool_postgres::Client,
-        admin_id: Uuid,
-        id: &str,
-    ) -> Result<Option<(Feed, String)>, ApiError> {
-        let Ok(id) = Uuid::parse_str(id) else {
-            return Ok(None);
-        };
-        let Some(row) = conn
-            .query_opt(
-                "DELETE FROM console_import_previews
-                 WHERE id = $1 AND admin_id = $2
-                   AND created_at > now() - make_interval(mins => $3)
-                 RETURNING source, feed",
-                &[&id, &admin_id, &PREVIEW_MINUTES],
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let (source, bytes): (String, Vec<u8>) = (row.get("source"), row.get("feed"));
-        let feed = shopify::on_blocking_thread(move || Feed::from_json(&bytes))
-            .await
-            .map_err(ApiError::from)?
-            .map_err(|err| {
-                ApiError::internal_because(format!("a stored import preview does not parse: {err}"))
-            })?;
-        Ok(Some((feed, source)))
-    }
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (source, bytes): (String, Vec<u8>) = (row.get("source"), row.get("feed"));
+    let feed = shopify::on_blocking_thread(move || Feed::from_json(&bytes))
+        .await
+        .map_err(ApiError::from)?
+        .map_err(|err| {
+            ApiError::internal_because(format!("a stored import preview does not parse: {err}"))
+        })?;
+    Ok(Some((feed, source)))
 }
 
 #[derive(Template)]
@@ -1166,7 +1163,7 @@ pub async fn import_preview(
     .await
     .map_err(|err| ConsoleError::with_back(err.into(), back))?;
     let products = feed.products.len();
-    let preview = ImportPreviews::keep(&mut conn, session.admin_id, &feed, &source)
+    let preview = keep_preview(&mut conn, session.admin_id, &feed, &source)
         .await?
         .to_string();
     render(&PreviewPage {
@@ -1194,7 +1191,7 @@ pub async fn import_apply(
 ) -> Result<Response, ConsoleError> {
     let back = "/admin/products/import";
     let mut conn = state.pool.get().await?;
-    let (feed, source) = ImportPreviews::take(&conn, session.admin_id, form.preview.trim())
+    let (feed, source) = take_preview(&conn, session.admin_id, form.preview.trim())
         .await?
         .ok_or_else(|| {
             ConsoleError::with_back(

@@ -579,12 +579,7 @@ pub async fn disable_user(
     id: Result<Path<Uuid>, PathRejection>,
     ApiJson(body): ApiJson<admin::AccountStatusChange>,
 ) -> Result<Json<admin::AccountStatus>, ApiError> {
-    let Path(id) = id.map_err(|_| ApiError::not_found("no such user"))?;
-    let disable = true;
-    Ok(Json(
-        admin::set_account_disabled(&state.pool, admin.id, id, disable, &body.reason, &client)
-            .await?,
-    ))
+    set_access(&state, admin, &client, id, &body, true).await
 }
 
 /// `POST /api/v1/admin/users/{id}/enable` `{reason}`: lets a disabled account sign in again; audited as `user.enable`.
@@ -622,10 +617,21 @@ pub async fn enable_user(
     id: Result<Path<Uuid>, PathRejection>,
     ApiJson(body): ApiJson<admin::AccountStatusChange>,
 ) -> Result<Json<admin::AccountStatus>, ApiError> {
+    set_access(&state, admin, &client, id, &body, false).await
+}
+
+/// The body of `disable_user` and `enable_user`.
+async fn set_access(
+    state: &AppState,
+    admin: crate::http::extract::AuthUser,
+    client: &crate::accounts::ClientInfo,
+    id: Result<Path<Uuid>, PathRejection>,
+    body: &admin::AccountStatusChange,
+    disable: bool,
+) -> Result<Json<admin::AccountStatus>, ApiError> {
     let Path(id) = id.map_err(|_| ApiError::not_found("no such user"))?;
-    let disable = false;
     Ok(Json(
-        admin::set_account_disabled(&state.pool, admin.id, id, disable, &body.reason, &client)
+        admin::set_account_disabled(&state.pool, admin.id, id, disable, &body.reason, client)
             .await?,
     ))
 }

@@ -254,6 +254,38 @@ pub async fn count(server: &TestServer, sql: &str, param: Uuid) -> i64 {
         .get(0)
 }
 
+/// How many `admin_logs` rows record `action`.
+pub async fn audit_rows(server: &TestServer, action: &str) -> i64 {
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM admin_logs WHERE action = $1",
+            &[&action],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Products that came from a Shopify import.
+pub async fn imported_products(server: &TestServer) -> i64 {
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM reward_products WHERE shopify_product_id IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// The ledger proves every wallet.
 pub async fn assert_ledger_ok(server: &TestServer) {
     let client = server.db().client().await.unwrap();
