@@ -278,9 +278,9 @@ pub fn spawn_background_jobs(state: &crate::http::AppState) -> Vec<tokio::task::
     let instance = instance_name();
     tracing::info!(%instance, "starting the scheduled jobs of this instance");
     let mut tasks = vec![
-        tokio::spawn(crate::leaderboard::run_refresh_job(
+        tokio::spawn(crate::rewards::leaderboard::run_refresh_job(
             state.pool.clone(),
-            crate::leaderboard::refresh_schedule(config),
+            crate::rewards::leaderboard::refresh_schedule(config),
             instance.clone(),
         )),
         tokio::spawn(crate::maintenance::run_upkeep(

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fitkart_sync_server::auth::bootstrap::{self, AdminBootstrap};
 use fitkart_sync_server::config::{
     DEFAULT_DATABASE_URL, DEFAULT_LISTEN, JwtSecret, MetricsToken, ServerConfig,
 };
+use fitkart_sync_server::rewards::ledger;
 use fitkart_sync_server::server::{self, Server};
-use fitkart_sync_server::users::{self, AdminBootstrap};
-use fitkart_sync_server::{db, ledger, seeds};
+use fitkart_sync_server::{db, seeds};
 
 /// The FitKart sync server: auth, idempotent sync, coin ledger, orders and admin API.
 #[derive(Debug, Parser)]
@@ -202,7 +203,7 @@ struct ImportProductsArgs {
 struct RefreshLeaderboardArgs {
     /// Only this period: weekly, monthly or all_time (default: every period).
     #[arg(long)]
-    period: Option<fitkart_sync_server::leaderboard::Period>,
+    period: Option<fitkart_sync_server::rewards::leaderboard::Period>,
 }
 
 fn parse_metrics_token(value: &str) -> Result<MetricsToken, String> {
@@ -429,7 +430,7 @@ async fn create_admin(database_url: &str, args: CreateAdminArgs) -> anyhow::Resu
     };
     let pool = db::pool(database_url, 1)?;
     let mut client = pool.get().await?;
-    match users::create_admin(
+    match bootstrap::create_admin(
         &mut client,
         &args.email,
         &args.display_name,
@@ -446,7 +447,7 @@ async fn create_admin(database_url: &str, args: CreateAdminArgs) -> anyhow::Resu
             println!("promoted {id} to admin and set its password");
             Ok(ExitCode::SUCCESS)
         }
-        Err(users::CreateAdminError::Internal(err)) => Err(err.into()),
+        Err(bootstrap::CreateAdminError::Internal(err)) => Err(err.into()),
         Err(err) => {
             eprintln!("error: {err}");
             Ok(ExitCode::from(2))
@@ -455,7 +456,9 @@ async fn create_admin(database_url: &str, args: CreateAdminArgs) -> anyhow::Resu
 }
 
 async fn import_products(database_url: &str, args: ImportProductsArgs) -> anyhow::Result<ExitCode> {
-    use fitkart_sync_server::shopify::{self, Feed, ImportContext, ImportError, ImportOptions};
+    use fitkart_sync_server::shop::shopify::{
+        self, Feed, ImportContext, ImportError, ImportOptions,
+    };
     let source = args.source.trim();
     let is_url = ["http://", "https://"].iter().any(|scheme| {
         source
@@ -513,7 +516,7 @@ async fn refresh_leaderboard(
     database_url: &str,
     args: RefreshLeaderboardArgs,
 ) -> anyhow::Result<ExitCode> {
-    use fitkart_sync_server::leaderboard::{self, RefreshRequester};
+    use fitkart_sync_server::rewards::leaderboard::{self, RefreshRequester};
     let pool = db::pool(database_url, 1)?;
     let requester = RefreshRequester {
         admin_id: None,
@@ -538,7 +541,7 @@ async fn generate(database_url: &str, args: GenerateArgs) -> anyhow::Result<Exit
         args.days.unwrap_or(days),
         args.seed,
         args.today
-            .unwrap_or_else(fitkart_sync_server::leaderboard::today_utc),
+            .unwrap_or_else(fitkart_sync_server::rewards::leaderboard::today_utc),
     );
     println!(
         "generating {} users over {} days (seed {}, history before {})",

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 
+use crate::auth::rate_limit;
 use crate::config::{LoginLimits, ServerConfig};
 use crate::error::Result;
-use crate::{jobs, rate_limit, retention};
+use crate::{jobs, retention};
 
 /// How many months of partitions exist ahead of the current one (plus the previous month,
 /// for late reports within the backfill window).
@@ -114,7 +115,7 @@ pub async fn run_ledger_verification(pool: Pool, every: Duration, instance: Stri
 /// Verifies the ledger and describes the result: `{"ok", "wallets", "entries", "problems"}`.
 /// Problems are counted, and the first few named (user ids, no personal data).
 pub async fn verify_ledger(pool: &Pool) -> Result<serde_json::Value> {
-    let report = crate::ledger::verify(&pool.get().await?).await?;
+    let report = crate::rewards::ledger::verify(&pool.get().await?).await?;
     if !report.is_ok() {
         tracing::error!(
             problems = report.problems.len(),

@@ -122,12 +122,12 @@ pub async fn archive_step_partitions(pool: &Pool, months: u32) -> Result<Archive
         .query_opt(
             "SELECT (value #>> '{}')::bigint FROM settings
              WHERE key = $1 AND jsonb_typeof(value) = 'number'",
-            &[&crate::settings::SettingKey::BackfillDays.as_str()],
+            &[&crate::rewards::settings::SettingKey::BackfillDays.as_str()],
         )
         .await?
         .map(|row| row.get(0));
     let start = retention_start(
-        crate::leaderboard::today_utc(),
+        crate::rewards::leaderboard::today_utc(),
         months,
         backfill.unwrap_or(0),
     );

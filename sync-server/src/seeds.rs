@@ -116,7 +116,7 @@ pub async fn load_data(
     data: &SeedData,
 ) -> Result<SeedReport> {
     let tx = client.transaction().await?;
-    let pending = crate::catalogue::PendingSharedVersion::lock(&tx).await?;
+    let pending = crate::shop::catalogue::PendingSharedVersion::lock(&tx).await?;
     let version = pending.version;
     let report = SeedReport {
         achievements: insert_achievements(&tx, &data.achievements, version).await?,
@@ -231,6 +231,9 @@ mod tests {
         assert_eq!(seed.achievements.len(), 7);
         assert_eq!(seed.products.len(), 8);
         // Every key the server knows, and no other (settings::tests checks them one by one).
-        assert_eq!(seed.settings.len(), crate::settings::SettingKey::ALL.len());
+        assert_eq!(
+            seed.settings.len(),
+            crate::rewards::settings::SettingKey::ALL.len()
+        );
     }
 }

@@ -242,7 +242,7 @@ async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
     assert_eq!(kinds, ["admin_adjustment", "admin_adjustment"]);
     let client = server.db().client().await.unwrap();
     assert!(
-        fitkart_sync_server::ledger::verify(&client)
+        fitkart_sync_server::rewards::ledger::verify(&client)
             .await
             .unwrap()
             .is_ok()
@@ -531,7 +531,7 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
     );
     let client = server.db().client().await.unwrap();
     assert!(
-        fitkart_sync_server::ledger::verify(&client)
+        fitkart_sync_server::rewards::ledger::verify(&client)
             .await
             .unwrap()
             .is_ok()

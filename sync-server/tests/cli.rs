@@ -5,8 +5,9 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fitkart_sync_server::auth::password;
+use fitkart_sync_server::db;
 use fitkart_sync_server::testing::TestDb;
-use fitkart_sync_server::{db, password};
 
 mod common;
 use common::BIN;

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use fitkart_sync_server::generate::{self, model};
-use fitkart_sync_server::ledger;
+use fitkart_sync_server::rewards::ledger;
 use fitkart_sync_server::testing::TestDb;
 
 fn plan(seed: u64) -> model::Plan {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use fitkart_protocol::auth::TokenResponse;
 use fitkart_protocol::leaderboard::Leaderboard;
-use fitkart_sync_server::leaderboard::{self, Period, RefreshSchedule};
+use fitkart_sync_server::rewards::leaderboard::{self, Period, RefreshSchedule};
 use fitkart_sync_server::testing::{TestDb, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

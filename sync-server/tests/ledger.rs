@@ -2,7 +2,7 @@
 //! wrote, and catches a wallet that no longer matches its entries.
 
 use fitkart_protocol::steps::{RecordOutcome, RecordStepsResponse, Wallet};
-use fitkart_sync_server::ledger;
+use fitkart_sync_server::rewards::ledger;
 use fitkart_sync_server::testing::TestServer;
 use serde_json::json;
 

@@ -582,7 +582,7 @@ async fn the_order_statuses_of_the_code_are_the_ones_the_schema_allows() {
         .unwrap()
         .get(0);
     let allowed: Vec<&str> = check.split('\'').skip(1).step_by(2).collect();
-    let known: Vec<&str> = fitkart_sync_server::orders::workflow::OrderStatus::ALL
+    let known: Vec<&str> = fitkart_sync_server::shop::orders::workflow::OrderStatus::ALL
         .iter()
         .map(|s| s.as_str())
         .collect();

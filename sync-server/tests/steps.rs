@@ -314,7 +314,9 @@ async fn validations(server: &TestServer, user: Uuid) -> Vec<(String, i32, i32, 
 /// The ledger proves every wallet, and the operator's CLI agrees.
 async fn assert_ledger_consistent(server: &TestServer) {
     let client = server.db().client().await.unwrap();
-    let report = fitkart_sync_server::ledger::verify(&client).await.unwrap();
+    let report = fitkart_sync_server::rewards::ledger::verify(&client)
+        .await
+        .unwrap();
     assert!(report.is_ok(), "ledger problems: {:?}", report.problems);
     assert!(report.wallets_checked >= 1);
 }

@@ -23,7 +23,7 @@ use fitkart_protocol::sync::{
     Changes, Mutation, MutationResult, MutationStatus, PROTOCOL_VERSION_HEADER, PullResponse,
     PushResponse, StoredOutcome, SyncAchievement, SyncStepRecord,
 };
-use fitkart_sync_server::ledger;
+use fitkart_sync_server::rewards::ledger;
 use fitkart_sync_server::testing::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

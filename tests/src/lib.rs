@@ -243,10 +243,10 @@ pub async fn grant(server: &TestServer, user_id: uuid::Uuid, coins: i64) {
 
 /// [`grant`] on a database without an in-process server (one served by [`ServerProcess`]es).
 pub async fn grant_in(db: &TestDb, user_id: uuid::Uuid, coins: i64) {
-    use fitkart_sync_server::ledger::{self, Entry, EntryKind};
+    use fitkart_sync_server::rewards::ledger::{self, Entry, EntryKind};
     let mut client = db.client().await.expect("db");
     let tx = client.transaction().await.expect("tx");
-    let version = fitkart_sync_server::accounts::next_user_version(&tx, user_id)
+    let version = fitkart_sync_server::auth::accounts::next_user_version(&tx, user_id)
         .await
         .expect("version");
     ledger::post(
@@ -313,7 +313,7 @@ pub async fn server_steps(
 /// The ledger of every wallet verifies (what `fitkart-sync-server verify-ledger` checks).
 pub async fn assert_ledger_verifies(server: &TestServer) {
     let client = server.db().client().await.expect("db");
-    let report = fitkart_sync_server::ledger::verify(&client)
+    let report = fitkart_sync_server::rewards::ledger::verify(&client)
         .await
         .expect("verify");
     assert!(report.is_ok(), "ledger problems: {:?}", report.problems);

@@ -245,7 +245,7 @@ async fn the_catalogue_tolerates_lag_but_a_cursor_ahead_of_the_replica_is_never_
     let user = register_user(&url, "catalogue@example.com").await;
     {
         let mut client = server.db().client().await.unwrap();
-        fitkart_sync_server::users::create_admin(
+        fitkart_sync_server::auth::bootstrap::create_admin(
             &mut client,
             "admin@example.com",
             "Admin",

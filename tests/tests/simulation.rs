@@ -103,7 +103,7 @@ async fn run(seed: u64) -> Check {
     let admin_email = format!("sim-admin-{seed}@example.com");
     {
         let mut client = server.db().client().await.map_err(|e| e.to_string())?;
-        fitkart_sync_server::users::create_admin(
+        fitkart_sync_server::auth::bootstrap::create_admin(
             &mut client,
             &admin_email,
             "Sim Admin",
@@ -485,7 +485,7 @@ async fn check_invariants(world: &World) -> Check {
         .client()
         .await
         .map_err(|e| e.to_string())?;
-    let ledger = fitkart_sync_server::ledger::verify(&db)
+    let ledger = fitkart_sync_server::rewards::ledger::verify(&db)
         .await
         .map_err(|e| e.to_string())?;
     ensure(ledger.is_ok(), || {

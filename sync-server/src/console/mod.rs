@@ -81,7 +81,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let import = Router::new()
         .route("/admin/products/import", post(pages::import_preview))
         .layer(DefaultBodyLimit::max(
-            crate::shopify::MAX_FEED_BYTES + 64 * 1024,
+            crate::shop::shopify::MAX_FEED_BYTES + 64 * 1024,
         ))
         .layer(request_timeout(config.import_timeout));
     pages

@@ -19,14 +19,14 @@ use super::charts::{self, Chart, Gauge, Series, num};
 use super::data::{self, DeviceLine, LedgerLine, ProductLine, RecordTiming, UserLine};
 use super::session::ConsoleForm;
 use super::{AdminSession, ConsoleError, render, see_other};
-use crate::accounts::AdminUserSummary;
 use crate::admin::{self, AuditLogEntry, LogFilter, Setting, UserDetail};
+use crate::auth::accounts::AdminUserSummary;
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::extract::Client;
-use crate::settings::RewardSettings;
-use crate::shopify::{self, Feed, ImportContext, ImportOptions};
-use crate::validations::{self, Decision, Validation};
+use crate::rewards::review::{self, Decision, Validation};
+use crate::rewards::settings::RewardSettings;
+use crate::shop::shopify::{self, Feed, ImportContext, ImportOptions};
 
 /// What every page shows around its content.
 pub struct Chrome {
@@ -303,7 +303,7 @@ pub async fn review_queue(
 ) -> Result<Html<String>, ConsoleError> {
     let done = query(notice_query)?.done;
     let conn = state.pool.get().await?;
-    let pending = validations::list(&conn, "pending_review", 25, 0).await?;
+    let pending = review::list(&conn, "pending_review", 25, 0).await?;
     let queue = data::review_queue_size(&conn).await?;
     let settings = RewardSettings::load(&conn).await?;
     let ids: Vec<Uuid> = pending.iter().map(|v| v.user_id).collect();
@@ -415,7 +415,7 @@ pub struct ReviewForm {
 async fn decide(
     state: AppState,
     session: AdminSession,
-    client: crate::accounts::ClientInfo,
+    client: crate::auth::accounts::ClientInfo,
     path: Result<Path<Uuid>, PathRejection>,
     form: ReviewForm,
     decision: Decision,
@@ -424,7 +424,7 @@ async fn decide(
     let id = path_id(path, "flagged record")?;
     let note = blank_is_none(&form.note);
     validate::optional_text("note", note, 1000).map_err(|e| invalid(e, back))?;
-    validations::review(&state.pool, session.admin_id, id, decision, note, &client)
+    review::decide(&state.pool, session.admin_id, id, decision, note, &client)
         .await
         .map_err(|e| ConsoleError::with_back(e, back))?;
     Ok(see_other(match decision {
@@ -504,7 +504,7 @@ pub async fn orders(
     let offset = q.offset.unwrap_or(0).max(0);
     let conn = state.pool.get().await?;
     let (orders, total) =
-        crate::orders::list(&conn, None, blank_is_none(&status), PAGE, offset).await?;
+        crate::shop::orders::list(&conn, None, blank_is_none(&status), PAGE, offset).await?;
     let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
     let owners: HashMap<Uuid, Uuid> = conn
         .query("SELECT id, user_id FROM orders WHERE id = ANY($1)", &[&ids])
@@ -588,7 +588,7 @@ pub async fn order_detail(
     let done = query(notice_query)?.done;
     let conn = state.pool.get().await?;
     let owner = data::order_owner(&conn, id).await?;
-    let order = crate::orders::get_own(&conn, owner, id).await?;
+    let order = crate::shop::orders::get_own(&conn, owner, id).await?;
     let user = data::users_by_id(&conn, &[owner]).await?.into_iter().next();
     let ledger = data::order_ledger(&conn, id).await?;
     render(&OrderPage {
@@ -627,9 +627,9 @@ pub async fn order_status(
     };
     validate::optional_text("reason", request.reason.as_deref(), 500)
         .map_err(|e| invalid(e, &back))?;
-    crate::orders::transition(
+    crate::shop::orders::transition(
         &state.pool,
-        crate::orders::Actor::Admin(session.admin_id),
+        crate::shop::orders::Actor::Admin(session.admin_id),
         id,
         &request,
         &client,
@@ -667,7 +667,7 @@ pub async fn users(
 ) -> Result<Html<String>, ConsoleError> {
     let q = query(user_query)?.q;
     validate::text("q", &q, 200).map_err(|e| invalid(e, "/admin/users"))?;
-    let (users, total) = crate::accounts::search_users(&state.pool, &q, PAGE, 0).await?;
+    let (users, total) = crate::auth::accounts::search_users(&state.pool, &q, PAGE, 0).await?;
     render(&UsersPage {
         chrome: chrome(&session, "users", None),
         q,
@@ -946,7 +946,7 @@ pub async fn product_save(
     ] {
         validate::text(field, value, max).map_err(|e| invalid(e, &back))?;
     }
-    crate::catalogue::update(
+    crate::shop::catalogue::update(
         &state.pool,
         session.admin_id,
         id,
@@ -968,7 +968,7 @@ pub async fn product_deactivate(
 ) -> Result<Response, ConsoleError> {
     let id = path_id(path, "product")?;
     let back = format!("/admin/products/{id}");
-    crate::catalogue::update(
+    crate::shop::catalogue::update(
         &state.pool,
         session.admin_id,
         id,
@@ -1254,7 +1254,7 @@ pub async fn settings(
         .await?
         .into_iter()
         .map(|setting| SettingRow {
-            editable: crate::settings::SettingKey::parse(&setting.key).is_some(),
+            editable: crate::rewards::settings::SettingKey::parse(&setting.key).is_some(),
             current: setting.value.to_string(),
             setting,
         })

@@ -22,11 +22,11 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use super::{ConsoleError, render, see_other};
-use crate::accounts;
+use crate::auth::accounts;
+use crate::auth::tokens::hash_refresh_token;
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::http::extract::Client;
-use crate::tokens::hash_refresh_token;
 
 /// The cookie holding the console session (an administrator's refresh token).
 pub const SESSION_COOKIE: &str = "fitkart_console";

@@ -22,9 +22,10 @@ use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::achievements::Criteria;
-use crate::settings::RewardSettings;
-use crate::{db, leaderboard, seeds};
+use crate::rewards::achievements::Criteria;
+use crate::rewards::leaderboard;
+use crate::rewards::settings::RewardSettings;
+use crate::{db, seeds};
 use model::{Catalogue, History, Plan, User};
 
 /// The password every generated account has (benchmarks may sign in with it).
@@ -561,7 +562,7 @@ pub async fn generate(
     };
 
     // Accounts and empty wallets first: everything else refers to them.
-    let password_hash = Arc::new(crate::password::hash_password(PASSWORD)?);
+    let password_hash = Arc::new(crate::auth::password::hash_password(PASSWORD)?);
     let users: Vec<User> = (0..plan.users).map(|n| model::user(&plan, n)).collect();
     let user_rows = users
         .iter()

@@ -6,8 +6,8 @@ use rand::{RngExt as _, SeedableRng as _};
 use rand_pcg::Pcg64Mcg;
 use uuid::Uuid;
 
-use crate::achievements::Criteria;
-use crate::settings::RewardSettings;
+use crate::rewards::achievements::Criteria;
+use crate::rewards::settings::RewardSettings;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,20 +6,40 @@ use axum::extract::{Path, State};
 use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::steps::Wallet;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{AdminUser, Client};
 use super::json::ApiJson;
 use super::openapi::TAG_ADMIN;
 use super::query::ApiQuery;
-use crate::accounts::{self, AdminUserSummary};
 use crate::admin;
+use crate::auth::accounts::{self, AdminUserSummary};
 use crate::error::ApiError;
-use crate::validations::{self, Decision, Validation};
+use crate::rewards::review::{self, Decision, Validation};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use fitkart_protocol::validate::{self, Invalid, Validate};
 use uuid::Uuid;
+
+/// The admin API's routes over the `admin` domain: users, the review queue, analytics,
+/// settings, the audit log and wallet adjustments.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(user_detail))
+        .routes(routes!(adjust_wallet))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
+        .routes(routes!(analytics))
+        .routes(routes!(list_settings))
+        .routes(routes!(put_setting))
+        .routes(routes!(logs))
+        .routes(routes!(list_validations))
+        .routes(routes!(approve_validation))
+        .routes(routes!(reject_validation))
+}
 
 /// Query of `GET /api/v1/admin/users`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -141,7 +161,7 @@ pub async fn list_validations(
     let status = query.status.as_deref().unwrap_or("pending_review");
     let conn = state.pool.get().await?;
     Ok(Json(ValidationPage {
-        validations: validations::list(&conn, status, limit, offset).await?,
+        validations: review::list(&conn, status, limit, offset).await?,
     }))
 }
 
@@ -181,7 +201,7 @@ async fn review(
     validate::optional_text("note", note.as_deref(), 1000)?;
     let Client(client) = client;
     Ok(Json(
-        validations::review(
+        review::decide(
             &state.pool,
             admin.0.id,
             id,
@@ -343,7 +363,7 @@ pub async fn analytics(
             .checked_sub_days(chrono::Days::new(29))
             .ok_or_else(|| ApiError::validation("to", "to is too early"))?,
     };
-    crate::steps::check_range(from, to)?;
+    crate::rewards::steps::check_range(from, to)?;
     let conn = state.pool.get().await?;
     Ok(Json(admin::analytics(&conn, from, to).await?))
 }
@@ -624,7 +644,7 @@ pub async fn enable_user(
 async fn set_access(
     state: &AppState,
     admin: crate::http::extract::AuthUser,
-    client: &crate::accounts::ClientInfo,
+    client: &crate::auth::accounts::ClientInfo,
     id: Result<Path<Uuid>, PathRejection>,
     body: &admin::AccountStatusChange,
     disable: bool,

@@ -6,14 +6,11 @@ mod admin;
 mod auth;
 pub mod extract;
 mod health;
-mod import;
 pub mod json;
-mod leaderboard;
-mod me;
 pub mod openapi;
-mod orders;
 pub mod query;
-mod steps;
+mod rewards;
+mod shop;
 mod sync;
 
 pub use health::metrics_router;
@@ -30,13 +27,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::accounts::Sessions;
+use crate::auth::accounts::Sessions;
+use crate::auth::tokens::AccessTokens;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::tokens::AccessTokens;
 
 /// The header carrying the request id, set by the server when the client sends none.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -133,7 +130,8 @@ pub fn openapi_document(config: &ServerConfig) -> utoipa::openapi::OpenApi {
 ///
 /// # Adding a route
 ///
-/// 1. Write the handler in its `http/<area>.rs` module and annotate it with
+/// 1. Write the handler in its domain's module (`http/auth/`, `http/rewards/`, `http/shop/`,
+///    `http/sync.rs`, `http/admin.rs`, mirroring the domain folders) and annotate it with
 ///    `#[utoipa::path(method, path = "/area/{id}", tag = openapi::TAG_..., params(...),
 ///    request_body = ..., responses(...), security(("bearer" = [])))]`. The path is relative to
 ///    [`fitkart_protocol::API_PREFIX`]; list every status the handler can answer, errors with
@@ -143,21 +141,21 @@ pub fn openapi_document(config: &ServerConfig) -> utoipa::openapi::OpenApi {
 /// 2. Derive `ToSchema` on its body types (in `protocol`:
 ///    `#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]`) and `IntoParams` with
 ///    `#[into_params(parameter_in = Query)]` on its query struct.
-/// 3. Register it with `.routes(routes!(area::handler))` in a group function; handlers of
-///    one path with different methods go in one `routes!(a::get_x, a::patch_x)`. Routes under
-///    `/api/v1` with the standard limits go in [`api_routes`]; a route that needs another timeout,
-///    body limit or layer (compression, say) gets a group function of its own like
-///    [`import_routes`], layered and merged below. Group functions only register routes:
-///    layers are added here, so none can miss a route registered after it.
+/// 3. Register it with `.routes(routes!(handler))` in that module's `routes()`; handlers of
+///    one path with different methods go in one `routes!(get_x, patch_x)`. Each domain's
+///    `routes()` is merged into [`api_routes`] (the standard limits); a route that needs another
+///    timeout, body limit or layer (compression, say) gets a group function of its own like
+///    `shop::import_routes` or `sync::routes`, layered and merged below. Group functions only
+///    register routes: layers are added here, so none can miss a route registered after it.
 ///
 /// Never use `.route(...)`, `.nest_service(...)` or a plain `axum::Router` here: a route
 /// registered that way would be missing from the document (a unit test below refuses them).
 fn routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
     let api = api_routes()
         .layer(request_timeout(config.request_timeout))
-        .merge(import_routes().layer(request_timeout(config.import_timeout)))
+        .merge(shop::import_routes().layer(request_timeout(config.import_timeout)))
         .merge(
-            sync_routes()
+            sync::routes()
                 .layer(tower_http::compression::CompressionLayer::new().gzip(true))
                 .layer(request_timeout(config.request_timeout)),
         );
@@ -170,64 +168,13 @@ fn routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
         .nest(fitkart_protocol::API_PREFIX, api)
 }
 
-/// The `/api/v1` routes with the standard timeout and body limit (see [`routes`]).
+/// The `/api/v1` routes with the standard timeout and body limit (see [`routes`]), each
+/// domain's routes registered beside its handlers.
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(auth::register))
-        .routes(routes!(auth::login))
-        .routes(routes!(auth::refresh))
-        .routes(routes!(auth::logout))
-        .routes(routes!(me::get_me, me::patch_me, me::delete_me))
-        .routes(routes!(me::change_password))
-        .routes(routes!(steps::record))
-        .routes(routes!(steps::today))
-        .routes(routes!(steps::history))
-        .routes(routes!(steps::wallet))
-        .routes(routes!(steps::transactions))
-        .routes(routes!(steps::achievements))
-        .routes(routes!(orders::list_products))
-        .routes(routes!(orders::get_product))
-        .routes(routes!(orders::list_orders, orders::place_order))
-        .routes(routes!(orders::get_order))
-        .routes(routes!(orders::cancel_order))
-        .routes(routes!(leaderboard::read_board))
-        .routes(routes!(orders::admin_list_orders))
-        .routes(routes!(orders::admin_order_status))
-        .routes(routes!(orders::admin_create_product))
-        .routes(routes!(orders::admin_update_product))
-        .routes(routes!(orders::admin_deactivate_product))
-        .routes(routes!(leaderboard::admin_refresh))
-        .routes(routes!(admin::list_users))
-        .routes(routes!(admin::user_detail))
-        .routes(routes!(admin::adjust_wallet))
-        .routes(routes!(admin::disable_user))
-        .routes(routes!(admin::enable_user))
-        .routes(routes!(admin::analytics))
-        .routes(routes!(admin::list_settings))
-        .routes(routes!(admin::put_setting))
-        .routes(routes!(admin::logs))
-        .routes(routes!(admin::list_validations))
-        .routes(routes!(admin::approve_validation))
-        .routes(routes!(admin::reject_validation))
-}
-
-/// `/api/v1/devices` and `/api/v1/sync/*`: answers are gzip-compressed when the client
-/// accepts it (a snapshot pull can be large), and push bodies may be up to 4 MiB (500
-/// mutations).
-fn sync_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(sync::register_device))
-        .routes(routes!(sync::push).layer(DefaultBodyLimit::max(4 * 1024 * 1024)))
-        .routes(routes!(sync::pull))
-}
-
-/// `POST /api/v1/admin/products/import`: it downloads a feed of up to 20 MiB, so it has its
-/// own body limit and (in [`routes`]) a longer timeout.
-fn import_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(
-        routes!(import::import_products)
-            .layer(DefaultBodyLimit::max(crate::shopify::MAX_FEED_BYTES)),
-    )
+    auth::routes()
+        .merge(rewards::routes())
+        .merge(shop::routes())
+        .merge(admin::routes())
 }
 
 /// Answers 408 (empty body) when a request takes longer than `limit`.
@@ -292,18 +239,28 @@ mod tests {
             concat!(".", "fallback_service("),
             concat!("Router::", "new()"),
         ];
-        for (number, line) in include_str!("mod.rs").lines().enumerate() {
-            let code = line.trim_start().replace("OpenApiRouter", "");
-            if code.starts_with("//") {
-                continue;
-            }
-            for pattern in forbidden {
-                assert!(
-                    !code.contains(pattern),
-                    "http/mod.rs:{}: `{pattern}` adds a route the OpenAPI document cannot see; \
-                     register it with `.routes(routes!(...))`",
-                    number + 1
-                );
+        let files = [
+            ("mod.rs", include_str!("mod.rs")),
+            ("admin.rs", include_str!("admin.rs")),
+            ("auth/mod.rs", include_str!("auth/mod.rs")),
+            ("rewards/mod.rs", include_str!("rewards/mod.rs")),
+            ("shop/mod.rs", include_str!("shop/mod.rs")),
+            ("sync.rs", include_str!("sync.rs")),
+        ];
+        for (file, text) in files {
+            for (number, line) in text.lines().enumerate() {
+                let code = line.trim_start().replace("OpenApiRouter", "");
+                if code.starts_with("//") {
+                    continue;
+                }
+                for pattern in forbidden {
+                    assert!(
+                        !code.contains(pattern),
+                        "http/{file}:{}: `{pattern}` adds a route the OpenAPI document cannot \
+                         see; register it with `.routes(routes!(...))`",
+                        number + 1
+                    );
+                }
             }
         }
     }

@@ -2,13 +2,15 @@
 //! request names its protocol version in the `x-fitkart-protocol-version` header.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use fitkart_protocol::sync::{
     DeviceRegistration, MIN_SUPPORTED_PROTOCOL_VERSION, PROTOCOL_VERSION_HEADER, PullResponse,
     PushRequest, PushResponse,
 };
 use serde::Deserialize;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{AuthUser, Client};
@@ -19,6 +21,16 @@ use crate::error::ApiError;
 use crate::replica::Freshness;
 use crate::sync::{self, Cursor};
 use fitkart_protocol::ErrorEnvelope;
+
+/// `/api/v1/devices` and `/api/v1/sync/*`: answers are gzip-compressed when the client
+/// accepts it (a snapshot pull can be large), and push bodies may be up to 4 MiB (500
+/// mutations). Layered on its own in [`super::routes`].
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register_device))
+        .routes(routes!(push).layer(DefaultBodyLimit::max(4 * 1024 * 1024)))
+        .routes(routes!(pull))
+}
 
 /// Checks the client's protocol version: 426 for one the server no longer accepts.
 pub fn check_protocol_version(headers: &HeaderMap) -> Result<u32, ApiError> {

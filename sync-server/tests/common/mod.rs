@@ -9,7 +9,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use fitkart_protocol::auth::TokenResponse;
 use fitkart_protocol::steps::StepReport;
-use fitkart_sync_server::ledger::{self, Entry, EntryKind};
+use fitkart_sync_server::rewards::ledger::{self, Entry, EntryKind};
 use fitkart_sync_server::testing::{TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -199,9 +199,15 @@ pub async fn sign_in(http: &reqwest::Client, server: &TestServer, email: &str) -
 /// Creates an administrator with [`PASSWORD`] straight in the database.
 pub async fn create_admin(server: &TestServer, email: &str, display_name: &str) {
     let mut client = server.db().client().await.unwrap();
-    fitkart_sync_server::users::create_admin(&mut client, email, display_name, PASSWORD, false)
-        .await
-        .unwrap();
+    fitkart_sync_server::auth::bootstrap::create_admin(
+        &mut client,
+        email,
+        display_name,
+        PASSWORD,
+        false,
+    )
+    .await
+    .unwrap();
 }
 
 /// Creates the administrator boss@example.com and signs it in.
@@ -219,7 +225,7 @@ pub async fn admin_session(http: &reqwest::Client, server: &TestServer) -> Token
 pub async fn grant(pool: &Pool, user_id: Uuid, coins: i64) {
     let mut client = pool.get().await.unwrap();
     let tx = client.transaction().await.unwrap();
-    let version = fitkart_sync_server::accounts::next_user_version(&tx, user_id)
+    let version = fitkart_sync_server::auth::accounts::next_user_version(&tx, user_id)
         .await
         .unwrap();
     ledger::post(

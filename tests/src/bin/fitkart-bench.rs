@@ -35,8 +35,8 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Parser;
 use fitkart_protocol::auth::Role;
+use fitkart_sync_server::auth::tokens::AccessTokens;
 use fitkart_sync_server::config::JwtSecret;
-use fitkart_sync_server::tokens::AccessTokens;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
@@ -1228,7 +1228,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     drop(server);
-    let ledger = fitkart_sync_server::ledger::verify(&pool.get().await?).await?;
+    let ledger = fitkart_sync_server::rewards::ledger::verify(&pool.get().await?).await?;
     notes.push(format!(
         "verify-ledger after the run: {} ({} wallets, {} entries)",
         if ledger.is_ok() { "OK" } else { "INCONSISTENT" },

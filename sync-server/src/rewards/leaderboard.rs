@@ -16,8 +16,8 @@ use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::accounts::ClientInfo;
-use crate::audit::{self, AuditEntry};
+use crate::admin::audit::{self, AuditEntry};
+use crate::auth::accounts::ClientInfo;
 use crate::config::ServerConfig;
 use crate::db::CachedStatements as _;
 use crate::error::{ApiError, Error, Result};
@@ -29,7 +29,7 @@ pub use fitkart_protocol::leaderboard::LeaderboardPeriod as Period;
 pub const DEFAULT_MAX_SIZE: i64 = 100;
 
 /// The `settings` key holding the largest `limit` a board request may ask for.
-pub const MAX_SIZE_SETTING: &str = crate::settings::SettingKey::LeaderboardSize.as_str();
+pub const MAX_SIZE_SETTING: &str = crate::rewards::settings::SettingKey::LeaderboardSize.as_str();
 
 /// Today's date in UTC, the calendar the boards' periods follow.
 pub fn today_utc() -> NaiveDate {

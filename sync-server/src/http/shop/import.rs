@@ -1,5 +1,5 @@
 //! `POST /api/v1/admin/products/import`: imports a Shopify product export into the reward
-//! catalogue, sent as the body or fetched from `{"url": ...}` (see [`crate::shopify`]).
+//! catalogue, sent as the body or fetched from `{"url": ...}` (see [`crate::shop::shopify`]).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,12 +11,12 @@ use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::orders::ImportReport;
 use serde::Deserialize;
 
-use super::AppState;
-use super::extract::{AdminUser, Client};
-use super::openapi::TAG_ADMIN;
-use super::query::ApiQuery;
 use crate::error::ApiError;
-use crate::shopify::{self, Feed, FeedRequest, ImportContext, ImportOptions};
+use crate::http::AppState;
+use crate::http::extract::{AdminUser, Client};
+use crate::http::openapi::TAG_ADMIN;
+use crate::http::query::ApiQuery;
+use crate::shop::shopify::{self, Feed, FeedRequest, ImportContext, ImportOptions};
 
 /// Query of the import route.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

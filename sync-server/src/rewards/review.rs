@@ -7,13 +7,13 @@ use deadpool_postgres::{GenericClient, Pool};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::accounts::{ClientInfo, next_user_version};
-use crate::achievements;
-use crate::audit::{self, AuditEntry};
+use crate::admin::audit::{self, AuditEntry};
+use crate::auth::accounts::{ClientInfo, next_user_version};
 use crate::error::ApiError;
-use crate::ledger;
-use crate::settings::RewardSettings;
-use crate::steps::reward_entry;
+use crate::rewards::achievements;
+use crate::rewards::ledger;
+use crate::rewards::settings::RewardSettings;
+use crate::rewards::steps::reward_entry;
 
 /// A validation as admins see it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -109,7 +109,7 @@ pub enum Decision {
 
 /// Applies an admin's decision: one transaction with the record, the day, the ledger, the
 /// achievements and the audit row.
-pub async fn review(
+pub async fn decide(
     pool: &Pool,
     admin_id: Uuid,
     validation_id: Uuid,

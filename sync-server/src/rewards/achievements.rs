@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use crate::db::CachedStatements as _;
 use crate::error::Result;
-use crate::ledger::{Entry, EntryKind};
+use crate::rewards::ledger::{Entry, EntryKind};
 #[cfg(doc)]
-use crate::settings::RewardSettings;
+use crate::rewards::settings::RewardSettings;
 
 /// An unlock rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,18 +2,20 @@
 //! audit log query, and wallet adjustments. Every mutation writes exactly one `admin_logs`
 //! row in the same transaction as the change.
 
+pub mod audit;
+
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::accounts::{ClientInfo, next_user_version};
-use crate::audit::{self, AuditEntry};
-use crate::catalogue::next_shared_version;
+use crate::auth::accounts::{ClientInfo, next_user_version};
 use crate::error::ApiError;
-use crate::ledger::{self, Entry, EntryKind};
-use crate::settings::{SettingKey, SettingRule};
+use crate::rewards::ledger::{self, Entry, EntryKind};
+use crate::rewards::settings::{SettingKey, SettingRule};
+use crate::shop::catalogue::next_shared_version;
+use audit::AuditEntry;
 
 /// A user as the admin detail page shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -99,7 +101,7 @@ pub async fn user_detail(
             lifetime_earned: 0,
             lifetime_spent: 0,
         });
-    let (recent_orders, _) = crate::orders::list(client, Some(user_id), None, 20, 0).await?;
+    let (recent_orders, _) = crate::shop::orders::list(client, Some(user_id), None, 20, 0).await?;
     Ok(UserDetail {
         id: row.get(0),
         email: row.get(1),
@@ -689,8 +691,12 @@ pub async fn set_account_disabled(
                 &[&user_id, &reason],
             )
             .await?;
-        crate::accounts::end_all_sessions(&tx, user_id, crate::accounts::SessionsEnd::Admin)
-            .await?;
+        crate::auth::accounts::end_all_sessions(
+            &tx,
+            user_id,
+            crate::auth::accounts::SessionsEnd::Admin,
+        )
+        .await?;
         status(&row)
     } else {
         let row = tx

@@ -12,15 +12,15 @@ use fitkart_protocol::steps::{
 use fitkart_protocol::validate;
 use serde::Deserialize;
 
-use super::AppState;
-use super::extract::AuthUser;
-use super::json::ApiJson;
-use super::openapi::TAG_STEPS;
-use super::query::ApiQuery;
 use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::extract::AuthUser;
+use crate::http::json::ApiJson;
+use crate::http::openapi::TAG_STEPS;
+use crate::http::query::ApiQuery;
 use crate::replica::Freshness;
-use crate::settings::RewardSettings;
-use crate::{achievements, ledger, steps};
+use crate::rewards::settings::RewardSettings;
+use crate::rewards::{achievements, ledger, steps};
 
 /// `POST /api/v1/steps/record`.
 #[utoipa::path(
@@ -177,15 +177,15 @@ pub struct PageQuery {
 const TX_CURSOR: &str = "tx1";
 
 fn encode_cursor(seq: i64) -> String {
-    crate::cursor::encode(TX_CURSOR, &[&seq])
+    crate::sync::cursor::encode(TX_CURSOR, &[&seq])
 }
 
 fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
-    let [seq] = crate::cursor::decode::<i64, 1>(cursor, TX_CURSOR)?;
+    let [seq] = crate::sync::cursor::decode::<i64, 1>(cursor, TX_CURSOR)?;
     if seq > 0 {
         Ok(seq)
     } else {
-        Err(crate::cursor::invalid())
+        Err(crate::sync::cursor::invalid())
     }
 }
 
@@ -261,6 +261,6 @@ mod tests {
     fn cursors_round_trip_and_foreign_ones_are_refused() {
         assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
         assert!(decode_cursor("garbage!").is_err());
-        assert!(decode_cursor(&crate::cursor::encode("tx1", &[&-3])).is_err());
+        assert!(decode_cursor(&crate::sync::cursor::encode("tx1", &[&-3])).is_err());
     }
 }

@@ -15,8 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::accounts::ClientInfo;
-use crate::audit::{self, AuditEntry};
+use crate::admin::audit::{self, AuditEntry};
+use crate::auth::accounts::ClientInfo;
 use crate::error::{ApiError, Error};
 
 /// Largest feed accepted, uploaded or downloaded: 20 MiB.
@@ -25,7 +25,7 @@ pub const MAX_FEED_BYTES: usize = 20 * 1024 * 1024;
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The setting holding how many coins one unit of the shop's currency is worth.
 pub const COINS_PER_CURRENCY_UNIT_SETTING: &str =
-    crate::settings::SettingKey::CoinsPerCurrencyUnit.as_str();
+    crate::rewards::settings::SettingKey::CoinsPerCurrencyUnit.as_str();
 /// Coins per currency unit when the setting is missing.
 pub const DEFAULT_COINS_PER_CURRENCY_UNIT: i64 = 1000;
 /// Category of products whose `product_type` is empty.
@@ -1022,7 +1022,7 @@ pub async fn import(
     }
     let tx = client.transaction().await?;
     // Catalogue changes commit in version order: hold the shared version row until commit.
-    let pending = crate::catalogue::PendingSharedVersion::lock(&tx).await?;
+    let pending = crate::shop::catalogue::PendingSharedVersion::lock(&tx).await?;
     let version = pending.version;
     let rate = coins_per_currency_unit(&tx).await?;
 

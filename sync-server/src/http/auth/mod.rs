@@ -1,17 +1,32 @@
 //! `/api/v1/auth/*`: register, login, refresh, logout.
 
+mod me;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::auth::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::Client;
 use super::json::ApiJson;
 use super::openapi::TAG_AUTH;
-use crate::accounts;
+use crate::auth::accounts;
 use crate::error::ApiError;
+
+/// The account routes: signing up and in, tokens, and the caller's own account (`/me`).
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me::get_me, me::patch_me, me::delete_me))
+        .routes(routes!(me::change_password))
+}
 
 /// `POST /api/v1/auth/register` → 201 with a token pair.
 #[utoipa::path(

@@ -4,6 +4,8 @@
 //! one snapshot, by per-user (and shared) change versions taken under row locks, so a cursor
 //! never skips a change that commits late (docs/adr/0001-per-user-change-versions.md).
 
+pub mod cursor;
+
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
@@ -21,11 +23,11 @@ use fitkart_protocol::validate::Validate;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::accounts::{ClientInfo, next_user_version, update_profile_in};
+use crate::auth::accounts::{ClientInfo, next_user_version, update_profile_in};
 use crate::db::CachedStatements as _;
 use crate::error::ApiError;
-use crate::orders::{self, Actor};
-use crate::steps::record_steps_in;
+use crate::rewards::steps::record_steps_in;
+use crate::shop::orders::{self, Actor};
 
 /// Registers (or refreshes) a device of the caller. A device id belongs to one user.
 pub async fn register_device(
@@ -642,7 +644,7 @@ impl Cursor {
 
     /// The opaque text form.
     pub fn encode(&self) -> String {
-        crate::cursor::encode(
+        crate::sync::cursor::encode(
             TAG,
             &[&self.user_id, &self.user_version, &self.shared_version],
         )
@@ -650,16 +652,19 @@ impl Cursor {
 
     /// Parses a cursor given to `user_id`; anything else is 400 `invalid_cursor`.
     pub fn decode(text: &str, user_id: Uuid) -> Result<Self, ApiError> {
-        let [user, user_version, shared_version] = crate::cursor::decode::<String, 3>(text, TAG)?;
+        let [user, user_version, shared_version] =
+            crate::sync::cursor::decode::<String, 3>(text, TAG)?;
         let cursor = Self {
-            user_id: user.parse().map_err(|_| crate::cursor::invalid())?,
-            user_version: user_version.parse().map_err(|_| crate::cursor::invalid())?,
+            user_id: user.parse().map_err(|_| crate::sync::cursor::invalid())?,
+            user_version: user_version
+                .parse()
+                .map_err(|_| crate::sync::cursor::invalid())?,
             shared_version: shared_version
                 .parse()
-                .map_err(|_| crate::cursor::invalid())?,
+                .map_err(|_| crate::sync::cursor::invalid())?,
         };
         if cursor.user_id != user_id || cursor.user_version < -1 || cursor.shared_version < -1 {
-            return Err(crate::cursor::invalid());
+            return Err(crate::sync::cursor::invalid());
         }
         Ok(cursor)
     }
@@ -827,7 +832,8 @@ async fn read_changes(
             .await?
             .is_some();
         if user_changed {
-            changes.profile = Some(crate::accounts::profile_including_deleted(tx, user_id).await?);
+            changes.profile =
+                Some(crate::auth::accounts::profile_including_deleted(tx, user_id).await?);
         }
         let wallet_changed = tx
             .query_opt_cached(
@@ -837,7 +843,7 @@ async fn read_changes(
             .await?
             .is_some();
         if wallet_changed {
-            changes.wallet = Some(crate::ledger::wallet(tx, user_id).await?);
+            changes.wallet = Some(crate::rewards::ledger::wallet(tx, user_id).await?);
         }
         changes.coin_transactions = tx
             .query_cached(
@@ -900,7 +906,7 @@ async fn read_changes(
         changes.orders = orders::changed_since(tx, user_id, after_u, user_to).await?;
     }
     if shared_to > after_s {
-        changes.products = crate::catalogue::changed_since(tx, after_s, shared_to).await?;
+        changes.products = crate::shop::catalogue::changed_since(tx, after_s, shared_to).await?;
         changes.achievements = tx
             .query_cached(
                 "SELECT code, name, description, icon, criteria, bonus_coins,
@@ -953,7 +959,7 @@ mod tests {
         assert_eq!(Cursor::decode(&cursor.encode(), user).unwrap(), cursor);
         assert!(Cursor::decode(&cursor.encode(), Uuid::now_v7()).is_err());
         assert!(Cursor::decode("garbage", user).is_err());
-        assert!(Cursor::decode(&crate::cursor::encode("c1", &[&"x", &1, &2]), user).is_err());
+        assert!(Cursor::decode(&crate::sync::cursor::encode("c1", &[&"x", &1, &2]), user).is_err());
     }
 
     #[test]

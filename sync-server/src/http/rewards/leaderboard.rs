@@ -12,13 +12,13 @@ use fitkart_protocol::leaderboard::{
 };
 use serde::Deserialize;
 
-use super::AppState;
-use super::extract::{AdminUser, AuthUser, Client};
-use super::openapi::{TAG_ADMIN, TAG_LEADERBOARD};
-use super::query::ApiQuery;
 use crate::error::ApiError;
-use crate::leaderboard::{self, RefreshRequester};
+use crate::http::AppState;
+use crate::http::extract::{AdminUser, AuthUser, Client};
+use crate::http::openapi::{TAG_ADMIN, TAG_LEADERBOARD};
+use crate::http::query::ApiQuery;
 use crate::replica::Freshness;
+use crate::rewards::leaderboard::{self, RefreshRequester};
 
 /// Query of `GET /api/v1/leaderboard`. Values are parsed by hand so each bad one is named.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -4,7 +4,7 @@
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::accounts::ClientInfo;
+use crate::auth::accounts::ClientInfo;
 use crate::error::Result;
 
 /// One audited action.

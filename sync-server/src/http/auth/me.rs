@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::auth::{PasswordChangeRequest, ProfilePatch, TokenResponse, UserProfile};
 
-use super::AppState;
-use super::extract::{AuthUser, Client};
-use super::json::ApiJson;
-use super::openapi::TAG_ACCOUNT;
-use crate::accounts;
+use crate::auth::accounts;
 use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::extract::{AuthUser, Client};
+use crate::http::json::ApiJson;
+use crate::http::openapi::TAG_ACCOUNT;
 
 /// `GET /api/v1/me`.
 #[utoipa::path(

@@ -19,12 +19,12 @@ use fitkart_protocol::steps::{
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::accounts::next_user_version;
-use crate::achievements::{self, EarlyReport};
+use crate::auth::accounts::next_user_version;
 use crate::db::CachedStatements as _;
 use crate::error::ApiError;
-use crate::ledger::{self, Entry, EntryKind};
-use crate::settings::RewardSettings;
+use crate::rewards::achievements::{self, EarlyReport};
+use crate::rewards::ledger::{self, Entry, EntryKind};
+use crate::rewards::settings::RewardSettings;
 
 /// Status of a stored step record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,11 +16,11 @@ use rand::RngExt as _;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::accounts::{ClientInfo, next_user_version};
-use crate::audit::{self, AuditEntry};
+use crate::admin::audit::{self, AuditEntry};
+use crate::auth::accounts::{ClientInfo, next_user_version};
 use crate::db::CachedStatements as _;
 use crate::error::ApiError;
-use crate::ledger::{self, Entry, EntryKind};
+use crate::rewards::ledger::{self, Entry, EntryKind};
 
 pub mod workflow;
 use workflow::{Booking, Mover, OrderStatus};

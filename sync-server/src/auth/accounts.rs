@@ -11,13 +11,13 @@ use fitkart_protocol::auth::{ProfilePatch, Role, TokenResponse, UserProfile, lim
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
+use crate::auth::bootstrap::normalize_email;
+use crate::auth::password::{self, PasswordPolicyError};
+use crate::auth::rate_limit::{self, AttemptKeys};
+use crate::auth::tokens::{AccessTokens, hash_refresh_token, new_refresh_token};
 use crate::config::LoginLimits;
 use crate::db::CachedStatements as _;
 use crate::error::{ApiError, Error};
-use crate::password::{self, PasswordPolicyError};
-use crate::rate_limit::{self, AttemptKeys};
-use crate::tokens::{AccessTokens, hash_refresh_token, new_refresh_token};
-use crate::users::normalize_email;
 
 /// Where a request came from, for rate limits and token records.
 #[derive(Debug, Clone)]
@@ -203,7 +203,7 @@ pub async fn register(
                 &email,
                 &hash,
                 &name,
-                &crate::settings::SettingKey::DailyGoalDefault.as_str(),
+                &crate::rewards::settings::SettingKey::DailyGoalDefault.as_str(),
             ],
         )
         .await;

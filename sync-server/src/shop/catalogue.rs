@@ -7,8 +7,8 @@ use deadpool_postgres::{GenericClient, Pool};
 use fitkart_protocol::orders::{Product, ProductInput};
 use uuid::Uuid;
 
-use crate::accounts::ClientInfo;
-use crate::audit::{self, AuditEntry};
+use crate::admin::audit::{self, AuditEntry};
+use crate::auth::accounts::ClientInfo;
 use crate::error::{ApiError, Error};
 
 const COLUMNS: &str = "id, sku, name, description, category, coin_price, stock, images, is_active";

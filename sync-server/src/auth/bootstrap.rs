@@ -3,8 +3,8 @@
 
 use uuid::Uuid;
 
+use crate::auth::password;
 use crate::error::{Error, Result};
-use crate::password;
 
 /// What `create-admin` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,10 +84,10 @@ pub async fn create_admin(
             .await?;
             // Sessions made with the old password must not survive the reset: neither its
             // refresh tokens nor its access tokens.
-            crate::accounts::end_all_sessions(
+            crate::auth::accounts::end_all_sessions(
                 &tx,
                 id,
-                crate::accounts::SessionsEnd::PasswordChange,
+                crate::auth::accounts::SessionsEnd::PasswordChange,
             )
             .await?;
             audit(

@@ -11,15 +11,15 @@ use fitkart_protocol::orders::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::AppState;
-use super::extract::{AdminUser, AuthUser, Client};
-use super::json::ApiJson;
-use super::openapi::{TAG_ADMIN, TAG_ORDERS};
-use super::query::ApiQuery;
-use crate::catalogue;
 use crate::error::ApiError;
-use crate::orders::{self, Actor};
+use crate::http::AppState;
+use crate::http::extract::{AdminUser, AuthUser, Client};
+use crate::http::json::ApiJson;
+use crate::http::openapi::{TAG_ADMIN, TAG_ORDERS};
+use crate::http::query::ApiQuery;
 use crate::replica::Freshness;
+use crate::shop::catalogue;
+use crate::shop::orders::{self, Actor};
 
 /// Query of the list routes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -1,0 +1,23 @@
+//! The HTTP surface of the `rewards` domain: recording steps and reading what they earned
+//! (wallet, coin history, achievements), and the leaderboards.
+
+mod leaderboard;
+mod steps;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+
+/// The rewards routes, under the standard limits.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(steps::record))
+        .routes(routes!(steps::today))
+        .routes(routes!(steps::history))
+        .routes(routes!(steps::wallet))
+        .routes(routes!(steps::transactions))
+        .routes(routes!(steps::achievements))
+        .routes(routes!(leaderboard::read_board))
+        .routes(routes!(leaderboard::admin_refresh))
+}
