@@ -102,7 +102,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes));
 
     let (routes, mut document) = routes(&state.config).split_for_parts();
-    openapi::document_disabled_accounts(&mut document);
+    openapi::document_shared_responses(&mut document);
     // The admin console (HTML for browsers, outside the OpenAPI document: see
     // docs/adr/0008-admin-console-server-rendered.md).
     routes
@@ -121,7 +121,7 @@ pub fn router(state: AppState) -> Router {
 /// The OpenAPI document of every route, as `GET /openapi.json` serves it.
 pub fn openapi_document(config: &ServerConfig) -> utoipa::openapi::OpenApi {
     let mut document = routes(config).into_openapi();
-    openapi::document_disabled_accounts(&mut document);
+    openapi::document_shared_responses(&mut document);
     document
 }
 
@@ -135,7 +135,9 @@ pub fn openapi_document(config: &ServerConfig) -> utoipa::openapi::OpenApi {
 ///    `#[utoipa::path(method, path = "/area/{id}", tag = openapi::TAG_..., params(...),
 ///    request_body = ..., responses(...), security(("bearer" = [])))]`. The path is relative to
 ///    [`fitkart_protocol::API_PREFIX`]; list every status the handler can answer, errors with
-///    `body = ErrorEnvelope`; `security` whenever it takes [`extract::AuthUser`] or
+///    `body = ErrorEnvelope`, except the ones every route of its kind shares, which
+///    [`openapi::document_shared_responses`] adds (401 and 403 `account_disabled` with a token;
+///    400, 413, 415 with a JSON body); `security` whenever it takes [`extract::AuthUser`] or
 ///    [`extract::AdminUser`] (admin paths start with `/admin/`, and the tests then check that
 ///    a user token gets 403 there).
 /// 2. Derive `ToSchema` on its body types (in `protocol`:
@@ -318,6 +320,29 @@ mod tests {
                     operation.responses.responses.contains_key(status),
                     "{at}: {status} is not documented"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_token_route_documents_401_and_403_and_every_json_body_400_413_415() {
+        let doc = document();
+        for (path, method, operation) in operations(&doc) {
+            let at = format!("{method} {path}");
+            let responses = &operation.responses.responses;
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                for status in ["401", "403"] {
+                    assert!(responses.contains_key(status), "{at}: {status} missing");
+                }
+            }
+            if operation
+                .request_body
+                .as_ref()
+                .is_some_and(|body| body.content.contains_key("application/json"))
+            {
+                for status in ["400", "413", "415"] {
+                    assert!(responses.contains_key(status), "{at}: {status} missing");
+                }
             }
         }
     }

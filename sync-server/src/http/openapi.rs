@@ -77,13 +77,30 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Every route that takes an access token also answers 403 `account_disabled` once an
-/// administrator disabled the caller's account (the token extractor checks it for all of them).
-/// Documented here, once, on every operation that lists the [`BEARER`] scheme: a 403 the
-/// operation already documents (`forbidden` on admin routes) gains the code, others get a 403
-/// shaped like their 401.
-pub fn document_disabled_accounts(document: &mut utoipa::openapi::OpenApi) {
+/// The answers every route of a kind shares, documented here once instead of on each
+/// handler (a handler documents only what is its own, and may override one of these with a
+/// more precise description):
+///
+/// - every route that takes an access token (lists the [`BEARER`] scheme) answers 401 for a
+///   missing or bad token, and 403 `account_disabled` once an administrator disabled the
+///   caller's account (the token extractor checks both for all of them); a 403 the route
+///   already documents (`forbidden` on admin routes) gains the code;
+/// - every route with a JSON body (read by `ApiJson`) answers 400 `malformed_json`, 413
+///   `payload_too_large` and 415 `unsupported_media_type`.
+pub fn document_shared_responses(document: &mut utoipa::openapi::OpenApi) {
+    const UNAUTHORIZED: &str = "No, a malformed, an expired or a revoked access token";
     const DISABLED: &str = "The account was disabled by an administrator (`account_disabled`)";
+    const BODY: [(&str, &str); 3] = [
+        ("400", "The body is not valid JSON (`malformed_json`)"),
+        (
+            "413",
+            "The body is larger than the server's limit (`payload_too_large`)",
+        ),
+        (
+            "415",
+            "The body is not sent as `application/json` (`unsupported_media_type`)",
+        ),
+    ];
     for item in document.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -93,25 +110,52 @@ pub fn document_disabled_accounts(document: &mut utoipa::openapi::OpenApi) {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            if operation
+                .request_body
+                .as_ref()
+                .is_some_and(|body| body.content.contains_key("application/json"))
+            {
+                for (status, description) in BODY {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_response(description));
+                }
+            }
             if operation.security.as_ref().is_none_or(|s| s.is_empty()) {
                 continue;
             }
-            let responses = &mut operation.responses.responses;
+            responses
+                .entry("401".to_owned())
+                .or_insert_with(|| error_response(UNAUTHORIZED));
             match responses.get_mut("403") {
                 Some(RefOr::T(forbidden)) => {
                     forbidden.description = format!("{}; or: {DISABLED}", forbidden.description);
                 }
                 Some(RefOr::Ref(_)) => {}
                 None => {
-                    if let Some(RefOr::T(unauthorized)) = responses.get("401") {
-                        let mut disabled = unauthorized.clone();
-                        disabled.description = DISABLED.to_owned();
-                        responses.insert("403".to_owned(), RefOr::T(disabled));
-                    }
+                    responses.insert("403".to_owned(), error_response(DISABLED));
                 }
             }
         }
     }
+}
+
+/// An answer with the error envelope as its body.
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        utoipa::openapi::ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                        "ErrorEnvelope",
+                    )))
+                    .build(),
+            )
+            .build(),
+    )
 }
 
 /// The finished document, serialised once when the router is built.

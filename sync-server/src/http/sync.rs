@@ -90,10 +90,6 @@ pub fn check_protocol_version(headers: &HeaderMap) -> Result<u32, ApiError> {
          description = "The body is not valid JSON (`malformed_json`), or the protocol version \
              header is missing or unknown"),
         (status = 409, body = ErrorEnvelope, description = "`device_taken`: the id belongs to another account"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
         (status = 422, body = ErrorEnvelope, description = "`validation_failed` or `unknown_field`")
     )
 )]

@@ -21,8 +21,6 @@ use crate::http::openapi::TAG_ACCOUNT;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's profile", body = UserProfile),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
     )
 )]
 pub async fn get_me(
@@ -41,14 +39,6 @@ pub async fn get_me(
     request_body = ProfilePatch,
     responses(
         (status = 200, description = "The changed profile", body = UserProfile),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 422, body = ErrorEnvelope,
          description = "A field is invalid, or not one the caller may change \
              (`validation_failed`, `unknown_field`)"),
@@ -72,8 +62,6 @@ pub async fn patch_me(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The account is deleted and every session revoked"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
     )
 )]
 pub async fn delete_me(
@@ -94,14 +82,6 @@ pub async fn delete_me(
     responses(
         (status = 200, body = TokenResponse,
          description = "The password changed; a new token pair, every other session ended"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 403, body = ErrorEnvelope,
          description = "The current password is wrong (`wrong_password`)"),
         (status = 422, body = ErrorEnvelope,

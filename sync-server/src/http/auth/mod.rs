@@ -37,12 +37,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 201, body = TokenResponse,
          description = "The account was created; a signed-in token pair"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
         (status = 409, body = ErrorEnvelope,
          description = "An account with this email exists (`email_taken`)"),
         (status = 429, body = ErrorEnvelope,
@@ -78,12 +72,6 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "A token pair", body = TokenResponse),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
         (status = 401, body = ErrorEnvelope,
          description = "The email or password is wrong (`invalid_credentials`)"),
         (status = 403, body = ErrorEnvelope,
@@ -120,12 +108,6 @@ pub async fn login(
     responses(
         (status = 200, body = TokenResponse,
          description = "A new token pair; the refresh token sent is spent"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
         (status = 401, body = ErrorEnvelope,
          description = "The refresh token is unknown, expired, revoked or reused (a reuse revokes \
              its whole family)"),
@@ -154,12 +136,6 @@ pub async fn refresh(
         (status = 204, description = "Signed out: the refresh token's family is revoked"),
         (status = 401, body = ErrorEnvelope,
          description = "The refresh token is unknown, expired or revoked (`invalid_refresh_token`)"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
         (status = 422, description = "A field is missing or unknown", body = ErrorEnvelope),
     )
 )]

@@ -41,8 +41,6 @@ pub struct BoardQuery {
     responses(
         (status = 200, body = Leaderboard,
          description = "The board's top and the caller's own place"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 422, body = ErrorEnvelope,
          description = "`period` or `limit` is invalid, or an unknown query parameter \
              (`validation_failed`, `unknown_field`)"),
@@ -89,12 +87,8 @@ pub async fn read_board(
     responses(
         (status = 200, body = RefreshLeaderboardResponse,
          description = "How many users each rebuilt board ranks"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 403, body = ErrorEnvelope,
          description = "The token is not an administrator's (`forbidden`)"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
         (status = 422, body = ErrorEnvelope,
          description = "Unknown period or field (`validation_failed`, `unknown_field`)"),
     )

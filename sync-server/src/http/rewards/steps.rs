@@ -32,14 +32,6 @@ use crate::rewards::{achievements, ledger, steps};
     responses(
         (status = 200, body = RecordStepsResponse,
          description = "One result per report, in request order; coins paid exactly once"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 422, body = ErrorEnvelope,
          description = "No or too many records, or a record is invalid (`validation_failed`, \
              `unknown_field`)"),
@@ -63,8 +55,6 @@ pub async fn record(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Today in the caller's time zone", body = TodaySteps),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
     )
 )]
 pub async fn today(
@@ -109,8 +99,6 @@ pub struct RangeQuery {
     params(RangeQuery),
     responses(
         (status = 200, description = "Days with records, oldest first", body = StepHistory),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 422, body = ErrorEnvelope,
          description = "A query value is invalid, `from` is after `to` or the range is too long \
              (`validation_failed`, `range_too_large`)"),
@@ -149,8 +137,6 @@ pub async fn history(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's balances", body = Wallet),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
     )
 )]
 pub async fn wallet(
@@ -198,8 +184,6 @@ fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
     params(PageQuery),
     responses(
         (status = 200, description = "Ledger entries, newest first", body = TransactionPage),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 400, body = ErrorEnvelope,
          description = "The cursor is not one this server gave out (`invalid_cursor`)"),
         (status = 422, body = ErrorEnvelope,
@@ -237,8 +221,6 @@ pub async fn transactions(
     responses(
         (status = 200, body = AchievementList,
          description = "Every active achievement with the caller's progress"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
     )
 )]
 pub async fn achievements(
