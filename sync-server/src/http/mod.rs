@@ -137,7 +137,7 @@ pub fn openapi_document(config: &ServerConfig) -> utoipa::openapi::OpenApi {
 ///    [`fitkart_protocol::API_PREFIX`]; list every status the handler can answer, errors with
 ///    `body = ErrorEnvelope`, except the ones every route of its kind shares, which
 ///    [`openapi::document_shared_responses`] adds (401 and 403 `account_disabled` with a token;
-///    400, 413, 415 with a JSON body); `security` whenever it takes [`extract::AuthUser`] or
+///    400, 413 and, when required, 415 with a JSON body); `security` whenever it takes [`extract::AuthUser`] or
 ///    [`extract::AdminUser`] (admin paths start with `/admin/`, and the tests then check that
 ///    a user token gets 403 there).
 /// 2. Derive `ToSchema` on its body types (in `protocol`:
@@ -325,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn every_token_route_documents_401_and_403_and_every_json_body_400_413_415() {
+    fn every_token_route_documents_401_and_403_and_every_json_body_400_413_and_415_if_required() {
         let doc = document();
         for (path, method, operation) in operations(&doc) {
             let at = format!("{method} {path}");
@@ -335,14 +335,14 @@ mod tests {
                     assert!(responses.contains_key(status), "{at}: {status} missing");
                 }
             }
-            if operation
-                .request_body
-                .as_ref()
-                .is_some_and(|body| body.content.contains_key("application/json"))
+            if let Some(body) = operation.request_body.as_ref()
+                && body.content.contains_key("application/json")
             {
-                for status in ["400", "413", "415"] {
+                let required = !matches!(body.required, Some(utoipa::openapi::Required::False));
+                for status in ["400", "413"] {
                     assert!(responses.contains_key(status), "{at}: {status} missing");
                 }
+                assert_eq!(responses.contains_key("415"), required, "{at}: 415");
             }
         }
     }

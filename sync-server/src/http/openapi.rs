@@ -6,8 +6,8 @@ use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use fitkart_protocol::ErrorEnvelope;
-use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 /// Name of the security scheme handlers list in `security((BEARER = []))`: an access token
@@ -85,8 +85,8 @@ impl Modify for BearerScheme {
 ///   missing or bad token, and 403 `account_disabled` once an administrator disabled the
 ///   caller's account (the token extractor checks both for all of them); a 403 the route
 ///   already documents (`forbidden` on admin routes) gains the code;
-/// - every route with a JSON body (read by `ApiJson`) answers 400 `malformed_json`, 413
-///   `payload_too_large` and 415 `unsupported_media_type`.
+/// - every route with a JSON body answers 400 `malformed_json` and 413 `payload_too_large`,
+///   and 415 `unsupported_media_type` when the body is required (read by `ApiJson`).
 pub fn document_shared_responses(document: &mut utoipa::openapi::OpenApi) {
     const UNAUTHORIZED: &str = "No, a malformed, an expired or a revoked access token";
     const DISABLED: &str = "The account was disabled by an administrator (`account_disabled`)";
@@ -111,12 +111,16 @@ pub fn document_shared_responses(document: &mut utoipa::openapi::OpenApi) {
         ];
         for operation in operations.into_iter().flatten() {
             let responses = &mut operation.responses.responses;
-            if operation
-                .request_body
-                .as_ref()
-                .is_some_and(|body| body.content.contains_key("application/json"))
+            if let Some(body) = operation.request_body.as_ref()
+                && body.content.contains_key("application/json")
             {
+                // An optional body (an empty one means "no options") is read leniently: only
+                // a required one is refused for its content type.
+                let optional = matches!(body.required, Some(Required::False));
                 for (status, description) in BODY {
+                    if status == "415" && optional {
+                        continue;
+                    }
                     responses
                         .entry(status.to_owned())
                         .or_insert_with(|| error_response(description));
