@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Transaction};
 use fitkart_protocol::steps::AchievementProgress;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -100,7 +100,8 @@ impl Facts {
         let by_user_and_floor: [&(dyn ToSql + Sync); 2] = [&user_id, &streak_floor];
         let (totals, goal_days) = tokio::try_join!(
             client.query_one_cached(
-                "SELECT coalesce(sum(verified_steps), 0)::bigint, coalesce(max(verified_steps), 0)::bigint
+                "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
+                        coalesce(max(verified_steps), 0)::bigint AS best_day
                  FROM step_days WHERE user_id = $1",
                 &by_user,
             ),
@@ -109,10 +110,10 @@ impl Facts {
                 &by_user_and_floor,
             ),
         )?;
-        let goal_days: Vec<NaiveDate> = goal_days.iter().map(|row| row.get(0)).collect();
+        let goal_days: Vec<NaiveDate> = goal_days.iter().map(|row| row.get("day")).collect();
         Ok(Self {
-            total_steps: totals.get(0),
-            best_day: totals.get(1),
+            total_steps: totals.get("total_steps"),
+            best_day: totals.get("best_day"),
             longest_streak: longest_run(&goal_days),
         })
     }
@@ -127,7 +128,8 @@ impl Facts {
         }
     }
 
-    fn satisfies(&self, criteria: Criteria, early: &[EarlyReport]) -> bool {
+    /// Whether a rule is met, counting the batch's `early` reports for early-bird rules.
+    pub fn satisfies(&self, criteria: Criteria, early: &[EarlyReport]) -> bool {
         match criteria {
             Criteria::TotalSteps(n) => self.total_steps >= n,
             Criteria::DailySteps(n) => self.best_day >= n,
@@ -137,6 +139,37 @@ impl Facts {
                 .any(|r| r.steps >= steps && r.local_hour < before_hour),
             Criteria::Unknown => false,
         }
+    }
+}
+
+/// Where a user stands on one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// The rule is met now: the achievement unlocks, if it has not already.
+    pub met: bool,
+    /// Progress to show: the facts' progress up to the target, the target once unlocked.
+    pub progress: i64,
+    /// The rule's target (steps or days).
+    pub target: i64,
+}
+
+/// Judges `criteria` against the user's `facts` and the `early` reports of the batch being
+/// recorded (none outside one); `unlocked` says whether the user already has it.
+pub fn standing(
+    criteria: Criteria,
+    facts: &Facts,
+    early: &[EarlyReport],
+    unlocked: bool,
+) -> Standing {
+    let target = criteria.target();
+    Standing {
+        met: facts.satisfies(criteria, early),
+        progress: if unlocked {
+            target
+        } else {
+            facts.progress(criteria).min(target)
+        },
+        target,
     }
 }
 
@@ -172,7 +205,7 @@ pub struct Unlock {
 /// (which holds the user's change-version lock, so no concurrent evaluation can race).
 /// `streak_day_steps` is [`RewardSettings::streak_day_steps`] of the user's goal.
 pub async fn evaluate(
-    tx: &impl GenericClient,
+    tx: &Transaction<'_>,
     user_id: Uuid,
     streak_day_steps: i64,
     early: &[EarlyReport],
@@ -193,11 +226,11 @@ pub async fn evaluate(
     let facts = Facts::load(tx, user_id, streak_day_steps).await?;
     Ok(rows
         .iter()
-        .filter(|row| facts.satisfies(Criteria::parse(&row.get(2)), early))
+        .filter(|row| standing(Criteria::parse(&row.get("criteria")), &facts, early, false).met)
         .map(|row| Unlock {
-            achievement_id: row.get(0),
-            code: row.get(1),
-            bonus_coins: row.get(3),
+            achievement_id: row.get("id"),
+            code: row.get("code"),
+            bonus_coins: row.get("bonus_coins"),
         })
         .collect())
 }
@@ -221,7 +254,7 @@ pub fn bonus_entries(user_id: Uuid, unlocks: &[Unlock]) -> Vec<Entry> {
 
 /// Records the unlocks (after their bonuses were booked, so they can reference them).
 pub async fn record_unlocks(
-    tx: &impl GenericClient,
+    tx: &Transaction<'_>,
     user_id: Uuid,
     change_version: i64,
     unlocks: &[Unlock],
@@ -266,24 +299,23 @@ pub async fn list(
     Ok(rows
         .iter()
         .map(|row| {
-            let criteria_json: serde_json::Value = row.get(5);
-            let criteria = Criteria::parse(&criteria_json);
-            let unlocked_at: Option<DateTime<Utc>> = row.get(6);
-            let target = criteria.target();
-            let progress = if unlocked_at.is_some() {
-                target
-            } else {
-                facts.progress(criteria).min(target)
-            };
+            let criteria_json: serde_json::Value = row.get("criteria");
+            let unlocked_at: Option<DateTime<Utc>> = row.get("unlocked_at");
+            let standing = standing(
+                Criteria::parse(&criteria_json),
+                &facts,
+                &[],
+                unlocked_at.is_some(),
+            );
             AchievementProgress {
-                code: row.get(0),
-                name: row.get(1),
-                description: row.get(2),
-                icon: row.get(3),
-                bonus_coins: row.get(4),
+                code: row.get("code"),
+                name: row.get("name"),
+                description: row.get("description"),
+                icon: row.get("icon"),
+                bonus_coins: row.get("bonus_coins"),
                 criteria: criteria_json,
-                progress,
-                target,
+                progress: standing.progress,
+                target: standing.target,
                 unlocked_at,
             }
         })
@@ -343,5 +375,107 @@ mod tests {
             longest_streak: 100,
         };
         assert!(!facts.satisfies(Criteria::Unknown, &[]));
+    }
+
+    #[test]
+    fn early_bird_rules_count_only_the_batchs_early_reports() {
+        let rule = Criteria::EarlyBird {
+            steps: 2000,
+            before_hour: 8,
+        };
+        let facts = Facts::default();
+        let early = |steps, local_hour| [EarlyReport { steps, local_hour }];
+        assert!(standing(rule, &facts, &early(2500, 7), false).met);
+        assert!(!standing(rule, &facts, &early(2500, 8), false).met);
+        assert!(!standing(rule, &facts, &early(1500, 6), false).met);
+        assert!(!standing(rule, &facts, &[], false).met);
+        assert_eq!(standing(rule, &facts, &[], true).progress, 2000);
+    }
+
+    fn criteria() -> impl proptest::strategy::Strategy<Value = Criteria> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0i64..100_000).prop_map(Criteria::TotalSteps),
+            (0i64..100_000).prop_map(Criteria::DailySteps),
+            (-2i64..60).prop_map(Criteria::Streak),
+            (0i64..20_000, 0u32..=24)
+                .prop_map(|(steps, before_hour)| Criteria::EarlyBird { steps, before_hour }),
+            Just(Criteria::Unknown),
+        ]
+    }
+
+    fn facts() -> impl proptest::strategy::Strategy<Value = Facts> {
+        use proptest::prelude::*;
+        (0i64..1_000_000, 0i64..100_000, 0i64..60).prop_map(
+            |(total_steps, best_day, longest_streak)| Facts {
+                total_steps,
+                best_day,
+                longest_streak,
+            },
+        )
+    }
+
+    proptest::proptest! {
+        /// Progress is shown between 0 and the target (the target once unlocked); a rule met
+        /// stays met when the user walks more; an unknown rule never unlocks.
+        #[test]
+        fn standings_stay_within_their_target_and_more_walking_never_unmeets_a_rule(
+            rule in criteria(),
+            facts in facts(),
+            more in (0i64..100_000, 0i64..100_000, 0i64..30),
+            early in proptest::collection::vec((0i64..20_000, 0u32..24), 0..4),
+        ) {
+            let early: Vec<EarlyReport> = early
+                .into_iter()
+                .map(|(steps, local_hour)| EarlyReport { steps, local_hour })
+                .collect();
+            let now = standing(rule, &facts, &early, false);
+            proptest::prop_assert_eq!(now.target, rule.target());
+            proptest::prop_assert!(now.progress <= now.target.max(0));
+            proptest::prop_assert_eq!(standing(rule, &facts, &early, true).progress, rule.target());
+            let walked = Facts {
+                total_steps: facts.total_steps + more.0,
+                best_day: facts.best_day + more.1,
+                longest_streak: facts.longest_streak + more.2,
+            };
+            if now.met {
+                proptest::prop_assert!(standing(rule, &walked, &early, false).met);
+            }
+            if rule == Criteria::Unknown {
+                proptest::prop_assert!(!now.met);
+            }
+        }
+
+        /// Criteria read from any JSON never panic, and the seed's shapes read back.
+        #[test]
+        fn any_json_parses_to_some_rule(steps in proptest::num::i64::ANY, hour in -5i64..30, kind in 0usize..5) {
+            let kinds = ["total_steps", "daily_steps", "streak", "early_bird", "moonwalk"];
+            let value = serde_json::json!({
+                "type": kinds[kind], "steps": steps, "days": steps, "before_hour": hour
+            });
+            let parsed = Criteria::parse(&value);
+            match kind {
+                0 => proptest::prop_assert_eq!(parsed, Criteria::TotalSteps(steps)),
+                1 => proptest::prop_assert_eq!(parsed, Criteria::DailySteps(steps)),
+                2 => proptest::prop_assert_eq!(parsed, Criteria::Streak(steps)),
+                3 if (0..=24).contains(&hour) => proptest::prop_assert_eq!(
+                    parsed,
+                    Criteria::EarlyBird { steps, before_hour: hour as u32 }
+                ),
+                _ => proptest::prop_assert_eq!(parsed, Criteria::Unknown),
+            }
+        }
+
+        /// The longest run never exceeds the number of distinct days, and a run of n
+        /// consecutive days is n.
+        #[test]
+        fn the_longest_run_is_bounded_by_the_days(
+            offsets in proptest::collection::btree_set(0i64..60, 0..40), n in 1i64..30
+        ) {
+            let days: Vec<NaiveDate> = offsets.iter().map(|o| day(1) + chrono::Duration::days(*o)).collect();
+            proptest::prop_assert!(longest_run(&days) <= days.len() as i64);
+            let run: Vec<NaiveDate> = (0..n).map(|o| day(1) + chrono::Duration::days(o)).collect();
+            proptest::prop_assert_eq!(longest_run(&run), n);
+        }
     }
 }

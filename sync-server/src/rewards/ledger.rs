@@ -3,7 +3,7 @@
 //! [`verify`] proves every wallet equals the sums of its ledger.
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Transaction};
 use fitkart_protocol::steps::{CoinTransaction, Wallet};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -120,15 +120,94 @@ impl From<tokio_postgres::Error> for PostError {
     }
 }
 
+/// A wallet's balances: what [`post`] reads under the wallet's lock and writes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balances {
+    /// Spendable coins.
+    pub available: i64,
+    /// Coins held by open orders.
+    pub frozen: i64,
+    /// Coins ever earned.
+    pub earned: i64,
+    /// Coins ever spent.
+    pub spent: i64,
+}
+
+impl Balances {
+    /// The balances after booking `entry`; refused when a balance would go negative.
+    pub fn book(self, entry: &Entry) -> Result<Self, InsufficientCoins> {
+        let available = self.available + entry.available_delta;
+        let frozen = self.frozen + entry.frozen_delta;
+        if available < 0 || frozen < 0 {
+            return Err(InsufficientCoins {
+                available: self.available,
+                needed: -entry.available_delta,
+            });
+        }
+        let (more_earned, more_spent) = entry.lifetime_effect();
+        Ok(Self {
+            available,
+            frozen,
+            earned: self.earned + more_earned,
+            spent: (self.spent + more_spent).max(0),
+        })
+    }
+
+    /// The balances after each of `entries` in order; refused, booking none, when any
+    /// balance would go negative on the way.
+    pub fn book_all(self, entries: &[Entry]) -> Result<Vec<Self>, InsufficientCoins> {
+        let mut balances = self;
+        entries
+            .iter()
+            .map(|entry| {
+                balances = balances.book(entry)?;
+                Ok(balances)
+            })
+            .collect()
+    }
+
+    fn wallet(self) -> Wallet {
+        Wallet {
+            available_coins: self.available,
+            frozen_coins: self.frozen,
+            lifetime_earned: self.earned,
+            lifetime_spent: self.spent,
+        }
+    }
+}
+
 /// Books `entries` for `user_id` in order, in the caller's transaction: locks the wallet,
 /// appends the entries with their running balances (one statement), updates the wallet.
 /// `change_version` stamps the rows for sync. Returns the wallet after.
 pub async fn post(
-    tx: &impl GenericClient,
+    tx: &Transaction<'_>,
     user_id: Uuid,
     change_version: i64,
     entries: &[Entry],
 ) -> Result<Wallet, PostError> {
+    let (wallet_id, before) = lock_wallet(tx, user_id).await?;
+    if entries.is_empty() {
+        return Ok(before.wallet());
+    }
+    let running = before.book_all(entries)?;
+    let after = running.last().copied().unwrap_or(before);
+    append_and_update(
+        tx,
+        Booking {
+            user_id,
+            wallet_id,
+            change_version,
+            entries,
+            running: &running,
+            after,
+        },
+    )
+    .await?;
+    Ok(after.wallet())
+}
+
+/// Locks the user's wallet row and reads its id and balances.
+async fn lock_wallet(tx: &Transaction<'_>, user_id: Uuid) -> Result<(Uuid, Balances), Error> {
     let wallet = tx
         .query_one_cached(
             "SELECT id, available_coins, frozen_coins, lifetime_earned, lifetime_spent
@@ -136,58 +215,54 @@ pub async fn post(
             &[&user_id],
         )
         .await?;
-    let wallet_id: Uuid = wallet.get(0);
-    let (mut available, mut frozen): (i64, i64) = (wallet.get(1), wallet.get(2));
-    let (mut earned, mut spent): (i64, i64) = (wallet.get(3), wallet.get(4));
-    if entries.is_empty() {
-        return Ok(Wallet {
-            available_coins: available,
-            frozen_coins: frozen,
-            lifetime_earned: earned,
-            lifetime_spent: spent,
-        });
-    }
-    let n = entries.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
-    let mut available_deltas = Vec::with_capacity(n);
-    let mut frozen_deltas = Vec::with_capacity(n);
-    let mut available_afters = Vec::with_capacity(n);
-    let mut frozen_afters = Vec::with_capacity(n);
-    let mut reference_types: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut reference_ids: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut keys = Vec::with_capacity(n);
-    let mut descriptions = Vec::with_capacity(n);
-    let mut creators = Vec::with_capacity(n);
-    for entry in entries {
-        let next_available = available + entry.available_delta;
-        let next_frozen = frozen + entry.frozen_delta;
-        if next_available < 0 || next_frozen < 0 {
-            return Err(InsufficientCoins {
-                available,
-                needed: -entry.available_delta,
-            }
-            .into());
-        }
-        available = next_available;
-        frozen = next_frozen;
-        let (more_earned, more_spent) = entry.lifetime_effect();
-        earned += more_earned;
-        spent = (spent + more_spent).max(0);
-        ids.push(Uuid::now_v7());
-        kinds.push(entry.kind.as_str());
-        available_deltas.push(entry.available_delta);
-        frozen_deltas.push(entry.frozen_delta);
-        available_afters.push(available);
-        frozen_afters.push(frozen);
-        reference_types.push(entry.reference.as_ref().map(|(t, _)| *t));
-        reference_ids.push(entry.reference.as_ref().map(|(_, id)| id.as_str()));
-        keys.push(entry.idempotency_key.as_str());
-        descriptions.push(entry.description.as_deref());
-        creators.push(entry.created_by);
-    }
-    // The entries and the wallet they end at go out together, in this order, once both
-    // statements are prepared (the wallet row is locked above).
+    let balances = Balances {
+        available: wallet.get("available_coins"),
+        frozen: wallet.get("frozen_coins"),
+        earned: wallet.get("lifetime_earned"),
+        spent: wallet.get("lifetime_spent"),
+    };
+    Ok((wallet.get("id"), balances))
+}
+
+/// Entries to append to a locked wallet, with the balances after each and after all.
+struct Booking<'a> {
+    user_id: Uuid,
+    wallet_id: Uuid,
+    change_version: i64,
+    entries: &'a [Entry],
+    running: &'a [Balances],
+    after: Balances,
+}
+
+/// Appends the entries (one statement) and writes the wallet's balances after them; both go
+/// out together, in this order, once both statements are prepared (the wallet row is locked).
+async fn append_and_update(tx: &Transaction<'_>, booking: Booking<'_>) -> Result<(), Error> {
+    let Booking {
+        user_id,
+        wallet_id,
+        change_version,
+        entries,
+        running,
+        after,
+    } = booking;
+    let ids: Vec<Uuid> = entries.iter().map(|_| Uuid::now_v7()).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    let available_deltas: Vec<i64> = entries.iter().map(|e| e.available_delta).collect();
+    let frozen_deltas: Vec<i64> = entries.iter().map(|e| e.frozen_delta).collect();
+    let available_afters: Vec<i64> = running.iter().map(|b| b.available).collect();
+    let frozen_afters: Vec<i64> = running.iter().map(|b| b.frozen).collect();
+    let reference_types: Vec<Option<&str>> = entries
+        .iter()
+        .map(|e| e.reference.as_ref().map(|(t, _)| *t))
+        .collect();
+    let reference_ids: Vec<Option<&str>> = entries
+        .iter()
+        .map(|e| e.reference.as_ref().map(|(_, id)| id.as_str()))
+        .collect();
+    let keys: Vec<&str> = entries.iter().map(|e| e.idempotency_key.as_str()).collect();
+    let descriptions: Vec<Option<&str>> =
+        entries.iter().map(|e| e.description.as_deref()).collect();
+    let creators: Vec<Option<Uuid>> = entries.iter().map(|e| e.created_by).collect();
     let (insert, update) = tokio::try_join!(
         tx.prepare_cached(
             "INSERT INTO coin_transactions
@@ -225,22 +300,17 @@ pub async fn post(
     ];
     let wallet_params: [&(dyn ToSql + Sync); 6] = [
         &wallet_id,
-        &available,
-        &frozen,
-        &earned,
-        &spent,
+        &after.available,
+        &after.frozen,
+        &after.earned,
+        &after.spent,
         &change_version,
     ];
     tokio::try_join!(
         tx.execute(&insert, &entry_params),
         tx.execute(&update, &wallet_params),
     )?;
-    Ok(Wallet {
-        available_coins: available,
-        frozen_coins: frozen,
-        lifetime_earned: earned,
-        lifetime_spent: spent,
-    })
+    Ok(())
 }
 
 /// The user's wallet.
@@ -253,10 +323,10 @@ pub async fn wallet(client: &impl GenericClient, user_id: Uuid) -> Result<Wallet
         )
         .await?;
     Ok(Wallet {
-        available_coins: row.get(0),
-        frozen_coins: row.get(1),
-        lifetime_earned: row.get(2),
-        lifetime_spent: row.get(3),
+        available_coins: row.get("available_coins"),
+        frozen_coins: row.get("frozen_coins"),
+        lifetime_earned: row.get("lifetime_earned"),
+        lifetime_spent: row.get("lifetime_spent"),
     })
 }
 
@@ -282,23 +352,23 @@ pub async fn transactions(
     let more = rows.len() as i64 > limit;
     let page: Vec<_> = rows.iter().take(limit as usize).collect();
     let next = if more {
-        page.last().map(|row| row.get::<_, i64>(10))
+        page.last().map(|row| row.get::<_, i64>("ledger_seq"))
     } else {
         None
     };
     let transactions = page
         .iter()
         .map(|row| CoinTransaction {
-            id: row.get(0),
-            kind: row.get(1),
-            available_delta: row.get(2),
-            frozen_delta: row.get(3),
-            available_after: row.get(4),
-            frozen_after: row.get(5),
-            reference_type: row.get(6),
-            reference_id: row.get(7),
-            description: row.get(8),
-            created_at: row.get::<_, DateTime<Utc>>(9),
+            id: row.get("id"),
+            kind: row.get("kind"),
+            available_delta: row.get("available_delta"),
+            frozen_delta: row.get("frozen_delta"),
+            available_after: row.get("available_after"),
+            frozen_after: row.get("frozen_after"),
+            reference_type: row.get("reference_type"),
+            reference_id: row.get("reference_id"),
+            description: row.get("description"),
+            created_at: row.get::<_, DateTime<Utc>>("created_at"),
         })
         .collect();
     Ok((transactions, next))
@@ -327,12 +397,32 @@ impl LedgerReport {
 /// ever negative.
 pub async fn verify(client: &impl GenericClient) -> Result<LedgerReport> {
     let mut report = LedgerReport::default();
+    check_wallet_sums(client, &mut report).await?;
+    check_running_balances(client, &mut report).await?;
+    let orphans: i64 = client
+        .query_one(
+            "SELECT count(*) AS orphans FROM coin_transactions t
+             WHERE NOT EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = t.user_id)",
+            &[],
+        )
+        .await?
+        .get("orphans");
+    if orphans > 0 {
+        report
+            .problems
+            .push(format!("{orphans} ledger entries belong to no wallet"));
+    }
+    Ok(report)
+}
+
+/// Every wallet's balances against the sums of its ledger, and never negative.
+async fn check_wallet_sums(client: &impl GenericClient, report: &mut LedgerReport) -> Result<()> {
     let wallets = client
         .query(
             "SELECT w.user_id, w.available_coins, w.frozen_coins,
-                    coalesce(sum(t.available_delta), 0)::bigint,
-                    coalesce(sum(t.frozen_delta), 0)::bigint,
-                    count(t.id)
+                    coalesce(sum(t.available_delta), 0)::bigint AS sum_available,
+                    coalesce(sum(t.frozen_delta), 0)::bigint AS sum_frozen,
+                    count(t.id) AS entries
              FROM wallets w LEFT JOIN coin_transactions t ON t.user_id = w.user_id
              GROUP BY w.user_id, w.available_coins, w.frozen_coins",
             &[],
@@ -340,9 +430,14 @@ pub async fn verify(client: &impl GenericClient) -> Result<LedgerReport> {
         .await?;
     for row in &wallets {
         report.wallets_checked += 1;
-        let user: Uuid = row.get(0);
-        let (available, frozen, sum_available, sum_frozen, entries): (i64, i64, i64, i64, i64) =
-            (row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
+        let user: Uuid = row.get("user_id");
+        let (available, frozen, sum_available, sum_frozen, entries): (i64, i64, i64, i64, i64) = (
+            row.get("available_coins"),
+            row.get("frozen_coins"),
+            row.get("sum_available"),
+            row.get("sum_frozen"),
+            row.get("entries"),
+        );
         report.entries_checked += entries as u64;
         if available != sum_available {
             report.problems.push(format!(
@@ -360,7 +455,14 @@ pub async fn verify(client: &impl GenericClient) -> Result<LedgerReport> {
                 .push(format!("wallet of user {user} is negative"));
         }
     }
-    // The running balances, recomputed in booking order, must match each entry and never dip.
+    Ok(())
+}
+
+/// The running balances, recomputed in booking order, must match each entry and never dip.
+async fn check_running_balances(
+    client: &impl GenericClient,
+    report: &mut LedgerReport,
+) -> Result<()> {
     let chain = client
         .query(
             "SELECT user_id, ledger_seq, available_after, frozen_after, run_available, run_frozen
@@ -378,28 +480,112 @@ pub async fn verify(client: &impl GenericClient) -> Result<LedgerReport> {
         )
         .await?;
     for row in &chain {
-        let user: Uuid = row.get(0);
-        let seq: i64 = row.get(1);
+        let user: Uuid = row.get("user_id");
+        let seq: i64 = row.get("ledger_seq");
         report.problems.push(format!(
             "ledger of user {user}, entry #{seq}: recorded balances ({}, {}) but the running sums are ({}, {})",
-            row.get::<_, i64>(2),
-            row.get::<_, i64>(3),
-            row.get::<_, i64>(4),
-            row.get::<_, i64>(5),
+            row.get::<_, i64>("available_after"),
+            row.get::<_, i64>("frozen_after"),
+            row.get::<_, i64>("run_available"),
+            row.get::<_, i64>("run_frozen"),
         ));
     }
-    let orphans: i64 = client
-        .query_one(
-            "SELECT count(*) FROM coin_transactions t
-             WHERE NOT EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = t.user_id)",
-            &[],
-        )
-        .await?
-        .get(0);
-    if orphans > 0 {
-        report
-            .problems
-            .push(format!("{orphans} ledger entries belong to no wallet"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: EntryKind, available_delta: i64, frozen_delta: i64) -> Entry {
+        Entry {
+            kind,
+            available_delta,
+            frozen_delta,
+            reference: None,
+            idempotency_key: String::new(),
+            description: None,
+            created_by: None,
+        }
     }
-    Ok(report)
+
+    fn kind() -> impl proptest::strategy::Strategy<Value = EntryKind> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(EntryKind::StepReward),
+            Just(EntryKind::AchievementBonus),
+            Just(EntryKind::OrderHold),
+            Just(EntryKind::OrderCapture),
+            Just(EntryKind::OrderRelease),
+            Just(EntryKind::Refund),
+            Just(EntryKind::AdminAdjustment),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Booking a run of entries either refuses it (some balance would go negative on the
+        /// way) or ends at the start plus the sum of the deltas, with no balance ever negative.
+        #[test]
+        fn booked_balances_follow_the_deltas_and_never_go_negative(
+            start in (0i64..1_000, 0i64..1_000),
+            moves in proptest::collection::vec((kind(), -500i64..500, -500i64..500), 0..20),
+        ) {
+            let before = Balances { available: start.0, frozen: start.1, earned: 0, spent: 0 };
+            let entries: Vec<Entry> = moves.iter().map(|(k, a, f)| entry(*k, *a, *f)).collect();
+            let mut running = before;
+            let mut refused = false;
+            for e in &entries {
+                match running.book(e) {
+                    Ok(next) => running = next,
+                    Err(_) => { refused = true; break; }
+                }
+            }
+            match before.book_all(&entries) {
+                Ok(all) => {
+                    proptest::prop_assert!(!refused);
+                    proptest::prop_assert_eq!(all.len(), entries.len());
+                    let last = all.last().copied().unwrap_or(before);
+                    proptest::prop_assert_eq!(last, running);
+                    proptest::prop_assert_eq!(
+                        last.available,
+                        start.0 + entries.iter().map(|e| e.available_delta).sum::<i64>()
+                    );
+                    proptest::prop_assert_eq!(
+                        last.frozen,
+                        start.1 + entries.iter().map(|e| e.frozen_delta).sum::<i64>()
+                    );
+                    proptest::prop_assert!(all.iter().all(|b| b.available >= 0 && b.frozen >= 0 && b.spent >= 0));
+                }
+                Err(_) => proptest::prop_assert!(refused),
+            }
+        }
+    }
+
+    #[test]
+    fn a_booking_past_the_available_coins_is_refused_with_what_was_there() {
+        let before = Balances {
+            available: 100,
+            frozen: 0,
+            earned: 100,
+            spent: 0,
+        };
+        assert_eq!(
+            before.book(&entry(EntryKind::OrderHold, -150, 150)),
+            Err(InsufficientCoins {
+                available: 100,
+                needed: 150
+            })
+        );
+        let held = before.book(&entry(EntryKind::OrderHold, -60, 60)).unwrap();
+        let captured = held.book(&entry(EntryKind::OrderCapture, 0, -60)).unwrap();
+        assert_eq!(
+            (
+                captured.available,
+                captured.frozen,
+                captured.earned,
+                captured.spent
+            ),
+            (40, 0, 100, 60)
+        );
+    }
 }

@@ -1,19 +1,19 @@
 //! The anti-cheat review queue: flagged step records wait here; an approval pays the
-//! withheld coins exactly once (within the daily cap), a rejection never pays.
+//! withheld coins exactly once (within the daily cap), a rejection never pays. Both settle
+//! the record's day with [`settlement`], as step recording does.
 
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::admin::audit::{self, AuditEntry};
 use crate::auth::accounts::{ClientInfo, next_user_version};
 use crate::error::ApiError;
-use crate::rewards::achievements;
-use crate::rewards::ledger;
+use crate::rewards::anticheat::RecordStatus;
 use crate::rewards::settings::RewardSettings;
-use crate::rewards::steps::reward_entry;
+use crate::rewards::settlement::{self, Cause, SettledDay, StoredDay};
 
 /// A validation as admins see it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -55,19 +55,19 @@ const COLUMNS: &str = "v.id, v.user_id, v.step_day, r.source, v.previous_steps, 
 
 fn from_row(row: &tokio_postgres::Row) -> Validation {
     Validation {
-        id: row.get(0),
-        user_id: row.get(1),
-        date: row.get(2),
-        source: row.get(3),
-        previous_steps: i64::from(row.get::<_, i32>(4)),
-        claimed_steps: i64::from(row.get::<_, i32>(5)),
-        anomaly_score: row.get(6),
-        reasons: row.get(7),
-        status: row.get(8),
-        reviewed_by: row.get(9),
-        reviewed_at: row.get(10),
-        review_note: row.get(11),
-        created_at: row.get(12),
+        id: row.get("id"),
+        user_id: row.get("user_id"),
+        date: row.get("step_day"),
+        source: row.get("source"),
+        previous_steps: i64::from(row.get::<_, i32>("previous_steps")),
+        claimed_steps: i64::from(row.get::<_, i32>("claimed_steps")),
+        anomaly_score: row.get("anomaly_score"),
+        reasons: row.get("reasons"),
+        status: row.get("status"),
+        reviewed_by: row.get("reviewed_by"),
+        reviewed_at: row.get("reviewed_at"),
+        review_note: row.get("review_note"),
+        created_at: row.get("created_at"),
         coins_awarded: None,
     }
 }
@@ -107,6 +107,40 @@ pub enum Decision {
     Reject,
 }
 
+impl Decision {
+    /// The status the record takes.
+    fn record_status(self) -> RecordStatus {
+        match self {
+            Self::Approve => RecordStatus::Accepted,
+            Self::Reject => RecordStatus::Rejected,
+        }
+    }
+
+    /// The status the validation takes.
+    fn validation_status(self) -> &'static str {
+        match self {
+            Self::Approve => "approved",
+            Self::Reject => "rejected",
+        }
+    }
+
+    /// How the record's day is settled afterwards.
+    fn settlement(self) -> Cause {
+        match self {
+            Self::Approve => Cause::ReviewApproved,
+            Self::Reject => Cause::ReviewRejected,
+        }
+    }
+
+    /// The audit action.
+    fn action(self) -> &'static str {
+        match self {
+            Self::Approve => "step_validation.approve",
+            Self::Reject => "step_validation.reject",
+        }
+    }
+}
+
 /// Applies an admin's decision: one transaction with the record, the day, the ledger, the
 /// achievements and the audit row.
 pub async fn decide(
@@ -125,16 +159,62 @@ pub async fn decide(
     }
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
-    let user_id: Uuid = tx
+    let user_id = owner_of(&tx, validation_id).await?;
+    // The user's lock first (the same order as recording steps), then the validation.
+    let version = next_user_version(&tx, user_id).await?;
+    let (before, record_id) = lock_pending(&tx, validation_id).await?;
+    tx.execute(
+        "UPDATE step_records SET status = $3,
+             verified_steps = CASE WHEN $3 = 'accepted' THEN steps ELSE verified_steps END,
+             change_version = $4
+         WHERE id = $1 AND day = $2",
+        &[
+            &record_id,
+            &before.date,
+            &decision.record_status().as_str(),
+            &version,
+        ],
+    )
+    .await?;
+    let coins = settle_reviewed_day(&tx, user_id, version, before.date, decision).await?;
+    let mut after = mark_reviewed(&tx, validation_id, decision, admin_id, note, version).await?;
+    after.coins_awarded = Some(coins);
+    audit::record(
+        &tx,
+        AuditEntry {
+            admin_id: Some(admin_id),
+            action: decision.action(),
+            entity_type: "step_validation",
+            entity_id: validation_id.to_string(),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+            reason: note,
+            client: Some(client),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// The user a validation belongs to; 404 when there is no such validation.
+async fn owner_of(tx: &Transaction<'_>, validation_id: Uuid) -> Result<Uuid, ApiError> {
+    Ok(tx
         .query_opt(
             "SELECT user_id FROM step_validations WHERE id = $1",
             &[&validation_id],
         )
         .await?
         .ok_or_else(|| ApiError::not_found("no such validation"))?
-        .get(0);
-    // The user's lock first (the same order as recording steps), then the validation.
-    let version = next_user_version(&tx, user_id).await?;
+        .get("user_id"))
+}
+
+/// Locks the validation and returns it with its record's id; 409 `already_reviewed` unless
+/// it is still pending.
+async fn lock_pending(
+    tx: &Transaction<'_>,
+    validation_id: Uuid,
+) -> Result<(Validation, Uuid), ApiError> {
     let row = tx
         .query_one(
             &format!(
@@ -145,83 +225,67 @@ pub async fn decide(
             &[&validation_id],
         )
         .await?;
-    let before = from_row(&row);
-    let record_id: Uuid = row.get(13);
-    if before.status != "pending_review" {
+    let validation = from_row(&row);
+    if validation.status != "pending_review" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "already_reviewed",
-            format!("this validation was already {}", before.status),
+            format!("this validation was already {}", validation.status),
         ));
     }
-    let (record_status, validation_status) = match decision {
-        Decision::Approve => ("accepted", "approved"),
-        Decision::Reject => ("rejected", "rejected"),
-    };
-    tx.execute(
-        "UPDATE step_records SET status = $3,
-             verified_steps = CASE WHEN $3 = 'accepted' THEN steps ELSE verified_steps END,
-             change_version = $4
-         WHERE id = $1 AND day = $2",
-        &[&record_id, &before.date, &record_status, &version],
-    )
-    .await?;
-    let settings = RewardSettings::load(&tx).await?;
-    let worth: i64 = tx
-        .query_one(
-            "SELECT coalesce(max(verified_steps) FILTER (WHERE status <> 'rejected'), 0)::bigint
-             FROM step_records WHERE user_id = $1 AND day = $2",
-            &[&user_id, &before.date],
-        )
-        .await?
-        .get(0);
-    let paid: i64 = tx
-        .query_opt(
-            "SELECT coins_paid FROM step_days WHERE user_id = $1 AND day = $2 FOR UPDATE",
-            &[&user_id, &before.date],
-        )
-        .await?
-        .map(|r| r.get(0))
-        .unwrap_or(0);
-    let award = match decision {
-        Decision::Approve => (settings.coins_for_day(worth) - paid).max(0),
-        Decision::Reject => 0,
-    };
-    tx.execute(
-        "INSERT INTO step_days (user_id, day, verified_steps, coins_paid, change_version)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (user_id, day) DO UPDATE SET verified_steps = EXCLUDED.verified_steps,
-             coins_paid = EXCLUDED.coins_paid, change_version = EXCLUDED.change_version",
-        &[
-            &user_id,
-            &before.date,
-            &(worth as i32),
-            &(paid + award),
-            &version,
-        ],
-    )
-    .await?;
-    let mut entries = Vec::new();
-    if award > 0 {
-        entries.push(reward_entry(user_id, before.date, award, paid + award));
-    }
+    Ok((validation, row.get("step_record_id")))
+}
+
+/// Settles the reviewed record's day with the one settlement step recording uses, and
+/// returns the coins it booked (the day's reward and any achievement bonus).
+async fn settle_reviewed_day(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    version: i64,
+    day: NaiveDate,
+    decision: Decision,
+) -> Result<i64, ApiError> {
+    let settings = RewardSettings::load(tx).await?;
+    let stored = StoredDay::load(tx, user_id, day).await?;
+    let (after, _) = settlement::settle_day(
+        stored.account,
+        stored.worth,
+        decision.settlement(),
+        &settings,
+    );
     let goal: i32 = tx
         .query_one(
             "SELECT daily_step_goal FROM users WHERE id = $1",
             &[&user_id],
         )
         .await?
-        .get(0);
-    let unlocks = achievements::evaluate(
-        &tx,
+        .get("daily_step_goal");
+    let settled = [SettledDay {
+        day,
+        before: stored.account,
+        after,
+    }];
+    let paid = settlement::settle_days(
+        tx,
         user_id,
+        version,
+        &settled,
         settings.streak_day_steps(i64::from(goal)),
         &[],
     )
     .await?;
-    entries.extend(achievements::bonus_entries(user_id, &unlocks));
-    ledger::post(&tx, user_id, version, &entries).await?;
-    achievements::record_unlocks(&tx, user_id, version, &unlocks).await?;
+    Ok(paid.coins)
+}
+
+/// Marks the validation reviewed and returns it as it is now.
+async fn mark_reviewed(
+    tx: &Transaction<'_>,
+    validation_id: Uuid,
+    decision: Decision,
+    admin_id: Uuid,
+    note: Option<&str>,
+    version: i64,
+) -> Result<Validation, ApiError> {
     let row = tx
         .query_one(
             &format!(
@@ -234,32 +298,12 @@ pub async fn decide(
             ),
             &[
                 &validation_id,
-                &validation_status,
+                &decision.validation_status(),
                 &admin_id,
                 &note,
                 &version,
             ],
         )
         .await?;
-    let mut after = from_row(&row);
-    after.coins_awarded = Some(entries.iter().map(|e| e.available_delta).sum());
-    audit::record(
-        &tx,
-        AuditEntry {
-            admin_id: Some(admin_id),
-            action: match decision {
-                Decision::Approve => "step_validation.approve",
-                Decision::Reject => "step_validation.reject",
-            },
-            entity_type: "step_validation",
-            entity_id: validation_id.to_string(),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&after).ok(),
-            reason: note,
-            client: Some(client),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(after)
+    Ok(from_row(&row))
 }

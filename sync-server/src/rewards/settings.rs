@@ -192,8 +192,8 @@ impl RewardSettings {
             .await?;
         let mut settings = Self::default();
         for row in rows {
-            let key: String = row.get(0);
-            let value: serde_json::Value = row.get(1);
+            let key: String = row.get("key");
+            let value: serde_json::Value = row.get("value");
             let int = || {
                 value.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
                     Error::Config(format!("setting {key} must be a non-negative integer"))

@@ -474,7 +474,7 @@ impl PushState {
 
 /// Applies the queued step mutations with one set-based call and splits its results back.
 async fn flush_steps(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     user_id: Uuid,
     push: &mut PushState,
     mutations: &[Mutation],

@@ -178,7 +178,7 @@ pub async fn place(
 /// [`place`] inside the caller's transaction (which it does not commit). On an error the
 /// caller must roll back (or roll back to a savepoint): earlier statements may have run.
 pub async fn place_in(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     user_id: Uuid,
     request: &PlaceOrderRequest,
 ) -> Result<(Order, bool), ApiError> {
@@ -427,7 +427,7 @@ pub async fn transition(
 
 /// [`transition`] inside the caller's transaction (which it does not commit).
 pub async fn transition_in(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     actor: Actor,
     order_id: Uuid,
     request: &OrderStatusRequest,
