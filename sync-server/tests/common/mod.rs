@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: each `tests/*.rs` file says `mod common;`.
+//! Helpers shared by the integration tests: each `tests/*.rs` file says `mod common;`, each
+//! `tests/<area>/main.rs` says `#[path = "../common/mod.rs"] mod common;`.
 
 // Every test binary compiles this module on its own and uses only some of it.
 #![allow(dead_code)]
@@ -271,6 +272,19 @@ pub async fn audit_rows(server: &TestServer, action: &str) -> i64 {
             "SELECT count(*) FROM admin_logs WHERE action = $1",
             &[&action],
         )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// How many `admin_logs` rows there are, whatever their action.
+pub async fn admin_log_rows(server: &TestServer) -> i64 {
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM admin_logs", &[])
         .await
         .unwrap()
         .get(0)
