@@ -258,6 +258,7 @@ pub async fn count(server: &TestServer, sql: &str, param: Uuid) -> i64 {
         .query_one(sql, &[&param])
         .await
         .unwrap()
+        // The caller's query names its one column as it likes: read it by position.
         .get(0)
 }
 
@@ -269,12 +270,12 @@ pub async fn audit_rows(server: &TestServer, action: &str) -> i64 {
         .await
         .unwrap()
         .query_one(
-            "SELECT count(*) FROM admin_logs WHERE action = $1",
+            "SELECT count(*) AS logs FROM admin_logs WHERE action = $1",
             &[&action],
         )
         .await
         .unwrap()
-        .get(0)
+        .get("logs")
 }
 
 /// How many `admin_logs` rows there are, whatever their action.
@@ -284,10 +285,10 @@ pub async fn admin_log_rows(server: &TestServer) -> i64 {
         .client()
         .await
         .unwrap()
-        .query_one("SELECT count(*) FROM admin_logs", &[])
+        .query_one("SELECT count(*) AS logs FROM admin_logs", &[])
         .await
         .unwrap()
-        .get(0)
+        .get("logs")
 }
 
 /// Products that came from a Shopify import.
@@ -298,12 +299,12 @@ pub async fn imported_products(server: &TestServer) -> i64 {
         .await
         .unwrap()
         .query_one(
-            "SELECT count(*) FROM reward_products WHERE shopify_product_id IS NOT NULL",
+            "SELECT count(*) AS products FROM reward_products WHERE shopify_product_id IS NOT NULL",
             &[],
         )
         .await
         .unwrap()
-        .get(0)
+        .get("products")
 }
 
 /// The ledger proves every wallet.

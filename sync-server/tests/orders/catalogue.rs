@@ -32,7 +32,7 @@ async fn the_catalogue_lists_active_products_in_order_and_pages() {
         .await
         .unwrap()
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| row.get("id"))
         .collect();
     assert!(expected.len() >= 10, "the seeded catalogue is there");
 
@@ -79,6 +79,7 @@ async fn the_catalogue_lists_active_products_in_order_and_pages() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "signed-in users only");
 }
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn admins_manage_products_and_each_change_is_logged_once() {
     let (server, api) = start().await;

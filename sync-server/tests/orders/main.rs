@@ -190,7 +190,7 @@ async fn add_product(server: &TestServer, name: &str, price: i64, stock: i32) ->
         )
         .await
         .unwrap()
-        .get(0)
+        .get("id")
 }
 
 async fn stock(server: &TestServer, product: Uuid) -> i64 {
@@ -207,12 +207,12 @@ async fn entries(server: &TestServer, user: &Account, kind: &str) -> i64 {
     let client = server.db().client().await.unwrap();
     client
         .query_one(
-            "SELECT count(*) FROM coin_transactions WHERE user_id = $1 AND kind = $2",
+            "SELECT count(*) AS entries FROM coin_transactions WHERE user_id = $1 AND kind = $2",
             &[&user.id, &kind],
         )
         .await
         .unwrap()
-        .get(0)
+        .get("entries")
 }
 
 /// How many ledger entries of each kind name this order.
@@ -220,14 +220,14 @@ async fn entries_for_order(server: &TestServer, order: Uuid) -> BTreeMap<String,
     let client = server.db().client().await.unwrap();
     client
         .query(
-            "SELECT kind, count(*) FROM coin_transactions
+            "SELECT kind, count(*) AS entries FROM coin_transactions
              WHERE reference_type = 'order' AND reference_id = $1 GROUP BY kind",
             &[&order.to_string()],
         )
         .await
         .unwrap()
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| (row.get("kind"), row.get("entries")))
         .collect()
 }
 
@@ -235,21 +235,21 @@ async fn admin_log_count(server: &TestServer, pattern: &str) -> i64 {
     let client = server.db().client().await.unwrap();
     client
         .query_one(
-            "SELECT count(*) FROM admin_logs WHERE action LIKE $1",
+            "SELECT count(*) AS logs FROM admin_logs WHERE action LIKE $1",
             &[&pattern],
         )
         .await
         .unwrap()
-        .get(0)
+        .get("logs")
 }
 
 async fn order_count(server: &TestServer) -> i64 {
     let client = server.db().client().await.unwrap();
     client
-        .query_one("SELECT count(*) FROM orders", &[])
+        .query_one("SELECT count(*) AS orders FROM orders", &[])
         .await
         .unwrap()
-        .get(0)
+        .get("orders")
 }
 
 fn balances(wallet: &Wallet) -> (i64, i64) {

@@ -154,6 +154,7 @@ async fn the_same_order_sent_again_returns_it_without_holding_twice() {
     assert_ledger_ok(&server).await;
 }
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn refused_orders_change_nothing() {
     let (server, api) = start().await;

@@ -2,6 +2,7 @@
 
 use super::*;
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn an_order_goes_all_the_way_to_delivery_and_back_as_a_refund() {
     let (server, api) = start().await;
@@ -106,6 +107,7 @@ async fn an_order_goes_all_the_way_to_delivery_and_back_as_a_refund() {
     assert_ledger_ok(&server).await;
 }
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn cancelling_releases_the_hold_and_restores_stock() {
     let (server, api) = start().await;
@@ -210,6 +212,7 @@ async fn cancelling_releases_the_hold_and_restores_stock() {
     assert_ledger_ok(&server).await;
 }
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn illegal_transitions_are_refused_and_change_nothing() {
     let (server, api) = start().await;
@@ -302,6 +305,7 @@ async fn illegal_transitions_are_refused_and_change_nothing() {
     assert_ledger_ok(&server).await;
 }
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancellation_racing_fulfilment_settles_each_order_exactly_once() {
     let (server, api) = start().await;

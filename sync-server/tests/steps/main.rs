@@ -310,7 +310,15 @@ async fn validations(server: &TestServer, user: Uuid) -> Vec<(String, i32, i32, 
         .await
         .unwrap()
         .iter()
-        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+        .map(|row| {
+            (
+                row.get("status"),
+                row.get("previous_steps"),
+                row.get("claimed_steps"),
+                row.get("anomaly_score"),
+                row.get("reasons"),
+            )
+        })
         .collect()
 }
 

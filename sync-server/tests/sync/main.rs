@@ -302,7 +302,7 @@ async fn add_product(server: &TestServer, name: &str, price: i64, stock: i32) ->
         )
         .await
         .unwrap()
-        .get(0)
+        .get("id")
 }
 
 /// Deactivates a product with the next shared change version.
@@ -342,7 +342,7 @@ async fn db_ledger_ids(server: &TestServer, user: Uuid) -> BTreeSet<Uuid> {
         .await
         .unwrap()
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| row.get("id"))
         .collect()
 }
 
@@ -354,14 +354,14 @@ async fn db_step_rewards(server: &TestServer, user: Uuid) -> BTreeMap<String, i6
         .await
         .unwrap()
         .query(
-            "SELECT reference_id, sum(available_delta)::bigint FROM coin_transactions
+            "SELECT reference_id, sum(available_delta)::bigint AS coins FROM coin_transactions
              WHERE user_id = $1 AND kind = 'step_reward' GROUP BY reference_id",
             &[&user],
         )
         .await
         .unwrap()
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| (row.get("reference_id"), row.get("coins")))
         .collect()
 }
 
@@ -375,7 +375,7 @@ async fn db_step_records(server: &TestServer, user: Uuid) -> StepState {
         .await
         .unwrap()
         .query(
-            "SELECT day, source, steps::bigint, verified_steps::bigint, status
+            "SELECT day, source, steps::bigint AS steps, verified_steps::bigint AS verified_steps, status
              FROM step_records WHERE user_id = $1",
             &[&user],
         )
@@ -384,8 +384,12 @@ async fn db_step_records(server: &TestServer, user: Uuid) -> StepState {
         .iter()
         .map(|row| {
             (
-                (row.get(0), row.get(1)),
-                (row.get(2), row.get(3), row.get(4)),
+                (row.get("day"), row.get("source")),
+                (
+                    row.get("steps"),
+                    row.get("verified_steps"),
+                    row.get("status"),
+                ),
             )
         })
         .collect()
@@ -402,7 +406,7 @@ async fn db_orders(server: &TestServer, user: Uuid) -> BTreeMap<Uuid, String> {
         .await
         .unwrap()
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| (row.get("id"), row.get("status")))
         .collect()
 }
 

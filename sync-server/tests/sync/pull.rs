@@ -2,6 +2,7 @@
 
 use super::*;
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_never_make_a_puller_miss_or_repeat_a_change() {
     let (server, api) = start().await;
@@ -125,6 +126,7 @@ async fn concurrent_writers_never_make_a_puller_miss_or_repeat_a_change() {
     assert_ledger_ok(&server).await;
 }
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn pull_pages_whole_versions_until_has_more_is_false() {
     let (server, api) = start().await;
@@ -208,6 +210,7 @@ async fn pull_pages_whole_versions_until_has_more_is_false() {
     }
 }
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn a_snapshot_equals_the_sum_of_incremental_pulls() {
     let (server, api) = start().await;
@@ -373,7 +376,7 @@ async fn a_fresh_snapshot_holds_the_whole_account_and_the_shared_catalogue() {
         .await
         .unwrap()
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| row.get("key"))
         .collect();
     assert!(!public.is_empty());
     assert_eq!(

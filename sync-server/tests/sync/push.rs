@@ -433,6 +433,7 @@ async fn a_push_carries_1_to_500_mutations() {
     );
 }
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_devices_of_one_user_pushing_at_once_apply_every_effect_once() {
     let (server, api) = start().await;
