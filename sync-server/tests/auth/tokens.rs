@@ -3,6 +3,7 @@
 
 use super::*;
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn forged_expired_and_missing_tokens_are_refused() {
     let server = start().await;

@@ -3,6 +3,7 @@
 
 use super::*;
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn each_period_ranks_the_verified_steps_of_its_own_days() {
     let server = TestServer::start().await.unwrap();

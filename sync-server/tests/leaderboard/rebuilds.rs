@@ -3,6 +3,7 @@
 
 use super::*;
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn only_admins_refresh_and_each_refresh_is_audited_once() {
     let server = TestServer::start().await.unwrap();

@@ -3,6 +3,7 @@
 
 use super::*;
 
+// Long on purpose: one scenario whose each step acts on the state the one before left.
 #[tokio::test]
 async fn first_import_creates_the_catalogue_from_a_shopify_export() {
     let harness = Harness::start().await;
