@@ -5,7 +5,7 @@
 #   bash scripts/fuzz.sh                      # 12 examples per operation (CI)
 #   FITKART_FUZZ_EXAMPLES=500 FITKART_FUZZ_SEED=random bash scripts/fuzz.sh   # a long run
 # Operations that end the fuzzing session itself (deleting the account, changing its
-# password) are left out; their tests are in sync-server/tests/auth.rs.
+# password) are left out; their tests are in sync-server/tests/auth/sessions.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{PASSWORD, audit_rows, create_admin, imported_products, sign_up};
+use common::{PASSWORD, admin_log_rows, audit_rows, create_admin, imported_products, sign_up};
 use fitkart_sync_server::console::CONTENT_SECURITY_POLICY;
 use fitkart_sync_server::testing::TestServer;
 use reqwest::StatusCode;
@@ -127,18 +127,6 @@ fn request(
             ("csrf", "guess"),
         ]),
     }
-}
-
-async fn admin_log_rows(server: &TestServer) -> i64 {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query_one("SELECT count(*) FROM admin_logs", &[])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: each `tests/*.rs` file says `mod common;`.
+//! Helpers shared by the integration tests: each `tests/*.rs` file says `mod common;`, each
+//! `tests/<area>/main.rs` says `#[path = "../common/mod.rs"] mod common;`.
 
 // Every test binary compiles this module on its own and uses only some of it.
 #![allow(dead_code)]
@@ -257,6 +258,7 @@ pub async fn count(server: &TestServer, sql: &str, param: Uuid) -> i64 {
         .query_one(sql, &[&param])
         .await
         .unwrap()
+        // The caller's query names its one column as it likes: read it by position.
         .get(0)
 }
 
@@ -268,12 +270,25 @@ pub async fn audit_rows(server: &TestServer, action: &str) -> i64 {
         .await
         .unwrap()
         .query_one(
-            "SELECT count(*) FROM admin_logs WHERE action = $1",
+            "SELECT count(*) AS logs FROM admin_logs WHERE action = $1",
             &[&action],
         )
         .await
         .unwrap()
-        .get(0)
+        .get("logs")
+}
+
+/// How many `admin_logs` rows there are, whatever their action.
+pub async fn admin_log_rows(server: &TestServer) -> i64 {
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) AS logs FROM admin_logs", &[])
+        .await
+        .unwrap()
+        .get("logs")
 }
 
 /// Products that came from a Shopify import.
@@ -284,12 +299,12 @@ pub async fn imported_products(server: &TestServer) -> i64 {
         .await
         .unwrap()
         .query_one(
-            "SELECT count(*) FROM reward_products WHERE shopify_product_id IS NOT NULL",
+            "SELECT count(*) AS products FROM reward_products WHERE shopify_product_id IS NOT NULL",
             &[],
         )
         .await
         .unwrap()
-        .get(0)
+        .get("products")
 }
 
 /// The ledger proves every wallet.

@@ -1,0 +1,195 @@
+//! Sessions: refresh rotation and reuse detection, concurrent refreshes, logout, password
+//! changes and deleted accounts end what they must.
+
+use super::*;
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_token_revokes_its_family() {
+    let server = start().await;
+    let api = Api::new(&server);
+    let first = api.register("rotate@example.com").await;
+    let (status, other_login) = api.login("rotate@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let other_login: TokenResponse = serde_json::from_value(other_login).unwrap();
+
+    let (status, body) = api.refresh(&first.refresh_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second: TokenResponse = serde_json::from_value(body).unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    let (status, _) = api.get("/api/v1/me", Some(&second.access_token)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The spent token comes back: theft. The whole family dies, including the new token.
+    let (status, body) = api.refresh(&first.refresh_token).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "refresh_token_reused")
+    );
+    let (status, body) = api.refresh(&second.refresh_token).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "refresh_token_revoked")
+    );
+    // Another sign-in (another family) is untouched.
+    let (status, _) = api.refresh(&other_login.refresh_token).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = api.refresh("made-up-token").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_refresh_token")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_never_both_succeed() {
+    let server = start().await;
+    let api = Api::new(&server);
+    let session = api.register("race@example.com").await;
+    let (a, b) = tokio::join!(
+        api.refresh(&session.refresh_token),
+        api.refresh(&session.refresh_token)
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNAUTHORIZED]);
+    // The reuse revoked the family, so the winner's new token is dead too.
+    let winner: TokenResponse =
+        serde_json::from_value(if a.0 == StatusCode::OK { a.1 } else { b.1 }).unwrap();
+    let (status, _) = api.refresh(&winner.refresh_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_refresh_after_it_fails() {
+    let server = start().await;
+    let api = Api::new(&server);
+    let session = api.register("leaver@example.com").await;
+    let (status, _) = api
+        .post(
+            "/api/v1/auth/logout",
+            json!({"refresh_token": session.refresh_token}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = api.refresh(&session.refresh_token).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "refresh_token_revoked")
+    );
+    let (status, _) = api
+        .post(
+            "/api/v1/auth/logout",
+            json!({"refresh_token": "unknown"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_other_session() {
+    let server = start().await;
+    let api = Api::new(&server);
+    let phone = api.register("changer@example.com").await;
+    let (_, tablet) = api.login("changer@example.com", PASSWORD).await;
+    let tablet: TokenResponse = serde_json::from_value(tablet).unwrap();
+
+    let (status, body) = api
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": "not my password", "new_password": "a brand new passphrase"}),
+            Some(&phone.access_token),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "wrong_password")
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "1234567890"}),
+            Some(&phone.access_token),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "weak_password")
+    );
+
+    let (status, body) = api
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+            Some(&phone.access_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh: TokenResponse = serde_json::from_value(body).unwrap();
+
+    for token in [&phone.access_token, &tablet.access_token] {
+        let (status, body) = api.get("/api/v1/me", Some(token)).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "token_revoked")
+        );
+    }
+    for refresh in [&phone.refresh_token, &tablet.refresh_token] {
+        let (status, _) = api.refresh(refresh).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = api.get("/api/v1/me", Some(&fresh.access_token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        api.login("changer@example.com", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.login("changer@example.com", "a brand new passphrase")
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_account_cannot_sign_in_and_its_data_is_kept() {
+    let server = start().await;
+    let api = Api::new(&server);
+    let session = api.register("gone@example.com").await;
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/me",
+            None,
+            Some(&session.access_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let (status, _) = api.get("/api/v1/me", Some(&session.access_token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api.refresh(&session.refresh_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = api.login("gone@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
+
+    let db = server.db().client().await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT u.deleted_at IS NOT NULL, (SELECT count(*) FROM wallets w WHERE w.user_id = u.id),
+                    (SELECT count(*) FROM refresh_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL)
+             FROM users u WHERE u.id = $1",
+            &[&session.user.id],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, i64>(1), 1, "the wallet is kept for audit");
+    assert_eq!(row.get::<_, i64>(2), 0, "no live refresh token remains");
+}
