@@ -1,5 +1,5 @@
 -- Incremental leaderboards: every user's verified steps per calendar month, kept exact by
--- statement triggers on step_days in the same transaction as each change (a report, a
+-- triggers on step_days in the same transaction as each change (a report, a
 -- backfilled or reviewed old day, a bulk COPY). The monthly board reads the current month's
 -- rows and the all-time board sums a user's months, so the nightly rebuild no longer sums
 -- every day ever recorded. A full rebuild (the admin refresh) recomputes this table from
@@ -15,99 +15,75 @@ CREATE TABLE step_month_totals (
     PRIMARY KEY (month, user_id)
 );
 
--- Moves each (month, user) by its delta: up makes the row if the month had no steps; down
--- can only take steps the month holds (they were counted in it), and a month left at zero
--- loses its row. Each step runs as its own statement, so it sees the changes of concurrent
--- transactions that committed meanwhile and applies the delta to the latest total.
-CREATE FUNCTION step_month_totals_apply(months date[], users uuid[], deltas bigint[])
+-- Moves one user's month by `delta` steps: up makes the row if the month had no steps;
+-- down can only take steps the month holds (they were counted in it), and a month left at
+-- zero loses its row. Each statement sees the latest committed total (READ COMMITTED).
+CREATE FUNCTION step_month_totals_move(month_start date, user_uuid uuid, delta bigint)
 RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    remaining bigint;
+BEGIN
+    IF delta > 0 THEN
+        INSERT INTO step_month_totals AS t (month, user_id, steps)
+        VALUES (month_start, user_uuid, delta)
+        ON CONFLICT (month, user_id) DO UPDATE SET steps = t.steps + EXCLUDED.steps;
+    ELSIF delta < 0 THEN
+        UPDATE step_month_totals SET steps = steps + delta
+        WHERE month = month_start AND user_id = user_uuid
+        RETURNING steps INTO remaining;
+        IF remaining = 0 THEN
+            DELETE FROM step_month_totals
+            WHERE month = month_start AND user_id = user_uuid AND steps = 0;
+        END IF;
+    END IF;
+END;
+$$;
+
+-- New days add their steps to their month: one set-based upsert per statement, so a COPY
+-- of millions of days costs one aggregate, and an upsert that only updated costs a scan of
+-- an empty transition table.
+CREATE FUNCTION step_month_totals_add_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO step_month_totals AS t (month, user_id, steps)
-    SELECT d.month, d.user_id, d.delta
-    FROM unnest(months, users, deltas) AS d(month, user_id, delta)
-    WHERE d.delta > 0
+    SELECT date_trunc('month', n.day)::date, n.user_id, sum(n.verified_steps)
+    FROM inserted_days n
+    GROUP BY 1, 2
+    HAVING sum(n.verified_steps) > 0
     ORDER BY 1, 2
     ON CONFLICT (month, user_id) DO UPDATE SET steps = t.steps + EXCLUDED.steps;
-    UPDATE step_month_totals t SET steps = t.steps + d.delta
-    FROM unnest(months, users, deltas) AS d(month, user_id, delta)
-    WHERE d.delta < 0 AND t.month = d.month AND t.user_id = d.user_id;
-    DELETE FROM step_month_totals t
-    USING unnest(months, users, deltas) AS d(month, user_id, delta)
-    WHERE d.delta < 0 AND t.month = d.month AND t.user_id = d.user_id AND t.steps = 0;
+    RETURN NULL;
 END;
 $$;
 
--- New days add their steps to their month.
-CREATE FUNCTION step_month_totals_add_inserted() RETURNS trigger
+-- A changed day moves its month by the difference (a review can lower an old day; a day can
+-- change long after its month ended), or, if its key changed, leaves its old month for its
+-- new one. Row-level: the step path changes one to a few days per statement, and a row
+-- trigger costs a fraction of a statement trigger with transition tables.
+CREATE FUNCTION step_month_totals_apply_changed_day() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    months date[];
-    users  uuid[];
-    deltas bigint[];
+    old_month date := date_trunc('month', OLD.day)::date;
+    new_month date := date_trunc('month', NEW.day)::date;
 BEGIN
-    SELECT array_agg(month ORDER BY month, user_id), array_agg(user_id ORDER BY month, user_id),
-           array_agg(steps ORDER BY month, user_id)
-    INTO months, users, deltas
-    FROM (SELECT date_trunc('month', n.day)::date AS month, n.user_id,
-                 sum(n.verified_steps)::bigint AS steps
-          FROM inserted_days n
-          GROUP BY 1, 2
-          HAVING sum(n.verified_steps) > 0) d;
-    IF months IS NOT NULL THEN
-        PERFORM step_month_totals_apply(months, users, deltas);
+    IF old_month = new_month AND OLD.user_id = NEW.user_id THEN
+        PERFORM step_month_totals_move(new_month, NEW.user_id,
+                                       NEW.verified_steps::bigint - OLD.verified_steps);
+    ELSE
+        PERFORM step_month_totals_move(old_month, OLD.user_id, -OLD.verified_steps::bigint);
+        PERFORM step_month_totals_move(new_month, NEW.user_id, NEW.verified_steps::bigint);
     END IF;
     RETURN NULL;
 END;
 $$;
 
--- Changed days move their month by the difference (a review can lower an old day; a day
--- can change long after its month ended).
-CREATE FUNCTION step_month_totals_apply_updated() RETURNS trigger
+-- A deleted day takes its steps out of its month.
+CREATE FUNCTION step_month_totals_remove_deleted_day() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    months date[];
-    users  uuid[];
-    deltas bigint[];
 BEGIN
-    SELECT array_agg(month ORDER BY month, user_id), array_agg(user_id ORDER BY month, user_id),
-           array_agg(delta ORDER BY month, user_id)
-    INTO months, users, deltas
-    FROM (SELECT month, user_id, sum(steps)::bigint AS delta
-          FROM (SELECT date_trunc('month', n.day)::date AS month, n.user_id,
-                       n.verified_steps::bigint AS steps
-                FROM changed_days_new n
-                UNION ALL
-                SELECT date_trunc('month', o.day)::date, o.user_id, -o.verified_steps::bigint
-                FROM changed_days_old o) changes
-          GROUP BY month, user_id
-          HAVING sum(steps) <> 0) d;
-    IF months IS NOT NULL THEN
-        PERFORM step_month_totals_apply(months, users, deltas);
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- Deleted days take their steps out of their month.
-CREATE FUNCTION step_month_totals_remove_deleted() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    months date[];
-    users  uuid[];
-    deltas bigint[];
-BEGIN
-    SELECT array_agg(month ORDER BY month, user_id), array_agg(user_id ORDER BY month, user_id),
-           array_agg(-steps ORDER BY month, user_id)
-    INTO months, users, deltas
-    FROM (SELECT date_trunc('month', o.day)::date AS month, o.user_id,
-                 sum(o.verified_steps)::bigint AS steps
-          FROM deleted_days o
-          GROUP BY 1, 2
-          HAVING sum(o.verified_steps) > 0) d;
-    IF months IS NOT NULL THEN
-        PERFORM step_month_totals_apply(months, users, deltas);
-    END IF;
+    PERFORM step_month_totals_move(date_trunc('month', OLD.day)::date, OLD.user_id,
+                                   -OLD.verified_steps::bigint);
     RETURN NULL;
 END;
 $$;
@@ -115,12 +91,15 @@ $$;
 CREATE TRIGGER step_days_month_totals_insert AFTER INSERT ON step_days
     REFERENCING NEW TABLE AS inserted_days
     FOR EACH STATEMENT EXECUTE FUNCTION step_month_totals_add_inserted();
+-- Only days whose steps or key changed (a day that only paid coins does not call it).
 CREATE TRIGGER step_days_month_totals_update AFTER UPDATE ON step_days
-    REFERENCING OLD TABLE AS changed_days_old NEW TABLE AS changed_days_new
-    FOR EACH STATEMENT EXECUTE FUNCTION step_month_totals_apply_updated();
+    FOR EACH ROW
+    WHEN (OLD.verified_steps IS DISTINCT FROM NEW.verified_steps
+          OR OLD.day IS DISTINCT FROM NEW.day OR OLD.user_id IS DISTINCT FROM NEW.user_id)
+    EXECUTE FUNCTION step_month_totals_apply_changed_day();
 CREATE TRIGGER step_days_month_totals_delete AFTER DELETE ON step_days
-    REFERENCING OLD TABLE AS deleted_days
-    FOR EACH STATEMENT EXECUTE FUNCTION step_month_totals_remove_deleted();
+    FOR EACH ROW WHEN (OLD.verified_steps > 0)
+    EXECUTE FUNCTION step_month_totals_remove_deleted_day();
 
 -- The months of the days already stored.
 INSERT INTO step_month_totals (month, user_id, steps)
