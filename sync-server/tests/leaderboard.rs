@@ -820,45 +820,37 @@ async fn month_total_mismatches(client: &impl deadpool_postgres::GenericClient) 
         .get("mismatches")
 }
 
-#[tokio::test]
-async fn incremental_boards_equal_a_full_rebuild_after_old_days_change() {
-    let db = TestDb::new().await.unwrap();
-    let client = db.client().await.unwrap();
-    let today = leaderboard::today_utc();
-    let month_start = leaderboard::period_bounds(Period::Monthly, today).0;
-    let last_month = month_start - chrono::Months::new(1);
-    let last_year = month_start - chrono::Months::new(12);
-    let (ann, bob, cyd, dee) = (
-        insert_user(&client, "Ann").await,
-        insert_user(&client, "Bob").await,
-        insert_user(&client, "Cyd").await,
-        insert_user(&client, "Dee").await,
-    );
-    // Several days of several users and months in one statement, as a bulk load writes them.
+/// Inserts `(user, day, verified steps)` rows in one statement.
+async fn insert_days(
+    client: &impl deadpool_postgres::GenericClient,
+    days: &[(Uuid, NaiveDate, i32)],
+) {
+    let users: Vec<Uuid> = days.iter().map(|d| d.0).collect();
+    let dates: Vec<NaiveDate> = days.iter().map(|d| d.1).collect();
+    let steps: Vec<i32> = days.iter().map(|d| d.2).collect();
     client
         .execute(
             "INSERT INTO step_days (user_id, day, verified_steps)
              SELECT u, d, s FROM unnest($1::uuid[], $2::date[], $3::int[]) AS t(u, d, s)",
-            &[
-                &vec![ann, ann, ann, bob, bob, cyd, cyd, dee],
-                &vec![
-                    today,
-                    last_month,
-                    last_year,
-                    today,
-                    last_month + chrono::Days::new(3),
-                    today,
-                    last_year,
-                    last_year,
-                ],
-                &vec![9_000, 30_000, 50_000, 12_000, 20_000, 4_000, 80_000, 5_000],
-            ],
+            &[&users, &dates, &steps],
         )
         .await
         .unwrap();
-    leaderboard::refresh(db.pool(), None).await.unwrap();
-    assert_eq!(boards(&client).await, boards_from_step_days(&client).await);
+}
 
+/// Changes days of `users` (Ann, Bob, Cyd, Dee) the ways the writers of `step_days` do: a
+/// review lowers Cyd's day of last year; a sync push raises Bob's day of last month after the
+/// month ended and adds a new one in the same statement; Ann's today is rewritten unchanged
+/// and her day of last year moved into last month; Cyd's today is deleted; Dee's only day
+/// drops to zero.
+async fn change_days_as_each_writer_does(
+    db: &TestDb,
+    [ann, bob, cyd, dee]: [Uuid; 4],
+    today: NaiveDate,
+    last_month: NaiveDate,
+    last_year: NaiveDate,
+) {
+    let client = db.client().await.unwrap();
     // A review lowers a day of last year (the statement shape of the review path).
     client
         .execute(
@@ -912,6 +904,40 @@ async fn incremental_boards_equal_a_full_rebuild_after_old_days_change() {
         .await
         .unwrap();
     set_steps(&db, dee, last_year, 0).await;
+}
+
+#[tokio::test]
+async fn incremental_boards_equal_a_full_rebuild_after_old_days_change() {
+    let db = TestDb::new().await.unwrap();
+    let client = db.client().await.unwrap();
+    let today = leaderboard::today_utc();
+    let last_month = leaderboard::period_bounds(Period::Monthly, today).0 - chrono::Months::new(1);
+    let last_year = last_month - chrono::Months::new(11);
+    let (ann, bob, cyd, dee) = (
+        insert_user(&client, "Ann").await,
+        insert_user(&client, "Bob").await,
+        insert_user(&client, "Cyd").await,
+        insert_user(&client, "Dee").await,
+    );
+    // Several days of several users and months in one statement, as a bulk load writes them.
+    insert_days(
+        &client,
+        &[
+            (ann, today, 9_000),
+            (ann, last_month, 30_000),
+            (ann, last_year, 50_000),
+            (bob, today, 12_000),
+            (bob, last_month + chrono::Days::new(3), 20_000),
+            (cyd, today, 4_000),
+            (cyd, last_year, 80_000),
+            (dee, last_year, 5_000),
+        ],
+    )
+    .await;
+    leaderboard::refresh(db.pool(), None).await.unwrap();
+    assert_eq!(boards(&client).await, boards_from_step_days(&client).await);
+
+    change_days_as_each_writer_does(&db, [ann, bob, cyd, dee], today, last_month, last_year).await;
 
     assert_eq!(month_total_mismatches(&client).await, 0);
     leaderboard::refresh(db.pool(), None).await.unwrap();

@@ -370,7 +370,17 @@ pub async fn read(
         ),
     )?;
     tx.commit().await?;
+    Ok(board_from_rows(period, &top, me.as_ref(), built.as_ref()))
+}
 
+/// The answer of [`read`] from its three reads: the top, the viewer's own place, and any row
+/// of the board (its period start and build time; a board never built starts today's period).
+fn board_from_rows(
+    period: Period,
+    top: &[tokio_postgres::Row],
+    me: Option<&tokio_postgres::Row>,
+    built: Option<&tokio_postgres::Row>,
+) -> Leaderboard {
     let (period_start, computed_at) = match built {
         Some(row) => (
             row.get("period_start"),
@@ -378,7 +388,7 @@ pub async fn read(
         ),
         None => (period_bounds(period, today_utc()).0, None),
     };
-    Ok(Leaderboard {
+    Leaderboard {
         period,
         period_start,
         computed_at,
@@ -395,7 +405,7 @@ pub async fn read(
             rank: row.get("rank"),
             steps: row.get("steps"),
         }),
-    })
+    }
 }
 
 /// When the background job rebuilds the boards.

@@ -541,6 +541,34 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
     })
 }
 
+/// Reads `board` (top 100 and the reader's rank) through the server, one request after the
+/// other, until `done` is set; returns each read's latency.
+async fn read_board_until(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    board: &str,
+    done: &std::sync::atomic::AtomicBool,
+) -> Sample {
+    let mut sample = Sample::default();
+    while !done.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let answer = http
+            .get(format!("{url}/api/v1/leaderboard?period={board}&limit=100"))
+            .bearer_auth(token)
+            .header(PROTOCOL.0, PROTOCOL.1)
+            .send()
+            .await;
+        let outcome = match answer {
+            Ok(answer) if answer.status().is_success() => Ok(1),
+            Ok(answer) => Err(format!("leaderboard {}", answer.status())),
+            Err(err) => Err(err.without_url().to_string()),
+        };
+        sample.add(outcome, started.elapsed());
+    }
+    sample
+}
+
 /// Times each leaderboard rebuild on the generated database (each period incremental, all
 /// three together, then the full rebuild that recomputes the month totals first), with one
 /// client reading the board being rebuilt through the server the whole time. Returns the
@@ -583,25 +611,7 @@ async fn leaderboard_rebuilds(
     for (what, period, full) in runs {
         let done = std::sync::atomic::AtomicBool::new(false);
         let board = period.unwrap_or(Period::AllTime).as_str();
-        let reads = async {
-            let mut sample = Sample::default();
-            while !done.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let answer = http
-                    .get(format!("{url}/api/v1/leaderboard?period={board}&limit=100"))
-                    .bearer_auth(&reader.token)
-                    .header(PROTOCOL.0, PROTOCOL.1)
-                    .send()
-                    .await;
-                let outcome = match answer {
-                    Ok(answer) if answer.status().is_success() => Ok(1),
-                    Ok(answer) => Err(format!("leaderboard {}", answer.status())),
-                    Err(err) => Err(err.without_url().to_string()),
-                };
-                sample.add(outcome, started.elapsed());
-            }
-            sample
-        };
+        let reads = read_board_until(http, url, &reader.token, board, &done);
         let rebuild = async {
             let started = Instant::now();
             let counts = if full {
