@@ -881,7 +881,7 @@ async fn change_days_as_each_writer_does(
         .unwrap();
     // A day rewritten to the same value, a day moved to another month, a day deleted, and
     // a user whose only day drops to zero.
-    set_steps(&db, ann, today, 9_000).await;
+    set_steps(db, ann, today, 9_000).await;
     client
         .execute(
             "UPDATE step_days SET day = $3 WHERE user_id = $1 AND day = $2",
@@ -903,7 +903,7 @@ async fn change_days_as_each_writer_does(
         )
         .await
         .unwrap();
-    set_steps(&db, dee, last_year, 0).await;
+    set_steps(db, dee, last_year, 0).await;
 }
 
 #[tokio::test]
