@@ -8,6 +8,7 @@
 #   FITKART_BENCH_FRESH=1 bash scripts/bench.sh medium   # regenerate the database first
 #   FITKART_BENCH_DEVICE=0 ...              # skip the device benchmarks
 #   FITKART_BENCH_ARGS='--seconds 5 --only step_report' ...   # passed to fitkart-bench
+#   FITKART_BENCH_ARGS='--only leaderboard_rebuild' ...        # only the leaderboard rebuilds
 #   bash scripts/bench.sh ci                # CI: small preset, debug build, 1 s per figure,
 #                                           # into a throwaway database (proves it works)
 set -euo pipefail

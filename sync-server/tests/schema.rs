@@ -30,6 +30,7 @@ const TABLES: &[&str] = &[
     "shared_change_version",
     "auth_failures",
     "step_days",
+    "step_month_totals",
     "scheduled_jobs",
     "scheduled_job_runs",
     "console_import_previews",

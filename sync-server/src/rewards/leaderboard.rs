@@ -1,11 +1,18 @@
-//! Leaderboards: rebuilding the weekly, monthly and all-time boards of `leaderboard_cache`
-//! from `step_days`, the background job that keeps them fresh, and reading one for a user.
+//! Leaderboards: rebuilding the weekly, monthly and all-time boards of `leaderboard_cache`,
+//! the background job that keeps them fresh, and reading one for a user.
+//!
+//! The boards are built from totals kept incrementally: `step_month_totals` holds every
+//! user's verified steps per calendar month, changed by triggers on `step_days` in the same
+//! transaction as each day (V8). The monthly board reads the current month's totals, the
+//! all-time board sums each user's months, and the weekly board sums the current week's
+//! days; none reads history the period does not cover. A full rebuild (the admin and operator
+//! refresh) first recomputes the month totals from `step_days` and repairs any that differ.
 //!
 //! A rebuild replaces a board with set-based SQL in one transaction (DELETE + INSERT ...
 //! SELECT with `row_number()`), so a reader sees either the old board or the new one, never a
-//! half-built one. Rebuilds of the same period are serialised by a transaction-scoped
-//! advisory lock. Users deleted since the last rebuild are filtered out at read time and the
-//! ranks closed up, so a board never shows a deleted account or a gap.
+//! half-built one, and is never blocked (MVCC). Rebuilds of the same period are serialised by
+//! a transaction-scoped advisory lock. Users deleted since the last rebuild are filtered out
+//! at read time and the ranks closed up, so a board never shows a deleted account or a gap.
 
 use std::time::Duration;
 
@@ -63,25 +70,45 @@ pub struct RefreshRequester<'a> {
     pub client: Option<&'a ClientInfo>,
 }
 
-/// Rebuilds one period's board, or every board, in one transaction. Returns how many users
-/// each rebuilt board ranks. Used by the background job; nothing is audited.
-pub async fn refresh(pool: &Pool, period: Option<Period>) -> Result<Vec<(Period, u64)>> {
-    refresh_boards(pool, period, None).await
+/// How a rebuild finds each user's totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// From the month totals the `step_days` triggers keep (the nightly job): reads only the
+    /// current week's days, the current month's totals and one row per user and month.
+    Incremental,
+    /// First recomputes every month total from `step_days` and repairs those that differ
+    /// (see [`repair_month_totals`]), then rebuilds as [`Rebuild::Incremental`] does. Step
+    /// writes wait while the totals are recomputed; board reads do not.
+    Full,
 }
 
-/// [`refresh`] on behalf of an administrator or the operator, writing exactly one
+/// Rebuilds one period's board, or every board, in one transaction, from the incremental
+/// month totals. Returns how many users each rebuilt board ranks. Used by the background job
+/// and the generator; nothing is audited.
+pub async fn refresh(pool: &Pool, period: Option<Period>) -> Result<Vec<(Period, u64)>> {
+    refresh_boards(pool, period, Rebuild::Incremental, None).await
+}
+
+/// A [`Rebuild::Full`] of one period's board, or every board, without an audit entry: the
+/// correctness check of the incremental totals. Returns the boards' sizes as [`refresh`] does.
+pub async fn refresh_full(pool: &Pool, period: Option<Period>) -> Result<Vec<(Period, u64)>> {
+    refresh_boards(pool, period, Rebuild::Full, None).await
+}
+
+/// A [`Rebuild::Full`] on behalf of an administrator or the operator, writing exactly one
 /// `admin_logs` row (`leaderboard.refresh`) in the same transaction as the rebuild.
 pub async fn refresh_audited(
     pool: &Pool,
     period: Option<Period>,
     requester: RefreshRequester<'_>,
 ) -> Result<Vec<(Period, u64)>> {
-    refresh_boards(pool, period, Some(requester)).await
+    refresh_boards(pool, period, Rebuild::Full, Some(requester)).await
 }
 
 async fn refresh_boards(
     pool: &Pool,
     period: Option<Period>,
+    how: Rebuild,
     requester: Option<RefreshRequester<'_>>,
 ) -> Result<Vec<(Period, u64)>> {
     let periods = match period {
@@ -90,6 +117,15 @@ async fn refresh_boards(
     };
     let today = today_utc();
     let mut conn = pool.get().await?;
+    if how == Rebuild::Full && periods.iter().any(|p| *p != Period::Weekly) {
+        let repaired = repair_month_totals(&mut conn).await?;
+        if repaired > 0 {
+            tracing::warn!(
+                repaired,
+                "month totals differed from step_days and were repaired"
+            );
+        }
+    }
     let tx = conn.transaction().await?;
     let mut counts = Vec::with_capacity(periods.len());
     // Locks are taken in the fixed order of `Period::ALL`, so concurrent refreshes of several
@@ -98,24 +134,7 @@ async fn refresh_boards(
         counts.push((period, rebuild(&tx, period, today).await?));
     }
     if let Some(requester) = requester {
-        let boards: serde_json::Map<String, serde_json::Value> = counts
-            .iter()
-            .map(|(period, entries)| (period.to_string(), (*entries).into()))
-            .collect();
-        audit::record(
-            &tx,
-            AuditEntry {
-                admin_id: requester.admin_id,
-                action: "leaderboard.refresh",
-                entity_type: "leaderboard",
-                entity_id: period.map_or_else(|| "all".to_owned(), |p| p.to_string()),
-                before: None,
-                after: Some(serde_json::json!({ "entries": boards })),
-                reason: None,
-                client: requester.client,
-            },
-        )
-        .await?;
+        audit_refresh(&tx, period, &counts, requester).await?;
     }
     tx.commit().await?;
     for (period, entries) in &counts {
@@ -130,6 +149,101 @@ async fn refresh_boards(
     Ok(counts)
 }
 
+/// The one `leaderboard.refresh` audit entry of a requested rebuild: each board's size.
+async fn audit_refresh(
+    tx: &Transaction<'_>,
+    period: Option<Period>,
+    counts: &[(Period, u64)],
+    requester: RefreshRequester<'_>,
+) -> Result<()> {
+    let boards: serde_json::Map<String, serde_json::Value> = counts
+        .iter()
+        .map(|(period, entries)| (period.to_string(), (*entries).into()))
+        .collect();
+    audit::record(
+        tx,
+        AuditEntry {
+            admin_id: requester.admin_id,
+            action: "leaderboard.refresh",
+            entity_type: "leaderboard",
+            entity_id: period.map_or_else(|| "all".to_owned(), |p| p.to_string()),
+            before: None,
+            after: Some(serde_json::json!({ "entries": boards })),
+            reason: None,
+            client: requester.client,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Recomputes every user's month totals from `step_days` and writes those that differ from
+/// `step_month_totals` (missing, wrong, or left over from months without steps), in one
+/// transaction. Returns how many rows it wrote or deleted: 0 when the incremental totals are
+/// exact. The table is locked against writes (`EXCLUSIVE`: reads go on) for the transaction,
+/// so no day can change between the recomputation and the repair; step writes wait for it.
+pub async fn repair_month_totals(conn: &mut deadpool_postgres::Client) -> Result<u64> {
+    let tx = conn.transaction().await?;
+    tx.batch_execute("LOCK TABLE step_month_totals IN EXCLUSIVE MODE")
+        .await?;
+    let row = tx
+        .query_one(
+            "WITH actual AS MATERIALIZED (
+                 SELECT date_trunc('month', day)::date AS month, user_id,
+                        sum(verified_steps) AS steps
+                 FROM step_days
+                 GROUP BY 1, 2
+                 HAVING sum(verified_steps) > 0
+             ), corrected AS (
+                 INSERT INTO step_month_totals AS t (month, user_id, steps)
+                 SELECT a.month, a.user_id, a.steps
+                 FROM actual a
+                 LEFT JOIN step_month_totals k ON k.month = a.month AND k.user_id = a.user_id
+                 WHERE k.steps IS DISTINCT FROM a.steps
+                 ON CONFLICT (month, user_id) DO UPDATE SET steps = EXCLUDED.steps
+                 RETURNING 1
+             ), stale AS (
+                 DELETE FROM step_month_totals t
+                 WHERE NOT EXISTS (SELECT 1 FROM actual a
+                                   WHERE a.month = t.month AND a.user_id = t.user_id)
+                 RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM corrected) + (SELECT count(*) FROM stale) AS repaired",
+            &[],
+        )
+        .await?;
+    tx.commit().await?;
+    let repaired: i64 = row.get("repaired");
+    Ok(repaired as u64)
+}
+
+/// The SQL summing each user's steps in a period, as rows of `user_id, steps`: the week's from
+/// `$2` (its first day) to `$3` (the first day after it), the month's from `$2`, all time's
+/// from every month.
+fn period_totals_sql(period: Period) -> &'static str {
+    match period {
+        // At most seven days per user, found through `step_days_day_idx`.
+        Period::Weekly => {
+            "SELECT sd.user_id, sum(sd.verified_steps) AS steps
+             FROM step_days sd
+             WHERE sd.day >= $2 AND sd.day < $3
+             GROUP BY sd.user_id"
+        }
+        // One row per user: the current month's total.
+        Period::Monthly => {
+            "SELECT mt.user_id, mt.steps
+             FROM step_month_totals mt
+             WHERE mt.month = $2"
+        }
+        // One row per user and month with steps.
+        Period::AllTime => {
+            "SELECT mt.user_id, sum(mt.steps)::bigint AS steps
+             FROM step_month_totals mt
+             GROUP BY mt.user_id"
+        }
+    }
+}
+
 /// Replaces one period's rows: everyone live with steps in the period, ranked by steps, then
 /// registration time, then id. Returns the number of users ranked.
 async fn rebuild(tx: &Transaction<'_>, period: Period, today: NaiveDate) -> Result<u64> {
@@ -142,22 +256,24 @@ async fn rebuild(tx: &Transaction<'_>, period: Period, today: NaiveDate) -> Resu
     .await?;
     tx.execute("DELETE FROM leaderboard_cache WHERE period = $1", &[&name])
         .await?;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &start];
+    if period == Period::Weekly {
+        params.push(&end);
+    }
     let ranked = tx
         .execute(
-            "INSERT INTO leaderboard_cache
-                 (period, period_start, user_id, rank, steps, display_name, computed_at)
-             SELECT $1, $2, totals.user_id,
-                    row_number() OVER (ORDER BY totals.steps DESC, u.created_at, u.id),
-                    totals.steps, u.display_name, now()
-             FROM (
-                 SELECT sd.user_id, sum(sd.verified_steps) AS steps
-                 FROM step_days sd
-                 WHERE sd.day >= $2 AND ($3::date IS NULL OR sd.day < $3)
-                 GROUP BY sd.user_id
-             ) totals
-             JOIN users u ON u.id = totals.user_id
-             WHERE u.deleted_at IS NULL AND u.disabled_at IS NULL AND totals.steps > 0",
-            &[&name, &start, &end],
+            &format!(
+                "INSERT INTO leaderboard_cache
+                     (period, period_start, user_id, rank, steps, display_name, computed_at)
+                 SELECT $1, $2, totals.user_id,
+                        row_number() OVER (ORDER BY totals.steps DESC, u.created_at, u.id),
+                        totals.steps, u.display_name, now()
+                 FROM ({}) totals
+                 JOIN users u ON u.id = totals.user_id
+                 WHERE u.deleted_at IS NULL AND u.disabled_at IS NULL AND totals.steps > 0",
+                period_totals_sql(period)
+            ),
+            &params,
         )
         .await?;
     Ok(ranked)
@@ -166,9 +282,12 @@ async fn rebuild(tx: &Transaction<'_>, period: Period, today: NaiveDate) -> Resu
 /// Whether some period has no board yet (a fresh install, or a cache someone emptied).
 pub async fn any_board_missing(client: &impl GenericClient) -> Result<bool> {
     let boards: i64 = client
-        .query_one("SELECT count(DISTINCT period) FROM leaderboard_cache", &[])
+        .query_one(
+            "SELECT count(DISTINCT period) AS boards FROM leaderboard_cache",
+            &[],
+        )
         .await?
-        .get(0);
+        .get("boards");
     Ok(boards < Period::ALL.len() as i64)
 }
 
@@ -183,7 +302,7 @@ pub async fn max_size(client: &impl GenericClient) -> Result<i64> {
     let Some(row) = row else {
         return Ok(DEFAULT_MAX_SIZE);
     };
-    let value: serde_json::Value = row.get(0);
+    let value: serde_json::Value = row.get("value");
     value.as_i64().filter(|size| *size >= 1).ok_or_else(|| {
         Error::Config(format!(
             "setting {MAX_SIZE_SETTING} must be a positive integer"
@@ -224,8 +343,8 @@ pub async fn read(
     let me_params: [&(dyn ToSql + Sync); 2] = [&name, &viewer];
     let (top, me, built) = tokio::try_join!(
         tx.query_cached(
-            "SELECT row_number() OVER (ORDER BY lc.rank), lc.display_name, lc.steps,
-                    lc.user_id = $3
+            "SELECT row_number() OVER (ORDER BY lc.rank) AS rank, lc.display_name, lc.steps,
+                    lc.user_id = $3 AS is_me
              FROM leaderboard_cache lc
              WHERE lc.period = $1
                AND NOT EXISTS (SELECT 1 FROM users du
@@ -239,7 +358,7 @@ pub async fn read(
                                FROM users du
                                JOIN leaderboard_cache d
                                  ON d.period = lc.period AND d.user_id = du.id
-                               WHERE du.deleted_at IS NOT NULL AND d.rank < lc.rank),
+                               WHERE du.deleted_at IS NOT NULL AND d.rank < lc.rank) AS rank,
                     lc.steps
              FROM leaderboard_cache lc
              WHERE lc.period = $1 AND lc.user_id = $2",
@@ -251,29 +370,42 @@ pub async fn read(
         ),
     )?;
     tx.commit().await?;
+    Ok(board_from_rows(period, &top, me.as_ref(), built.as_ref()))
+}
 
+/// The answer of [`read`] from its three reads: the top, the viewer's own place, and any row
+/// of the board (its period start and build time; a board never built starts today's period).
+fn board_from_rows(
+    period: Period,
+    top: &[tokio_postgres::Row],
+    me: Option<&tokio_postgres::Row>,
+    built: Option<&tokio_postgres::Row>,
+) -> Leaderboard {
     let (period_start, computed_at) = match built {
-        Some(row) => (row.get(0), Some(row.get::<_, DateTime<Utc>>(1))),
+        Some(row) => (
+            row.get("period_start"),
+            Some(row.get::<_, DateTime<Utc>>("computed_at")),
+        ),
         None => (period_bounds(period, today_utc()).0, None),
     };
-    Ok(Leaderboard {
+    Leaderboard {
         period,
         period_start,
         computed_at,
         entries: top
             .iter()
             .map(|row| LeaderboardEntry {
-                rank: row.get(0),
-                display_name: row.get(1),
-                steps: row.get(2),
-                is_me: row.get(3),
+                rank: row.get("rank"),
+                display_name: row.get("display_name"),
+                steps: row.get("steps"),
+                is_me: row.get("is_me"),
             })
             .collect(),
         me: me.map(|row| MyRank {
-            rank: row.get(0),
-            steps: row.get(1),
+            rank: row.get("rank"),
+            steps: row.get("steps"),
         }),
-    })
+    }
 }
 
 /// When the background job rebuilds the boards.

@@ -20,6 +20,7 @@ use uuid::Uuid;
 #[path = "../common/mod.rs"]
 mod common;
 mod deleted_accounts;
+mod month_totals;
 mod ranking;
 mod rebuilds;
 mod validation;

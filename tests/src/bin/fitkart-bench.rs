@@ -18,6 +18,9 @@
 //!    `--clients` connections (prepared statements, one transaction per request, COPY for the
 //!    step batch), for `--seconds`.
 //!
+//! Last, it times the leaderboard rebuilds (each period, the nightly job's three, and the
+//! full rebuild) while a client keeps reading the board being rebuilt.
+//!
 //! Writes go to generated users of the UTC time zone, so "today" is the same day for the
 //! server and the bench: the server's half of them report through HTTP, the other half take
 //! the raw writes, so the ledger stays consistent (`verify-ledger` passes after a run).
@@ -59,7 +62,8 @@ struct Args {
     #[arg(long, default_value_t = 0.5)]
     load_share: f64,
 
-    /// Only these operations (comma-separated names as in the table).
+    /// Only these operations (comma-separated names as in the table; `leaderboard_rebuild`
+    /// for the rebuild timings).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
@@ -535,6 +539,112 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
         Op::Batch1000 => 1000,
         _ => 1,
     })
+}
+
+/// Reads `board` (top 100 and the reader's rank) through the server, one request after the
+/// other, until `done` is set; returns each read's latency.
+async fn read_board_until(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    board: &str,
+    done: &std::sync::atomic::AtomicBool,
+) -> Sample {
+    let mut sample = Sample::default();
+    while !done.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let answer = http
+            .get(format!("{url}/api/v1/leaderboard?period={board}&limit=100"))
+            .bearer_auth(token)
+            .header(PROTOCOL.0, PROTOCOL.1)
+            .send()
+            .await;
+        let outcome = match answer {
+            Ok(answer) if answer.status().is_success() => Ok(1),
+            Ok(answer) => Err(format!("leaderboard {}", answer.status())),
+            Err(err) => Err(err.without_url().to_string()),
+        };
+        sample.add(outcome, started.elapsed());
+    }
+    sample
+}
+
+/// Times each leaderboard rebuild on the generated database (each period incremental, all
+/// three together, then the full rebuild that recomputes the month totals first), with one
+/// client reading the board being rebuilt through the server the whole time. Returns the
+/// markdown section.
+async fn leaderboard_rebuilds(
+    pool: &deadpool_postgres::Pool,
+    http: &reqwest::Client,
+    url: &str,
+    world: &World,
+) -> anyhow::Result<String> {
+    use fitkart_sync_server::rewards::leaderboard::{self, Period};
+    let reader = world
+        .server_users
+        .first()
+        .context("no UTC user to read the boards")?;
+    let mut section = String::from(
+        "### Leaderboard rebuild\n\n\
+         | rebuild | users ranked | time | reads of that board meanwhile: count, p50 / max ms |\n\
+         | --- | --- | --- | --- |\n",
+    );
+    let runs: [(&str, Option<Period>, bool); 5] = [
+        ("weekly (current week's days)", Some(Period::Weekly), false),
+        (
+            "monthly (current month's totals)",
+            Some(Period::Monthly),
+            false,
+        ),
+        (
+            "all time (every user's month totals)",
+            Some(Period::AllTime),
+            false,
+        ),
+        ("all three, one transaction (the nightly job)", None, false),
+        (
+            "full: recompute month totals from step_days, then all three",
+            None,
+            true,
+        ),
+    ];
+    for (what, period, full) in runs {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let board = period.unwrap_or(Period::AllTime).as_str();
+        let reads = read_board_until(http, url, &reader.token, board, &done);
+        let rebuild = async {
+            let started = Instant::now();
+            let counts = if full {
+                leaderboard::refresh_full(pool, period).await
+            } else {
+                leaderboard::refresh(pool, period).await
+            };
+            done.store(true, Ordering::Relaxed);
+            counts.map(|counts| (counts, started.elapsed()))
+        };
+        let (mut sample, rebuilt) = tokio::join!(reads, rebuild);
+        let (counts, took) = rebuilt?;
+        let ranked: Vec<String> = counts
+            .iter()
+            .map(|(period, entries)| format!("{period} {entries}"))
+            .collect();
+        let line = format!(
+            "| {what} | {} | {:.2} s | {}: {:.1} / {:.1}{} |\n",
+            ranked.join(", "),
+            took.as_secs_f64(),
+            sample.latencies.len(),
+            sample.percentile(0.5),
+            sample.percentile(1.0),
+            if sample.errors() > 0 {
+                format!(" ({} failed)", sample.errors())
+            } else {
+                String::new()
+            },
+        );
+        print!("{line}");
+        section.push_str(&line);
+    }
+    Ok(section)
 }
 
 /// The same work straight through SQL on one connection; returns the units it moved.
@@ -1220,6 +1330,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // Let autovacuum and checkpoints of one write test not land on the next.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+    if args.only.is_empty() || args.only.iter().any(|o| o == "leaderboard_rebuild") {
+        let section = leaderboard_rebuilds(&pool, &http, &server.url, &world).await?;
+        table.push('\n');
+        table.push_str(&section);
     }
     if world.exhausted.load(Ordering::Relaxed) > 0 {
         notes.push(format!(
