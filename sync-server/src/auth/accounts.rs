@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use fitkart_protocol::auth::{ProfilePatch, Role, TokenResponse, UserProfile, limits};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -17,7 +17,8 @@ use crate::auth::rate_limit::{self, AttemptKeys};
 use crate::auth::tokens::{AccessTokens, hash_refresh_token, new_refresh_token};
 use crate::config::LoginLimits;
 use crate::db::CachedStatements as _;
-use crate::error::{ApiError, Error};
+use crate::error::ApiError;
+use crate::sync::versions::{self, next_user_version};
 
 /// Where a request came from, for rate limits and token records.
 #[derive(Debug, Clone)]
@@ -220,8 +221,7 @@ pub async fn register(
     };
     tx.execute("INSERT INTO wallets (user_id) VALUES ($1)", &[&id])
         .await?;
-    tx.execute("INSERT INTO change_versions (user_id) VALUES ($1)", &[&id])
-        .await?;
+    versions::start_user(&tx, id).await?;
     let response =
         issue_session(&tx, sessions, account_from_row(&row)?, None, None, client).await?;
     tx.commit().await?;
@@ -512,7 +512,7 @@ pub async fn update_profile(
 
 /// [`update_profile`] inside the caller's transaction (which it does not commit).
 pub async fn update_profile_in(
-    tx: &impl GenericClient,
+    tx: &Transaction<'_>,
     user_id: Uuid,
     patch: &ProfilePatch,
 ) -> Result<UserProfile, ApiError> {
@@ -540,20 +540,6 @@ pub async fn update_profile_in(
         .await?
         .ok_or_else(|| ApiError::not_found("no such account"))?;
     Ok(account_from_row(&row)?.profile)
-}
-
-/// Takes the next change version of a user under its row lock (held until commit), so that
-/// versions commit in order. See docs/adr/0001-per-user-change-versions.md.
-pub async fn next_user_version(tx: &impl GenericClient, user_id: Uuid) -> Result<i64, Error> {
-    let row = tx
-        .query_one_cached(
-            "INSERT INTO change_versions (user_id, version) VALUES ($1, 1)
-             ON CONFLICT (user_id) DO UPDATE SET version = change_versions.version + 1
-             RETURNING version",
-            &[&user_id],
-        )
-        .await?;
-    Ok(row.get(0))
 }
 
 /// Changes the password after checking the current one; every session of the user ends and

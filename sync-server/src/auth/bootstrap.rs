@@ -109,8 +109,7 @@ pub async fn create_admin(
             .await?;
             tx.execute("INSERT INTO wallets (user_id) VALUES ($1)", &[&id])
                 .await?;
-            tx.execute("INSERT INTO change_versions (user_id) VALUES ($1)", &[&id])
-                .await?;
+            crate::sync::versions::start_user(&tx, id).await?;
             audit(&tx, "user.create_admin", id, serde_json::Value::Null).await?;
             AdminBootstrap::Created(id)
         }

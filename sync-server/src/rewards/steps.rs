@@ -19,12 +19,12 @@ use fitkart_protocol::steps::{
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::auth::accounts::next_user_version;
 use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::rewards::achievements::{self, EarlyReport};
 use crate::rewards::ledger::{self, Entry, EntryKind};
 use crate::rewards::settings::RewardSettings;
+use crate::sync::versions::next_user_version;
 
 /// Status of a stored step record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,7 +271,7 @@ pub async fn record_steps(
 /// [`record_steps`] inside the caller's transaction (which it does not commit), for callers
 /// that must store something with the same atomicity, like a sync push's mutation results.
 pub async fn record_steps_in(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     user_id: Uuid,
     reports: &[StepReport],
 ) -> Result<RecordStepsResponse, ApiError> {

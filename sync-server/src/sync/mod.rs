@@ -5,12 +5,13 @@
 //! never skips a change that commits late (docs/adr/0001-per-user-change-versions.md).
 
 pub mod cursor;
+pub mod versions;
 
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use fitkart_protocol::auth::ProfilePatch;
 use fitkart_protocol::orders::{OrderStatusRequest, PlaceOrderRequest};
 use fitkart_protocol::steps::{CoinTransaction, RecordStepsResponse, StepReport};
@@ -23,7 +24,7 @@ use fitkart_protocol::validate::Validate;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::auth::accounts::{ClientInfo, next_user_version, update_profile_in};
+use crate::auth::accounts::{ClientInfo, update_profile_in};
 use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::rewards::steps::record_steps_in;
@@ -238,7 +239,7 @@ pub async fn push(
     let tx = conn.transaction().await?;
     touch_device(&tx, user_id, device_id).await?;
     // The user's lock for the whole push: pushes of one user (from any device) go one by one.
-    next_user_version(&tx, user_id).await?;
+    versions::next_user_version(&tx, user_id).await?;
 
     let ids: Vec<Uuid> = mutations.iter().map(|m| m.id).collect();
     // Outcomes stored by earlier pushes.
@@ -474,7 +475,7 @@ impl PushState {
 
 /// Applies the queued step mutations with one set-based call and splits its results back.
 async fn flush_steps(
-    tx: &impl GenericClient,
+    tx: &Transaction<'_>,
     user_id: Uuid,
     push: &mut PushState,
     mutations: &[Mutation],
@@ -726,20 +727,7 @@ pub async fn pull(
         .await?;
     // Versions commit in order under their row locks, so everything up to the committed
     // versions read here is complete in this snapshot.
-    let user_now: i64 = tx
-        .query_opt_cached(
-            "SELECT version FROM change_versions WHERE user_id = $1",
-            &[&user_id],
-        )
-        .await?
-        .map_or(0, |r| r.get(0));
-    let shared_now: i64 = tx
-        .query_one_cached(
-            "SELECT version FROM shared_change_version WHERE singleton",
-            &[],
-        )
-        .await?
-        .get(0);
+    let (user_now, shared_now) = versions::committed(&tx, user_id).await?;
     if cursor.user_version > user_now || cursor.shared_version > shared_now {
         return Err(ApiError::new(
             StatusCode::GONE,

@@ -17,10 +17,11 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::admin::audit::{self, AuditEntry};
-use crate::auth::accounts::{ClientInfo, next_user_version};
+use crate::auth::accounts::ClientInfo;
 use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::rewards::ledger::{self, Entry, EntryKind};
+use crate::sync::versions::next_user_version;
 
 pub mod workflow;
 use workflow::{Booking, Mover, OrderStatus};
@@ -178,7 +179,7 @@ pub async fn place(
 /// [`place`] inside the caller's transaction (which it does not commit). On an error the
 /// caller must roll back (or roll back to a savepoint): earlier statements may have run.
 pub async fn place_in(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     user_id: Uuid,
     request: &PlaceOrderRequest,
 ) -> Result<(Order, bool), ApiError> {
@@ -427,7 +428,7 @@ pub async fn transition(
 
 /// [`transition`] inside the caller's transaction (which it does not commit).
 pub async fn transition_in(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     actor: Actor,
     order_id: Uuid,
     request: &OrderStatusRequest,
