@@ -2,7 +2,7 @@
 //! versions so a page never splits a version.
 
 use axum::http::StatusCode;
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::Transaction;
 use fitkart_protocol::steps::CoinTransaction;
 use fitkart_protocol::sync::{
     Changes, MAX_PULL_LIMIT, PullResponse, SyncAchievement, SyncSetting, SyncStepRecord, SyncUnlock,
@@ -76,55 +76,12 @@ pub async fn pull(
         ));
     }
 
-    let user_counts: Vec<(i64, i64)> = tx
-        .query_cached(
-            &format!(
-                "SELECT v, count(*) FROM ({USER_VERSION_SOURCES}) s
-                 WHERE v > $2 AND v <= $3 GROUP BY v ORDER BY v"
-            ),
-            &[&user_id, &cursor.user_version, &user_now],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    // The user's changes first; a version past the last one with rows has nothing to send.
-    let (user_to, used, user_more) = match cutoff(&user_counts, limit) {
-        Some((version, used)) => {
-            let last = user_counts.last().map_or(version, |(v, _)| *v);
-            if version == last {
-                (user_now, used, false)
-            } else {
-                (version, used, true)
-            }
-        }
-        None => (user_now, 0, false),
-    };
+    let (user_to, used, user_more) = user_page_end(&tx, cursor, user_now, limit).await?;
     // Then the shared catalogue, in the room the page has left.
     let shared_to = if user_more || (used >= limit && used > 0) {
         cursor.shared_version
     } else {
-        let shared_counts: Vec<(i64, i64)> = tx
-            .query_cached(
-                &format!(
-                    "SELECT v, count(*) FROM ({SHARED_VERSION_SOURCES}) s GROUP BY v ORDER BY v"
-                ),
-                &[&cursor.shared_version, &shared_now],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let budget = limit - used;
-        match cutoff(&shared_counts, budget) {
-            // A first shared version bigger than the room left waits for the next page,
-            // unless the page is otherwise empty.
-            Some((_, rows)) if used > 0 && rows > budget => cursor.shared_version,
-            Some((version, _)) if shared_counts.last().is_some_and(|(v, _)| *v > version) => {
-                version
-            }
-            _ => shared_now,
-        }
+        shared_page_end(&tx, cursor, shared_now, limit - used, used).await?
     };
 
     let changes = read_changes(&tx, user_id, cursor, user_to, shared_to).await?;
@@ -141,9 +98,72 @@ pub async fn pull(
     })
 }
 
+/// Where the user's part of a page ends: the version it reaches, the rows it uses, and
+/// whether user changes are left for later pages. A version past the last one with rows has
+/// nothing to send, so a page holding the last user rows reaches `user_now`.
+async fn user_page_end(
+    tx: &Transaction<'_>,
+    cursor: Cursor,
+    user_now: i64,
+    limit: i64,
+) -> Result<(i64, i64, bool), ApiError> {
+    let user_counts: Vec<(i64, i64)> = tx
+        .query_cached(
+            &format!(
+                "SELECT v, count(*) AS changed FROM ({USER_VERSION_SOURCES}) s
+                 WHERE v > $2 AND v <= $3 GROUP BY v ORDER BY v"
+            ),
+            &[&cursor.user_id, &cursor.user_version, &user_now],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get("v"), r.get("changed")))
+        .collect();
+    Ok(match cutoff(&user_counts, limit) {
+        Some((version, used)) => {
+            let last = user_counts.last().map_or(version, |(v, _)| *v);
+            if version == last {
+                (user_now, used, false)
+            } else {
+                (version, used, true)
+            }
+        }
+        None => (user_now, 0, false),
+    })
+}
+
+/// Where the shared part of a page ends, given the `budget` of rows the user's part left
+/// (`used` rows already on the page).
+async fn shared_page_end(
+    tx: &Transaction<'_>,
+    cursor: Cursor,
+    shared_now: i64,
+    budget: i64,
+    used: i64,
+) -> Result<i64, ApiError> {
+    let shared_counts: Vec<(i64, i64)> = tx
+        .query_cached(
+            &format!(
+                "SELECT v, count(*) AS changed FROM ({SHARED_VERSION_SOURCES}) s GROUP BY v ORDER BY v"
+            ),
+            &[&cursor.shared_version, &shared_now],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get("v"), r.get("changed")))
+        .collect();
+    Ok(match cutoff(&shared_counts, budget) {
+        // A first shared version bigger than the room left waits for the next page,
+        // unless the page is otherwise empty.
+        Some((_, rows)) if used > 0 && rows > budget => cursor.shared_version,
+        Some((version, _)) if shared_counts.last().is_some_and(|(v, _)| *v > version) => version,
+        _ => shared_now,
+    })
+}
+
 /// Reads the rows changed in `(cursor, to]` of each scope.
 async fn read_changes(
-    tx: &impl GenericClient,
+    tx: &Transaction<'_>,
     user_id: Uuid,
     cursor: Cursor,
     user_to: i64,
@@ -152,124 +172,185 @@ async fn read_changes(
     let (after_u, after_s) = (cursor.user_version, cursor.shared_version);
     let mut changes = Changes::default();
     if user_to > after_u {
-        let user_changed = tx
-            .query_opt_cached(
-                "SELECT 1 FROM users WHERE id = $1 AND change_version > $2 AND change_version <= $3",
-                &[&user_id, &after_u, &user_to],
-            )
-            .await?
-            .is_some();
-        if user_changed {
-            changes.profile =
-                Some(crate::auth::accounts::profile_including_deleted(tx, user_id).await?);
-        }
-        let wallet_changed = tx
-            .query_opt_cached(
-                "SELECT 1 FROM wallets WHERE user_id = $1 AND change_version > $2 AND change_version <= $3",
-                &[&user_id, &after_u, &user_to],
-            )
-            .await?
-            .is_some();
-        if wallet_changed {
-            changes.wallet = Some(crate::rewards::ledger::wallet(tx, user_id).await?);
-        }
-        changes.coin_transactions = tx
-            .query_cached(
-                "SELECT id, kind, available_delta, frozen_delta, available_after, frozen_after,
-                        reference_type, reference_id, description, created_at
-                 FROM coin_transactions
-                 WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
-                 ORDER BY ledger_seq",
-                &[&user_id, &after_u, &user_to],
-            )
-            .await?
-            .iter()
-            .map(|row| CoinTransaction {
-                id: row.get(0),
-                kind: row.get(1),
-                available_delta: row.get(2),
-                frozen_delta: row.get(3),
-                available_after: row.get(4),
-                frozen_after: row.get(5),
-                reference_type: row.get(6),
-                reference_id: row.get(7),
-                description: row.get(8),
-                created_at: row.get(9),
-            })
-            .collect();
-        changes.step_records = tx
-            .query_cached(
-                "SELECT day, source, steps, verified_steps, status, change_version
-                 FROM step_records
-                 WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
-                 ORDER BY change_version, day, source",
-                &[&user_id, &after_u, &user_to],
-            )
-            .await?
-            .iter()
-            .map(|row| SyncStepRecord {
-                date: row.get(0),
-                source: row.get(1),
-                steps: i64::from(row.get::<_, i32>(2)),
-                verified_steps: i64::from(row.get::<_, i32>(3)),
-                status: row.get(4),
-                version: row.get(5),
-            })
-            .collect();
-        changes.achievements_unlocked = tx
-            .query_cached(
-                "SELECT a.code, ua.unlocked_at FROM user_achievements ua
-                 JOIN achievements a ON a.id = ua.achievement_id
-                 WHERE ua.user_id = $1 AND ua.change_version > $2 AND ua.change_version <= $3
-                 ORDER BY ua.change_version, a.code",
-                &[&user_id, &after_u, &user_to],
-            )
-            .await?
-            .iter()
-            .map(|row| SyncUnlock {
-                code: row.get(0),
-                unlocked_at: row.get(1),
-            })
-            .collect();
-        changes.orders = orders::changed_since(tx, user_id, after_u, user_to).await?;
+        read_user_changes(tx, user_id, after_u, user_to, &mut changes).await?;
     }
     if shared_to > after_s {
         changes.products = crate::shop::catalogue::changed_since(tx, after_s, shared_to).await?;
-        changes.achievements = tx
-            .query_cached(
-                "SELECT code, name, description, icon, criteria, bonus_coins,
-                        is_active AND deleted_at IS NULL
-                 FROM achievements WHERE change_version > $1 AND change_version <= $2
-                 ORDER BY sort_order, code",
-                &[&after_s, &shared_to],
-            )
-            .await?
-            .iter()
-            .map(|row| SyncAchievement {
-                code: row.get(0),
-                name: row.get(1),
-                description: row.get(2),
-                icon: row.get(3),
-                criteria: row.get(4),
-                bonus_coins: row.get(5),
-                is_active: row.get(6),
-            })
-            .collect();
-        changes.settings = tx
-            .query_cached(
-                "SELECT key, value FROM settings
-                 WHERE is_public AND change_version > $1 AND change_version <= $2 ORDER BY key",
-                &[&after_s, &shared_to],
-            )
-            .await?
-            .iter()
-            .map(|row| SyncSetting {
-                key: row.get(0),
-                value: row.get(1),
-            })
-            .collect();
+        changes.achievements = achievements_changed(tx, after_s, shared_to).await?;
+        changes.settings = public_settings_changed(tx, after_s, shared_to).await?;
     }
     Ok(changes)
+}
+
+/// The user's own changes in `(after, to]`: profile, wallet, coin movements, step records,
+/// unlocks and orders.
+async fn read_user_changes(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    after: i64,
+    to: i64,
+    changes: &mut Changes,
+) -> Result<(), ApiError> {
+    let user_changed = tx
+        .query_opt_cached(
+            "SELECT 1 FROM users WHERE id = $1 AND change_version > $2 AND change_version <= $3",
+            &[&user_id, &after, &to],
+        )
+        .await?
+        .is_some();
+    if user_changed {
+        changes.profile =
+            Some(crate::auth::accounts::profile_including_deleted(tx, user_id).await?);
+    }
+    let wallet_changed = tx
+        .query_opt_cached(
+            "SELECT 1 FROM wallets WHERE user_id = $1 AND change_version > $2 AND change_version <= $3",
+            &[&user_id, &after, &to],
+        )
+        .await?
+        .is_some();
+    if wallet_changed {
+        changes.wallet = Some(crate::rewards::ledger::wallet(tx, user_id).await?);
+    }
+    changes.coin_transactions = coin_transactions_changed(tx, user_id, after, to).await?;
+    changes.step_records = step_records_changed(tx, user_id, after, to).await?;
+    changes.achievements_unlocked = unlocks_changed(tx, user_id, after, to).await?;
+    changes.orders = orders::changed_since(tx, user_id, after, to).await?;
+    Ok(())
+}
+
+/// The user's coin movements booked in `(after, to]`, in ledger order.
+async fn coin_transactions_changed(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    after: i64,
+    to: i64,
+) -> Result<Vec<CoinTransaction>, ApiError> {
+    Ok(tx
+        .query_cached(
+            "SELECT id, kind, available_delta, frozen_delta, available_after, frozen_after,
+                    reference_type, reference_id, description, created_at
+             FROM coin_transactions
+             WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
+             ORDER BY ledger_seq",
+            &[&user_id, &after, &to],
+        )
+        .await?
+        .iter()
+        .map(|row| CoinTransaction {
+            id: row.get("id"),
+            kind: row.get("kind"),
+            available_delta: row.get("available_delta"),
+            frozen_delta: row.get("frozen_delta"),
+            available_after: row.get("available_after"),
+            frozen_after: row.get("frozen_after"),
+            reference_type: row.get("reference_type"),
+            reference_id: row.get("reference_id"),
+            description: row.get("description"),
+            created_at: row.get("created_at"),
+        })
+        .collect())
+}
+
+/// The user's step records changed in `(after, to]`.
+async fn step_records_changed(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    after: i64,
+    to: i64,
+) -> Result<Vec<SyncStepRecord>, ApiError> {
+    Ok(tx
+        .query_cached(
+            "SELECT day, source, steps, verified_steps, status, change_version
+             FROM step_records
+             WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
+             ORDER BY change_version, day, source",
+            &[&user_id, &after, &to],
+        )
+        .await?
+        .iter()
+        .map(|row| SyncStepRecord {
+            date: row.get("day"),
+            source: row.get("source"),
+            steps: i64::from(row.get::<_, i32>("steps")),
+            verified_steps: i64::from(row.get::<_, i32>("verified_steps")),
+            status: row.get("status"),
+            version: row.get("change_version"),
+        })
+        .collect())
+}
+
+/// The achievements the user unlocked in `(after, to]`.
+async fn unlocks_changed(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    after: i64,
+    to: i64,
+) -> Result<Vec<SyncUnlock>, ApiError> {
+    Ok(tx
+        .query_cached(
+            "SELECT a.code, ua.unlocked_at FROM user_achievements ua
+             JOIN achievements a ON a.id = ua.achievement_id
+             WHERE ua.user_id = $1 AND ua.change_version > $2 AND ua.change_version <= $3
+             ORDER BY ua.change_version, a.code",
+            &[&user_id, &after, &to],
+        )
+        .await?
+        .iter()
+        .map(|row| SyncUnlock {
+            code: row.get("code"),
+            unlocked_at: row.get("unlocked_at"),
+        })
+        .collect())
+}
+
+/// The achievement definitions changed in shared versions `(after, to]`.
+async fn achievements_changed(
+    tx: &Transaction<'_>,
+    after: i64,
+    to: i64,
+) -> Result<Vec<SyncAchievement>, ApiError> {
+    Ok(tx
+        .query_cached(
+            "SELECT code, name, description, icon, criteria, bonus_coins,
+                    is_active AND deleted_at IS NULL AS is_active
+             FROM achievements WHERE change_version > $1 AND change_version <= $2
+             ORDER BY sort_order, code",
+            &[&after, &to],
+        )
+        .await?
+        .iter()
+        .map(|row| SyncAchievement {
+            code: row.get("code"),
+            name: row.get("name"),
+            description: row.get("description"),
+            icon: row.get("icon"),
+            criteria: row.get("criteria"),
+            bonus_coins: row.get("bonus_coins"),
+            is_active: row.get("is_active"),
+        })
+        .collect())
+}
+
+/// The public settings changed in shared versions `(after, to]`, by key.
+async fn public_settings_changed(
+    tx: &Transaction<'_>,
+    after: i64,
+    to: i64,
+) -> Result<Vec<SyncSetting>, ApiError> {
+    Ok(tx
+        .query_cached(
+            "SELECT key, value FROM settings
+             WHERE is_public AND change_version > $1 AND change_version <= $2 ORDER BY key",
+            &[&after, &to],
+        )
+        .await?
+        .iter()
+        .map(|row| SyncSetting {
+            key: row.get("key"),
+            value: row.get("value"),
+        })
+        .collect())
 }
 
 #[cfg(test)]

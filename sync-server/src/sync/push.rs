@@ -162,30 +162,7 @@ pub async fn push(
     // The user's lock for the whole push: pushes of one user (from any device) go one by one.
     versions::next_user_version(&tx, user_id).await?;
 
-    let ids: Vec<Uuid> = mutations.iter().map(|m| m.id).collect();
-    // Outcomes stored by earlier pushes.
-    let mut earlier: HashMap<Uuid, (Vec<u8>, StoredOutcome)> = HashMap::new();
-    for row in tx
-        .query_cached(
-            "SELECT mutation_id, payload_hash, result FROM sync_mutations
-             WHERE user_id = $1 AND mutation_id = ANY($2)",
-            &[&user_id, &ids],
-        )
-        .await?
-    {
-        let id: Uuid = row.get(0);
-        let stored = serde_json::from_value::<StoredOutcome>(row.get(2)).unwrap_or_else(|err| {
-            // A row no longer readable (stored by an older build) must not wedge the device
-            // that keeps resending it: answer it as settled, with a code that says why.
-            tracing::error!(mutation_id = %id, error = %err, "unreadable stored sync outcome");
-            rejected(
-                "outcome_unavailable",
-                "this mutation was processed before, but its result can no longer be shown; pull to see the current state",
-            )
-        });
-        earlier.insert(id, (row.get(1), stored));
-    }
-
+    let earlier = stored_outcomes(&tx, user_id, mutations).await?;
     let replay_cutoff = crate::retention::replay_cutoff(Utc::now(), replay_window);
     let mut push = PushState {
         results: vec![None; mutations.len()],
@@ -194,72 +171,8 @@ pub async fn push(
         step_group: Vec::new(),
     };
     for (index, mutation) in mutations.iter().enumerate() {
-        let hash = payload_hash(&mutation.kind, &mutation.payload);
-        let conflict = || MutationResult {
-            id: mutation.id,
-            status: MutationStatus::Rejected,
-            outcome: rejected(
-                "mutation_conflict",
-                "this mutation id was already used with a different body",
-            ),
-        };
-        if let Some((stored_hash, stored)) = earlier.get(&mutation.id) {
-            push.results[index] = Some(if *stored_hash == hash {
-                MutationResult {
-                    id: mutation.id,
-                    status: MutationStatus::Duplicate,
-                    outcome: stored.clone(),
-                }
-            } else {
-                conflict()
-            });
+        let Some((kind, body, hash)) = push.screen(&earlier, index, mutation, replay_cutoff) else {
             continue;
-        }
-        if let Some((first_hash, _)) = push.first_seen.get(&mutation.id) {
-            // A second copy in this push: a duplicate of the first, answered at the end.
-            if *first_hash != hash {
-                push.results[index] = Some(conflict());
-            }
-            continue;
-        }
-        push.first_seen.insert(mutation.id, (hash.clone(), None));
-        if let Err(invalid) = mutation.validate() {
-            // Not stored: its kind or time cannot be, and it can never apply.
-            push.settle(
-                index,
-                mutation.id,
-                None,
-                hash,
-                rejected("validation_failed", invalid.to_string()),
-            );
-            continue;
-        }
-        if mutation.created_at < replay_cutoff {
-            // Stored like any rejection, so a replay within the window is a `duplicate`.
-            push.settle(
-                index,
-                mutation.id,
-                MutationKind::parse(&mutation.kind),
-                hash,
-                rejected(
-                    MUTATION_EXPIRED,
-                    "this change was queued longer ago than the server's replay window and cannot be applied any more; pull to see the current state",
-                ),
-            );
-            continue;
-        }
-        let (kind, body) = match parse(mutation) {
-            Ok(parsed) => parsed,
-            Err(outcome) => {
-                push.settle(
-                    index,
-                    mutation.id,
-                    MutationKind::parse(&mutation.kind),
-                    hash,
-                    outcome,
-                );
-                continue;
-            }
         };
         if let Parsed::Steps(records) = body {
             let pending: usize = push.step_group.iter().map(|(_, _, r)| r.len()).sum();
@@ -271,84 +184,111 @@ pub async fn push(
         }
         // Anything else must see the steps queued before it.
         flush_steps(&tx, user_id, &mut push, mutations).await?;
-        let outcome = match body {
-            Parsed::Order(request) => outcome_of(
-                in_savepoint(&tx, async {
-                    let (order, _) = orders::place_in(&tx, user_id, &request).await?;
-                    serde_json::to_value(order).map_err(ApiError::internal_because)
-                })
-                .await?,
-            )?,
-            Parsed::Cancel(payload) => outcome_of(
-                in_savepoint(&tx, async {
-                    let order_id = match (payload.order_id, payload.client_order_id) {
-                        (Some(id), _) => id,
-                        (None, Some(client_id)) => tx
-                            .query_opt_cached(
-                                "SELECT id FROM orders WHERE user_id = $1 AND client_order_id = $2",
-                                &[&user_id, &client_id],
-                            )
-                            .await?
-                            .map(|r| r.get(0))
-                            .ok_or_else(|| ApiError::not_found("no such order"))?,
-                        (None, None) => return Err(ApiError::not_found("no such order")),
-                    };
-                    let request = OrderStatusRequest {
-                        status: "cancelled".into(),
-                        tracking_number: None,
-                        reason: Some("cancelled by the customer".into()),
-                    };
-                    let order = orders::transition_in(
-                        &tx,
-                        Actor::Owner(user_id),
-                        order_id,
-                        &request,
-                        client,
-                    )
-                    .await?;
-                    serde_json::to_value(order).map_err(ApiError::internal_because)
-                })
-                .await?,
-            )?,
-            Parsed::Profile(patch) => outcome_of(
-                in_savepoint(&tx, async {
-                    let profile = update_profile_in(&tx, user_id, &patch).await?;
-                    serde_json::to_value(profile).map_err(ApiError::internal_because)
-                })
-                .await?,
-            )?,
-            Parsed::Steps(_) => {
-                return Err(ApiError::internal_because(
-                    "a step mutation reached the single-mutation path",
-                ));
-            }
-        };
+        let outcome = apply_one(&tx, user_id, body, client).await?;
         push.settle(index, mutation.id, Some(kind), hash, outcome);
     }
     flush_steps(&tx, user_id, &mut push, mutations).await?;
 
-    // Later copies of an id in this push repeat its first copy's outcome.
-    let mut results = Vec::with_capacity(mutations.len());
-    for (index, mutation) in mutations.iter().enumerate() {
-        let result = match push.results[index].take() {
-            Some(result) => result,
-            None => MutationResult {
-                id: mutation.id,
-                status: MutationStatus::Duplicate,
-                outcome: push
-                    .first_seen
-                    .get(&mutation.id)
-                    .and_then(|(_, outcome)| outcome.clone())
-                    .ok_or_else(|| {
-                        ApiError::internal_because("a repeated mutation has no first outcome")
-                    })?,
-            },
-        };
-        results.push(result);
-    }
+    let results = push.answers(mutations)?;
     store_outcomes(&tx, user_id, device_id, mutations, &push.to_store).await?;
     tx.commit().await?;
     Ok(PushResponse { results })
+}
+
+/// The outcomes earlier pushes stored for these mutation ids: (payload hash, outcome) by id.
+async fn stored_outcomes(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    mutations: &[Mutation],
+) -> Result<HashMap<Uuid, (Vec<u8>, StoredOutcome)>, ApiError> {
+    let ids: Vec<Uuid> = mutations.iter().map(|m| m.id).collect();
+    let mut earlier = HashMap::new();
+    for row in tx
+        .query_cached(
+            "SELECT mutation_id, payload_hash, result FROM sync_mutations
+             WHERE user_id = $1 AND mutation_id = ANY($2)",
+            &[&user_id, &ids],
+        )
+        .await?
+    {
+        let id: Uuid = row.get("mutation_id");
+        let stored =
+            serde_json::from_value::<StoredOutcome>(row.get("result")).unwrap_or_else(|err| {
+                // A row no longer readable (stored by an older build) must not wedge the device
+                // that keeps resending it: answer it as settled, with a code that says why.
+                tracing::error!(mutation_id = %id, error = %err, "unreadable stored sync outcome");
+                rejected(
+                    "outcome_unavailable",
+                    "this mutation was processed before, but its result can no longer be shown; pull to see the current state",
+                )
+            });
+        earlier.insert(id, (row.get("payload_hash"), stored));
+    }
+    Ok(earlier)
+}
+
+/// Applies one mutation that is not a step report, in its own savepoint; a 4xx becomes its
+/// stored rejection.
+async fn apply_one(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    body: Parsed,
+    client: &ClientInfo,
+) -> Result<StoredOutcome, ApiError> {
+    let result = match body {
+        Parsed::Order(request) => {
+            in_savepoint(tx, async {
+                let (order, _) = orders::place_in(tx, user_id, &request).await?;
+                serde_json::to_value(order).map_err(ApiError::internal_because)
+            })
+            .await?
+        }
+        Parsed::Cancel(payload) => {
+            in_savepoint(tx, cancel_own_order(tx, user_id, &payload, client)).await?
+        }
+        Parsed::Profile(patch) => {
+            in_savepoint(tx, async {
+                let profile = update_profile_in(tx, user_id, &patch).await?;
+                serde_json::to_value(profile).map_err(ApiError::internal_because)
+            })
+            .await?
+        }
+        Parsed::Steps(_) => {
+            return Err(ApiError::internal_because(
+                "a step mutation reached the single-mutation path",
+            ));
+        }
+    };
+    outcome_of(result)
+}
+
+/// Cancels one of the user's orders, named by its id or by the device's order id.
+async fn cancel_own_order(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    payload: &CancelOrderPayload,
+    client: &ClientInfo,
+) -> Result<serde_json::Value, ApiError> {
+    let order_id = match (payload.order_id, payload.client_order_id) {
+        (Some(id), _) => id,
+        (None, Some(client_id)) => tx
+            .query_opt_cached(
+                "SELECT id FROM orders WHERE user_id = $1 AND client_order_id = $2",
+                &[&user_id, &client_id],
+            )
+            .await?
+            .map(|r| r.get("id"))
+            .ok_or_else(|| ApiError::not_found("no such order"))?,
+        (None, None) => return Err(ApiError::not_found("no such order")),
+    };
+    let request = OrderStatusRequest {
+        status: "cancelled".into(),
+        tracking_number: None,
+        reason: Some("cancelled by the customer".into()),
+    };
+    let order =
+        orders::transition_in(tx, Actor::Owner(user_id), order_id, &request, client).await?;
+    serde_json::to_value(order).map_err(ApiError::internal_because)
 }
 
 /// What a push has decided so far.
@@ -363,6 +303,104 @@ struct PushState {
 }
 
 impl PushState {
+    /// Decides a mutation that needs no database: a repeat of a stored or earlier copy, an
+    /// invalid one, one past the replay window, one that does not parse. Answers the parsed
+    /// mutation still to apply, with its payload hash.
+    fn screen(
+        &mut self,
+        earlier: &HashMap<Uuid, (Vec<u8>, StoredOutcome)>,
+        index: usize,
+        mutation: &Mutation,
+        replay_cutoff: DateTime<Utc>,
+    ) -> Option<(MutationKind, Parsed, Vec<u8>)> {
+        let hash = payload_hash(&mutation.kind, &mutation.payload);
+        let conflict = || MutationResult {
+            id: mutation.id,
+            status: MutationStatus::Rejected,
+            outcome: rejected(
+                "mutation_conflict",
+                "this mutation id was already used with a different body",
+            ),
+        };
+        if let Some((stored_hash, stored)) = earlier.get(&mutation.id) {
+            self.results[index] = Some(if *stored_hash == hash {
+                MutationResult {
+                    id: mutation.id,
+                    status: MutationStatus::Duplicate,
+                    outcome: stored.clone(),
+                }
+            } else {
+                conflict()
+            });
+            return None;
+        }
+        if let Some((first_hash, _)) = self.first_seen.get(&mutation.id) {
+            // A second copy in this push: a duplicate of the first, answered at the end.
+            if *first_hash != hash {
+                self.results[index] = Some(conflict());
+            }
+            return None;
+        }
+        self.first_seen.insert(mutation.id, (hash.clone(), None));
+        if let Err(invalid) = mutation.validate() {
+            // Not stored: its kind or time cannot be, and it can never apply.
+            self.settle(
+                index,
+                mutation.id,
+                None,
+                hash,
+                rejected("validation_failed", invalid.to_string()),
+            );
+            return None;
+        }
+        if mutation.created_at < replay_cutoff {
+            // Stored like any rejection, so a replay within the window is a `duplicate`.
+            self.settle(
+                index,
+                mutation.id,
+                MutationKind::parse(&mutation.kind),
+                hash,
+                rejected(
+                    MUTATION_EXPIRED,
+                    "this change was queued longer ago than the server's replay window and cannot be applied any more; pull to see the current state",
+                ),
+            );
+            return None;
+        }
+        match parse(mutation) {
+            Ok((kind, body)) => Some((kind, body, hash)),
+            Err(outcome) => {
+                let kind = MutationKind::parse(&mutation.kind);
+                self.settle(index, mutation.id, kind, hash, outcome);
+                None
+            }
+        }
+    }
+
+    /// The answer to every mutation, in order: later copies of an id in this push repeat its
+    /// first copy's outcome.
+    fn answers(&mut self, mutations: &[Mutation]) -> Result<Vec<MutationResult>, ApiError> {
+        let mut results = Vec::with_capacity(mutations.len());
+        for (index, mutation) in mutations.iter().enumerate() {
+            let result = match self.results[index].take() {
+                Some(result) => result,
+                None => MutationResult {
+                    id: mutation.id,
+                    status: MutationStatus::Duplicate,
+                    outcome: self
+                        .first_seen
+                        .get(&mutation.id)
+                        .and_then(|(_, outcome)| outcome.clone())
+                        .ok_or_else(|| {
+                            ApiError::internal_because("a repeated mutation has no first outcome")
+                        })?,
+                },
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
     /// Records the outcome of the first copy of a mutation. Mutations of an unknown kind are
     /// answered but not stored (there is nothing to apply, now or ever).
     fn settle(
