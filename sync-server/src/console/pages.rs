@@ -120,31 +120,42 @@ pub async fn dashboard(
     let flagged = data::flagged_per_day(&conn, from, to).await?;
 
     let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
-    let labels: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
-    let by_day: HashMap<NaiveDate, &admin::AnalyticsDay> =
-        analytics.days.iter().map(|d| (d.date, d)).collect();
-    let per_day = |value: fn(&admin::AnalyticsDay) -> i64| -> Vec<i64> {
-        days.iter()
-            .map(|d| by_day.get(d).map_or(0, |day| value(day)))
-            .collect()
-    };
+    let charts = dashboard_charts(&days, &analytics, flagged_share_per_day(&days, &flagged));
+    let flagged_share = flagged_share_summary(&flagged);
+    render(&DashboardPage {
+        chrome: chrome(&session, "dashboard", None),
+        from,
+        to,
+        active_users: analytics.active_users,
+        queue,
+        flagged_share,
+        charts,
+    })
+}
+
+/// The flagged share of step records (in whole percent) on each of `days`, from
+/// (day, records, flagged) counts; 0 on a day without records.
+fn flagged_share_per_day(days: &[NaiveDate], flagged: &[(NaiveDate, i64, i64)]) -> Vec<i64> {
     let flagged_by_day: HashMap<NaiveDate, (i64, i64)> = flagged
         .iter()
         .map(|(day, records, flagged)| (*day, (*records, *flagged)))
         .collect();
-    let share: Vec<i64> = days
-        .iter()
+    days.iter()
         .map(|d| match flagged_by_day.get(d) {
             Some((records, flagged)) if *records > 0 => flagged * 100 / records,
             _ => 0,
         })
-        .collect();
+        .collect()
+}
+
+/// The flagged share of all step records in the period, as the dashboard words it.
+fn flagged_share_summary(flagged: &[(NaiveDate, i64, i64)]) -> String {
     let (all_records, all_flagged) = flagged
         .iter()
         .fold((0, 0), |(r, f), (_, records, flagged)| {
             (r + records, f + flagged)
         });
-    let flagged_share = if all_records == 0 {
+    if all_records == 0 {
         "no step records".to_owned()
     } else {
         format!(
@@ -152,6 +163,23 @@ pub async fn dashboard(
             all_flagged as f64 * 100.0 / all_records as f64,
             num(all_records)
         )
+    }
+}
+
+/// The dashboard's charts: walkers, steps, coins issued and spent per day, orders by status,
+/// and the flagged `share` per day.
+fn dashboard_charts(
+    days: &[NaiveDate],
+    analytics: &admin::Analytics,
+    share: Vec<i64>,
+) -> Vec<Chart> {
+    let labels: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
+    let by_day: HashMap<NaiveDate, &admin::AnalyticsDay> =
+        analytics.days.iter().map(|d| (d.date, d)).collect();
+    let per_day = |value: fn(&admin::AnalyticsDay) -> i64| -> Vec<i64> {
+        days.iter()
+            .map(|d| by_day.get(d).map_or(0, |day| value(day)))
+            .collect()
     };
     let statuses = [
         "pending",
@@ -163,7 +191,7 @@ pub async fn dashboard(
         "refunded",
     ];
     let status_labels: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
-    let charts = vec![
+    vec![
         charts::columns(
             "Active users per day (walked that day)",
             &labels,
@@ -230,21 +258,89 @@ pub async fn dashboard(
             }],
             "%",
         ),
-    ];
-    render(&DashboardPage {
-        chrome: chrome(&session, "dashboard", None),
-        from,
-        to,
-        active_users: analytics.active_users,
-        queue,
-        flagged_share,
-        charts,
-    })
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
 // Review queue
 // ---------------------------------------------------------------------------------------------
+
+/// The verified steps of the user's last two weeks up to the flagged day, beside the
+/// flagged claim.
+async fn recent_days_chart(
+    conn: &deadpool_postgres::Client,
+    validation: &Validation,
+) -> Result<Chart, ConsoleError> {
+    let from = validation
+        .date
+        .checked_sub_days(Days::new(13))
+        .unwrap_or(validation.date);
+    let history = data::step_days(conn, validation.user_id, from, validation.date).await?;
+    let verified: HashMap<NaiveDate, i64> = history.iter().map(|(d, s, _)| (*d, *s)).collect();
+    let days: Vec<NaiveDate> = from
+        .iter_days()
+        .take_while(|d| *d <= validation.date)
+        .collect();
+    let labels: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
+    Ok(charts::columns(
+        "Verified steps on the user's recent days, and the flagged claim",
+        &labels,
+        vec![
+            Series {
+                name: "verified",
+                class: "s1",
+                values: days
+                    .iter()
+                    .map(|d| verified.get(d).copied().unwrap_or(0))
+                    .collect(),
+            },
+            Series {
+                name: "claimed",
+                class: "s2",
+                values: days
+                    .iter()
+                    .map(|d| {
+                        if *d == validation.date {
+                            validation.claimed_steps
+                        } else {
+                            0
+                        }
+                    })
+                    .collect(),
+            },
+        ],
+        "",
+    ))
+}
+
+/// The pace to show on the cadence gauge and where it comes from: the sustained cadence the
+/// report was flagged for, else the average pace between the first and last report.
+fn review_pace(validation: &Validation, timing: Option<&RecordTiming>) -> (f64, &'static str) {
+    let flagged_cadence = validation
+        .reasons
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["code"] == "sustained_running_cadence")
+        .and_then(|r| r["value"].as_f64());
+    match (flagged_cadence, timing) {
+        (Some(pace), _) => (pace, "the sustained cadence the report implied"),
+        (None, Some(timing)) => {
+            let minutes =
+                (timing.last_recorded_at - timing.first_recorded_at).num_seconds() as f64 / 60.0;
+            let gained = (validation.claimed_steps - validation.previous_steps).max(0) as f64;
+            if minutes >= 1.0 {
+                (
+                    gained / minutes,
+                    "the average pace between the first and last report",
+                )
+            } else {
+                (0.0, "a single report: no pace to show")
+            }
+        }
+        (None, None) => (0.0, "no timing known"),
+    }
+}
 
 /// One reason a record was flagged.
 struct Reason {
@@ -314,72 +410,9 @@ pub async fn review_queue(
         .collect();
     let mut items = Vec::with_capacity(pending.len());
     for validation in pending {
-        let from = validation
-            .date
-            .checked_sub_days(Days::new(13))
-            .unwrap_or(validation.date);
-        let history = data::step_days(&conn, validation.user_id, from, validation.date).await?;
-        let verified: HashMap<NaiveDate, i64> = history.iter().map(|(d, s, _)| (*d, *s)).collect();
-        let days: Vec<NaiveDate> = from
-            .iter_days()
-            .take_while(|d| *d <= validation.date)
-            .collect();
-        let labels: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
-        let chart = charts::columns(
-            "Verified steps on the user's recent days, and the flagged claim",
-            &labels,
-            vec![
-                Series {
-                    name: "verified",
-                    class: "s1",
-                    values: days
-                        .iter()
-                        .map(|d| verified.get(d).copied().unwrap_or(0))
-                        .collect(),
-                },
-                Series {
-                    name: "claimed",
-                    class: "s2",
-                    values: days
-                        .iter()
-                        .map(|d| {
-                            if *d == validation.date {
-                                validation.claimed_steps
-                            } else {
-                                0
-                            }
-                        })
-                        .collect(),
-                },
-            ],
-            "",
-        );
+        let chart = recent_days_chart(&conn, &validation).await?;
         let timing = data::record_timing(&conn, validation.id).await?;
-        let flagged_cadence = validation
-            .reasons
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["code"] == "sustained_running_cadence")
-            .and_then(|r| r["value"].as_f64());
-        let (pace, cadence_source) = match (flagged_cadence, &timing) {
-            (Some(pace), _) => (pace, "the sustained cadence the report implied"),
-            (None, Some(timing)) => {
-                let minutes = (timing.last_recorded_at - timing.first_recorded_at).num_seconds()
-                    as f64
-                    / 60.0;
-                let gained = (validation.claimed_steps - validation.previous_steps).max(0) as f64;
-                if minutes >= 1.0 {
-                    (
-                        gained / minutes,
-                        "the average pace between the first and last report",
-                    )
-                } else {
-                    (0.0, "a single report: no pace to show")
-                }
-            }
-            (None, None) => (0.0, "no timing known"),
-        };
+        let (pace, cadence_source) = review_pace(&validation, timing.as_ref());
         let cadence = charts::gauge(
             pace,
             &[
