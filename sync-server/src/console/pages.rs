@@ -1119,16 +1119,11 @@ struct PreviewPage {
 }
 
 /// `POST /admin/products/import` (multipart: `csrf`, then `file` or `url`): reads the feed
-/// and shows what importing it would change, without changing anything.
-pub async fn import_preview(
-    State(state): State<AppState>,
-    Client(client): Client,
-    session: AdminSession,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Html<String>, ConsoleError> {
-    let back = "/admin/products/import";
-    let bad = |message: String| ConsoleError::with_back(ApiError::bad_request(message), back);
-    let mut multipart = multipart.map_err(|r| bad(r.body_text()))?;
+/// The fields of the import form: the CSRF token, the uploaded file (if not empty) and the URL.
+async fn import_form(
+    mut multipart: Multipart,
+    bad: impl Fn(String) -> ConsoleError,
+) -> Result<(Option<String>, Option<axum::body::Bytes>, Option<String>), ConsoleError> {
     let (mut csrf, mut file, mut url) = (None, None, None);
     while let Some(field) = multipart
         .next_field()
@@ -1147,9 +1142,18 @@ pub async fn import_preview(
             _ => {}
         }
     }
-    session.check_form_token(csrf.as_deref())?;
-    let url = url.filter(|u| !u.is_empty());
-    let read = match (file, url) {
+    Ok((csrf, file, url))
+}
+
+/// The feed to preview, from the upload or the URL (exactly one), with its source as the
+/// audit log names it; a feed that cannot be read comes back as the error and that source.
+async fn read_feed(
+    state: &AppState,
+    file: Option<axum::body::Bytes>,
+    url: Option<String>,
+    back: &str,
+) -> Result<Result<(Feed, String), (shopify::ImportError, String)>, ConsoleError> {
+    Ok(match (file, url) {
         (Some(bytes), None) => shopify::on_blocking_thread(move || Feed::from_json(&bytes))
             .await
             .map_err(ApiError::from)?
@@ -1171,7 +1175,22 @@ pub async fn import_preview(
                 back,
             ));
         }
-    };
+    })
+}
+
+/// and shows what importing it would change, without changing anything.
+pub async fn import_preview(
+    State(state): State<AppState>,
+    Client(client): Client,
+    session: AdminSession,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Html<String>, ConsoleError> {
+    let back = "/admin/products/import";
+    let bad = |message: String| ConsoleError::with_back(ApiError::bad_request(message), back);
+    let multipart = multipart.map_err(|r| bad(r.body_text()))?;
+    let (csrf, file, url) = import_form(multipart, bad).await?;
+    session.check_form_token(csrf.as_deref())?;
+    let read = read_feed(&state, file, url.filter(|u| !u.is_empty()), back).await?;
     let (feed, source) = match read {
         Ok(read) => read,
         Err((err, source)) => {
