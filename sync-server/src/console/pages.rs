@@ -1393,29 +1393,9 @@ fn pretty(value: &Option<serde_json::Value>) -> String {
     }
 }
 
-/// `GET /admin/audit?admin=&action=&from=&to=`: newest first, before and after side by side.
-pub async fn audit(
-    State(state): State<AppState>,
-    session: AdminSession,
-    audit_query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Html<String>, ConsoleError> {
-    let filter = query(audit_query)?;
+/// The audit log query the filter form asks for, its fields checked, from `offset`.
+fn audit_log_filter(filter: &AuditQuery, offset: i64) -> Result<LogFilter, ConsoleError> {
     let back = "/admin/audit";
-    let date = |field: &str, value: &str| -> Result<Option<DateTime<Utc>>, ConsoleError> {
-        match blank_is_none(value) {
-            None => Ok(None),
-            Some(value) => {
-                let day = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
-                    ConsoleError::with_back(
-                        ApiError::validation(field, format!("{field} must be a date (YYYY-MM-DD)")),
-                        back,
-                    )
-                })?;
-                validate::date(field, day).map_err(|e| invalid(e, back))?;
-                Ok(day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
-            }
-        }
-    };
     let admin_id = match blank_is_none(&filter.admin) {
         None => None,
         Some(id) => Some(id.parse::<Uuid>().map_err(|_| {
@@ -1423,30 +1403,49 @@ pub async fn audit(
         })?),
     };
     validate::text("action", &filter.action, 200).map_err(|e| invalid(e, back))?;
-    let offset = filter.offset.unwrap_or(0).max(0);
-    let log_filter = LogFilter {
+    Ok(LogFilter {
         admin_id,
         action: blank_is_none(&filter.action).map(str::to_owned),
         entity_type: None,
         entity_id: None,
-        from: date("from", &filter.from)?,
+        from: audit_day("from", &filter.from, back)?,
         // The `to` day is included: the filter ends at the start of the next day.
-        to: date("to", &filter.to)?.map(|t| t + chrono::Duration::days(1)),
+        to: audit_day("to", &filter.to, back)?.map(|t| t + chrono::Duration::days(1)),
         limit: Some(PAGE),
         offset: Some(offset),
-    };
-    let conn = state.pool.get().await?;
-    let entries = admin::logs(&conn, &log_filter).await?;
-    let admins = data::admins(&conn).await?;
+    })
+}
+
+/// The start of a filter day (`YYYY-MM-DD`), or none when the field is blank.
+fn audit_day(field: &str, value: &str, back: &str) -> Result<Option<DateTime<Utc>>, ConsoleError> {
+    match blank_is_none(value) {
+        None => Ok(None),
+        Some(value) => {
+            let day = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+                ConsoleError::with_back(
+                    ApiError::validation(field, format!("{field} must be a date (YYYY-MM-DD)")),
+                    back,
+                )
+            })?;
+            validate::date(field, day).map_err(|e| invalid(e, back))?;
+            Ok(day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
+        }
+    }
+}
+
+/// The audit entries as the page shows them: who acted (by email when known) and the
+/// before and after values pretty-printed.
+async fn audit_rows(
+    conn: &deadpool_postgres::Client,
+    entries: Vec<AuditLogEntry>,
+) -> Result<Vec<AuditRow>, ConsoleError> {
     let ids: Vec<Uuid> = entries.iter().filter_map(|e| e.admin_id).collect();
-    let names: HashMap<Uuid, String> = data::users_by_id(&conn, &ids)
+    let names: HashMap<Uuid, String> = data::users_by_id(conn, &ids)
         .await?
         .into_iter()
         .map(|u| (u.id, u.email))
         .collect();
-    let actions = data::audit_actions(&conn).await?;
-    let full_page = entries.len() as i64 == PAGE;
-    let rows = entries
+    Ok(entries
         .into_iter()
         .map(|entry| AuditRow {
             admin: match entry.admin_id {
@@ -1457,7 +1456,24 @@ pub async fn audit(
             after: pretty(&entry.after),
             entry,
         })
-        .collect();
+        .collect())
+}
+
+/// `GET /admin/audit?admin=&action=&from=&to=`: newest first, before and after side by side.
+pub async fn audit(
+    State(state): State<AppState>,
+    session: AdminSession,
+    audit_query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Html<String>, ConsoleError> {
+    let filter = query(audit_query)?;
+    let offset = filter.offset.unwrap_or(0).max(0);
+    let log_filter = audit_log_filter(&filter, offset)?;
+    let conn = state.pool.get().await?;
+    let entries = admin::logs(&conn, &log_filter).await?;
+    let admins = data::admins(&conn).await?;
+    let full_page = entries.len() as i64 == PAGE;
+    let rows = audit_rows(&conn, entries).await?;
+    let actions = data::audit_actions(&conn).await?;
     let next_offset = full_page.then_some(offset + PAGE);
     let next_link = format!(
         "/admin/audit?admin={}&action={}&from={}&to={}&offset={}",
