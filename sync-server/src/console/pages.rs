@@ -181,16 +181,6 @@ fn dashboard_charts(
             .map(|d| by_day.get(d).map_or(0, |day| value(day)))
             .collect()
     };
-    let statuses = [
-        "pending",
-        "confirmed",
-        "processing",
-        "shipped",
-        "delivered",
-        "cancelled",
-        "refunded",
-    ];
-    let status_labels: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
     vec![
         charts::columns(
             "Active users per day (walked that day)",
@@ -229,25 +219,7 @@ fn dashboard_charts(
             ],
             "",
         ),
-        charts::columns(
-            "Orders by status (all time)",
-            &status_labels,
-            vec![Series {
-                name: "orders",
-                class: "s3",
-                values: statuses
-                    .iter()
-                    .map(|s| {
-                        analytics
-                            .orders_by_status
-                            .get(*s)
-                            .copied()
-                            .unwrap_or_default()
-                    })
-                    .collect(),
-            }],
-            "",
-        ),
+        orders_by_status_chart(analytics),
         charts::columns(
             "Flagged share of step records per day",
             &labels,
@@ -259,6 +231,39 @@ fn dashboard_charts(
             "%",
         ),
     ]
+}
+
+/// Orders by status, all time, in workflow order.
+fn orders_by_status_chart(analytics: &admin::Analytics) -> Chart {
+    let statuses = [
+        "pending",
+        "confirmed",
+        "processing",
+        "shipped",
+        "delivered",
+        "cancelled",
+        "refunded",
+    ];
+    let status_labels: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
+    charts::columns(
+        "Orders by status (all time)",
+        &status_labels,
+        vec![Series {
+            name: "orders",
+            class: "s3",
+            values: statuses
+                .iter()
+                .map(|s| {
+                    analytics
+                        .orders_by_status
+                        .get(*s)
+                        .copied()
+                        .unwrap_or_default()
+                })
+                .collect(),
+        }],
+        "",
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
