@@ -75,8 +75,8 @@ pub async fn create_admin(
     let outcome = match existing {
         Some(_) if !promote => return Err(CreateAdminError::Exists),
         Some(row) => {
-            let id: Uuid = row.get(0);
-            let before_role: String = row.get(1);
+            let id: Uuid = row.get("id");
+            let before_role: String = row.get("role");
             tx.execute(
                 "UPDATE users SET role = 'admin', password_hash = $2 WHERE id = $1",
                 &[&id, &hash],

@@ -548,7 +548,7 @@ pub async fn orders(
         .query("SELECT id, user_id FROM orders WHERE id = ANY($1)", &[&ids])
         .await?
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| (row.get("id"), row.get("user_id")))
         .collect();
     let user_ids: Vec<Uuid> = owners.values().copied().collect();
     let users: HashMap<Uuid, UserLine> = data::users_by_id(&conn, &user_ids)
