@@ -116,7 +116,7 @@ pub async fn load_data(
     data: &SeedData,
 ) -> Result<SeedReport> {
     let tx = client.transaction().await?;
-    let pending = crate::shop::catalogue::PendingSharedVersion::lock(&tx).await?;
+    let pending = crate::sync::versions::PendingSharedVersion::lock(&tx).await?;
     let version = pending.version;
     let report = SeedReport {
         achievements: insert_achievements(&tx, &data.achievements, version).await?,

@@ -246,7 +246,7 @@ pub async fn grant_in(db: &TestDb, user_id: uuid::Uuid, coins: i64) {
     use fitkart_sync_server::rewards::ledger::{self, Entry, EntryKind};
     let mut client = db.client().await.expect("db");
     let tx = client.transaction().await.expect("tx");
-    let version = fitkart_sync_server::auth::accounts::next_user_version(&tx, user_id)
+    let version = fitkart_sync_server::sync::versions::next_user_version(&tx, user_id)
         .await
         .expect("version");
     ledger::post(

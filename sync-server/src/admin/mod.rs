@@ -10,11 +10,11 @@ use deadpool_postgres::{GenericClient, Pool};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::accounts::{ClientInfo, next_user_version};
+use crate::auth::accounts::ClientInfo;
 use crate::error::ApiError;
 use crate::rewards::ledger::{self, Entry, EntryKind};
 use crate::rewards::settings::{SettingKey, SettingRule};
-use crate::shop::catalogue::next_shared_version;
+use crate::sync::versions::{next_shared_version, next_user_version};
 use audit::AuditEntry;
 
 /// A user as the admin detail page shows it.

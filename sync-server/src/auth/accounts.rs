@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use fitkart_protocol::auth::{ProfilePatch, Role, TokenResponse, UserProfile, limits};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -17,7 +17,8 @@ use crate::auth::rate_limit::{self, AttemptKeys};
 use crate::auth::tokens::{AccessTokens, hash_refresh_token, new_refresh_token};
 use crate::config::LoginLimits;
 use crate::db::CachedStatements as _;
-use crate::error::{ApiError, Error};
+use crate::error::ApiError;
+use crate::sync::versions::{self, next_user_version};
 
 /// Where a request came from, for rate limits and token records.
 #[derive(Debug, Clone)]
@@ -47,18 +48,18 @@ struct Account {
 }
 
 fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, ApiError> {
-    let role: String = row.get(3);
+    let role: String = row.get("role");
     Ok(Account {
         profile: UserProfile {
-            id: row.get(0),
-            email: row.get(1),
-            display_name: row.get(2),
+            id: row.get("id"),
+            email: row.get("email"),
+            display_name: row.get("display_name"),
             role: Role::parse(&role).ok_or_else(ApiError::internal)?,
-            timezone: row.get(4),
-            daily_step_goal: row.get(5),
-            created_at: row.get::<_, DateTime<Utc>>(6),
+            timezone: row.get("timezone"),
+            daily_step_goal: row.get("daily_step_goal"),
+            created_at: row.get::<_, DateTime<Utc>>("created_at"),
         },
-        epoch: row.get(7),
+        epoch: row.get("session_epoch"),
     })
 }
 
@@ -220,8 +221,7 @@ pub async fn register(
     };
     tx.execute("INSERT INTO wallets (user_id) VALUES ($1)", &[&id])
         .await?;
-    tx.execute("INSERT INTO change_versions (user_id) VALUES ($1)", &[&id])
-        .await?;
+    versions::start_user(&tx, id).await?;
     let response =
         issue_session(&tx, sessions, account_from_row(&row)?, None, None, client).await?;
     tx.commit().await?;
@@ -249,7 +249,7 @@ pub async fn login(
         )
         .await?;
     let stored: String = match &found {
-        Some(row) => row.get(8),
+        Some(row) => row.get("password_hash"),
         None => dummy_hash().to_owned(),
     };
     let owned = candidate.to_owned();
@@ -328,8 +328,9 @@ pub async fn refresh(
     let tx = conn.transaction().await?;
     let token = tx
         .query_opt(
-            "SELECT t.id, t.family_id, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL,
-                    t.expires_at <= now(), u.deleted_at IS NOT NULL, u.disabled_at IS NOT NULL
+            "SELECT t.id, t.family_id, t.used_at IS NOT NULL AS used,
+                    t.revoked_at IS NOT NULL AS revoked, t.expires_at <= now() AS expired,
+                    u.deleted_at IS NOT NULL AS deleted, u.disabled_at IS NOT NULL AS disabled
              FROM refresh_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1
              FOR UPDATE OF t",
@@ -337,10 +338,14 @@ pub async fn refresh(
         )
         .await?
         .ok_or_else(invalid_refresh_token)?;
-    let (id, family): (Uuid, Uuid) = (token.get(0), token.get(1));
-    let (used, revoked, expired, deleted): (bool, bool, bool, bool) =
-        (token.get(2), token.get(3), token.get(4), token.get(5));
-    if token.get::<_, bool>(6) && !deleted {
+    let (id, family): (Uuid, Uuid) = (token.get("id"), token.get("family_id"));
+    let (used, revoked, expired, deleted): (bool, bool, bool, bool) = (
+        token.get("used"),
+        token.get("revoked"),
+        token.get("expired"),
+        token.get("deleted"),
+    );
+    if token.get::<_, bool>("disabled") && !deleted {
         return Err(account_disabled());
     }
     if used {
@@ -420,7 +425,7 @@ pub async fn logout(pool: &Pool, refresh_token: &str) -> Result<(), ApiError> {
         )
         .await?
         .ok_or_else(invalid_refresh_token)?
-        .get(0);
+        .get("family_id");
     conn.execute(
         "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'logout'
          WHERE family_id = $1 AND revoked_at IS NULL",
@@ -512,7 +517,7 @@ pub async fn update_profile(
 
 /// [`update_profile`] inside the caller's transaction (which it does not commit).
 pub async fn update_profile_in(
-    tx: &impl GenericClient,
+    tx: &Transaction<'_>,
     user_id: Uuid,
     patch: &ProfilePatch,
 ) -> Result<UserProfile, ApiError> {
@@ -542,20 +547,6 @@ pub async fn update_profile_in(
     Ok(account_from_row(&row)?.profile)
 }
 
-/// Takes the next change version of a user under its row lock (held until commit), so that
-/// versions commit in order. See docs/adr/0001-per-user-change-versions.md.
-pub async fn next_user_version(tx: &impl GenericClient, user_id: Uuid) -> Result<i64, Error> {
-    let row = tx
-        .query_one_cached(
-            "INSERT INTO change_versions (user_id, version) VALUES ($1, 1)
-             ON CONFLICT (user_id) DO UPDATE SET version = change_versions.version + 1
-             RETURNING version",
-            &[&user_id],
-        )
-        .await?;
-    Ok(row.get(0))
-}
-
 /// Changes the password after checking the current one; every session of the user ends and
 /// a new one is returned.
 pub async fn change_password(
@@ -574,7 +565,7 @@ pub async fn change_password(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("no such account"))?;
-    let (email, stored): (String, String) = (row.get(0), row.get(1));
+    let (email, stored): (String, String) = (row.get("email"), row.get("password_hash"));
     let keys = AttemptKeys::new(&email, client.address);
     let attempt = begin_attempt(&mut conn, &keys, sessions.limits).await?;
     let owned = current.to_owned();
@@ -712,7 +703,7 @@ pub async fn search_users(
     let rows = conn
         .query(
             &format!(
-                "SELECT {PROFILE_COLUMNS}, last_login_at, disabled_at, count(*) OVER () FROM users
+                "SELECT {PROFILE_COLUMNS}, last_login_at, disabled_at, count(*) OVER () AS total FROM users
                  WHERE deleted_at IS NULL
                    AND (lower(email) LIKE $1 OR lower(display_name) LIKE $1)
                  ORDER BY created_at DESC, id DESC
@@ -721,14 +712,14 @@ pub async fn search_users(
             &[&pattern, &limit, &offset],
         )
         .await?;
-    let total = rows.first().map(|r| r.get::<_, i64>(10)).unwrap_or(0);
+    let total = rows.first().map(|r| r.get::<_, i64>("total")).unwrap_or(0);
     let users = rows
         .iter()
         .map(|row| {
             Ok(AdminUserSummary {
                 profile: account_from_row(row)?.profile,
-                last_login_at: row.get(8),
-                disabled_at: row.get(9),
+                last_login_at: row.get("last_login_at"),
+                disabled_at: row.get("disabled_at"),
             })
         })
         .collect::<Result<_, ApiError>>()?;

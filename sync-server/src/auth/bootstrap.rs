@@ -75,8 +75,8 @@ pub async fn create_admin(
     let outcome = match existing {
         Some(_) if !promote => return Err(CreateAdminError::Exists),
         Some(row) => {
-            let id: Uuid = row.get(0);
-            let before_role: String = row.get(1);
+            let id: Uuid = row.get("id");
+            let before_role: String = row.get("role");
             tx.execute(
                 "UPDATE users SET role = 'admin', password_hash = $2 WHERE id = $1",
                 &[&id, &hash],
@@ -109,8 +109,7 @@ pub async fn create_admin(
             .await?;
             tx.execute("INSERT INTO wallets (user_id) VALUES ($1)", &[&id])
                 .await?;
-            tx.execute("INSERT INTO change_versions (user_id) VALUES ($1)", &[&id])
-                .await?;
+            crate::sync::versions::start_user(&tx, id).await?;
             audit(&tx, "user.create_admin", id, serde_json::Value::Null).await?;
             AdminBootstrap::Created(id)
         }

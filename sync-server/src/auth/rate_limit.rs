@@ -47,22 +47,22 @@ pub async fn check(
     let row = client
         .query_one(
             "SELECT
-                 count(*) FILTER (WHERE scope = 'account'),
-                 count(*) FILTER (WHERE scope = 'address'),
+                 count(*) FILTER (WHERE scope = 'account') AS account_failures,
+                 count(*) FILTER (WHERE scope = 'address') AS address_failures,
                  extract(epoch FROM max(failed_at) FILTER (WHERE scope = 'account')
-                     + make_interval(secs => $3) - now())::float8,
+                     + make_interval(secs => $3) - now())::float8 AS account_wait,
                  extract(epoch FROM max(failed_at) FILTER (WHERE scope = 'address')
-                     + make_interval(secs => $3) - now())::float8
+                     + make_interval(secs => $3) - now())::float8 AS address_wait
              FROM auth_failures
              WHERE failed_at > now() - make_interval(secs => $3)
                AND ((scope = 'account' AND key = $1) OR (scope = 'address' AND key = $2))",
             &[&keys.account, &keys.address, &window_secs],
         )
         .await?;
-    let account_failures: i64 = row.get(0);
-    let address_failures: i64 = row.get(1);
-    let account_wait: Option<f64> = row.get(2);
-    let address_wait: Option<f64> = row.get(3);
+    let account_failures: i64 = row.get("account_failures");
+    let address_failures: i64 = row.get("address_failures");
+    let account_wait: Option<f64> = row.get("account_wait");
+    let address_wait: Option<f64> = row.get("address_wait");
     let mut wait: Option<f64> = None;
     if account_failures >= i64::from(limits.per_account) {
         wait = account_wait;
@@ -102,7 +102,7 @@ pub async fn begin_attempt(
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| row.get("id"))
         .collect();
     Ok(Ok(Attempt { failure_ids }))
 }
@@ -142,15 +142,15 @@ pub async fn count_registration(
     let window_secs = limits.registration_window.as_secs_f64();
     let row = tx
         .query_one(
-            "SELECT count(*),
-                    extract(epoch FROM min(failed_at) + make_interval(secs => $2) - now())::float8
+            "SELECT count(*) AS made,
+                    extract(epoch FROM min(failed_at) + make_interval(secs => $2) - now())::float8 AS wait
              FROM auth_failures
              WHERE scope = 'registration' AND key = $1
                AND failed_at > now() - make_interval(secs => $2)",
             &[&key, &window_secs],
         )
         .await?;
-    let (made, wait): (i64, Option<f64>) = (row.get(0), row.get(1));
+    let (made, wait): (i64, Option<f64>) = (row.get("made"), row.get("wait"));
     if made >= i64::from(limits.registrations_per_address) {
         let secs = wait.unwrap_or(window_secs).max(1.0).ceil() as u64;
         return Ok(Some(Duration::from_secs(secs)));

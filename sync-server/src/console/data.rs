@@ -66,7 +66,7 @@ pub async fn audit_actions(client: &impl GenericClient) -> Result<Vec<String>, A
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| row.get("action"))
         .collect())
 }
 
@@ -74,11 +74,11 @@ pub async fn audit_actions(client: &impl GenericClient) -> Result<Vec<String>, A
 pub async fn review_queue_size(client: &impl GenericClient) -> Result<i64, ApiError> {
     Ok(client
         .query_one(
-            "SELECT count(*) FROM step_validations WHERE status = 'pending_review'",
+            "SELECT count(*) AS pending FROM step_validations WHERE status = 'pending_review'",
             &[],
         )
         .await?
-        .get(0))
+        .get("pending"))
 }
 
 /// Per day in `[from, to]`: step records, and how many of them were flagged for review.
@@ -89,17 +89,17 @@ pub async fn flagged_per_day(
 ) -> Result<Vec<(NaiveDate, i64, i64)>, ApiError> {
     Ok(client
         .query(
-            "SELECT r.day, count(*),
+            "SELECT r.day, count(*) AS records,
                     count(*) FILTER (WHERE EXISTS (
                         SELECT 1 FROM step_validations v
-                        WHERE v.step_record_id = r.id AND v.step_day = r.day))
+                        WHERE v.step_record_id = r.id AND v.step_day = r.day)) AS flagged
              FROM step_records r WHERE r.day BETWEEN $1 AND $2
              GROUP BY r.day ORDER BY r.day",
             &[&from, &to],
         )
         .await?
         .iter()
-        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .map(|row| (row.get("day"), row.get("records"), row.get("flagged")))
         .collect())
 }
 
@@ -112,13 +112,19 @@ pub async fn step_days(
 ) -> Result<Vec<(NaiveDate, i64, i64)>, ApiError> {
     Ok(client
         .query(
-            "SELECT day, verified_steps::bigint, coins_paid FROM step_days
+            "SELECT day, verified_steps::bigint AS verified_steps, coins_paid FROM step_days
              WHERE user_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day",
             &[&user_id, &from, &to],
         )
         .await?
         .iter()
-        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .map(|row| {
+            (
+                row.get("day"),
+                row.get("verified_steps"),
+                row.get("coins_paid"),
+            )
+        })
         .collect())
 }
 
@@ -148,9 +154,9 @@ pub async fn record_timing(
         )
         .await?
         .map(|row| RecordTiming {
-            report_count: row.get(0),
-            first_recorded_at: row.get(1),
-            last_recorded_at: row.get(2),
+            report_count: row.get("report_count"),
+            first_recorded_at: row.get("first_recorded_at"),
+            last_recorded_at: row.get("last_recorded_at"),
         }))
 }
 
@@ -245,7 +251,7 @@ pub async fn order_owner(client: &impl GenericClient, order_id: Uuid) -> Result<
         )
         .await?
         .ok_or_else(|| ApiError::not_found("no such order"))?
-        .get(0))
+        .get("user_id"))
 }
 
 /// A device of a user.
@@ -300,7 +306,13 @@ pub async fn achievements(
         )
         .await?
         .iter()
-        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .map(|row| {
+            (
+                row.get("name"),
+                row.get("bonus_coins"),
+                row.get("unlocked_at"),
+            )
+        })
         .collect())
 }
 

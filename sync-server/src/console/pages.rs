@@ -120,6 +120,59 @@ pub async fn dashboard(
     let flagged = data::flagged_per_day(&conn, from, to).await?;
 
     let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
+    let charts = dashboard_charts(&days, &analytics, flagged_share_per_day(&days, &flagged));
+    let flagged_share = flagged_share_summary(&flagged);
+    render(&DashboardPage {
+        chrome: chrome(&session, "dashboard", None),
+        from,
+        to,
+        active_users: analytics.active_users,
+        queue,
+        flagged_share,
+        charts,
+    })
+}
+
+/// The flagged share of step records (in whole percent) on each of `days`, from
+/// (day, records, flagged) counts; 0 on a day without records.
+fn flagged_share_per_day(days: &[NaiveDate], flagged: &[(NaiveDate, i64, i64)]) -> Vec<i64> {
+    let flagged_by_day: HashMap<NaiveDate, (i64, i64)> = flagged
+        .iter()
+        .map(|(day, records, flagged)| (*day, (*records, *flagged)))
+        .collect();
+    days.iter()
+        .map(|d| match flagged_by_day.get(d) {
+            Some((records, flagged)) if *records > 0 => flagged * 100 / records,
+            _ => 0,
+        })
+        .collect()
+}
+
+/// The flagged share of all step records in the period, as the dashboard words it.
+fn flagged_share_summary(flagged: &[(NaiveDate, i64, i64)]) -> String {
+    let (all_records, all_flagged) = flagged
+        .iter()
+        .fold((0, 0), |(r, f), (_, records, flagged)| {
+            (r + records, f + flagged)
+        });
+    if all_records == 0 {
+        "no step records".to_owned()
+    } else {
+        format!(
+            "{:.1}% of {} step records",
+            all_flagged as f64 * 100.0 / all_records as f64,
+            num(all_records)
+        )
+    }
+}
+
+/// The dashboard's charts: walkers, steps, coins issued and spent per day, orders by status,
+/// and the flagged `share` per day.
+fn dashboard_charts(
+    days: &[NaiveDate],
+    analytics: &admin::Analytics,
+    share: Vec<i64>,
+) -> Vec<Chart> {
     let labels: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
     let by_day: HashMap<NaiveDate, &admin::AnalyticsDay> =
         analytics.days.iter().map(|d| (d.date, d)).collect();
@@ -128,42 +181,7 @@ pub async fn dashboard(
             .map(|d| by_day.get(d).map_or(0, |day| value(day)))
             .collect()
     };
-    let flagged_by_day: HashMap<NaiveDate, (i64, i64)> = flagged
-        .iter()
-        .map(|(day, records, flagged)| (*day, (*records, *flagged)))
-        .collect();
-    let share: Vec<i64> = days
-        .iter()
-        .map(|d| match flagged_by_day.get(d) {
-            Some((records, flagged)) if *records > 0 => flagged * 100 / records,
-            _ => 0,
-        })
-        .collect();
-    let (all_records, all_flagged) = flagged
-        .iter()
-        .fold((0, 0), |(r, f), (_, records, flagged)| {
-            (r + records, f + flagged)
-        });
-    let flagged_share = if all_records == 0 {
-        "no step records".to_owned()
-    } else {
-        format!(
-            "{:.1}% of {} step records",
-            all_flagged as f64 * 100.0 / all_records as f64,
-            num(all_records)
-        )
-    };
-    let statuses = [
-        "pending",
-        "confirmed",
-        "processing",
-        "shipped",
-        "delivered",
-        "cancelled",
-        "refunded",
-    ];
-    let status_labels: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
-    let charts = vec![
+    vec![
         charts::columns(
             "Active users per day (walked that day)",
             &labels,
@@ -201,25 +219,7 @@ pub async fn dashboard(
             ],
             "",
         ),
-        charts::columns(
-            "Orders by status (all time)",
-            &status_labels,
-            vec![Series {
-                name: "orders",
-                class: "s3",
-                values: statuses
-                    .iter()
-                    .map(|s| {
-                        analytics
-                            .orders_by_status
-                            .get(*s)
-                            .copied()
-                            .unwrap_or_default()
-                    })
-                    .collect(),
-            }],
-            "",
-        ),
+        orders_by_status_chart(analytics),
         charts::columns(
             "Flagged share of step records per day",
             &labels,
@@ -230,21 +230,122 @@ pub async fn dashboard(
             }],
             "%",
         ),
+    ]
+}
+
+/// Orders by status, all time, in workflow order.
+fn orders_by_status_chart(analytics: &admin::Analytics) -> Chart {
+    let statuses = [
+        "pending",
+        "confirmed",
+        "processing",
+        "shipped",
+        "delivered",
+        "cancelled",
+        "refunded",
     ];
-    render(&DashboardPage {
-        chrome: chrome(&session, "dashboard", None),
-        from,
-        to,
-        active_users: analytics.active_users,
-        queue,
-        flagged_share,
-        charts,
-    })
+    let status_labels: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
+    charts::columns(
+        "Orders by status (all time)",
+        &status_labels,
+        vec![Series {
+            name: "orders",
+            class: "s3",
+            values: statuses
+                .iter()
+                .map(|s| {
+                    analytics
+                        .orders_by_status
+                        .get(*s)
+                        .copied()
+                        .unwrap_or_default()
+                })
+                .collect(),
+        }],
+        "",
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
 // Review queue
 // ---------------------------------------------------------------------------------------------
+
+/// The verified steps of the user's last two weeks up to the flagged day, beside the
+/// flagged claim.
+async fn recent_days_chart(
+    conn: &deadpool_postgres::Client,
+    validation: &Validation,
+) -> Result<Chart, ConsoleError> {
+    let from = validation
+        .date
+        .checked_sub_days(Days::new(13))
+        .unwrap_or(validation.date);
+    let history = data::step_days(conn, validation.user_id, from, validation.date).await?;
+    let verified: HashMap<NaiveDate, i64> = history.iter().map(|(d, s, _)| (*d, *s)).collect();
+    let days: Vec<NaiveDate> = from
+        .iter_days()
+        .take_while(|d| *d <= validation.date)
+        .collect();
+    let labels: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
+    Ok(charts::columns(
+        "Verified steps on the user's recent days, and the flagged claim",
+        &labels,
+        vec![
+            Series {
+                name: "verified",
+                class: "s1",
+                values: days
+                    .iter()
+                    .map(|d| verified.get(d).copied().unwrap_or(0))
+                    .collect(),
+            },
+            Series {
+                name: "claimed",
+                class: "s2",
+                values: days
+                    .iter()
+                    .map(|d| {
+                        if *d == validation.date {
+                            validation.claimed_steps
+                        } else {
+                            0
+                        }
+                    })
+                    .collect(),
+            },
+        ],
+        "",
+    ))
+}
+
+/// The pace to show on the cadence gauge and where it comes from: the sustained cadence the
+/// report was flagged for, else the average pace between the first and last report.
+fn review_pace(validation: &Validation, timing: Option<&RecordTiming>) -> (f64, &'static str) {
+    let flagged_cadence = validation
+        .reasons
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["code"] == "sustained_running_cadence")
+        .and_then(|r| r["value"].as_f64());
+    match (flagged_cadence, timing) {
+        (Some(pace), _) => (pace, "the sustained cadence the report implied"),
+        (None, Some(timing)) => {
+            let minutes =
+                (timing.last_recorded_at - timing.first_recorded_at).num_seconds() as f64 / 60.0;
+            let gained = (validation.claimed_steps - validation.previous_steps).max(0) as f64;
+            if minutes >= 1.0 {
+                (
+                    gained / minutes,
+                    "the average pace between the first and last report",
+                )
+            } else {
+                (0.0, "a single report: no pace to show")
+            }
+        }
+        (None, None) => (0.0, "no timing known"),
+    }
+}
 
 /// One reason a record was flagged.
 struct Reason {
@@ -314,72 +415,9 @@ pub async fn review_queue(
         .collect();
     let mut items = Vec::with_capacity(pending.len());
     for validation in pending {
-        let from = validation
-            .date
-            .checked_sub_days(Days::new(13))
-            .unwrap_or(validation.date);
-        let history = data::step_days(&conn, validation.user_id, from, validation.date).await?;
-        let verified: HashMap<NaiveDate, i64> = history.iter().map(|(d, s, _)| (*d, *s)).collect();
-        let days: Vec<NaiveDate> = from
-            .iter_days()
-            .take_while(|d| *d <= validation.date)
-            .collect();
-        let labels: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
-        let chart = charts::columns(
-            "Verified steps on the user's recent days, and the flagged claim",
-            &labels,
-            vec![
-                Series {
-                    name: "verified",
-                    class: "s1",
-                    values: days
-                        .iter()
-                        .map(|d| verified.get(d).copied().unwrap_or(0))
-                        .collect(),
-                },
-                Series {
-                    name: "claimed",
-                    class: "s2",
-                    values: days
-                        .iter()
-                        .map(|d| {
-                            if *d == validation.date {
-                                validation.claimed_steps
-                            } else {
-                                0
-                            }
-                        })
-                        .collect(),
-                },
-            ],
-            "",
-        );
+        let chart = recent_days_chart(&conn, &validation).await?;
         let timing = data::record_timing(&conn, validation.id).await?;
-        let flagged_cadence = validation
-            .reasons
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["code"] == "sustained_running_cadence")
-            .and_then(|r| r["value"].as_f64());
-        let (pace, cadence_source) = match (flagged_cadence, &timing) {
-            (Some(pace), _) => (pace, "the sustained cadence the report implied"),
-            (None, Some(timing)) => {
-                let minutes = (timing.last_recorded_at - timing.first_recorded_at).num_seconds()
-                    as f64
-                    / 60.0;
-                let gained = (validation.claimed_steps - validation.previous_steps).max(0) as f64;
-                if minutes >= 1.0 {
-                    (
-                        gained / minutes,
-                        "the average pace between the first and last report",
-                    )
-                } else {
-                    (0.0, "a single report: no pace to show")
-                }
-            }
-            (None, None) => (0.0, "no timing known"),
-        };
+        let (pace, cadence_source) = review_pace(&validation, timing.as_ref());
         let cadence = charts::gauge(
             pace,
             &[
@@ -510,7 +548,7 @@ pub async fn orders(
         .query("SELECT id, user_id FROM orders WHERE id = ANY($1)", &[&ids])
         .await?
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| (row.get("id"), row.get("user_id")))
         .collect();
     let user_ids: Vec<Uuid> = owners.values().copied().collect();
     let users: HashMap<Uuid, UserLine> = data::users_by_id(&conn, &user_ids)
@@ -1086,16 +1124,11 @@ struct PreviewPage {
 }
 
 /// `POST /admin/products/import` (multipart: `csrf`, then `file` or `url`): reads the feed
-/// and shows what importing it would change, without changing anything.
-pub async fn import_preview(
-    State(state): State<AppState>,
-    Client(client): Client,
-    session: AdminSession,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Html<String>, ConsoleError> {
-    let back = "/admin/products/import";
-    let bad = |message: String| ConsoleError::with_back(ApiError::bad_request(message), back);
-    let mut multipart = multipart.map_err(|r| bad(r.body_text()))?;
+/// The fields of the import form: the CSRF token, the uploaded file (if not empty) and the URL.
+async fn import_form(
+    mut multipart: Multipart,
+    bad: impl Fn(String) -> ConsoleError,
+) -> Result<(Option<String>, Option<axum::body::Bytes>, Option<String>), ConsoleError> {
     let (mut csrf, mut file, mut url) = (None, None, None);
     while let Some(field) = multipart
         .next_field()
@@ -1114,9 +1147,18 @@ pub async fn import_preview(
             _ => {}
         }
     }
-    session.check_form_token(csrf.as_deref())?;
-    let url = url.filter(|u| !u.is_empty());
-    let read = match (file, url) {
+    Ok((csrf, file, url))
+}
+
+/// The feed to preview, from the upload or the URL (exactly one), with its source as the
+/// audit log names it; a feed that cannot be read comes back as the error and that source.
+async fn read_feed(
+    state: &AppState,
+    file: Option<axum::body::Bytes>,
+    url: Option<String>,
+    back: &str,
+) -> Result<Result<(Feed, String), (shopify::ImportError, String)>, ConsoleError> {
+    Ok(match (file, url) {
         (Some(bytes), None) => shopify::on_blocking_thread(move || Feed::from_json(&bytes))
             .await
             .map_err(ApiError::from)?
@@ -1138,7 +1180,22 @@ pub async fn import_preview(
                 back,
             ));
         }
-    };
+    })
+}
+
+/// and shows what importing it would change, without changing anything.
+pub async fn import_preview(
+    State(state): State<AppState>,
+    Client(client): Client,
+    session: AdminSession,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Html<String>, ConsoleError> {
+    let back = "/admin/products/import";
+    let bad = |message: String| ConsoleError::with_back(ApiError::bad_request(message), back);
+    let multipart = multipart.map_err(|r| bad(r.body_text()))?;
+    let (csrf, file, url) = import_form(multipart, bad).await?;
+    session.check_form_token(csrf.as_deref())?;
+    let read = read_feed(&state, file, url.filter(|u| !u.is_empty()), back).await?;
     let (feed, source) = match read {
         Ok(read) => read,
         Err((err, source)) => {
@@ -1341,29 +1398,9 @@ fn pretty(value: &Option<serde_json::Value>) -> String {
     }
 }
 
-/// `GET /admin/audit?admin=&action=&from=&to=`: newest first, before and after side by side.
-pub async fn audit(
-    State(state): State<AppState>,
-    session: AdminSession,
-    audit_query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Html<String>, ConsoleError> {
-    let filter = query(audit_query)?;
+/// The audit log query the filter form asks for, its fields checked, from `offset`.
+fn audit_log_filter(filter: &AuditQuery, offset: i64) -> Result<LogFilter, ConsoleError> {
     let back = "/admin/audit";
-    let date = |field: &str, value: &str| -> Result<Option<DateTime<Utc>>, ConsoleError> {
-        match blank_is_none(value) {
-            None => Ok(None),
-            Some(value) => {
-                let day = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
-                    ConsoleError::with_back(
-                        ApiError::validation(field, format!("{field} must be a date (YYYY-MM-DD)")),
-                        back,
-                    )
-                })?;
-                validate::date(field, day).map_err(|e| invalid(e, back))?;
-                Ok(day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
-            }
-        }
-    };
     let admin_id = match blank_is_none(&filter.admin) {
         None => None,
         Some(id) => Some(id.parse::<Uuid>().map_err(|_| {
@@ -1371,30 +1408,49 @@ pub async fn audit(
         })?),
     };
     validate::text("action", &filter.action, 200).map_err(|e| invalid(e, back))?;
-    let offset = filter.offset.unwrap_or(0).max(0);
-    let log_filter = LogFilter {
+    Ok(LogFilter {
         admin_id,
         action: blank_is_none(&filter.action).map(str::to_owned),
         entity_type: None,
         entity_id: None,
-        from: date("from", &filter.from)?,
+        from: audit_day("from", &filter.from, back)?,
         // The `to` day is included: the filter ends at the start of the next day.
-        to: date("to", &filter.to)?.map(|t| t + chrono::Duration::days(1)),
+        to: audit_day("to", &filter.to, back)?.map(|t| t + chrono::Duration::days(1)),
         limit: Some(PAGE),
         offset: Some(offset),
-    };
-    let conn = state.pool.get().await?;
-    let entries = admin::logs(&conn, &log_filter).await?;
-    let admins = data::admins(&conn).await?;
+    })
+}
+
+/// The start of a filter day (`YYYY-MM-DD`), or none when the field is blank.
+fn audit_day(field: &str, value: &str, back: &str) -> Result<Option<DateTime<Utc>>, ConsoleError> {
+    match blank_is_none(value) {
+        None => Ok(None),
+        Some(value) => {
+            let day = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+                ConsoleError::with_back(
+                    ApiError::validation(field, format!("{field} must be a date (YYYY-MM-DD)")),
+                    back,
+                )
+            })?;
+            validate::date(field, day).map_err(|e| invalid(e, back))?;
+            Ok(day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
+        }
+    }
+}
+
+/// The audit entries as the page shows them: who acted (by email when known) and the
+/// before and after values pretty-printed.
+async fn audit_rows(
+    conn: &deadpool_postgres::Client,
+    entries: Vec<AuditLogEntry>,
+) -> Result<Vec<AuditRow>, ConsoleError> {
     let ids: Vec<Uuid> = entries.iter().filter_map(|e| e.admin_id).collect();
-    let names: HashMap<Uuid, String> = data::users_by_id(&conn, &ids)
+    let names: HashMap<Uuid, String> = data::users_by_id(conn, &ids)
         .await?
         .into_iter()
         .map(|u| (u.id, u.email))
         .collect();
-    let actions = data::audit_actions(&conn).await?;
-    let full_page = entries.len() as i64 == PAGE;
-    let rows = entries
+    Ok(entries
         .into_iter()
         .map(|entry| AuditRow {
             admin: match entry.admin_id {
@@ -1405,7 +1461,24 @@ pub async fn audit(
             after: pretty(&entry.after),
             entry,
         })
-        .collect();
+        .collect())
+}
+
+/// `GET /admin/audit?admin=&action=&from=&to=`: newest first, before and after side by side.
+pub async fn audit(
+    State(state): State<AppState>,
+    session: AdminSession,
+    audit_query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Html<String>, ConsoleError> {
+    let filter = query(audit_query)?;
+    let offset = filter.offset.unwrap_or(0).max(0);
+    let log_filter = audit_log_filter(&filter, offset)?;
+    let conn = state.pool.get().await?;
+    let entries = admin::logs(&conn, &log_filter).await?;
+    let admins = data::admins(&conn).await?;
+    let full_page = entries.len() as i64 == PAGE;
+    let rows = audit_rows(&conn, entries).await?;
+    let actions = data::audit_actions(&conn).await?;
     let next_offset = full_page.then_some(offset + PAGE);
     let next_link = format!(
         "/admin/audit?admin={}&action={}&from={}&to={}&offset={}",

@@ -321,36 +321,12 @@ pub async fn login(
     .await;
     let tokens = match signed_in {
         Ok(tokens) => tokens,
-        Err(err) if err.status() == StatusCode::TOO_MANY_REQUESTS => {
-            return login_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &headers,
-                next,
-                &form.email,
-                Some(
-                    "Too many failed sign-ins for this account or address. Wait a while and try again.",
-                ),
-            );
+        Err(err) => {
+            let Some((status, message)) = refused_sign_in(&err) else {
+                return Err(err.into());
+            };
+            return login_response(status, &headers, next, &form.email, Some(message));
         }
-        Err(err) if err.code() == "account_disabled" => {
-            return login_response(
-                StatusCode::FORBIDDEN,
-                &headers,
-                next,
-                &form.email,
-                Some("This account is disabled. Another administrator can enable it again."),
-            );
-        }
-        Err(err) if err.status() == StatusCode::UNAUTHORIZED => {
-            return login_response(
-                StatusCode::UNAUTHORIZED,
-                &headers,
-                next,
-                &form.email,
-                Some("The email or password is wrong."),
-            );
-        }
-        Err(err) => return Err(err.into()),
     };
     if tokens.user.role != Role::Admin {
         accounts::logout(&state.pool, &tokens.refresh_token).await?;
@@ -362,20 +338,41 @@ pub async fn login(
             Some("This account is not an administrator: the console is for administrators only."),
         );
     }
-    let secure = !is_localhost(&headers);
+    Ok(signed_in_response(&headers, next, &tokens.refresh_token))
+}
+
+/// The status and message the sign-in form shows for a refused sign-in; `None` for an error
+/// that is not a refusal.
+fn refused_sign_in(err: &ApiError) -> Option<(StatusCode, &'static str)> {
+    if err.status() == StatusCode::TOO_MANY_REQUESTS {
+        Some((
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-ins for this account or address. Wait a while and try again.",
+        ))
+    } else if err.code() == "account_disabled" {
+        Some((
+            StatusCode::FORBIDDEN,
+            "This account is disabled. Another administrator can enable it again.",
+        ))
+    } else if err.status() == StatusCode::UNAUTHORIZED {
+        Some((StatusCode::UNAUTHORIZED, "The email or password is wrong."))
+    } else {
+        None
+    }
+}
+
+/// Goes on to `next` (or the dashboard) with the session cookie set and the sign-in form's
+/// cookie cleared.
+fn signed_in_response(headers: &HeaderMap, next: &str, refresh_token: &str) -> Response {
+    let secure = !is_localhost(headers);
     let mut response = see_other(if next.is_empty() { "/admin/" } else { next });
     let cookies = response.headers_mut();
     cookies.append(
         SET_COOKIE,
-        set_cookie(
-            SESSION_COOKIE,
-            &tokens.refresh_token,
-            SESSION_HOURS * 3600,
-            secure,
-        ),
+        set_cookie(SESSION_COOKIE, refresh_token, SESSION_HOURS * 3600, secure),
     );
     cookies.append(SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure));
-    Ok(response)
+    response
 }
 
 /// `POST /admin/logout`: revokes the session (its refresh-token family) and clears the cookie.

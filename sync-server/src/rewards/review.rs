@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::admin::audit::{self, AuditEntry};
-use crate::auth::accounts::{ClientInfo, next_user_version};
+use crate::auth::accounts::ClientInfo;
 use crate::error::ApiError;
 use crate::rewards::anticheat::RecordStatus;
 use crate::rewards::settings::RewardSettings;
 use crate::rewards::settlement::{self, Cause, SettledDay, StoredDay};
+use crate::sync::versions::next_user_version;
 
 /// A validation as admins see it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

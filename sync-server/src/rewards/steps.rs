@@ -21,13 +21,13 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::auth::accounts::next_user_version;
 use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::rewards::achievements::{self, EarlyReport};
 use crate::rewards::anticheat::{self, Anchor, FlagReason, RecordState, RecordStatus, Verdict};
 use crate::rewards::settings::RewardSettings;
 use crate::rewards::settlement::{self, Cause, DayAccount, SettledDay};
+use crate::sync::versions::next_user_version;
 
 /// The stored time zone of a user. One that is not in the IANA database (`PATCH /me` refuses
 /// those; an import or a hand edit may not have) is an error the user can fix, never a guess:

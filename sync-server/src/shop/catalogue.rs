@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::admin::audit::{self, AuditEntry};
 use crate::auth::accounts::ClientInfo;
-use crate::error::{ApiError, Error};
+use crate::error::ApiError;
+use crate::sync::versions::next_shared_version;
 
 const COLUMNS: &str = "id, sku, name, description, category, coin_price, stock, images, is_active";
 
@@ -25,55 +26,6 @@ fn from_row(row: &tokio_postgres::Row) -> Product {
         stock: i64::from(row.get::<_, i32>(6)),
         images: serde_json::from_value(images).unwrap_or_default(),
         is_active: row.get(8),
-    }
-}
-
-/// Takes the next shared catalogue version; the row stays locked until commit.
-pub async fn next_shared_version(tx: &impl GenericClient) -> Result<i64, Error> {
-    Ok(tx
-        .query_one(
-            "UPDATE shared_change_version SET version = version + 1 WHERE singleton RETURNING version",
-            &[],
-        )
-        .await?
-        .get(0))
-}
-
-/// The shared catalogue version a batch of changes will carry (seed loading, a Shopify import),
-/// held until commit: [`PendingSharedVersion::lock`] locks the version row, so catalogue
-/// changes commit in version order, and the batch writes its rows with `version`;
-/// [`PendingSharedVersion::publish`] advances the row to it only when something changed, so
-/// an import that changed nothing leaves devices nothing to pull. For a single change,
-/// [`next_shared_version`].
-#[derive(Debug, Clone, Copy)]
-pub struct PendingSharedVersion {
-    /// The version the batch's rows carry.
-    pub version: i64,
-}
-
-impl PendingSharedVersion {
-    /// Locks the shared version row until commit and answers the next version.
-    pub async fn lock(tx: &impl GenericClient) -> Result<Self, Error> {
-        let current: i64 = tx
-            .query_one(
-                "SELECT version FROM shared_change_version WHERE singleton FOR UPDATE",
-                &[],
-            )
-            .await?
-            .get(0);
-        Ok(Self {
-            version: current + 1,
-        })
-    }
-
-    /// Advances the shared version to [`Self::version`]: call when the batch changed rows.
-    pub async fn publish(self, tx: &impl GenericClient) -> Result<(), Error> {
-        tx.execute(
-            "UPDATE shared_change_version SET version = $1 WHERE singleton",
-            &[&self.version],
-        )
-        .await?;
-        Ok(())
     }
 }
 

@@ -1022,7 +1022,7 @@ pub async fn import(
     }
     let tx = client.transaction().await?;
     // Catalogue changes commit in version order: hold the shared version row until commit.
-    let pending = crate::shop::catalogue::PendingSharedVersion::lock(&tx).await?;
+    let pending = crate::sync::versions::PendingSharedVersion::lock(&tx).await?;
     let version = pending.version;
     let rate = coins_per_currency_unit(&tx).await?;
 

@@ -226,7 +226,7 @@ pub async fn admin_session(http: &reqwest::Client, server: &TestServer) -> Token
 pub async fn grant(pool: &Pool, user_id: Uuid, coins: i64) {
     let mut client = pool.get().await.unwrap();
     let tx = client.transaction().await.unwrap();
-    let version = fitkart_sync_server::auth::accounts::next_user_version(&tx, user_id)
+    let version = fitkart_sync_server::sync::versions::next_user_version(&tx, user_id)
         .await
         .unwrap();
     ledger::post(

@@ -3,9 +3,6 @@
 
 use super::*;
 
-     assert!(!sizes.is_empty());
- }
-
 /// Every board row as (period, period_start, user, rank, steps, display name), in rank order.
 async fn boards(
     client: &impl deadpool_postgres::GenericClient,

@@ -17,10 +17,11 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::admin::audit::{self, AuditEntry};
-use crate::auth::accounts::{ClientInfo, next_user_version};
+use crate::auth::accounts::ClientInfo;
 use crate::db::CachedStatements as _;
 use crate::error::ApiError;
 use crate::rewards::ledger::{self, Entry, EntryKind};
+use crate::sync::versions::next_user_version;
 
 pub mod workflow;
 use workflow::{Booking, Mover, OrderStatus};
