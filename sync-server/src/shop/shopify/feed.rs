@@ -105,8 +105,7 @@ struct Document {
 
 fn parse_document(bytes: &[u8]) -> Result<Document, ImportError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
+    if !bytes.trim_ascii_start().starts_with(b"{") {
         return Err(ImportError::InvalidFeed(
             "the feed is not a JSON object with a `products` array (a Shopify products.json export)"
                 .into(),

@@ -170,22 +170,7 @@ async fn upsert_products(
     let images: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!(r.images)).collect();
     let active: Vec<bool> = rows.iter().map(|r| r.is_active).collect();
 
-    // Free the SKUs that move between imported products first, so the upsert cannot trip
-    // over the unique index halfway through.
-    let mut updated_ids: HashSet<i64> = tx
-        .query(
-            "UPDATE reward_products AS p SET sku = NULL, change_version = $3
-             FROM unnest($1::bigint[], $2::text[]) AS f(shopify_product_id, sku)
-             WHERE p.shopify_product_id = f.shopify_product_id AND p.deleted_at IS NULL
-               AND p.sku IS NOT NULL AND p.sku IS DISTINCT FROM f.sku
-             RETURNING p.shopify_product_id",
-            &[&ids, &skus, &version],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get("shopify_product_id"))
-        .collect();
-
+    let mut updated_ids = free_moving_skus(tx, &ids, &skus, version).await?;
     let upserted = tx
         .query(
             "INSERT INTO reward_products AS p
@@ -234,6 +219,29 @@ async fn upsert_products(
         }
     }
     Ok((created, updated_ids.len() as u64))
+}
+
+/// Frees the SKUs that move between imported products first, so the upsert cannot trip over
+/// the unique index halfway through. Returns the products it changed.
+async fn free_moving_skus(
+    tx: &impl GenericClient,
+    ids: &[i64],
+    skus: &[Option<&str>],
+    version: i64,
+) -> Result<HashSet<i64>, ImportError> {
+    Ok(tx
+        .query(
+            "UPDATE reward_products AS p SET sku = NULL, change_version = $3
+             FROM unnest($1::bigint[], $2::text[]) AS f(shopify_product_id, sku)
+             WHERE p.shopify_product_id = f.shopify_product_id AND p.deleted_at IS NULL
+               AND p.sku IS NOT NULL AND p.sku IS DISTINCT FROM f.sku
+             RETURNING p.shopify_product_id",
+            &[&ids, &skus, &version],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get("shopify_product_id"))
+        .collect())
 }
 
 /// Deactivates (never deletes) earlier imports the feed no longer holds; returns how many.
