@@ -111,7 +111,7 @@ pub async fn changed_since(
     Ok(client
         .query(
             "SELECT id, sku, name, description, category, coin_price, stock, images,
-                    is_active AND deleted_at IS NULL
+                    (is_active AND deleted_at IS NULL) AS is_active
              FROM reward_products WHERE change_version > $1 AND change_version <= $2
              ORDER BY change_version, id",
             &[&after, &to],
