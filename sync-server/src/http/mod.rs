@@ -131,7 +131,7 @@ pub fn openapi_document(config: &ServerConfig) -> utoipa::openapi::OpenApi {
 /// # Adding a route
 ///
 /// 1. Write the handler in its domain's module (`http/auth/`, `http/rewards/`, `http/shop/`,
-///    `http/sync.rs`, `http/admin.rs`, mirroring the domain folders) and annotate it with
+///    `http/sync.rs`, `http/admin/`, mirroring the domain folders) and annotate it with
 ///    `#[utoipa::path(method, path = "/area/{id}", tag = openapi::TAG_..., params(...),
 ///    request_body = ..., responses(...), security(("bearer" = [])))]`. The path is relative to
 ///    [`fitkart_protocol::API_PREFIX`]; list every status the handler can answer, errors with
@@ -243,7 +243,7 @@ mod tests {
         ];
         let files = [
             ("mod.rs", include_str!("mod.rs")),
-            ("admin.rs", include_str!("admin.rs")),
+            ("admin/mod.rs", include_str!("admin/mod.rs")),
             ("auth/mod.rs", include_str!("auth/mod.rs")),
             ("rewards/mod.rs", include_str!("rewards/mod.rs")),
             ("shop/mod.rs", include_str!("shop/mod.rs")),

@@ -15,17 +15,17 @@ use crate::sync::versions::next_shared_version;
 const COLUMNS: &str = "id, sku, name, description, category, coin_price, stock, images, is_active";
 
 fn from_row(row: &tokio_postgres::Row) -> Product {
-    let images: serde_json::Value = row.get(7);
+    let images: serde_json::Value = row.get("images");
     Product {
-        id: row.get(0),
-        sku: row.get(1),
-        name: row.get(2),
-        description: row.get(3),
-        category: row.get(4),
-        coin_price: row.get(5),
-        stock: i64::from(row.get::<_, i32>(6)),
+        id: row.get("id"),
+        sku: row.get("sku"),
+        name: row.get("name"),
+        description: row.get("description"),
+        category: row.get("category"),
+        coin_price: row.get("coin_price"),
+        stock: i64::from(row.get::<_, i32>("stock")),
         images: serde_json::from_value(images).unwrap_or_default(),
-        is_active: row.get(8),
+        is_active: row.get("is_active"),
     }
 }
 
@@ -39,14 +39,17 @@ pub async fn list(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS}, count(*) OVER () FROM reward_products
+                "SELECT {COLUMNS}, count(*) OVER () AS total_count FROM reward_products
                  WHERE is_active AND deleted_at IS NULL AND ($1::text IS NULL OR category = $1)
                  ORDER BY category, coin_price, id LIMIT $2 OFFSET $3"
             ),
             &[&category, &limit, &offset],
         )
         .await?;
-    let total = rows.first().map(|r| r.get::<_, i64>(9)).unwrap_or(0);
+    let total = rows
+        .first()
+        .map(|r| r.get::<_, i64>("total_count"))
+        .unwrap_or(0);
     Ok((rows.iter().map(from_row).collect(), total))
 }
 
@@ -60,7 +63,7 @@ pub async fn changed_since(
     Ok(client
         .query(
             "SELECT id, sku, name, description, category, coin_price, stock, images,
-                    is_active AND deleted_at IS NULL
+                    (is_active AND deleted_at IS NULL) AS is_active
              FROM reward_products WHERE change_version > $1 AND change_version <= $2
              ORDER BY change_version, id",
             &[&after, &to],

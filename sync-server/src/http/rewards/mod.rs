@@ -1,7 +1,8 @@
 //! The HTTP surface of the `rewards` domain: recording steps and reading what they earned
-//! (wallet, coin history, achievements), and the leaderboards.
+//! (wallet, coin history, achievements), the leaderboards, and the review queue's admin routes.
 
 mod leaderboard;
+mod review;
 mod steps;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -20,4 +21,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(steps::achievements))
         .routes(routes!(leaderboard::read_board))
         .routes(routes!(leaderboard::admin_refresh))
+        .routes(routes!(review::list_validations))
+        .routes(routes!(review::approve_validation))
+        .routes(routes!(review::reject_validation))
 }

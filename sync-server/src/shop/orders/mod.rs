@@ -36,26 +36,34 @@ struct OrderRow {
 }
 
 fn order_from_row(row: &tokio_postgres::Row) -> Result<OrderRow, ApiError> {
-    let address: serde_json::Value = row.get(5);
+    let address: serde_json::Value = row.get("shipping_address");
     Ok(OrderRow {
         order: Order {
-            id: row.get(0),
-            order_code: row.get(1),
-            client_order_id: row.get(2),
-            status: row.get(3),
-            total_coins: row.get(4),
+            id: row.get("id"),
+            order_code: row.get("order_code"),
+            client_order_id: row.get("client_order_id"),
+            status: row.get("status"),
+            total_coins: row.get("total_coins"),
             items: Vec::new(),
             shipping_address: serde_json::from_value(address)
                 .map_err(ApiError::internal_because)?,
-            tracking_number: row.get(6),
-            created_at: row.get::<_, DateTime<Utc>>(7),
-            updated_at: row.get(8),
-            shipped_at: row.get(9),
-            delivered_at: row.get(10),
-            cancelled_at: row.get(11),
+            tracking_number: row.get("tracking_number"),
+            created_at: row.get::<_, DateTime<Utc>>("created_at"),
+            updated_at: row.get("updated_at"),
+            shipped_at: row.get("shipped_at"),
+            delivered_at: row.get("delivered_at"),
+            cancelled_at: row.get("cancelled_at"),
         },
-        fingerprint: row.get(13),
+        fingerprint: row.get("request_fingerprint"),
     })
+}
+
+/// One order with its items loaded.
+async fn with_items(client: &impl GenericClient, order: Order) -> Result<Order, ApiError> {
+    let mut orders = [order];
+    attach_items(client, &mut orders).await?;
+    let [order] = orders;
+    Ok(order)
 }
 
 /// Loads the items of the given orders into them (one query).
@@ -69,13 +77,13 @@ async fn attach_items(client: &impl GenericClient, orders: &mut [Order]) -> Resu
         )
         .await?;
     for row in rows {
-        let order_id: Uuid = row.get(0);
+        let order_id: Uuid = row.get("order_id");
         if let Some(order) = orders.iter_mut().find(|o| o.id == order_id) {
             order.items.push(OrderItem {
-                product_id: row.get(1),
-                product_name: row.get(2),
-                quantity: i64::from(row.get::<_, i32>(3)),
-                unit_coin_price: row.get(4),
+                product_id: row.get("product_id"),
+                product_name: row.get("product_name"),
+                quantity: i64::from(row.get::<_, i32>("quantity")),
+                unit_coin_price: row.get("unit_coin_price"),
             });
         }
     }
@@ -186,27 +194,62 @@ pub async fn place_in(
     check_request(request)?;
     let print = fingerprint(request);
     let version = next_user_version(tx, user_id).await?;
-    if let Some(row) = tx
+    if let Some(existing) = earlier_placement(tx, user_id, request, &print).await? {
+        return Ok((existing, false));
+    }
+    let (lines, total) = lock_and_price(tx, request).await?;
+    let order_id = Uuid::now_v7();
+    hold_coins(tx, user_id, version, order_id, total).await?;
+    take_stock(tx, &lines).await?;
+    let row = insert_order(tx, order_id, user_id, request, &print, total, version).await?;
+    insert_items(tx, order_id, user_id, &lines).await?;
+    let order = with_items(tx, order_from_row(&row)?.order).await?;
+    Ok((order, true))
+}
+
+/// The order an earlier request with this `client_order_id` placed, if any: a retry of the same
+/// request is answered with it; a different request reusing the id is refused (409).
+async fn earlier_placement(
+    tx: &impl GenericClient,
+    user_id: Uuid,
+    request: &PlaceOrderRequest,
+    print: &[u8],
+) -> Result<Option<Order>, ApiError> {
+    let Some(row) = tx
         .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2"),
             &[&user_id, &request.client_order_id],
         )
         .await?
-    {
-        let existing = order_from_row(&row)?;
-        if existing.fingerprint != print {
-            return Err(conflict(
-                "idempotency_conflict",
-                "this client_order_id was already used for a different order",
-            ));
-        }
-        let mut orders = [existing.order];
-        attach_items(tx, &mut orders).await?;
-        let [order] = orders;
-        return Ok((order, false));
+    else {
+        return Ok(None);
+    };
+    let existing = order_from_row(&row)?;
+    if existing.fingerprint != print {
+        return Err(conflict(
+            "idempotency_conflict",
+            "this client_order_id was already used for a different order",
+        ));
     }
+    Ok(Some(with_items(tx, existing.order).await?))
+}
 
-    // Lock the products in id order, so concurrent orders never deadlock.
+/// One line of an order being placed, priced from the locked product row.
+struct PricedLine {
+    product_id: Uuid,
+    name: String,
+    quantity: i32,
+    price: i64,
+}
+
+/// Locks the ordered products (in id order, so concurrent orders never deadlock) and prices
+/// each line, answering the lines and the order's total. A product that is missing or inactive is 404 `product_not_found`; not enough
+/// stock for any line is 409 `out_of_stock` listing every short line; a total out of range
+/// is 422.
+async fn lock_and_price(
+    tx: &impl GenericClient,
+    request: &PlaceOrderRequest,
+) -> Result<(Vec<PricedLine>, i64), ApiError> {
     let ids: Vec<Uuid> = request.items.iter().map(|i| i.product_id).collect();
     let products = tx
         .query_cached(
@@ -222,7 +265,7 @@ pub async fn place_in(
     for item in &request.items {
         let Some(product) = products
             .iter()
-            .find(|p| p.get::<_, Uuid>(0) == item.product_id)
+            .find(|p| p.get::<_, Uuid>("id") == item.product_id)
         else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -231,25 +274,47 @@ pub async fn place_in(
             )
             .with_details(serde_json::json!({ "product_id": item.product_id })));
         };
-        let (name, price, stock): (String, i64, i32) =
-            (product.get(1), product.get(2), product.get(3));
+        let (name, price, stock): (String, i64, i32) = (
+            product.get("name"),
+            product.get("coin_price"),
+            product.get("stock"),
+        );
         if stock < item.quantity {
             short.push(serde_json::json!({
                 "product_id": item.product_id, "requested": item.quantity, "available": stock,
             }));
         }
-        total = price
-            .checked_mul(i64::from(item.quantity))
-            .and_then(|line| total.checked_add(line))
-            .ok_or_else(|| ApiError::validation("items", "the order total is too large"))?;
-        lines.push((item.product_id, name, item.quantity, price));
+        total = line_total(price, item.quantity, total)?;
+        lines.push(PricedLine {
+            product_id: item.product_id,
+            name,
+            quantity: item.quantity,
+            price,
+        });
     }
     if !short.is_empty() {
         return Err(conflict("out_of_stock", "not enough stock for this order")
             .with_details(serde_json::json!({ "items": short })));
     }
+    Ok((lines, total))
+}
 
-    let order_id = Uuid::now_v7();
+/// `total` plus `price` times `quantity`; 422 when it overflows.
+fn line_total(price: i64, quantity: i32, total: i64) -> Result<i64, ApiError> {
+    price
+        .checked_mul(i64::from(quantity))
+        .and_then(|line| total.checked_add(line))
+        .ok_or_else(|| ApiError::validation("items", "the order total is too large"))
+}
+
+/// Holds the order's coins: available -> frozen, one `order_hold` ledger entry.
+async fn hold_coins(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: Uuid,
+    version: i64,
+    order_id: Uuid,
+    total: i64,
+) -> Result<(), ApiError> {
     ledger::post(
         tx,
         user_id,
@@ -265,20 +330,38 @@ pub async fn place_in(
         }],
     )
     .await?;
+    Ok(())
+}
 
-    let quantities: Vec<i32> = lines.iter().map(|l| l.2).collect();
+/// Takes each line's quantity from its (locked) product's stock.
+async fn take_stock(tx: &impl GenericClient, lines: &[PricedLine]) -> Result<(), ApiError> {
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
     tx.execute_cached(
         "UPDATE reward_products p SET stock = p.stock - u.quantity
          FROM unnest($1::uuid[], $2::int[]) AS u(id, quantity) WHERE p.id = u.id",
         &[&ids, &quantities],
     )
     .await?;
+    Ok(())
+}
+
+/// Inserts the order row under a fresh random order code (drawn again, up to five times, when
+/// a code is taken) and returns it.
+async fn insert_order(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    user_id: Uuid,
+    request: &PlaceOrderRequest,
+    print: &[u8],
+    total: i64,
+    version: i64,
+) -> Result<tokio_postgres::Row, ApiError> {
     // The address as it was checked: trimmed.
     let address = serde_json::to_value(request.shipping_address.trimmed())
         .map_err(ApiError::internal_because)?;
-    let mut row = None;
     for _ in 0..5 {
-        row = tx
+        let row = tx
             .query_opt_cached(
                 &format!(
                     "INSERT INTO orders (id, user_id, order_code, client_order_id, request_fingerprint,
@@ -299,13 +382,24 @@ pub async fn place_in(
                 ],
             )
             .await?;
-        if row.is_some() {
-            break;
+        if let Some(row) = row {
+            return Ok(row);
         }
     }
-    let row = row.ok_or_else(ApiError::internal)?;
-    let names: Vec<&str> = lines.iter().map(|l| l.1.as_str()).collect();
-    let prices: Vec<i64> = lines.iter().map(|l| l.3).collect();
+    Err(ApiError::internal())
+}
+
+/// Inserts the order's lines with the names and prices they were bought at.
+async fn insert_items(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    user_id: Uuid,
+    lines: &[PricedLine],
+) -> Result<(), ApiError> {
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+    let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+    let prices: Vec<i64> = lines.iter().map(|l| l.price).collect();
     tx.execute_cached(
         "INSERT INTO order_items (order_id, user_id, product_id, product_name, quantity, unit_coin_price)
          SELECT $1, $2, u.product_id, u.name, u.quantity, u.price
@@ -313,10 +407,7 @@ pub async fn place_in(
         &[&order_id, &user_id, &ids, &names, &quantities, &prices],
     )
     .await?;
-    let mut orders = [order_from_row(&row)?.order];
-    attach_items(tx, &mut orders).await?;
-    let [order] = orders;
-    Ok((order, true))
+    Ok(())
 }
 
 /// One of the user's orders (someone else's is "not found").
@@ -334,10 +425,7 @@ pub async fn get_own(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("no such order"))?;
-    let mut orders = [order_from_row(&row)?.order];
-    attach_items(client, &mut orders).await?;
-    let [order] = orders;
-    Ok(order)
+    with_items(client, order_from_row(&row)?.order).await
 }
 
 /// Orders, newest first: the user's own, or (user `None`, admins) all with an optional status.
@@ -351,7 +439,7 @@ pub async fn list(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS}, count(*) OVER () FROM orders
+                "SELECT {COLUMNS}, count(*) OVER () AS total_count FROM orders
                  WHERE deleted_at IS NULL AND ($1::uuid IS NULL OR user_id = $1)
                    AND ($2::text IS NULL OR status = $2)
                  ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
@@ -359,7 +447,10 @@ pub async fn list(
             &[&user_id, &status, &limit, &offset],
         )
         .await?;
-    let total = rows.first().map(|r| r.get::<_, i64>(14)).unwrap_or(0);
+    let total = rows
+        .first()
+        .map(|r| r.get::<_, i64>("total_count"))
+        .unwrap_or(0);
     let mut orders = rows
         .iter()
         .map(|row| order_from_row(row).map(|o| o.order))
@@ -434,6 +525,61 @@ pub async fn transition_in(
     request: &OrderStatusRequest,
     client: &ClientInfo,
 ) -> Result<Order, ApiError> {
+    let (to, tracking, reason) = check_transition(request, actor)?;
+    let (owner, version, before) = lock_order(tx, actor, order_id).await?;
+    let from = OrderStatus::parse(&before.status).ok_or_else(|| {
+        ApiError::internal_because(format!("order {order_id} has status {:?}", before.status))
+    })?;
+    let step = workflow::plan(from, to, actor.mover()).map_err(|refused| {
+        conflict(
+            "invalid_transition",
+            format!(
+                "an order that is {} cannot become {}",
+                refused.from, refused.to
+            ),
+        )
+        .with_details(
+            serde_json::json!({ "from": refused.from.as_str(), "to": refused.to.as_str() }),
+        )
+    })?;
+    if let Some(entry) = booking_entry(step.booking, actor, order_id, before.total_coins) {
+        ledger::post(tx, owner, version, &[entry]).await?;
+    }
+    if step.restock {
+        tx.execute_cached(
+            "UPDATE reward_products p SET stock = p.stock + i.quantity
+             FROM order_items i WHERE i.order_id = $1 AND p.id = i.product_id",
+            &[&order_id],
+        )
+        .await?;
+    }
+    let after = write_status(tx, actor, order_id, to, version, tracking, reason).await?;
+    if let Actor::Admin(admin_id) = actor {
+        audit::record(
+            tx,
+            AuditEntry {
+                admin_id: Some(admin_id),
+                action: "order.status",
+                entity_type: "order",
+                entity_id: order_id.to_string(),
+                before: Some(serde_json::json!({ "status": before.status, "tracking_number": before.tracking_number })),
+                after: Some(serde_json::json!({ "status": after.status, "tracking_number": after.tracking_number })),
+                reason,
+                client: Some(client),
+            },
+        )
+        .await?;
+    }
+    Ok(after)
+}
+
+/// Checks a transition request before any database work: a known status, a tracking number of
+/// at most 100 characters (required to ship), a reason of at most 500 (required where the
+/// workflow asks for one). Answers the target status and the trimmed tracking number and reason.
+fn check_transition(
+    request: &OrderStatusRequest,
+    actor: Actor,
+) -> Result<(OrderStatus, Option<&str>, Option<&str>), ApiError> {
     let to = OrderStatus::parse(&request.status)
         .ok_or_else(|| ApiError::validation("status", "unknown order status"))?;
     let tracking = request
@@ -470,14 +616,24 @@ pub async fn transition_in(
             "reason must be at most 500 characters",
         ));
     }
+    Ok((to, tracking, reason))
+}
 
+/// Finds the order (an owner sees only their own: anyone else's is "not found"), takes its
+/// owner's change-version lock, then locks the order row. Answers the owner, the new version
+/// and the order as it was.
+async fn lock_order(
+    tx: &deadpool_postgres::Transaction<'_>,
+    actor: Actor,
+    order_id: Uuid,
+) -> Result<(Uuid, i64, Order), ApiError> {
     let owner: Uuid = tx
         .query_opt_cached(
             "SELECT user_id FROM orders WHERE id = $1 AND deleted_at IS NULL",
             &[&order_id],
         )
         .await?
-        .map(|r| r.get(0))
+        .map(|r| r.get("user_id"))
         .ok_or_else(|| ApiError::not_found("no such order"))?;
     if let Actor::Owner(user) = actor
         && user != owner
@@ -491,25 +647,14 @@ pub async fn transition_in(
             &[&order_id],
         )
         .await?;
-    let before = order_from_row(&row)?.order;
-    let from = OrderStatus::parse(&before.status).ok_or_else(|| {
-        ApiError::internal_because(format!("order {order_id} has status {:?}", before.status))
-    })?;
-    let step = workflow::plan(from, to, actor.mover()).map_err(|refused| {
-        conflict(
-            "invalid_transition",
-            format!(
-                "an order that is {} cannot become {}",
-                refused.from, refused.to
-            ),
-        )
-        .with_details(
-            serde_json::json!({ "from": refused.from.as_str(), "to": refused.to.as_str() }),
-        )
-    })?;
-    let total = before.total_coins;
+    Ok((owner, version, order_from_row(&row)?.order))
+}
+
+/// The ledger entry a transition books for an order of `total` coins, if any: a release
+/// (frozen -> available), a capture (frozen -> spent) or a refund (credited back).
+fn booking_entry(booking: Booking, actor: Actor, order_id: Uuid, total: i64) -> Option<Entry> {
     let reference = Some(("order", order_id.to_string()));
-    let entry = match step.booking {
+    match booking {
         Booking::Release => Some(Entry {
             kind: EntryKind::OrderRelease,
             available_delta: total,
@@ -541,21 +686,23 @@ pub async fn transition_in(
             },
         }),
         Booking::None => None,
-    };
-    if let Some(entry) = entry {
-        ledger::post(tx, owner, version, &[entry]).await?;
     }
-    if step.restock {
-        tx.execute_cached(
-            "UPDATE reward_products p SET stock = p.stock + i.quantity
-             FROM order_items i WHERE i.order_id = $1 AND p.id = i.product_id",
-            &[&order_id],
-        )
-        .await?;
-    }
-    let (actor_id, is_admin) = match actor {
-        Actor::Owner(user) => (user, false),
-        Actor::Admin(admin) => (admin, true),
+}
+
+/// Writes the new status with its timestamp (and tracking number, and who cancelled and why)
+/// at `version`, and answers the order with its items.
+async fn write_status(
+    tx: &impl GenericClient,
+    actor: Actor,
+    order_id: Uuid,
+    to: OrderStatus,
+    version: i64,
+    tracking: Option<&str>,
+    reason: Option<&str>,
+) -> Result<Order, ApiError> {
+    let actor_id = match actor {
+        Actor::Owner(user) => user,
+        Actor::Admin(admin) => admin,
     };
     let row = tx
         .query_one_cached(
@@ -581,26 +728,7 @@ pub async fn transition_in(
             ],
         )
         .await?;
-    let mut orders = [order_from_row(&row)?.order];
-    attach_items(tx, &mut orders).await?;
-    let [after] = orders;
-    if is_admin {
-        audit::record(
-            tx,
-            AuditEntry {
-                admin_id: Some(actor_id),
-                action: "order.status",
-                entity_type: "order",
-                entity_id: order_id.to_string(),
-                before: Some(serde_json::json!({ "status": before.status, "tracking_number": before.tracking_number })),
-                after: Some(serde_json::json!({ "status": after.status, "tracking_number": after.tracking_number })),
-                reason,
-                client: Some(client),
-            },
-        )
-        .await?;
-    }
-    Ok(after)
+    with_items(tx, order_from_row(&row)?.order).await
 }
 
 #[cfg(test)]
