@@ -35,4 +35,5 @@ pub mod server;
 pub mod testing;
 
 pub use config::ServerConfig;
-pub use error::{ApiError, Error};
+pub use error::{DomainError, Error, ErrorKind};
+pub use http::ApiError;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use deadpool_postgres::{Object, Pool};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::DomainError;
 use crate::metrics::{Metrics, ReadSource};
 
 /// How fresh a read must be to be served by the replica.
@@ -72,7 +72,7 @@ impl ReadPools {
     /// A connection for a read that must be at least as fresh as `freshness`: the replica's
     /// when one is configured, reachable and caught up, the primary's otherwise. Use it for
     /// reads only; a write on a replica connection fails.
-    pub async fn get(&self, freshness: Freshness) -> Result<Object, ApiError> {
+    pub async fn get(&self, freshness: Freshness) -> Result<Object, DomainError> {
         let Some(replica) = &self.replica else {
             return Ok(self.primary.get().await?);
         };

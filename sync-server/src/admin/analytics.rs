@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::DomainError;
 
 /// One day of analytics.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -45,7 +45,7 @@ pub async fn analytics(
     client: &impl GenericClient,
     from: NaiveDate,
     to: NaiveDate,
-) -> Result<Analytics, ApiError> {
+) -> Result<Analytics, DomainError> {
     let mut days: std::collections::BTreeMap<NaiveDate, AnalyticsDay> = Default::default();
     for row in client
         .query(

@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::DomainError;
 
 /// One audit log row.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -62,10 +62,10 @@ pub struct LogFilter {
 pub async fn logs(
     client: &impl GenericClient,
     filter: &LogFilter,
-) -> Result<Vec<AuditLogEntry>, ApiError> {
+) -> Result<Vec<AuditLogEntry>, DomainError> {
     let limit = filter.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "limit",
             "limit must be between 1 and 200",
         ));

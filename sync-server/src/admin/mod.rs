@@ -24,14 +24,14 @@ pub use users::{
 };
 pub use wallet::{WalletAdjustment, adjust_wallet};
 
-use crate::error::ApiError;
+use crate::error::DomainError;
 
 /// The trimmed reason an admin action requires: 1 to 500 characters, else 422 naming
 /// `reason`.
-fn required_reason(reason: &str) -> Result<&str, ApiError> {
+fn required_reason(reason: &str) -> Result<&str, DomainError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "reason",
             "a reason of 1 to 500 characters is required",
         ));

@@ -2,7 +2,6 @@
 //! rule (and the soft/hard daily maximum pair against each other), audited, and a public
 //! setting published with the next shared change version.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use serde::{Deserialize, Serialize};
@@ -10,7 +9,7 @@ use uuid::Uuid;
 
 use super::audit::{self, AuditEntry};
 use crate::auth::accounts::ClientInfo;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::rewards::settings::{SettingKey, SettingRule};
 use crate::sync::versions::next_shared_version;
 
@@ -29,13 +28,13 @@ pub struct Setting {
     pub updated_at: DateTime<Utc>,
 }
 
-fn unknown_setting(key: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "unknown_setting", "no such setting")
+fn unknown_setting(key: &str) -> DomainError {
+    DomainError::new(ErrorKind::NotFound, "unknown_setting", "no such setting")
         .with_details(serde_json::json!({ "key": key }))
 }
 
 /// Checks a new value for `key` against its [`SettingKey::rule`]; answers the known key.
-pub fn check_setting(key: &str, value: &serde_json::Value) -> Result<SettingKey, ApiError> {
+pub fn check_setting(key: &str, value: &serde_json::Value) -> Result<SettingKey, DomainError> {
     let known = SettingKey::parse(key).ok_or_else(|| unknown_setting(key))?;
     let SettingRule { integer, min, max } = known.rule();
     let number = if integer {
@@ -45,7 +44,7 @@ pub fn check_setting(key: &str, value: &serde_json::Value) -> Result<SettingKey,
     };
     match number {
         Some(n) if n.is_finite() && (min..=max).contains(&n) => Ok(known),
-        _ => Err(ApiError::validation(
+        _ => Err(DomainError::validation(
             "value",
             format!(
                 "{key} must be {} between {min} and {max}",
@@ -67,7 +66,7 @@ fn setting_from_row(row: &tokio_postgres::Row) -> Setting {
 }
 
 /// Every setting.
-pub async fn settings(client: &impl GenericClient) -> Result<Vec<Setting>, ApiError> {
+pub async fn settings(client: &impl GenericClient) -> Result<Vec<Setting>, DomainError> {
     Ok(client
         .query(
             "SELECT key, value, description, is_public, updated_at FROM settings ORDER BY key",
@@ -86,7 +85,7 @@ pub async fn put_setting(
     key: &str,
     value: &serde_json::Value,
     client: &ClientInfo,
-) -> Result<Setting, ApiError> {
+) -> Result<Setting, DomainError> {
     let known = check_setting(key, value)?;
     let pair = known
         .ordered_against()
@@ -147,7 +146,7 @@ async fn lock_pair_and_read_other(
     tx: &Transaction<'_>,
     key: &str,
     other: &str,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, DomainError> {
     let mut other_value = None;
     for row in tx
         .query(
@@ -169,10 +168,10 @@ fn check_against_pair(
     value: &serde_json::Value,
     at_most: bool,
     other_value: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let this = value.as_i64().unwrap_or(0);
     if (at_most && this > other_value) || (!at_most && this < other_value) {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "value",
             "the soft daily maximum must not exceed the hard daily maximum",
         ));

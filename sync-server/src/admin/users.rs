@@ -1,7 +1,6 @@
 //! Users as administrators see them: the detail page (wallet, step statistics, recent
 //! orders) and disabling or enabling an account, audited.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use serde::{Deserialize, Serialize};
@@ -10,7 +9,7 @@ use uuid::Uuid;
 use super::audit::{self, AuditEntry};
 use super::required_reason;
 use crate::auth::accounts::ClientInfo;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::rewards::ledger;
 
 /// A user as the admin detail page shows it.
@@ -67,7 +66,7 @@ pub struct UserStepStats {
 pub async fn user_detail(
     client: &impl GenericClient,
     user_id: Uuid,
-) -> Result<UserDetail, ApiError> {
+) -> Result<UserDetail, DomainError> {
     let row = client
         .query_opt(
             "SELECT u.id, u.email, u.display_name, u.role, u.timezone, u.daily_step_goal,
@@ -90,7 +89,7 @@ pub async fn user_detail(
             &[&user_id],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("no such user"))?;
+        .ok_or_else(|| DomainError::not_found("no such user"))?;
     let wallet = ledger::wallet(client, user_id)
         .await
         .unwrap_or(fitkart_protocol::steps::Wallet {
@@ -158,12 +157,12 @@ pub async fn set_account_disabled(
     disable: bool,
     reason: &str,
     client: &ClientInfo,
-) -> Result<AccountStatus, ApiError> {
+) -> Result<AccountStatus, DomainError> {
     fitkart_protocol::validate::text("reason", reason, 500)?;
     let reason = required_reason(reason)?;
     if disable && admin_id == user_id {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
+        return Err(DomainError::new(
+            ErrorKind::Conflict,
             "cannot_disable_self",
             "administrators cannot disable their own account",
         ));
@@ -224,7 +223,7 @@ fn account_status(user_id: Uuid, row: &tokio_postgres::Row) -> AccountStatus {
 async fn lock_account_status(
     tx: &Transaction<'_>,
     user_id: Uuid,
-) -> Result<AccountStatus, ApiError> {
+) -> Result<AccountStatus, DomainError> {
     tx.query_opt(
         "SELECT disabled_at, disabled_reason FROM users
          WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
@@ -232,7 +231,7 @@ async fn lock_account_status(
     )
     .await?
     .map(|row| account_status(user_id, &row))
-    .ok_or_else(|| ApiError::not_found("no such user"))
+    .ok_or_else(|| DomainError::not_found("no such user"))
 }
 
 /// Disables the locked account with `reason` (`Some`) from now, or enables it (`None`).
@@ -240,7 +239,7 @@ async fn write_account_status(
     tx: &Transaction<'_>,
     user_id: Uuid,
     disabled_for: Option<&str>,
-) -> Result<AccountStatus, ApiError> {
+) -> Result<AccountStatus, DomainError> {
     let row = match disabled_for {
         Some(reason) => {
             tx.query_one(

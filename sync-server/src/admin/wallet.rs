@@ -1,7 +1,6 @@
 //! Wallet adjustments by administrators: an `admin_adjustment` ledger entry with a required
 //! reason, audited, applied once per idempotency key.
 
-use axum::http::StatusCode;
 use deadpool_postgres::{Pool, Transaction};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -9,7 +8,7 @@ use uuid::Uuid;
 use super::audit::{self, AuditEntry};
 use super::required_reason;
 use crate::auth::accounts::ClientInfo;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::rewards::ledger::{self, Entry, EntryKind};
 use crate::sync::versions::next_user_version;
 
@@ -33,12 +32,12 @@ fn replayed_adjustment(
     first: &tokio_postgres::Row,
     amount: i64,
     reason: &str,
-) -> Result<fitkart_protocol::steps::Wallet, ApiError> {
+) -> Result<fitkart_protocol::steps::Wallet, DomainError> {
     let booked_amount: i64 = first.get("available_delta");
     let booked_reason: Option<String> = first.get("description");
     if booked_amount != amount || booked_reason.as_deref() != Some(reason) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
+        return Err(DomainError::new(
+            ErrorKind::Conflict,
             "idempotency_conflict",
             "this idempotency_key was used for a different adjustment",
         )
@@ -49,7 +48,7 @@ fn replayed_adjustment(
     let audited: Option<serde_json::Value> = first.get("audited_after");
     match audited.and_then(|after| serde_json::from_value(after).ok()) {
         Some(wallet) => Ok(wallet),
-        None => Err(ApiError::internal_because(
+        None => Err(DomainError::internal_because(
             "a booked wallet adjustment has no audit entry",
         )),
     }
@@ -63,7 +62,7 @@ pub async fn adjust_wallet(
     user_id: Uuid,
     adjustment: &WalletAdjustment,
     client: &ClientInfo,
-) -> Result<fitkart_protocol::steps::Wallet, ApiError> {
+) -> Result<fitkart_protocol::steps::Wallet, DomainError> {
     let reason = check_adjustment(adjustment)?;
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
@@ -72,7 +71,7 @@ pub async fn adjust_wallet(
         .await?
         .is_some();
     if !exists {
-        return Err(ApiError::not_found("no such user"));
+        return Err(DomainError::not_found("no such user"));
     }
     let key = format!(
         "admin_adjustment:{user_id}:{}",
@@ -122,9 +121,9 @@ pub async fn adjust_wallet(
 /// Checks an adjustment before anything is read: a non-zero amount of at most 10,000,000
 /// coins, a reason, an idempotency key of 1 to 100 characters if any. Answers the trimmed
 /// reason.
-fn check_adjustment(adjustment: &WalletAdjustment) -> Result<&str, ApiError> {
+fn check_adjustment(adjustment: &WalletAdjustment) -> Result<&str, DomainError> {
     if adjustment.amount == 0 || adjustment.amount.unsigned_abs() > 10_000_000 {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "amount",
             "amount must be non-zero and at most 10,000,000 coins",
         ));
@@ -135,7 +134,7 @@ fn check_adjustment(adjustment: &WalletAdjustment) -> Result<&str, ApiError> {
         .as_ref()
         .is_some_and(|k| k.is_empty() || k.len() > 100)
     {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "idempotency_key",
             "idempotency_key must be 1 to 100 characters",
         ));
@@ -149,7 +148,7 @@ async fn booked_adjustment(
     tx: &Transaction<'_>,
     key: &str,
     user_id: Uuid,
-) -> Result<Option<tokio_postgres::Row>, ApiError> {
+) -> Result<Option<tokio_postgres::Row>, DomainError> {
     Ok(tx
         .query_opt(
             "SELECT t.available_delta, t.description,

@@ -4,7 +4,6 @@
 
 use std::sync::OnceLock;
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use fitkart_protocol::auth::{ProfilePatch, Role, TokenResponse, UserProfile, limits};
@@ -17,7 +16,7 @@ use crate::auth::rate_limit::{self, AttemptKeys};
 use crate::auth::tokens::{AccessTokens, hash_refresh_token, new_refresh_token};
 use crate::config::LoginLimits;
 use crate::db::CachedStatements as _;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::sync::versions::{self, next_user_version};
 
 /// Where a request came from, for rate limits and token records.
@@ -47,14 +46,14 @@ struct Account {
     epoch: i32,
 }
 
-fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, ApiError> {
+fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, DomainError> {
     let role: String = row.get("role");
     Ok(Account {
         profile: UserProfile {
             id: row.get("id"),
             email: row.get("email"),
             display_name: row.get("display_name"),
-            role: Role::parse(&role).ok_or_else(ApiError::internal)?,
+            role: Role::parse(&role).ok_or_else(DomainError::internal)?,
             timezone: row.get("timezone"),
             daily_step_goal: row.get("daily_step_goal"),
             created_at: row.get::<_, DateTime<Utc>>("created_at"),
@@ -63,26 +62,22 @@ fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, ApiError> {
     })
 }
 
-fn weak_password(err: PasswordPolicyError) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "weak_password",
-        err.to_string(),
-    )
-    .with_details(serde_json::json!({ "field": "password" }))
+fn weak_password(err: PasswordPolicyError) -> DomainError {
+    DomainError::new(ErrorKind::Invalid, "weak_password", err.to_string())
+        .with_details(serde_json::json!({ "field": "password" }))
 }
 
-fn invalid_credentials() -> ApiError {
-    ApiError::unauthorized("invalid_credentials", "the email or password is wrong")
+fn invalid_credentials() -> DomainError {
+    DomainError::unauthorized("invalid_credentials", "the email or password is wrong")
 }
 
 /// Validates and normalises a display name.
-fn display_name(value: &str) -> Result<String, ApiError> {
+fn display_name(value: &str) -> Result<String, DomainError> {
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
     if chars == 0 || chars > limits::DISPLAY_NAME_MAX_CHARS || trimmed.chars().any(char::is_control)
     {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "display_name",
             format!(
                 "display_name must be 1 to {} characters without control characters",
@@ -96,10 +91,10 @@ fn display_name(value: &str) -> Result<String, ApiError> {
 /// Runs CPU-heavy password work off the async workers.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
+) -> Result<T, DomainError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|_| ApiError::internal())
+        .map_err(|_| DomainError::internal())
 }
 
 /// A hash to verify against when the email is unknown, so both cases take similar time.
@@ -128,10 +123,10 @@ async fn issue_session(
     family: Option<Uuid>,
     parent: Option<Uuid>,
     client: &ClientInfo,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, DomainError> {
     let (refresh_token, hash) = new_refresh_token();
     let expires_at = Utc::now()
-        + chrono::Duration::from_std(sessions.refresh_ttl).map_err(|_| ApiError::internal())?;
+        + chrono::Duration::from_std(sessions.refresh_ttl).map_err(|_| DomainError::internal())?;
     let family = family.unwrap_or_else(Uuid::now_v7);
     tx.execute(
         "INSERT INTO refresh_tokens
@@ -152,7 +147,7 @@ async fn issue_session(
     let access_token = sessions
         .tokens
         .issue(account.profile.id, account.profile.role, account.epoch)
-        .map_err(ApiError::from)?;
+        .map_err(DomainError::from)?;
     Ok(TokenResponse {
         user: account.profile,
         access_token,
@@ -170,9 +165,9 @@ pub async fn register(
     new_password: &str,
     name: &str,
     client: &ClientInfo,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, DomainError> {
     let email = normalize_email(email)
-        .ok_or_else(|| ApiError::validation("email", "email is not a valid address"))?;
+        .ok_or_else(|| DomainError::validation("email", "email is not a valid address"))?;
     let name = display_name(name)?;
     password::check_policy(new_password).map_err(weak_password)?;
 
@@ -211,8 +206,8 @@ pub async fn register(
     let row = match inserted {
         Ok(row) => row,
         Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
+            return Err(DomainError::new(
+                ErrorKind::Conflict,
                 "email_taken",
                 "an account with this email already exists",
             ));
@@ -235,7 +230,7 @@ pub async fn login(
     email: &str,
     candidate: &str,
     client: &ClientInfo,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, DomainError> {
     let keys = AttemptKeys::new(email, client.address);
     let mut conn = pool.get().await?;
     let attempt = begin_attempt(&mut conn, &keys, sessions.limits).await?;
@@ -292,7 +287,7 @@ async fn begin_attempt(
     conn: &mut deadpool_postgres::Client,
     keys: &AttemptKeys,
     limits: &LoginLimits,
-) -> Result<rate_limit::Attempt, ApiError> {
+) -> Result<rate_limit::Attempt, DomainError> {
     let tx = conn.transaction().await?;
     let attempt = rate_limit::begin_attempt(&tx, keys, limits).await?;
     tx.commit().await?;
@@ -305,14 +300,8 @@ async fn begin_attempt(
     })
 }
 
-fn too_many(code: &'static str, message: &'static str, wait: std::time::Duration) -> ApiError {
-    let secs = wait.as_secs().max(1);
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
-        .with_details(serde_json::json!({ "retry_after_seconds": secs }))
-        .with_header(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from(secs),
-        )
+fn too_many(code: &'static str, message: &'static str, wait: std::time::Duration) -> DomainError {
+    DomainError::too_many(code, message, wait)
 }
 
 /// Exchanges a refresh token for a new pair. A token that was already spent revokes its
@@ -322,7 +311,7 @@ pub async fn refresh(
     sessions: &Sessions<'_>,
     refresh_token: &str,
     client: &ClientInfo,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, DomainError> {
     let hash = hash_refresh_token(refresh_token);
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
@@ -357,19 +346,19 @@ pub async fn refresh(
         .await?;
         tx.commit().await?;
         tracing::warn!(%family, "refresh token reused: revoked its family");
-        return Err(ApiError::unauthorized(
+        return Err(DomainError::unauthorized(
             "refresh_token_reused",
             "this refresh token was already used; every session of this sign-in is revoked",
         ));
     }
     if revoked || deleted {
-        return Err(ApiError::unauthorized(
+        return Err(DomainError::unauthorized(
             "refresh_token_revoked",
             "this refresh token was revoked; sign in again",
         ));
     }
     if expired {
-        return Err(ApiError::unauthorized(
+        return Err(DomainError::unauthorized(
             "refresh_token_expired",
             "this refresh token has expired; sign in again",
         ));
@@ -402,20 +391,20 @@ pub async fn refresh(
 }
 
 /// 403 `account_disabled`: an administrator disabled the account.
-pub fn account_disabled() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
+pub fn account_disabled() -> DomainError {
+    DomainError::new(
+        ErrorKind::Forbidden,
         "account_disabled",
         "this account is disabled; contact support",
     )
 }
 
-fn invalid_refresh_token() -> ApiError {
-    ApiError::unauthorized("invalid_refresh_token", "this refresh token is not valid")
+fn invalid_refresh_token() -> DomainError {
+    DomainError::unauthorized("invalid_refresh_token", "this refresh token is not valid")
 }
 
 /// Revokes the family of a refresh token (signs that device out).
-pub async fn logout(pool: &Pool, refresh_token: &str) -> Result<(), ApiError> {
+pub async fn logout(pool: &Pool, refresh_token: &str) -> Result<(), DomainError> {
     let hash = hash_refresh_token(refresh_token);
     let conn = pool.get().await?;
     let family: Uuid = conn
@@ -436,7 +425,7 @@ pub async fn logout(pool: &Pool, refresh_token: &str) -> Result<(), ApiError> {
 }
 
 /// The caller's profile.
-pub async fn profile(pool: &Pool, user_id: Uuid) -> Result<UserProfile, ApiError> {
+pub async fn profile(pool: &Pool, user_id: Uuid) -> Result<UserProfile, DomainError> {
     let conn = pool.get().await?;
     let row = conn
         .query_opt_cached(
@@ -444,7 +433,7 @@ pub async fn profile(pool: &Pool, user_id: Uuid) -> Result<UserProfile, ApiError
             &[&user_id],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("no such account"))?;
+        .ok_or_else(|| DomainError::not_found("no such account"))?;
     Ok(account_from_row(&row)?.profile)
 }
 
@@ -452,19 +441,19 @@ pub async fn profile(pool: &Pool, user_id: Uuid) -> Result<UserProfile, ApiError
 pub async fn profile_including_deleted(
     client: &impl GenericClient,
     user_id: Uuid,
-) -> Result<UserProfile, ApiError> {
+) -> Result<UserProfile, DomainError> {
     let row = client
         .query_opt_cached(
             &format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1"),
             &[&user_id],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("no such account"))?;
+        .ok_or_else(|| DomainError::not_found("no such account"))?;
     Ok(account_from_row(&row)?.profile)
 }
 
 /// Validates a profile patch: each field it carries must be acceptable.
-pub fn validate_patch(patch: &ProfilePatch) -> Result<ProfilePatch, ApiError> {
+pub fn validate_patch(patch: &ProfilePatch) -> Result<ProfilePatch, DomainError> {
     let display_name = patch
         .display_name
         .as_deref()
@@ -474,7 +463,7 @@ pub fn validate_patch(patch: &ProfilePatch) -> Result<ProfilePatch, ApiError> {
         Some(tz) => {
             let tz = tz.trim();
             if tz.parse::<chrono_tz::Tz>().is_err() {
-                return Err(ApiError::validation(
+                return Err(DomainError::validation(
                     "timezone",
                     "timezone must be an IANA time zone such as Europe/Berlin",
                 ));
@@ -486,7 +475,7 @@ pub fn validate_patch(patch: &ProfilePatch) -> Result<ProfilePatch, ApiError> {
     if let Some(goal) = patch.daily_step_goal
         && !(limits::DAILY_STEP_GOAL_MIN..=limits::DAILY_STEP_GOAL_MAX).contains(&goal)
     {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "daily_step_goal",
             format!(
                 "daily_step_goal must be between {} and {}",
@@ -507,7 +496,7 @@ pub async fn update_profile(
     pool: &Pool,
     user_id: Uuid,
     patch: &ProfilePatch,
-) -> Result<UserProfile, ApiError> {
+) -> Result<UserProfile, DomainError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let profile = update_profile_in(&tx, user_id, patch).await?;
@@ -520,7 +509,7 @@ pub async fn update_profile_in(
     tx: &Transaction<'_>,
     user_id: Uuid,
     patch: &ProfilePatch,
-) -> Result<UserProfile, ApiError> {
+) -> Result<UserProfile, DomainError> {
     let patch = validate_patch(patch)?;
     let version = next_user_version(tx, user_id).await?;
     let row = tx
@@ -543,7 +532,7 @@ pub async fn update_profile_in(
             ],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("no such account"))?;
+        .ok_or_else(|| DomainError::not_found("no such account"))?;
     Ok(account_from_row(&row)?.profile)
 }
 
@@ -556,7 +545,7 @@ pub async fn change_password(
     current: &str,
     new_password: &str,
     client: &ClientInfo,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, DomainError> {
     let mut conn = pool.get().await?;
     let row = conn
         .query_opt(
@@ -564,15 +553,15 @@ pub async fn change_password(
             &[&user_id],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("no such account"))?;
+        .ok_or_else(|| DomainError::not_found("no such account"))?;
     let (email, stored): (String, String) = (row.get("email"), row.get("password_hash"));
     let keys = AttemptKeys::new(&email, client.address);
     let attempt = begin_attempt(&mut conn, &keys, sessions.limits).await?;
     let owned = current.to_owned();
     if !blocking(move || verify_stored(&owned, &stored)).await? {
         // The failed attempt stays counted.
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+        return Err(DomainError::new(
+            ErrorKind::Forbidden,
             "wrong_password",
             "the current password is wrong",
         ));
@@ -580,8 +569,8 @@ pub async fn change_password(
     rate_limit::attempt_succeeded(&conn, attempt).await?;
     password::check_policy(new_password).map_err(weak_password)?;
     if current == new_password {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(DomainError::new(
+            ErrorKind::Invalid,
             "weak_password",
             "the new password must differ from the current one",
         )
@@ -653,7 +642,7 @@ pub async fn end_all_sessions(
 
 /// Soft-deletes the account: it can no longer sign in, every session ends, its data stays
 /// for audit.
-pub async fn delete_account(pool: &Pool, user_id: Uuid) -> Result<(), ApiError> {
+pub async fn delete_account(pool: &Pool, user_id: Uuid) -> Result<(), DomainError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let updated = tx
@@ -663,7 +652,7 @@ pub async fn delete_account(pool: &Pool, user_id: Uuid) -> Result<(), ApiError> 
         )
         .await?;
     if updated == 0 {
-        return Err(ApiError::not_found("no such account"));
+        return Err(DomainError::not_found("no such account"));
     }
     end_all_sessions(&tx, user_id, SessionsEnd::AccountDeleted).await?;
     tx.commit().await?;
@@ -689,7 +678,7 @@ pub async fn search_users(
     query: &str,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<AdminUserSummary>, i64), ApiError> {
+) -> Result<(Vec<AdminUserSummary>, i64), DomainError> {
     let conn = pool.get().await?;
     let pattern = format!(
         "{}%",
@@ -722,6 +711,6 @@ pub async fn search_users(
                 disabled_at: row.get("disabled_at"),
             })
         })
-        .collect::<Result<_, ApiError>>()?;
+        .collect::<Result<_, DomainError>>()?;
     Ok((users, total))
 }

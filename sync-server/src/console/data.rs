@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::http::ApiError;
 
 /// Who a user is, in one line.
 #[derive(Debug, Clone)]

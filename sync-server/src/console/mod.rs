@@ -25,7 +25,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 
 pub use session::{AdminSession, SESSION_COOKIE};
@@ -160,9 +160,9 @@ pub enum ConsoleError {
 
 impl ConsoleError {
     /// A domain error whose page links back to `back`.
-    pub fn with_back(error: ApiError, back: impl Into<String>) -> Self {
+    pub fn with_back(error: impl Into<ApiError>, back: impl Into<String>) -> Self {
         Self::Api {
-            error: Box::new(error),
+            error: Box::new(error.into()),
             back: Some(back.into()),
         }
     }
@@ -174,6 +174,12 @@ impl From<ApiError> for ConsoleError {
             error: Box::new(error),
             back: None,
         }
+    }
+}
+
+impl From<crate::error::DomainError> for ConsoleError {
+    fn from(error: crate::error::DomainError) -> Self {
+        Self::from(ApiError::from(error))
     }
 }
 

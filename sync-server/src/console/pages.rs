@@ -21,7 +21,8 @@ use super::session::ConsoleForm;
 use super::{AdminSession, ConsoleError, render, see_other};
 use crate::admin::{self, AuditLogEntry, LogFilter, Setting, UserDetail};
 use crate::auth::accounts::AdminUserSummary;
-use crate::error::ApiError;
+use crate::error::DomainError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::Client;
 use crate::rewards::review::{self, Decision, Validation};
@@ -1200,7 +1201,7 @@ pub async fn import_preview(
         Ok(read) => read,
         Err((err, source)) => {
             shopify::audit_failure(&state.pool, session.admin_id, &client, &source, &err).await;
-            return Err(ConsoleError::with_back(err.into(), back));
+            return Err(ConsoleError::with_back(DomainError::from(err), back));
         }
     };
     let mut conn = state.pool.get().await?;
@@ -1218,7 +1219,7 @@ pub async fn import_preview(
         },
     )
     .await
-    .map_err(|err| ConsoleError::with_back(err.into(), back))?;
+    .map_err(|err| ConsoleError::with_back(DomainError::from(err), back))?;
     let products = feed.products.len();
     let preview = keep_preview(&mut conn, session.admin_id, &feed, &source)
         .await?
@@ -1276,7 +1277,7 @@ pub async fn import_apply(
         Ok(_) => Ok(see_other("/admin/products?done=imported")),
         Err(err) => {
             shopify::audit_failure(&state.pool, session.admin_id, &client, &source, &err).await;
-            Err(ConsoleError::with_back(err.into(), back))
+            Err(ConsoleError::with_back(DomainError::from(err), back))
         }
     }
 }

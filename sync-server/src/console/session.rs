@@ -24,7 +24,8 @@ use uuid::Uuid;
 use super::{ConsoleError, render, see_other};
 use crate::auth::accounts;
 use crate::auth::tokens::hash_refresh_token;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::Client;
 
@@ -343,8 +344,8 @@ pub async fn login(
 
 /// The status and message the sign-in form shows for a refused sign-in; `None` for an error
 /// that is not a refusal.
-fn refused_sign_in(err: &ApiError) -> Option<(StatusCode, &'static str)> {
-    if err.status() == StatusCode::TOO_MANY_REQUESTS {
+fn refused_sign_in(err: &DomainError) -> Option<(StatusCode, &'static str)> {
+    if matches!(err.kind(), ErrorKind::RateLimited { .. }) {
         Some((
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed sign-ins for this account or address. Wait a while and try again.",
@@ -354,7 +355,7 @@ fn refused_sign_in(err: &ApiError) -> Option<(StatusCode, &'static str)> {
             StatusCode::FORBIDDEN,
             "This account is disabled. Another administrator can enable it again.",
         ))
-    } else if err.status() == StatusCode::UNAUTHORIZED {
+    } else if err.kind() == ErrorKind::Unauthenticated {
         Some((StatusCode::UNAUTHORIZED, "The email or password is wrong."))
     } else {
         None

@@ -13,7 +13,7 @@ use super::AppState;
 use crate::auth::accounts::ClientInfo;
 use crate::auth::tokens::TokenError;
 use crate::db::CachedStatements as _;
-use crate::error::ApiError;
+use crate::http::ApiError;
 
 /// A caller with a valid access token whose account is live.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +68,7 @@ impl FromRequestParts<AppState> for AuthUser {
             ));
         };
         if row.get::<_, bool>(2) {
-            return Err(crate::auth::accounts::account_disabled());
+            return Err(crate::auth::accounts::account_disabled().into());
         }
         let epoch: i32 = row.get(1);
         if epoch != claims.epoch {

@@ -8,7 +8,7 @@ use fitkart_protocol::{ErrorEnvelope, HealthStatus};
 use super::AppState;
 use super::openapi::TAG_OPS;
 use crate::db;
-use crate::error::ApiError;
+use crate::http::ApiError;
 
 /// Liveness: answers 200 while the process serves requests.
 #[utoipa::path(

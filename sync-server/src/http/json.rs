@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use fitkart_protocol::validate::{Invalid, Validate};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::http::ApiError;
 
 impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> Self {
-        ApiError::validation(&invalid.field, invalid.message)
+        crate::error::DomainError::from(invalid).into()
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+pub mod error;
 pub mod extract;
 mod health;
 pub mod json;
@@ -13,6 +14,7 @@ mod rewards;
 mod shop;
 mod sync;
 
+pub use error::ApiError;
 pub use health::metrics_router;
 
 use std::sync::Arc;
@@ -33,7 +35,6 @@ use utoipa_axum::routes;
 use crate::auth::accounts::Sessions;
 use crate::auth::tokens::AccessTokens;
 use crate::config::ServerConfig;
-use crate::error::ApiError;
 
 /// The header carrying the request id, set by the server when the client sends none.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::json::{failing_field, unknown_field};
-use crate::error::ApiError;
+use crate::http::ApiError;
 
 /// The query string of a request, deserialized into `T` (which denies unknown fields).
 #[derive(Debug, Clone, Copy, Default)]

@@ -17,7 +17,7 @@ use super::extract::{AuthUser, Client};
 use super::json::ApiJson;
 use super::openapi::TAG_SYNC;
 use super::query::ApiQuery;
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::replica::Freshness;
 use crate::sync::{self, Cursor};
 use fitkart_protocol::ErrorEnvelope;

@@ -27,7 +27,7 @@ use crate::admin::audit::{self, AuditEntry};
 use crate::auth::accounts::ClientInfo;
 use crate::config::ServerConfig;
 use crate::db::CachedStatements as _;
-use crate::error::{ApiError, Error, Result};
+use crate::error::{DomainError, Error, Result};
 
 pub use fitkart_protocol::leaderboard::LeaderboardPeriod as Period;
 
@@ -318,10 +318,10 @@ pub async fn read(
     viewer: Uuid,
     period: Period,
     limit: Option<i64>,
-) -> Result<Leaderboard, ApiError> {
+) -> Result<Leaderboard, DomainError> {
     let limit = limit.unwrap_or(fitkart_protocol::leaderboard::DEFAULT_LEADERBOARD_LIMIT);
     if limit < 1 {
-        return Err(ApiError::validation("limit", "limit must be at least 1"));
+        return Err(DomainError::validation("limit", "limit must be at least 1"));
     }
     let tx = conn
         .build_transaction()
@@ -331,7 +331,7 @@ pub async fn read(
         .await?;
     let max = max_size(&tx).await?;
     if limit > max {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "limit",
             format!("limit must be between 1 and {max}"),
         ));

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::CachedStatements as _;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The kinds of ledger entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,13 +98,13 @@ pub enum PostError {
     Internal(#[from] Error),
 }
 
-impl From<PostError> for crate::error::ApiError {
+impl From<PostError> for crate::error::DomainError {
     /// A refused booking is 409 `insufficient_coins` with what was available and needed; the
     /// one mapping every caller (orders, adjustments, rewards) answers with.
     fn from(err: PostError) -> Self {
         match err {
             PostError::Insufficient(e) => Self::new(
-                axum::http::StatusCode::CONFLICT,
+                ErrorKind::Conflict,
                 "insufficient_coins",
                 "not enough coins",
             )

@@ -2,7 +2,6 @@
 //! withheld coins exactly once (within the daily cap), a rejection never pays. Both settle
 //! the record's day with [`settlement`], as step recording does.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use serde::{Deserialize, Serialize};
@@ -10,7 +9,7 @@ use uuid::Uuid;
 
 use crate::admin::audit::{self, AuditEntry};
 use crate::auth::accounts::ClientInfo;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::rewards::anticheat::RecordStatus;
 use crate::rewards::settings::RewardSettings;
 use crate::rewards::settlement::{self, Cause, SettledDay, StoredDay};
@@ -79,9 +78,9 @@ pub async fn list(
     status: &str,
     limit: i64,
     offset: i64,
-) -> Result<Vec<Validation>, ApiError> {
+) -> Result<Vec<Validation>, DomainError> {
     if !matches!(status, "pending_review" | "approved" | "rejected") {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "status",
             "status must be pending_review, approved or rejected",
         ));
@@ -151,9 +150,9 @@ pub async fn decide(
     decision: Decision,
     note: Option<&str>,
     client: &ClientInfo,
-) -> Result<Validation, ApiError> {
+) -> Result<Validation, DomainError> {
     if note.is_some_and(|n| n.chars().count() > 1000) {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "note",
             "note must be at most 1000 characters",
         ));
@@ -199,14 +198,14 @@ pub async fn decide(
 }
 
 /// The user a validation belongs to; 404 when there is no such validation.
-async fn owner_of(tx: &Transaction<'_>, validation_id: Uuid) -> Result<Uuid, ApiError> {
+async fn owner_of(tx: &Transaction<'_>, validation_id: Uuid) -> Result<Uuid, DomainError> {
     Ok(tx
         .query_opt(
             "SELECT user_id FROM step_validations WHERE id = $1",
             &[&validation_id],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("no such validation"))?
+        .ok_or_else(|| DomainError::not_found("no such validation"))?
         .get("user_id"))
 }
 
@@ -215,7 +214,7 @@ async fn owner_of(tx: &Transaction<'_>, validation_id: Uuid) -> Result<Uuid, Api
 async fn lock_pending(
     tx: &Transaction<'_>,
     validation_id: Uuid,
-) -> Result<(Validation, Uuid), ApiError> {
+) -> Result<(Validation, Uuid), DomainError> {
     let row = tx
         .query_one(
             &format!(
@@ -228,8 +227,8 @@ async fn lock_pending(
         .await?;
     let validation = from_row(&row);
     if validation.status != "pending_review" {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
+        return Err(DomainError::new(
+            ErrorKind::Conflict,
             "already_reviewed",
             format!("this validation was already {}", validation.status),
         ));
@@ -245,7 +244,7 @@ async fn settle_reviewed_day(
     version: i64,
     day: NaiveDate,
     decision: Decision,
-) -> Result<i64, ApiError> {
+) -> Result<i64, DomainError> {
     let settings = RewardSettings::load(tx).await?;
     let stored = StoredDay::load(tx, user_id, day).await?;
     let (after, _) = settlement::settle_day(
@@ -286,7 +285,7 @@ async fn mark_reviewed(
     admin_id: Uuid,
     note: Option<&str>,
     version: i64,
-) -> Result<Validation, ApiError> {
+) -> Result<Validation, DomainError> {
     let row = tx
         .query_one(
             &format!(

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::CachedStatements as _;
-use crate::error::ApiError;
+use crate::error::DomainError;
 use crate::rewards::achievements::{self, EarlyReport, Unlock};
 use crate::rewards::anticheat::RecordStatus;
 use crate::rewards::ledger::{self, Entry, EntryKind};
@@ -108,7 +108,7 @@ pub async fn settle_days(
     days: &[SettledDay],
     streak_day_steps: i64,
     early: &[EarlyReport],
-) -> Result<Settlement, ApiError> {
+) -> Result<Settlement, DomainError> {
     store_accounts(tx, user_id, change_version, days).await?;
     let mut entries: Vec<Entry> = days
         .iter()
@@ -134,7 +134,7 @@ async fn store_accounts(
     user_id: Uuid,
     change_version: i64,
     days: &[SettledDay],
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     if days.is_empty() {
         return Ok(());
     }
@@ -184,7 +184,7 @@ impl StoredDay {
         tx: &Transaction<'_>,
         user_id: Uuid,
         day: NaiveDate,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, DomainError> {
         let params: [&(dyn ToSql + Sync); 2] = [&user_id, &day];
         let (sources, account) = tokio::try_join!(
             tx.query_cached(

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Duration, NaiveDate, Timelike as _, Utc};
 use chrono_tz::Tz;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
@@ -22,7 +21,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::CachedStatements as _;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::rewards::achievements::{self, EarlyReport};
 use crate::rewards::anticheat::{self, Anchor, FlagReason, RecordState, RecordStatus, Verdict};
 use crate::rewards::settings::RewardSettings;
@@ -32,14 +31,14 @@ use crate::sync::versions::next_user_version;
 /// The stored time zone of a user. One that is not in the IANA database (`PATCH /me` refuses
 /// those; an import or a hand edit may not have) is an error the user can fix, never a guess:
 /// guessing UTC would put steps on the wrong days.
-pub fn user_time_zone(name: &str) -> Result<Tz, ApiError> {
+pub fn user_time_zone(name: &str) -> Result<Tz, DomainError> {
     name.parse().map_err(|_| {
         tracing::warn!(
             timezone = name,
             "an account's stored time zone is not in the IANA database"
         );
-        ApiError::new(
-            StatusCode::CONFLICT,
+        DomainError::new(
+            ErrorKind::Conflict,
             "invalid_timezone",
             "the account's time zone is not an IANA time zone; set one with PATCH /api/v1/me",
         )
@@ -170,11 +169,11 @@ struct Context {
 
 impl Context {
     /// Loads the settings and the user's time zone and goal (sent together).
-    async fn load(tx: &Transaction<'_>, user_id: Uuid) -> Result<Self, ApiError> {
+    async fn load(tx: &Transaction<'_>, user_id: Uuid) -> Result<Self, DomainError> {
         let (settings, user) = tokio::try_join!(
-            async { Ok::<_, ApiError>(RewardSettings::load(tx).await?) },
+            async { Ok::<_, DomainError>(RewardSettings::load(tx).await?) },
             async {
-                Ok::<_, ApiError>(
+                Ok::<_, DomainError>(
                     tx.query_one_cached(
                         "SELECT timezone, daily_step_goal FROM users WHERE id = $1",
                         &[&user_id],
@@ -212,7 +211,7 @@ impl Batch {
         tx: &Transaction<'_>,
         user_id: Uuid,
         days: &[NaiveDate],
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, DomainError> {
         let mut batch = Self::default();
         let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
             return Ok(batch);
@@ -386,7 +385,7 @@ pub async fn record_steps(
     pool: &Pool,
     user_id: Uuid,
     reports: &[StepReport],
-) -> Result<RecordStepsResponse, ApiError> {
+) -> Result<RecordStepsResponse, DomainError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let response = record_steps_in(&tx, user_id, reports).await?;
@@ -400,9 +399,9 @@ pub async fn record_steps_in(
     tx: &Transaction<'_>,
     user_id: Uuid,
     reports: &[StepReport],
-) -> Result<RecordStepsResponse, ApiError> {
+) -> Result<RecordStepsResponse, DomainError> {
     if reports.is_empty() || reports.len() > MAX_RECORDS_PER_REQUEST {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "records",
             format!("send 1 to {MAX_RECORDS_PER_REQUEST} records"),
         ));
@@ -451,7 +450,7 @@ async fn write_records(
     user_id: Uuid,
     version: i64,
     records: &HashMap<(NaiveDate, String), StoredRecord>,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let changed: Vec<(&(NaiveDate, String), &StoredRecord)> =
         records.iter().filter(|(_, r)| r.changed).collect();
     if changed.is_empty() {
@@ -468,7 +467,7 @@ async fn upsert_records(
     user_id: Uuid,
     version: i64,
     changed: &[(&(NaiveDate, String), &StoredRecord)],
-) -> Result<HashMap<(NaiveDate, String), Uuid>, ApiError> {
+) -> Result<HashMap<(NaiveDate, String), Uuid>, DomainError> {
     let ids: Vec<Uuid> = changed
         .iter()
         .map(|(_, r)| r.id.unwrap_or_else(Uuid::now_v7))
@@ -562,13 +561,14 @@ impl FlagRows {
     fn collect(
         records: &HashMap<(NaiveDate, String), StoredRecord>,
         stored_ids: &HashMap<(NaiveDate, String), Uuid>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, DomainError> {
         let mut rows = Self::default();
         for (key, record) in records {
             let Some(flag) = &record.new_flag else {
                 continue;
             };
-            let reasons = serde_json::to_value(&flag.reasons).map_err(|_| ApiError::internal())?;
+            let reasons =
+                serde_json::to_value(&flag.reasons).map_err(|_| DomainError::internal())?;
             match record.pending_validation {
                 Some(validation) => {
                     rows.pending_ids.push(validation);
@@ -598,7 +598,7 @@ impl FlagRows {
         tx: &Transaction<'_>,
         user_id: Uuid,
         version: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), DomainError> {
         if !self.new_record_ids.is_empty() {
             tx.execute_cached(
                 "INSERT INTO step_validations
@@ -651,7 +651,7 @@ pub async fn history(
     user_id: Uuid,
     from: NaiveDate,
     to: NaiveDate,
-) -> Result<Vec<DaySteps>, ApiError> {
+) -> Result<Vec<DaySteps>, DomainError> {
     let goal: i32 = client
         .query_one_cached(
             "SELECT daily_step_goal FROM users WHERE id = $1",
@@ -700,7 +700,7 @@ pub async fn history(
 pub async fn today(
     client: &impl GenericClient,
     user_id: Uuid,
-) -> Result<(NaiveDate, i64), ApiError> {
+) -> Result<(NaiveDate, i64), DomainError> {
     let row = client
         .query_one_cached(
             "SELECT timezone, daily_step_goal FROM users WHERE id = $1",
@@ -715,13 +715,13 @@ pub async fn today(
 }
 
 /// Validates a history range.
-pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
+pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), DomainError> {
     if from > to {
-        return Err(ApiError::validation("from", "from must not be after to"));
+        return Err(DomainError::validation("from", "from must not be after to"));
     }
     if (to - from).num_days() > 366 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(DomainError::new(
+            ErrorKind::Invalid,
             "range_too_large",
             "ask for at most 366 days at once",
         )

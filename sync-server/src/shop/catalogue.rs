@@ -2,14 +2,13 @@
 //! Every catalogue change takes the next shared change version (under its row lock) so
 //! devices pull it; stock moved by orders does not, to keep orders from queueing on one row.
 
-use axum::http::StatusCode;
 use deadpool_postgres::{GenericClient, Pool};
 use fitkart_protocol::orders::{Product, ProductInput};
 use uuid::Uuid;
 
 use crate::admin::audit::{self, AuditEntry};
 use crate::auth::accounts::ClientInfo;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::sync::versions::next_shared_version;
 
 const COLUMNS: &str = "id, sku, name, description, category, coin_price, stock, images, is_active";
@@ -35,7 +34,7 @@ pub async fn list(
     category: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<Product>, i64), ApiError> {
+) -> Result<(Vec<Product>, i64), DomainError> {
     let rows = client
         .query(
             &format!(
@@ -59,7 +58,7 @@ pub async fn changed_since(
     client: &impl GenericClient,
     after: i64,
     to: i64,
-) -> Result<Vec<Product>, ApiError> {
+) -> Result<Vec<Product>, DomainError> {
     Ok(client
         .query(
             "SELECT id, sku, name, description, category, coin_price, stock, images,
@@ -75,7 +74,7 @@ pub async fn changed_since(
 }
 
 /// One active product.
-pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Product, ApiError> {
+pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Product, DomainError> {
     client
         .query_opt(
             &format!(
@@ -86,15 +85,14 @@ pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Product, ApiEr
         )
         .await?
         .map(|row| from_row(&row))
-        .ok_or_else(|| ApiError::not_found("no such product"))
+        .ok_or_else(|| DomainError::not_found("no such product"))
 }
 
-fn check_input(input: &ProductInput) -> Result<(), ApiError> {
+fn check_input(input: &ProductInput) -> Result<(), DomainError> {
     let text = |field: &str, value: &Option<String>, min: usize, max: usize| match value {
-        Some(v) if !(min..=max).contains(&v.trim().chars().count()) => Err(ApiError::validation(
-            field,
-            format!("{field} must be {min} to {max} characters"),
-        )),
+        Some(v) if !(min..=max).contains(&v.trim().chars().count()) => Err(
+            DomainError::validation(field, format!("{field} must be {min} to {max} characters")),
+        ),
         _ => Ok(()),
     };
     text("sku", &input.sku, 1, 64)?;
@@ -102,7 +100,7 @@ fn check_input(input: &ProductInput) -> Result<(), ApiError> {
     text("description", &input.description, 0, 10_000)?;
     text("category", &input.category, 1, 64)?;
     if input.coin_price.is_some_and(|p| p <= 0) {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "coin_price",
             "coin_price must be positive",
         ));
@@ -111,7 +109,10 @@ fn check_input(input: &ProductInput) -> Result<(), ApiError> {
         .stock
         .is_some_and(|s| !(0..=i64::from(i32::MAX)).contains(&s))
     {
-        return Err(ApiError::validation("stock", "stock must be zero or more"));
+        return Err(DomainError::validation(
+            "stock",
+            "stock must be zero or more",
+        ));
     }
     if let Some(images) = &input.images
         && (images.len() > 20
@@ -119,7 +120,7 @@ fn check_input(input: &ProductInput) -> Result<(), ApiError> {
                 u.len() > 2048 || !(u.starts_with("https://") || u.starts_with("http://"))
             }))
     {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "images",
             "images must be at most 20 http(s) URLs",
         ));
@@ -127,10 +128,10 @@ fn check_input(input: &ProductInput) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn map_unique(err: tokio_postgres::Error) -> ApiError {
+fn map_unique(err: tokio_postgres::Error) -> DomainError {
     if err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-        ApiError::new(
-            StatusCode::CONFLICT,
+        DomainError::new(
+            ErrorKind::Conflict,
             "sku_taken",
             "another product has this SKU",
         )
@@ -140,7 +141,11 @@ fn map_unique(err: tokio_postgres::Error) -> ApiError {
     }
 }
 
-async fn product_any(tx: &impl GenericClient, id: Uuid, lock: bool) -> Result<Product, ApiError> {
+async fn product_any(
+    tx: &impl GenericClient,
+    id: Uuid,
+    lock: bool,
+) -> Result<Product, DomainError> {
     tx.query_opt(
         &format!(
             "SELECT {COLUMNS} FROM reward_products WHERE id = $1 AND deleted_at IS NULL{}",
@@ -150,7 +155,7 @@ async fn product_any(tx: &impl GenericClient, id: Uuid, lock: bool) -> Result<Pr
     )
     .await?
     .map(|row| from_row(&row))
-    .ok_or_else(|| ApiError::not_found("no such product"))
+    .ok_or_else(|| DomainError::not_found("no such product"))
 }
 
 /// Creates a product (admin).
@@ -159,12 +164,12 @@ pub async fn create(
     admin_id: Uuid,
     input: &ProductInput,
     client: &ClientInfo,
-) -> Result<Product, ApiError> {
+) -> Result<Product, DomainError> {
     check_input(input)?;
     let (Some(name), Some(category), Some(price)) =
         (&input.name, &input.category, input.coin_price)
     else {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "name",
             "name, category and coin_price are required",
         ));
@@ -224,7 +229,7 @@ pub async fn update(
     input: &ProductInput,
     action: &'static str,
     client: &ClientInfo,
-) -> Result<Product, ApiError> {
+) -> Result<Product, DomainError> {
     check_input(input)?;
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;

@@ -5,17 +5,16 @@
 
 use std::fmt::Display;
 
-use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 
 /// 400 `invalid_cursor`: the text is not a cursor this server gave out for this list and
 /// account.
-pub fn invalid() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
+pub fn invalid() -> DomainError {
+    DomainError::new(
+        ErrorKind::BadRequest,
         "invalid_cursor",
         "the cursor is not one this server gave out for this list and account",
     )
@@ -35,7 +34,7 @@ pub fn encode(tag: &str, fields: &[&dyn Display]) -> String {
 pub fn decode<T: std::str::FromStr, const N: usize>(
     text: &str,
     tag: &str,
-) -> Result<[T; N], ApiError> {
+) -> Result<[T; N], DomainError> {
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let mut parts = text.split(':');

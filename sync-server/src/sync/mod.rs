@@ -19,22 +19,21 @@ pub mod versions;
 pub use pull::pull;
 pub use push::{MUTATION_EXPIRED, push, strip_nul};
 
-use axum::http::StatusCode;
 use deadpool_postgres::GenericClient;
 use fitkart_protocol::sync::DeviceRegistration;
 use uuid::Uuid;
 
 use crate::db::CachedStatements as _;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 
 /// Registers (or refreshes) a device of the caller. A device id belongs to one user.
 pub async fn register_device(
     client: &impl GenericClient,
     user_id: Uuid,
     device: &DeviceRegistration,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     if !matches!(device.platform.as_str(), "ios" | "android" | "other") {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "platform",
             "platform must be ios, android or other",
         ));
@@ -48,7 +47,10 @@ pub async fn register_device(
             .as_ref()
             .is_some_and(|v| v.chars().count() > if field == "model" { 128 } else { 64 })
         {
-            return Err(ApiError::validation(field, format!("{field} is too long")));
+            return Err(DomainError::validation(
+                field,
+                format!("{field} is too long"),
+            ));
         }
     }
     let claimed = client
@@ -73,9 +75,9 @@ pub async fn register_device(
     claimed.map(|_| ()).ok_or_else(device_taken)
 }
 
-fn device_taken() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
+fn device_taken() -> DomainError {
+    DomainError::new(
+        ErrorKind::Conflict,
         "device_taken",
         "this device id belongs to another account",
     )
@@ -86,7 +88,7 @@ async fn touch_device(
     client: &impl GenericClient,
     user_id: Uuid,
     device_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     client
         .query_opt_cached(
             "INSERT INTO devices (id, user_id, platform) VALUES ($1, $2, 'other')
@@ -131,7 +133,7 @@ impl Cursor {
     }
 
     /// Parses a cursor given to `user_id`; anything else is 400 `invalid_cursor`.
-    pub fn decode(text: &str, user_id: Uuid) -> Result<Self, ApiError> {
+    pub fn decode(text: &str, user_id: Uuid) -> Result<Self, DomainError> {
         let [user, user_version, shared_version] =
             crate::sync::cursor::decode::<String, 3>(text, TAG)?;
         let cursor = Self {

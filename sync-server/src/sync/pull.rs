@@ -1,7 +1,6 @@
 //! Pull: every change after a cursor, read in one read-only snapshot, paged by whole change
 //! versions so a page never splits a version.
 
-use axum::http::StatusCode;
 use deadpool_postgres::Transaction;
 use fitkart_protocol::steps::CoinTransaction;
 use fitkart_protocol::sync::{
@@ -11,7 +10,7 @@ use uuid::Uuid;
 
 use super::{Cursor, versions};
 use crate::db::CachedStatements as _;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::shop::orders;
 
 /// The user-owned tables pull reads, as `SELECT change_version` sources.
@@ -51,9 +50,9 @@ pub async fn pull(
     conn: &mut deadpool_postgres::Client,
     cursor: Cursor,
     limit: i64,
-) -> Result<PullResponse, ApiError> {
+) -> Result<PullResponse, DomainError> {
     if !(1..=MAX_PULL_LIMIT).contains(&limit) {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "limit",
             format!("limit must be between 1 and {MAX_PULL_LIMIT}"),
         ));
@@ -69,8 +68,8 @@ pub async fn pull(
     // versions read here is complete in this snapshot.
     let (user_now, shared_now) = versions::committed(&tx, user_id).await?;
     if cursor.user_version > user_now || cursor.shared_version > shared_now {
-        return Err(ApiError::new(
-            StatusCode::GONE,
+        return Err(DomainError::new(
+            ErrorKind::Gone,
             "cursor_expired",
             "the server can no longer serve this cursor; pull a fresh snapshot (no cursor)",
         ));
@@ -106,7 +105,7 @@ async fn user_page_end(
     cursor: Cursor,
     user_now: i64,
     limit: i64,
-) -> Result<(i64, i64, bool), ApiError> {
+) -> Result<(i64, i64, bool), DomainError> {
     let user_counts: Vec<(i64, i64)> = tx
         .query_cached(
             &format!(
@@ -140,7 +139,7 @@ async fn shared_page_end(
     shared_now: i64,
     budget: i64,
     used: i64,
-) -> Result<i64, ApiError> {
+) -> Result<i64, DomainError> {
     let shared_counts: Vec<(i64, i64)> = tx
         .query_cached(
             &format!(
@@ -168,7 +167,7 @@ async fn read_changes(
     cursor: Cursor,
     user_to: i64,
     shared_to: i64,
-) -> Result<Changes, ApiError> {
+) -> Result<Changes, DomainError> {
     let (after_u, after_s) = (cursor.user_version, cursor.shared_version);
     let mut changes = Changes::default();
     if user_to > after_u {
@@ -190,7 +189,7 @@ async fn read_user_changes(
     after: i64,
     to: i64,
     changes: &mut Changes,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let user_changed = tx
         .query_opt_cached(
             "SELECT 1 FROM users WHERE id = $1 AND change_version > $2 AND change_version <= $3",
@@ -225,7 +224,7 @@ async fn coin_transactions_changed(
     user_id: Uuid,
     after: i64,
     to: i64,
-) -> Result<Vec<CoinTransaction>, ApiError> {
+) -> Result<Vec<CoinTransaction>, DomainError> {
     Ok(tx
         .query_cached(
             "SELECT id, kind, available_delta, frozen_delta, available_after, frozen_after,
@@ -258,7 +257,7 @@ async fn step_records_changed(
     user_id: Uuid,
     after: i64,
     to: i64,
-) -> Result<Vec<SyncStepRecord>, ApiError> {
+) -> Result<Vec<SyncStepRecord>, DomainError> {
     Ok(tx
         .query_cached(
             "SELECT day, source, steps, verified_steps, status, change_version
@@ -286,7 +285,7 @@ async fn unlocks_changed(
     user_id: Uuid,
     after: i64,
     to: i64,
-) -> Result<Vec<SyncUnlock>, ApiError> {
+) -> Result<Vec<SyncUnlock>, DomainError> {
     Ok(tx
         .query_cached(
             "SELECT a.code, ua.unlocked_at FROM user_achievements ua
@@ -309,7 +308,7 @@ async fn achievements_changed(
     tx: &Transaction<'_>,
     after: i64,
     to: i64,
-) -> Result<Vec<SyncAchievement>, ApiError> {
+) -> Result<Vec<SyncAchievement>, DomainError> {
     Ok(tx
         .query_cached(
             "SELECT code, name, description, icon, criteria, bonus_coins,
@@ -337,7 +336,7 @@ async fn public_settings_changed(
     tx: &Transaction<'_>,
     after: i64,
     to: i64,
-) -> Result<Vec<SyncSetting>, ApiError> {
+) -> Result<Vec<SyncSetting>, DomainError> {
     Ok(tx
         .query_cached(
             "SELECT key, value FROM settings

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{touch_device, versions};
 use crate::auth::accounts::{ClientInfo, update_profile_in};
 use crate::db::CachedStatements as _;
-use crate::error::ApiError;
+use crate::error::DomainError;
 use crate::rewards::steps::record_steps_in;
 use crate::shop::orders::{self, Actor};
 
@@ -50,10 +50,12 @@ fn applied(result: serde_json::Value) -> StoredOutcome {
 }
 
 /// A 4xx from a domain function becomes a stored rejection; anything else aborts the push.
-fn outcome_of(result: Result<serde_json::Value, ApiError>) -> Result<StoredOutcome, ApiError> {
+fn outcome_of(
+    result: Result<serde_json::Value, DomainError>,
+) -> Result<StoredOutcome, DomainError> {
     match result {
         Ok(value) => Ok(applied(value)),
-        Err(err) if err.status().is_client_error() => Ok(StoredOutcome {
+        Err(err) if err.kind().is_refusal() => Ok(StoredOutcome {
             status: MutationStatus::Rejected,
             code: Some(err.code().to_owned()),
             message: Some(err.message().to_owned()),
@@ -67,8 +69,8 @@ fn outcome_of(result: Result<serde_json::Value, ApiError>) -> Result<StoredOutco
 /// no trace and never blocks the ones after it.
 async fn in_savepoint<T>(
     tx: &impl GenericClient,
-    work: impl Future<Output = Result<T, ApiError>>,
-) -> Result<Result<T, ApiError>, ApiError> {
+    work: impl Future<Output = Result<T, DomainError>>,
+) -> Result<Result<T, DomainError>, DomainError> {
     tx.batch_execute("SAVEPOINT mutation").await?;
     let result = work.await;
     match &result {
@@ -149,9 +151,9 @@ pub async fn push(
     mutations: &[Mutation],
     replay_window: std::time::Duration,
     client: &ClientInfo,
-) -> Result<PushResponse, ApiError> {
+) -> Result<PushResponse, DomainError> {
     if mutations.is_empty() || mutations.len() > MAX_MUTATIONS_PER_PUSH {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "mutations",
             format!("send 1 to {MAX_MUTATIONS_PER_PUSH} mutations"),
         ));
@@ -200,7 +202,7 @@ async fn stored_outcomes(
     tx: &Transaction<'_>,
     user_id: Uuid,
     mutations: &[Mutation],
-) -> Result<HashMap<Uuid, (Vec<u8>, StoredOutcome)>, ApiError> {
+) -> Result<HashMap<Uuid, (Vec<u8>, StoredOutcome)>, DomainError> {
     let ids: Vec<Uuid> = mutations.iter().map(|m| m.id).collect();
     let mut earlier = HashMap::new();
     for row in tx
@@ -234,12 +236,12 @@ async fn apply_one(
     user_id: Uuid,
     body: Parsed,
     client: &ClientInfo,
-) -> Result<StoredOutcome, ApiError> {
+) -> Result<StoredOutcome, DomainError> {
     let result = match body {
         Parsed::Order(request) => {
             in_savepoint(tx, async {
                 let (order, _) = orders::place_in(tx, user_id, &request).await?;
-                serde_json::to_value(order).map_err(ApiError::internal_because)
+                serde_json::to_value(order).map_err(DomainError::internal_because)
             })
             .await?
         }
@@ -249,12 +251,12 @@ async fn apply_one(
         Parsed::Profile(patch) => {
             in_savepoint(tx, async {
                 let profile = update_profile_in(tx, user_id, &patch).await?;
-                serde_json::to_value(profile).map_err(ApiError::internal_because)
+                serde_json::to_value(profile).map_err(DomainError::internal_because)
             })
             .await?
         }
         Parsed::Steps(_) => {
-            return Err(ApiError::internal_because(
+            return Err(DomainError::internal_because(
                 "a step mutation reached the single-mutation path",
             ));
         }
@@ -268,7 +270,7 @@ async fn cancel_own_order(
     user_id: Uuid,
     payload: &CancelOrderPayload,
     client: &ClientInfo,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<serde_json::Value, DomainError> {
     let order_id = match (payload.order_id, payload.client_order_id) {
         (Some(id), _) => id,
         (None, Some(client_id)) => tx
@@ -278,8 +280,8 @@ async fn cancel_own_order(
             )
             .await?
             .map(|r| r.get("id"))
-            .ok_or_else(|| ApiError::not_found("no such order"))?,
-        (None, None) => return Err(ApiError::not_found("no such order")),
+            .ok_or_else(|| DomainError::not_found("no such order"))?,
+        (None, None) => return Err(DomainError::not_found("no such order")),
     };
     let request = OrderStatusRequest {
         status: "cancelled".into(),
@@ -288,7 +290,7 @@ async fn cancel_own_order(
     };
     let order =
         orders::transition_in(tx, Actor::Owner(user_id), order_id, &request, client).await?;
-    serde_json::to_value(order).map_err(ApiError::internal_because)
+    serde_json::to_value(order).map_err(DomainError::internal_because)
 }
 
 /// What a push has decided so far.
@@ -379,7 +381,7 @@ impl PushState {
 
     /// The answer to every mutation, in order: later copies of an id in this push repeat its
     /// first copy's outcome.
-    fn answers(&mut self, mutations: &[Mutation]) -> Result<Vec<MutationResult>, ApiError> {
+    fn answers(&mut self, mutations: &[Mutation]) -> Result<Vec<MutationResult>, DomainError> {
         let mut results = Vec::with_capacity(mutations.len());
         for (index, mutation) in mutations.iter().enumerate() {
             let result = match self.results[index].take() {
@@ -392,7 +394,9 @@ impl PushState {
                         .get(&mutation.id)
                         .and_then(|(_, outcome)| outcome.clone())
                         .ok_or_else(|| {
-                            ApiError::internal_because("a repeated mutation has no first outcome")
+                            DomainError::internal_because(
+                                "a repeated mutation has no first outcome",
+                            )
                         })?,
                 },
             };
@@ -438,7 +442,7 @@ async fn flush_steps(
     user_id: Uuid,
     push: &mut PushState,
     mutations: &[Mutation],
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     if push.step_group.is_empty() {
         return Ok(());
     }
@@ -478,12 +482,12 @@ async fn flush_steps(
                     },
                     results: own,
                 };
-                applied(serde_json::to_value(part).map_err(ApiError::internal_because)?)
+                applied(serde_json::to_value(part).map_err(DomainError::internal_because)?)
             }
-            Err(err) if err.status().is_client_error() => rejected(err.code(), err.message()),
+            Err(err) if err.kind().is_refusal() => rejected(err.code(), err.message()),
             Err(err) => {
                 tracing::error!(code = err.code(), "recording the steps of a push failed");
-                return Err(ApiError::internal());
+                return Err(DomainError::internal());
             }
         };
         offset += records.len();
@@ -500,10 +504,10 @@ async fn flush_steps(
 
 /// An outcome as `sync_mutations.result` stores it: a JSON object PostgreSQL's `jsonb`
 /// accepts (`\u0000` is not, so a NUL in a message or result becomes U+FFFD).
-fn storable_outcome(outcome: &StoredOutcome) -> Result<serde_json::Value, ApiError> {
-    let mut value = serde_json::to_value(outcome).map_err(ApiError::internal_because)?;
+fn storable_outcome(outcome: &StoredOutcome) -> Result<serde_json::Value, DomainError> {
+    let mut value = serde_json::to_value(outcome).map_err(DomainError::internal_because)?;
     if !value.is_object() {
-        return Err(ApiError::internal_because(
+        return Err(DomainError::internal_because(
             "a mutation outcome did not serialise to a JSON object",
         ));
     }
@@ -540,7 +544,7 @@ async fn store_outcomes(
     device_id: Uuid,
     mutations: &[Mutation],
     stored: &[(usize, MutationKind, Vec<u8>, StoredOutcome)],
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     if stored.is_empty() {
         return Ok(());
     }

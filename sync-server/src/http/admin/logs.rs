@@ -7,7 +7,7 @@ use fitkart_protocol::validate::{self};
 use serde::{Deserialize, Serialize};
 
 use crate::admin;
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::AdminUser;
 use crate::http::openapi::TAG_ADMIN;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::admin;
 use crate::auth::accounts::{self, AdminUserSummary};
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::{AdminUser, Client};
 use crate::http::json::ApiJson;

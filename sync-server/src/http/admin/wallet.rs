@@ -9,7 +9,7 @@ use fitkart_protocol::validate::{self, Invalid, Validate};
 use uuid::Uuid;
 
 use crate::admin;
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::{AdminUser, Client};
 use crate::http::json::ApiJson;

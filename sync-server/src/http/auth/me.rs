@@ -7,7 +7,7 @@ use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::auth::{PasswordChangeRequest, ProfilePatch, TokenResponse, UserProfile};
 
 use crate::auth::accounts;
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::{AuthUser, Client};
 use crate::http::json::ApiJson;

@@ -15,7 +15,7 @@ use super::extract::Client;
 use super::json::ApiJson;
 use super::openapi::TAG_AUTH;
 use crate::auth::accounts;
-use crate::error::ApiError;
+use crate::http::ApiError;
 
 /// The account routes: signing up and in, tokens, and the caller's own account (`/me`).
 pub(super) fn routes() -> OpenApiRouter<AppState> {

@@ -12,7 +12,7 @@ use fitkart_protocol::leaderboard::{
 };
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::{AdminUser, AuthUser, Client};
 use crate::http::openapi::{TAG_ADMIN, TAG_LEADERBOARD};

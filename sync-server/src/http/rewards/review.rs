@@ -10,7 +10,7 @@ use fitkart_protocol::validate::{self};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::{AdminUser, Client};
 use crate::http::openapi::TAG_ADMIN;

@@ -12,7 +12,7 @@ use fitkart_protocol::steps::{
 use fitkart_protocol::validate;
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::AuthUser;
 use crate::http::json::ApiJson;
@@ -171,7 +171,7 @@ fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
     if seq > 0 {
         Ok(seq)
     } else {
-        Err(crate::sync::cursor::invalid())
+        Err(crate::sync::cursor::invalid().into())
     }
 }
 

@@ -11,7 +11,8 @@ use fitkart_protocol::ErrorEnvelope;
 use fitkart_protocol::orders::ImportReport;
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::error::DomainError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::{AdminUser, Client};
 use crate::http::openapi::TAG_ADMIN;
@@ -96,7 +97,7 @@ pub async fn import_products(
         Ok(read) => read,
         Err((err, source)) => {
             shopify::audit_failure(&state.pool, admin.id, &client, &source, &err).await;
-            return Err(err.into());
+            return Err(DomainError::from(err).into());
         }
     };
     let mut conn = state.pool.get().await?;
@@ -118,7 +119,7 @@ pub async fn import_products(
         Ok(report) => Ok(Json(report)),
         Err(err) => {
             shopify::audit_failure(&state.pool, admin.id, &client, &source, &err).await;
-            Err(err.into())
+            Err(DomainError::from(err).into())
         }
     }
 }

@@ -11,7 +11,7 @@ use fitkart_protocol::orders::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::{AdminUser, AuthUser, Client};
 use crate::http::json::ApiJson;

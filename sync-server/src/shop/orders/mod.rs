@@ -5,7 +5,6 @@
 //! then the order row, so concurrent steps resolve one at a time and a double spend or a
 //! double release cannot happen.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use fitkart_protocol::orders::{
@@ -19,7 +18,7 @@ use uuid::Uuid;
 use crate::admin::audit::{self, AuditEntry};
 use crate::auth::accounts::ClientInfo;
 use crate::db::CachedStatements as _;
-use crate::error::ApiError;
+use crate::error::{DomainError, ErrorKind};
 use crate::rewards::ledger::{self, Entry, EntryKind};
 use crate::sync::versions::next_user_version;
 
@@ -35,7 +34,7 @@ struct OrderRow {
     fingerprint: Vec<u8>,
 }
 
-fn order_from_row(row: &tokio_postgres::Row) -> Result<OrderRow, ApiError> {
+fn order_from_row(row: &tokio_postgres::Row) -> Result<OrderRow, DomainError> {
     let address: serde_json::Value = row.get("shipping_address");
     Ok(OrderRow {
         order: Order {
@@ -46,7 +45,7 @@ fn order_from_row(row: &tokio_postgres::Row) -> Result<OrderRow, ApiError> {
             total_coins: row.get("total_coins"),
             items: Vec::new(),
             shipping_address: serde_json::from_value(address)
-                .map_err(ApiError::internal_because)?,
+                .map_err(DomainError::internal_because)?,
             tracking_number: row.get("tracking_number"),
             created_at: row.get::<_, DateTime<Utc>>("created_at"),
             updated_at: row.get("updated_at"),
@@ -59,7 +58,7 @@ fn order_from_row(row: &tokio_postgres::Row) -> Result<OrderRow, ApiError> {
 }
 
 /// One order with its items loaded.
-async fn with_items(client: &impl GenericClient, order: Order) -> Result<Order, ApiError> {
+async fn with_items(client: &impl GenericClient, order: Order) -> Result<Order, DomainError> {
     let mut orders = [order];
     attach_items(client, &mut orders).await?;
     let [order] = orders;
@@ -67,7 +66,10 @@ async fn with_items(client: &impl GenericClient, order: Order) -> Result<Order, 
 }
 
 /// Loads the items of the given orders into them (one query).
-async fn attach_items(client: &impl GenericClient, orders: &mut [Order]) -> Result<(), ApiError> {
+async fn attach_items(
+    client: &impl GenericClient,
+    orders: &mut [Order],
+) -> Result<(), DomainError> {
     let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
     let rows = client
         .query_cached(
@@ -90,11 +92,11 @@ async fn attach_items(client: &impl GenericClient, orders: &mut [Order]) -> Resu
     Ok(())
 }
 
-fn check_address(address: &ShippingAddress) -> Result<(), ApiError> {
+fn check_address(address: &ShippingAddress) -> Result<(), DomainError> {
     let field = |name: &str, value: &str, min: usize, max: usize| {
         let chars = value.trim().chars().count();
         if chars < min || chars > max || value.chars().any(char::is_control) {
-            Err(ApiError::validation(
+            Err(DomainError::validation(
                 &format!("shipping_address.{name}"),
                 format!("shipping_address.{name} must be {min} to {max} characters"),
             ))
@@ -110,7 +112,7 @@ fn check_address(address: &ShippingAddress) -> Result<(), ApiError> {
     field("postal_code", &address.postal_code, 1, 20)?;
     field("phone", address.phone.as_deref().unwrap_or(""), 0, 32)?;
     if address.country.len() != 2 || !address.country.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "shipping_address.country",
             "shipping_address.country must be an ISO 3166-1 alpha-2 code such as DE",
         ));
@@ -119,9 +121,9 @@ fn check_address(address: &ShippingAddress) -> Result<(), ApiError> {
 }
 
 /// Checks an order request's shape before any database work.
-pub fn check_request(request: &PlaceOrderRequest) -> Result<(), ApiError> {
+pub fn check_request(request: &PlaceOrderRequest) -> Result<(), DomainError> {
     if request.items.is_empty() || request.items.len() > MAX_ORDER_ITEMS {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "items",
             format!("an order has 1 to {MAX_ORDER_ITEMS} items"),
         ));
@@ -129,13 +131,13 @@ pub fn check_request(request: &PlaceOrderRequest) -> Result<(), ApiError> {
     let mut seen = std::collections::HashSet::new();
     for item in &request.items {
         if !(1..=MAX_ITEM_QUANTITY).contains(&item.quantity) {
-            return Err(ApiError::validation(
+            return Err(DomainError::validation(
                 "items.quantity",
                 format!("quantity must be 1 to {MAX_ITEM_QUANTITY}"),
             ));
         }
         if !seen.insert(item.product_id) {
-            return Err(ApiError::validation(
+            return Err(DomainError::validation(
                 "items.product_id",
                 "each product may appear once; raise its quantity instead",
             ));
@@ -166,8 +168,8 @@ fn order_code() -> String {
     format!("FK-{code}")
 }
 
-fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, code, message)
+fn conflict(code: &'static str, message: impl Into<String>) -> DomainError {
+    DomainError::new(ErrorKind::Conflict, code, message)
 }
 
 /// Places an order. Returns the order and whether it was created now (false: a retry of the
@@ -176,7 +178,7 @@ pub async fn place(
     pool: &Pool,
     user_id: Uuid,
     request: &PlaceOrderRequest,
-) -> Result<(Order, bool), ApiError> {
+) -> Result<(Order, bool), DomainError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let placed = place_in(&tx, user_id, request).await?;
@@ -190,7 +192,7 @@ pub async fn place_in(
     tx: &deadpool_postgres::Transaction<'_>,
     user_id: Uuid,
     request: &PlaceOrderRequest,
-) -> Result<(Order, bool), ApiError> {
+) -> Result<(Order, bool), DomainError> {
     check_request(request)?;
     let print = fingerprint(request);
     let version = next_user_version(tx, user_id).await?;
@@ -214,7 +216,7 @@ async fn earlier_placement(
     user_id: Uuid,
     request: &PlaceOrderRequest,
     print: &[u8],
-) -> Result<Option<Order>, ApiError> {
+) -> Result<Option<Order>, DomainError> {
     let Some(row) = tx
         .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2"),
@@ -249,7 +251,7 @@ struct PricedLine {
 async fn lock_and_price(
     tx: &impl GenericClient,
     request: &PlaceOrderRequest,
-) -> Result<(Vec<PricedLine>, i64), ApiError> {
+) -> Result<(Vec<PricedLine>, i64), DomainError> {
     let ids: Vec<Uuid> = request.items.iter().map(|i| i.product_id).collect();
     let products = tx
         .query_cached(
@@ -267,8 +269,8 @@ async fn lock_and_price(
             .iter()
             .find(|p| p.get::<_, Uuid>("id") == item.product_id)
         else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
+            return Err(DomainError::new(
+                ErrorKind::NotFound,
                 "product_not_found",
                 "a product of this order does not exist or is no longer available",
             )
@@ -300,11 +302,11 @@ async fn lock_and_price(
 }
 
 /// `total` plus `price` times `quantity`; 422 when it overflows.
-fn line_total(price: i64, quantity: i32, total: i64) -> Result<i64, ApiError> {
+fn line_total(price: i64, quantity: i32, total: i64) -> Result<i64, DomainError> {
     price
         .checked_mul(i64::from(quantity))
         .and_then(|line| total.checked_add(line))
-        .ok_or_else(|| ApiError::validation("items", "the order total is too large"))
+        .ok_or_else(|| DomainError::validation("items", "the order total is too large"))
 }
 
 /// Holds the order's coins: available -> frozen, one `order_hold` ledger entry.
@@ -314,7 +316,7 @@ async fn hold_coins(
     version: i64,
     order_id: Uuid,
     total: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     ledger::post(
         tx,
         user_id,
@@ -334,7 +336,7 @@ async fn hold_coins(
 }
 
 /// Takes each line's quantity from its (locked) product's stock.
-async fn take_stock(tx: &impl GenericClient, lines: &[PricedLine]) -> Result<(), ApiError> {
+async fn take_stock(tx: &impl GenericClient, lines: &[PricedLine]) -> Result<(), DomainError> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
     tx.execute_cached(
@@ -356,10 +358,10 @@ async fn insert_order(
     print: &[u8],
     total: i64,
     version: i64,
-) -> Result<tokio_postgres::Row, ApiError> {
+) -> Result<tokio_postgres::Row, DomainError> {
     // The address as it was checked: trimmed.
     let address = serde_json::to_value(request.shipping_address.trimmed())
-        .map_err(ApiError::internal_because)?;
+        .map_err(DomainError::internal_because)?;
     for _ in 0..5 {
         let row = tx
             .query_opt_cached(
@@ -386,7 +388,7 @@ async fn insert_order(
             return Ok(row);
         }
     }
-    Err(ApiError::internal())
+    Err(DomainError::internal())
 }
 
 /// Inserts the order's lines with the names and prices they were bought at.
@@ -395,7 +397,7 @@ async fn insert_items(
     order_id: Uuid,
     user_id: Uuid,
     lines: &[PricedLine],
-) -> Result<(), ApiError> {
+) -> Result<(), DomainError> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
     let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
@@ -415,7 +417,7 @@ pub async fn get_own(
     client: &impl GenericClient,
     user_id: Uuid,
     id: Uuid,
-) -> Result<Order, ApiError> {
+) -> Result<Order, DomainError> {
     let row = client
         .query_opt_cached(
             &format!(
@@ -424,7 +426,7 @@ pub async fn get_own(
             &[&id, &user_id],
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("no such order"))?;
+        .ok_or_else(|| DomainError::not_found("no such order"))?;
     with_items(client, order_from_row(&row)?.order).await
 }
 
@@ -435,7 +437,7 @@ pub async fn list(
     status: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<Order>, i64), ApiError> {
+) -> Result<(Vec<Order>, i64), DomainError> {
     let rows = client
         .query(
             &format!(
@@ -465,7 +467,7 @@ pub async fn changed_since(
     user_id: Uuid,
     after: i64,
     to: i64,
-) -> Result<Vec<Order>, ApiError> {
+) -> Result<Vec<Order>, DomainError> {
     let rows = client
         .query_cached(
             &format!(
@@ -509,7 +511,7 @@ pub async fn transition(
     order_id: Uuid,
     request: &OrderStatusRequest,
     client: &ClientInfo,
-) -> Result<Order, ApiError> {
+) -> Result<Order, DomainError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let order = transition_in(&tx, actor, order_id, request, client).await?;
@@ -524,11 +526,11 @@ pub async fn transition_in(
     order_id: Uuid,
     request: &OrderStatusRequest,
     client: &ClientInfo,
-) -> Result<Order, ApiError> {
+) -> Result<Order, DomainError> {
     let (to, tracking, reason) = check_transition(request, actor)?;
     let (owner, version, before) = lock_order(tx, actor, order_id).await?;
     let from = OrderStatus::parse(&before.status).ok_or_else(|| {
-        ApiError::internal_because(format!("order {order_id} has status {:?}", before.status))
+        DomainError::internal_because(format!("order {order_id} has status {:?}", before.status))
     })?;
     let step = workflow::plan(from, to, actor.mover()).map_err(|refused| {
         conflict(
@@ -579,22 +581,22 @@ pub async fn transition_in(
 fn check_transition(
     request: &OrderStatusRequest,
     actor: Actor,
-) -> Result<(OrderStatus, Option<&str>, Option<&str>), ApiError> {
+) -> Result<(OrderStatus, Option<&str>, Option<&str>), DomainError> {
     let to = OrderStatus::parse(&request.status)
-        .ok_or_else(|| ApiError::validation("status", "unknown order status"))?;
+        .ok_or_else(|| DomainError::validation("status", "unknown order status"))?;
     let tracking = request
         .tracking_number
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty());
     if tracking.is_some_and(|t| t.chars().count() > 100) {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "tracking_number",
             "a tracking number is at most 100 characters",
         ));
     }
     if workflow::needs_tracking(to) && tracking.is_none() {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "tracking_number",
             "a tracking number (1 to 100 characters) is required to ship",
         ));
@@ -605,13 +607,13 @@ fn check_transition(
         .map(str::trim)
         .filter(|r| !r.is_empty());
     if workflow::needs_reason(to, actor.mover()) && reason.is_none() {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "reason",
             "a reason is required to cancel or refund",
         ));
     }
     if reason.is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::validation(
+        return Err(DomainError::validation(
             "reason",
             "reason must be at most 500 characters",
         ));
@@ -626,7 +628,7 @@ async fn lock_order(
     tx: &deadpool_postgres::Transaction<'_>,
     actor: Actor,
     order_id: Uuid,
-) -> Result<(Uuid, i64, Order), ApiError> {
+) -> Result<(Uuid, i64, Order), DomainError> {
     let owner: Uuid = tx
         .query_opt_cached(
             "SELECT user_id FROM orders WHERE id = $1 AND deleted_at IS NULL",
@@ -634,11 +636,11 @@ async fn lock_order(
         )
         .await?
         .map(|r| r.get("user_id"))
-        .ok_or_else(|| ApiError::not_found("no such order"))?;
+        .ok_or_else(|| DomainError::not_found("no such order"))?;
     if let Actor::Owner(user) = actor
         && user != owner
     {
-        return Err(ApiError::not_found("no such order"));
+        return Err(DomainError::not_found("no such order"));
     }
     let version = next_user_version(tx, owner).await?;
     let row = tx
@@ -699,7 +701,7 @@ async fn write_status(
     version: i64,
     tracking: Option<&str>,
     reason: Option<&str>,
-) -> Result<Order, ApiError> {
+) -> Result<Order, DomainError> {
     let actor_id = match actor {
         Actor::Owner(user) => user,
         Actor::Admin(admin) => admin,

@@ -11,10 +11,9 @@
 //!   coins without floats, stock);
 //! - [`import`](mod@import): the one-transaction upsert and its audit.
 
-use axum::http::StatusCode;
 use tokio_postgres::error::SqlState;
 
-use crate::error::{ApiError, Error};
+use crate::error::{DomainError, Error, ErrorKind};
 
 pub mod feed;
 pub mod fetch;
@@ -90,31 +89,31 @@ impl From<deadpool_postgres::PoolError> for ImportError {
     }
 }
 
-impl From<ImportError> for ApiError {
+impl From<ImportError> for DomainError {
     fn from(err: ImportError) -> Self {
-        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        let unprocessable = ErrorKind::Invalid;
         match err {
             ImportError::InvalidFeed(message) => {
-                ApiError::new(unprocessable, "invalid_feed", message)
+                DomainError::new(unprocessable, "invalid_feed", message)
             }
-            ImportError::EmptyFeed => ApiError::new(
+            ImportError::EmptyFeed => DomainError::new(
                 unprocessable,
                 "empty_feed",
                 "the feed has no products; send ?allow_empty=true to deactivate every imported product",
             ),
-            ImportError::InvalidUrl(message) => ApiError::validation("url", message),
+            ImportError::InvalidUrl(message) => DomainError::validation("url", message),
             ImportError::ForbiddenUrl(message) => {
-                ApiError::new(unprocessable, "url_not_allowed", message)
+                DomainError::new(unprocessable, "url_not_allowed", message)
                     .with_details(serde_json::json!({ "field": "url" }))
             }
             ImportError::Unreachable { message, status } => {
-                let error = ApiError::new(unprocessable, "feed_unreachable", message);
+                let error = DomainError::new(unprocessable, "feed_unreachable", message);
                 match status {
                     Some(status) => error.with_details(serde_json::json!({ "status": status })),
                     None => error,
                 }
             }
-            ImportError::TooLarge => ApiError::new(
+            ImportError::TooLarge => DomainError::new(
                 unprocessable,
                 "feed_too_large",
                 format!(
@@ -124,10 +123,10 @@ impl From<ImportError> for ApiError {
             )
             .with_details(serde_json::json!({ "limit_bytes": MAX_FEED_BYTES })),
             ImportError::InvalidSetting(message) => {
-                ApiError::new(StatusCode::CONFLICT, "invalid_setting", message)
+                DomainError::new(ErrorKind::Conflict, "invalid_setting", message)
             }
-            ImportError::Conflict => ApiError::new(
-                StatusCode::CONFLICT,
+            ImportError::Conflict => DomainError::new(
+                ErrorKind::Conflict,
                 "import_conflict",
                 "the catalogue changed during the import; retry it",
             ),
