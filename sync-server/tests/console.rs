@@ -883,3 +883,43 @@ async fn an_import_previewed_on_one_instance_is_applied_on_another_once() {
     let _ = stop.send(());
     other.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_bad_query_value_is_a_422_page_naming_the_parameter_as_in_the_api() {
+    let server = TestServer::start().await.unwrap();
+    create_admin(&server, "boss@example.com", "Boss").await;
+    let session = console_sign_in(&server, "boss@example.com").await;
+    let http = http();
+    for (path, parameter) in [
+        ("/admin/orders?offset=many", "offset"),
+        ("/admin/orders?offset=1&offset=2", "offset"),
+        ("/admin/users?q=a%00b", "q"),
+    ] {
+        let answer = http
+            .get(server.url(path))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(
+            answer.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}: the console answers a page"
+        );
+        let page = answer.text().await.unwrap();
+        assert!(
+            page.contains(parameter),
+            "{path}: the page names `{parameter}`"
+        );
+    }
+    let fine = http
+        .get(server.url("/admin/orders?offset=0"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), StatusCode::OK);
+}

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Multipart, Path, State};
 use axum::response::{Html, Response};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use fitkart_protocol::orders::{ImportReport, Order, OrderStatusRequest, ProductInput};
@@ -25,6 +25,7 @@ use crate::error::DomainError;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::Client;
+use crate::http::query::ApiQuery;
 use crate::rewards::review::{self, Decision, Validation};
 use crate::rewards::settings::RewardSettings;
 use crate::shop::shopify::{self, Feed, ImportContext, ImportOptions};
@@ -65,11 +66,10 @@ fn chrome(session: &AdminSession, section: &'static str, done: Option<&str>) -> 
     }
 }
 
-/// A query string, or a 400 page.
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ConsoleError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|rejection| ApiError::bad_request(rejection.body_text()).into())
+/// A query string read by the API's one query extractor ([`ApiQuery`]: its 422 naming the
+/// parameter), or that error as a page.
+fn query<T>(query: Result<ApiQuery<T>, ApiError>) -> Result<T, ConsoleError> {
+    query.map(|ApiQuery(q)| q).map_err(ConsoleError::from)
 }
 
 /// A path id, or a 404 page.
@@ -401,7 +401,7 @@ struct ReviewPage {
 pub async fn review_queue(
     State(state): State<AppState>,
     session: AdminSession,
-    notice_query: Result<Query<NoticeQuery>, QueryRejection>,
+    notice_query: Result<ApiQuery<NoticeQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let done = query(notice_query)?.done;
     let conn = state.pool.get().await?;
@@ -533,7 +533,7 @@ const PAGE: i64 = 50;
 pub async fn orders(
     State(state): State<AppState>,
     session: AdminSession,
-    order_query: Result<Query<OrderQuery>, QueryRejection>,
+    order_query: Result<ApiQuery<OrderQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let q = query(order_query)?;
     let status = q
@@ -621,7 +621,7 @@ pub async fn order_detail(
     State(state): State<AppState>,
     session: AdminSession,
     path: Result<Path<Uuid>, PathRejection>,
-    notice_query: Result<Query<NoticeQuery>, QueryRejection>,
+    notice_query: Result<ApiQuery<NoticeQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let id = path_id(path, "order")?;
     let done = query(notice_query)?.done;
@@ -702,7 +702,7 @@ struct UsersPage {
 pub async fn users(
     State(state): State<AppState>,
     session: AdminSession,
-    user_query: Result<Query<UserQuery>, QueryRejection>,
+    user_query: Result<ApiQuery<UserQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let q = query(user_query)?.q;
     validate::text("q", &q, 200).map_err(|e| invalid(e, "/admin/users"))?;
@@ -732,7 +732,7 @@ pub async fn user_detail(
     State(state): State<AppState>,
     session: AdminSession,
     path: Result<Path<Uuid>, PathRejection>,
-    notice_query: Result<Query<NoticeQuery>, QueryRejection>,
+    notice_query: Result<ApiQuery<NoticeQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let id = path_id(path, "user")?;
     let done = query(notice_query)?.done;
@@ -886,7 +886,7 @@ struct ProductsPage {
 pub async fn products(
     State(state): State<AppState>,
     session: AdminSession,
-    product_query: Result<Query<ProductQuery>, QueryRejection>,
+    product_query: Result<ApiQuery<ProductQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let q = query(product_query)?;
     validate::text("q", &q.q, 200).map_err(|e| invalid(e, "/admin/products"))?;
@@ -919,7 +919,7 @@ pub async fn product_edit(
     State(state): State<AppState>,
     session: AdminSession,
     path: Result<Path<Uuid>, PathRejection>,
-    notice_query: Result<Query<NoticeQuery>, QueryRejection>,
+    notice_query: Result<ApiQuery<NoticeQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let id = path_id(path, "product")?;
     let done = query(notice_query)?.done;
@@ -1304,7 +1304,7 @@ struct SettingsPage {
 pub async fn settings(
     State(state): State<AppState>,
     session: AdminSession,
-    notice_query: Result<Query<NoticeQuery>, QueryRejection>,
+    notice_query: Result<ApiQuery<NoticeQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let done = query(notice_query)?.done;
     let conn = state.pool.get().await?;
@@ -1469,7 +1469,7 @@ async fn audit_rows(
 pub async fn audit(
     State(state): State<AppState>,
     session: AdminSession,
-    audit_query: Result<Query<AuditQuery>, QueryRejection>,
+    audit_query: Result<ApiQuery<AuditQuery>, ApiError>,
 ) -> Result<Html<String>, ConsoleError> {
     let filter = query(audit_query)?;
     let offset = filter.offset.unwrap_or(0).max(0);

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{FromRequest, FromRequestParts, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::header::{COOKIE, HOST, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -28,6 +28,7 @@ use crate::error::{DomainError, ErrorKind};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::extract::Client;
+use crate::http::query::ApiQuery;
 
 /// The cookie holding the console session (an administrator's refresh token).
 pub const SESSION_COOKIE: &str = "fitkart_console";
@@ -258,9 +259,11 @@ fn login_response(
 /// `GET /admin/login`.
 pub async fn login_page(
     headers: HeaderMap,
-    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<ApiQuery<LoginQuery>, ApiError>,
 ) -> Result<Response, ConsoleError> {
-    let next = query.ok().and_then(|Query(q)| safe_next(q.next.as_deref()));
+    let next = query
+        .ok()
+        .and_then(|ApiQuery(q)| safe_next(q.next.as_deref()));
     login_response(
         StatusCode::OK,
         &headers,
