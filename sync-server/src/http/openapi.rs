@@ -83,13 +83,15 @@ impl Modify for BearerScheme {
 ///
 /// - every route that takes an access token (lists the [`BEARER`] scheme) answers 401 for a
 ///   missing or bad token, and 403 `account_disabled` once an administrator disabled the
-///   caller's account (the token extractor checks both for all of them); a 403 the route
-///   already documents (`forbidden` on admin routes) gains the code;
+///   caller's account (the token extractor checks both for all of them); an admin route
+///   (`/api/v1/admin/...`) also answers 403 `forbidden` to a user's token;
 /// - every route with a JSON body answers 400 `malformed_json` and 413 `payload_too_large`,
 ///   and 415 `unsupported_media_type` when the body is required (read by `ApiJson`).
 pub fn document_shared_responses(document: &mut utoipa::openapi::OpenApi) {
     const UNAUTHORIZED: &str = "No, a malformed, an expired or a revoked access token";
     const DISABLED: &str = "The account was disabled by an administrator (`account_disabled`)";
+    const NOT_ADMIN: &str = "The token is not an administrator's (`forbidden`)";
+    const ADMIN_PREFIX: &str = "/api/v1/admin/";
     const BODY: [(&str, &str); 3] = [
         ("400", "The body is not valid JSON (`malformed_json`)"),
         (
@@ -101,7 +103,7 @@ pub fn document_shared_responses(document: &mut utoipa::openapi::OpenApi) {
             "The body is not sent as `application/json` (`unsupported_media_type`)",
         ),
     ];
-    for item in document.paths.paths.values_mut() {
+    for (path, item) in document.paths.paths.iter_mut() {
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -132,6 +134,11 @@ pub fn document_shared_responses(document: &mut utoipa::openapi::OpenApi) {
             responses
                 .entry("401".to_owned())
                 .or_insert_with(|| error_response(UNAUTHORIZED));
+            if path.starts_with(ADMIN_PREFIX) {
+                responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| error_response(NOT_ADMIN));
+            }
             match responses.get_mut("403") {
                 Some(RefOr::T(forbidden)) => {
                     forbidden.description = format!("{}; or: {DISABLED}", forbidden.description);

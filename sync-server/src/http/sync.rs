@@ -85,7 +85,6 @@ pub fn check_protocol_version(headers: &HeaderMap) -> Result<u32, ApiError> {
     request_body = DeviceRegistration,
     responses(
         (status = 204, description = "Registered (or updated)"),
-        (status = 401, body = ErrorEnvelope, description = "No or a bad access token"),
         (status = 400, body = ErrorEnvelope,
          description = "The body is not valid JSON (`malformed_json`), or the protocol version \
              header is missing or unknown"),
@@ -114,7 +113,6 @@ pub async fn register_device(
     responses(
         (status = 200, body = PushResponse, description = "One result per mutation, in order"),
         (status = 400, body = ErrorEnvelope, description = "`missing_protocol_version`, `invalid_protocol_version`, `protocol_version_unknown`, `malformed_json`"),
-        (status = 401, body = ErrorEnvelope, description = "No or a bad access token"),
         (status = 409, body = ErrorEnvelope, description = "`device_taken`"),
         (status = 413, body = ErrorEnvelope, description = "`payload_too_large`"),
         (status = 422, body = ErrorEnvelope, description = "`validation_failed` (1 to 500 mutations) or `unknown_field`"),
@@ -167,7 +165,6 @@ pub struct PullQuery {
     responses(
         (status = 200, body = PullResponse, description = "Changes, the next cursor and whether more wait (gzip when accepted)"),
         (status = 400, body = ErrorEnvelope, description = "`invalid_cursor` (malformed or another account's), or a protocol version problem"),
-        (status = 401, body = ErrorEnvelope, description = "No or a bad access token"),
         (status = 410, body = ErrorEnvelope, description = "`cursor_expired`: pull a fresh snapshot"),
         (status = 422, body = ErrorEnvelope, description = "`validation_failed` (limit 1 to 1000)"),
         (status = 426, body = ErrorEnvelope, description = "`protocol_version_unsupported`: update the app")

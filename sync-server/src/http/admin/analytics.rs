@@ -34,10 +34,6 @@ pub struct AnalyticsQuery {
     responses(
         (status = 200, body = admin::Analytics,
          description = "Per-day activity and coin flows, active users, orders by status"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 422, body = ErrorEnvelope,
          description = "A date is invalid, `from` is after `to` or the range is too long \
              (`validation_failed`, `range_too_large`)"),

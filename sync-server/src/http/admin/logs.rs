@@ -29,10 +29,6 @@ pub struct LogPage {
     params(admin::LogFilter),
     responses(
         (status = 200, description = "The audit log, newest first", body = LogPage),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 422, body = ErrorEnvelope,
          description = "A filter is invalid, `limit` is not between 1 and 200, or an unknown \
              query parameter (`validation_failed`)"),

@@ -29,10 +29,6 @@ pub struct SettingList {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every setting", body = SettingList),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
     )
 )]
 pub async fn list_settings(
@@ -72,16 +68,6 @@ pub struct SettingValue {
     request_body = SettingValue,
     responses(
         (status = 200, description = "The changed setting", body = admin::Setting),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 404, description = "No such setting (`unknown_setting`)", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope,
          description = "The value is out of the setting's range or of the wrong type \

@@ -49,10 +49,6 @@ pub struct UserPage {
     params(UserSearch),
     responses(
         (status = 200, description = "Live accounts, newest first", body = UserPage),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 400, description = "A query value is not a number", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope,
          description = "`limit` is not between 1 and 200, `offset` is negative, or an unknown \
@@ -92,10 +88,6 @@ pub async fn list_users(
     responses(
         (status = 200, body = admin::UserDetail,
          description = "The user with wallet, step statistics and recent orders"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 404, description = "No such user (`not_found`)", body = ErrorEnvelope),
     )
 )]
@@ -127,16 +119,6 @@ impl Validate for admin::AccountStatusChange {
         (status = 200, body = admin::AccountStatus,
          description = "The account's status afterwards (unchanged, with no audit entry, when it \
              already was disabled)"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 404, description = "No such user (`not_found`)", body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope,
          description = "The administrator's own account (`cannot_disable_self`)"),
@@ -167,16 +149,6 @@ pub async fn disable_user(
         (status = 200, body = admin::AccountStatus,
          description = "The account's status afterwards (unchanged, with no audit entry, when it \
              already was enabled)"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 404, description = "No such user (`not_found`)", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope,
          description = "`reason` is missing or longer than 500 characters, or an unknown field \

@@ -87,8 +87,6 @@ pub async fn read_board(
     responses(
         (status = 200, body = RefreshLeaderboardResponse,
          description = "How many users each rebuilt board ranks"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 422, body = ErrorEnvelope,
          description = "Unknown period or field (`validation_failed`, `unknown_field`)"),
     )

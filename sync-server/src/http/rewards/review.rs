@@ -46,10 +46,6 @@ pub struct ValidationPage {
     params(ValidationQuery),
     responses(
         (status = 200, description = "The review queue, oldest first", body = ValidationPage),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 400, description = "A query value is not a number", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope,
          description = "`limit` is not between 1 and 200, or `status` is unknown \
@@ -139,12 +135,6 @@ async fn review(
     responses(
         (status = 200, body = Validation,
          description = "The approved validation; the withheld coins are paid"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
         (status = 404, description = "No such validation (`not_found`)", body = ErrorEnvelope),
         (status = 409, description = "Already reviewed (`already_reviewed`)", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope,
@@ -177,12 +167,6 @@ pub async fn approve_validation(
     responses(
         (status = 200, body = Validation,
          description = "The rejected validation; its coins are never paid"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
         (status = 404, description = "No such validation (`not_found`)", body = ErrorEnvelope),
         (status = 409, description = "Already reviewed (`already_reviewed`)", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope,

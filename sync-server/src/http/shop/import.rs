@@ -46,10 +46,6 @@ pub struct ImportQuery {
     responses(
         (status = 200, body = ImportReport,
          description = "What the import created, updated, deactivated and skipped"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 400, description = "The body could not be read", body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope,
          description = "A setting the import needs is invalid (`invalid_setting`), or the \

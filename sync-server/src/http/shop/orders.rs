@@ -72,8 +72,6 @@ fn id(path: Result<Path<Uuid>, PathRejection>, what: &str) -> Result<Uuid, ApiEr
     responses(
         (status = 200, body = ProductPage,
          description = "Active products, by category, price and id"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 422, body = ErrorEnvelope,
          description = "`limit` is not between 1 and 100, `offset` is negative, or an unknown \
              query parameter (`validation_failed`)"),
@@ -101,8 +99,6 @@ pub async fn list_products(
     params(("id" = Uuid, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = Product),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 404, description = "No such product (`not_found`)", body = ErrorEnvelope),
     )
 )]
@@ -128,14 +124,6 @@ pub async fn get_product(
          description = "The order was placed; its coins and stock are held"),
         (status = 200, body = Order,
          description = "The same `client_order_id` again: the order placed the first time"),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 404, body = ErrorEnvelope,
          description = "A product does not exist or is no longer available (`product_not_found`)"),
         (status = 409, body = ErrorEnvelope,
@@ -169,8 +157,6 @@ pub async fn place_order(
     params(ListQuery),
     responses(
         (status = 200, description = "The caller's orders, newest first", body = OrderPage),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 422, body = ErrorEnvelope,
          description = "`limit` is not between 1 and 100, `offset` is negative, or an unknown \
              query parameter (`validation_failed`)"),
@@ -196,8 +182,6 @@ pub async fn list_orders(
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 404, body = ErrorEnvelope,
          description = "No such order, or not the caller's (`not_found`)"),
     )
@@ -221,8 +205,6 @@ pub async fn get_order(
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The cancelled order; its coins are released", body = Order),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
         (status = 404, body = ErrorEnvelope,
          description = "No such order, or not the caller's (`not_found`)"),
         (status = 409, body = ErrorEnvelope,
@@ -255,10 +237,6 @@ pub async fn cancel_order(
     params(ListQuery),
     responses(
         (status = 200, description = "Every user's orders, newest first", body = OrderPage),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 422, body = ErrorEnvelope,
          description = "`limit` is not between 1 and 100, `offset` is negative, or an unknown \
              query parameter (`validation_failed`)"),
@@ -285,16 +263,6 @@ pub async fn admin_list_orders(
     request_body = OrderStatusRequest,
     responses(
         (status = 200, description = "The order in its new status", body = Order),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 404, description = "No such order (`not_found`)", body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope,
          description = "The order cannot move to that status (`invalid_transition`)"),
@@ -325,16 +293,6 @@ pub async fn admin_order_status(
     request_body = ProductInput,
     responses(
         (status = 201, description = "The new product", body = Product),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 409, description = "The SKU is taken (`sku_taken`)", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope,
          description = "A field is missing or invalid (`validation_failed`, `unknown_field`)"),
@@ -360,16 +318,6 @@ pub async fn admin_create_product(
     request_body = ProductInput,
     responses(
         (status = 200, description = "The changed product", body = Product),
-        (status = 400, body = ErrorEnvelope,
-         description = "The body is not valid JSON (`malformed_json`)"),
-        (status = 413, body = ErrorEnvelope,
-         description = "The body is larger than the server's limit (`payload_too_large`)"),
-        (status = 415, body = ErrorEnvelope,
-         description = "The body is not sent as `application/json` (`unsupported_media_type`)"),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 404, description = "No such product (`not_found`)", body = ErrorEnvelope),
         (status = 409, description = "The SKU is taken (`sku_taken`)", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope,
@@ -398,10 +346,6 @@ pub async fn admin_update_product(
     params(("id" = Uuid, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product, no longer orderable", body = Product),
-        (status = 401, body = ErrorEnvelope,
-         description = "No, a malformed, an expired or a revoked access token"),
-        (status = 403, body = ErrorEnvelope,
-         description = "The token is not an administrator's (`forbidden`)"),
         (status = 404, description = "No such product (`not_found`)", body = ErrorEnvelope),
     )
 )]
