@@ -224,3 +224,25 @@ pub async fn applied_schema_version(client: &tokio_postgres::Client) -> Result<O
         .get(0);
     Ok(version.map(i64::from))
 }
+
+/// `text` as a literal inside a `LIKE` pattern (with the default backslash escape): trimmed,
+/// lower-cased, with backslash, `%` and `_` escaped, so a user's search matches what they
+/// typed and never acts as a wildcard. Callers add their own `%` around it.
+pub fn like_literal(text: &str) -> String {
+    text.trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod like_tests {
+    use super::like_literal;
+
+    #[test]
+    fn wildcards_in_a_search_are_literal() {
+        assert_eq!(like_literal("  Ann_50%\\x "), "ann\\_50\\%\\\\x");
+        assert_eq!(like_literal("bob"), "bob");
+    }
+}

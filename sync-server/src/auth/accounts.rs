@@ -680,15 +680,7 @@ pub async fn search_users(
     offset: i64,
 ) -> Result<(Vec<AdminUserSummary>, i64), DomainError> {
     let conn = pool.get().await?;
-    let pattern = format!(
-        "{}%",
-        query
-            .trim()
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = format!("{}%", crate::db::like_literal(query));
     let rows = conn
         .query(
             &format!(

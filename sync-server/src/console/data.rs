@@ -362,15 +362,7 @@ pub async fn products(
     query: &str,
     limit: i64,
 ) -> Result<Vec<ProductLine>, ApiError> {
-    let pattern = format!(
-        "%{}%",
-        query
-            .trim()
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = format!("%{}%", crate::db::like_literal(query));
     Ok(client
         .query(
             &format!(

@@ -340,12 +340,13 @@ pub async fn transactions(
 ) -> Result<(Vec<CoinTransaction>, Option<i64>)> {
     let rows = client
         .query(
-            "SELECT id, kind, available_delta, frozen_delta, available_after, frozen_after,
-                    reference_type, reference_id, description, created_at, ledger_seq
-             FROM coin_transactions
-             WHERE user_id = $1 AND ($2::bigint IS NULL OR ledger_seq < $2)
-             ORDER BY ledger_seq DESC
-             LIMIT $3",
+            &format!(
+                "SELECT {TRANSACTION_COLUMNS}, ledger_seq
+                 FROM coin_transactions
+                 WHERE user_id = $1 AND ($2::bigint IS NULL OR ledger_seq < $2)
+                 ORDER BY ledger_seq DESC
+                 LIMIT $3"
+            ),
             &[&user_id, &before_seq, &(limit + 1)],
         )
         .await?;
@@ -356,22 +357,29 @@ pub async fn transactions(
     } else {
         None
     };
-    let transactions = page
-        .iter()
-        .map(|row| CoinTransaction {
-            id: row.get("id"),
-            kind: row.get("kind"),
-            available_delta: row.get("available_delta"),
-            frozen_delta: row.get("frozen_delta"),
-            available_after: row.get("available_after"),
-            frozen_after: row.get("frozen_after"),
-            reference_type: row.get("reference_type"),
-            reference_id: row.get("reference_id"),
-            description: row.get("description"),
-            created_at: row.get::<_, DateTime<Utc>>("created_at"),
-        })
-        .collect();
+    let transactions = page.iter().map(|row| transaction_from_row(row)).collect();
     Ok((transactions, next))
+}
+
+/// The columns of `coin_transactions` a [`CoinTransaction`] is read from (by
+/// [`transaction_from_row`]): the history page and the sync pull select the same ones.
+pub const TRANSACTION_COLUMNS: &str = "id, kind, available_delta, frozen_delta, available_after, frozen_after, \
+     reference_type, reference_id, description, created_at";
+
+/// A ledger entry as devices and the history see it, from a row of [`TRANSACTION_COLUMNS`].
+pub fn transaction_from_row(row: &tokio_postgres::Row) -> CoinTransaction {
+    CoinTransaction {
+        id: row.get("id"),
+        kind: row.get("kind"),
+        available_delta: row.get("available_delta"),
+        frozen_delta: row.get("frozen_delta"),
+        available_after: row.get("available_after"),
+        frozen_after: row.get("frozen_after"),
+        reference_type: row.get("reference_type"),
+        reference_id: row.get("reference_id"),
+        description: row.get("description"),
+        created_at: row.get::<_, DateTime<Utc>>("created_at"),
+    }
 }
 
 /// The outcome of [`verify`].

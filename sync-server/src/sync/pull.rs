@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{Cursor, versions};
 use crate::db::CachedStatements as _;
 use crate::error::{DomainError, ErrorKind};
+use crate::rewards::ledger;
 use crate::shop::orders;
 
 /// The user-owned tables pull reads, as `SELECT change_version` sources.
@@ -227,27 +228,18 @@ async fn coin_transactions_changed(
 ) -> Result<Vec<CoinTransaction>, DomainError> {
     Ok(tx
         .query_cached(
-            "SELECT id, kind, available_delta, frozen_delta, available_after, frozen_after,
-                    reference_type, reference_id, description, created_at
-             FROM coin_transactions
-             WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
-             ORDER BY ledger_seq",
+            &format!(
+                "SELECT {}
+                 FROM coin_transactions
+                 WHERE user_id = $1 AND change_version > $2 AND change_version <= $3
+                 ORDER BY ledger_seq",
+                ledger::TRANSACTION_COLUMNS
+            ),
             &[&user_id, &after, &to],
         )
         .await?
         .iter()
-        .map(|row| CoinTransaction {
-            id: row.get("id"),
-            kind: row.get("kind"),
-            available_delta: row.get("available_delta"),
-            frozen_delta: row.get("frozen_delta"),
-            available_after: row.get("available_after"),
-            frozen_after: row.get("frozen_after"),
-            reference_type: row.get("reference_type"),
-            reference_id: row.get("reference_id"),
-            description: row.get("description"),
-            created_at: row.get("created_at"),
-        })
+        .map(ledger::transaction_from_row)
         .collect())
 }
 
