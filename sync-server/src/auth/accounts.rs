@@ -312,60 +312,26 @@ pub async fn refresh(
     refresh_token: &str,
     client: &ClientInfo,
 ) -> Result<TokenResponse, DomainError> {
-    let hash = hash_refresh_token(refresh_token);
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
-    let token = tx
-        .query_opt(
-            "SELECT t.id, t.family_id, t.used_at IS NOT NULL AS used,
-                    t.revoked_at IS NOT NULL AS revoked, t.expires_at <= now() AS expired,
-                    u.deleted_at IS NOT NULL AS deleted, u.disabled_at IS NOT NULL AS disabled
-             FROM refresh_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = $1
-             FOR UPDATE OF t",
-            &[&hash],
-        )
-        .await?
-        .ok_or_else(invalid_refresh_token)?;
-    let (id, family): (Uuid, Uuid) = (token.get("id"), token.get("family_id"));
-    let (used, revoked, expired, deleted): (bool, bool, bool, bool) = (
-        token.get("used"),
-        token.get("revoked"),
-        token.get("expired"),
-        token.get("deleted"),
-    );
-    if token.get::<_, bool>("disabled") && !deleted {
+    let token = PresentedToken::lock(&tx, &hash_refresh_token(refresh_token)).await?;
+    if token.disabled && !token.deleted {
         return Err(account_disabled());
     }
-    if used {
-        tx.execute(
-            "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'reuse_detected'
-             WHERE family_id = $1 AND revoked_at IS NULL",
-            &[&family],
-        )
-        .await?;
+    if token.used {
+        revoke_reused_family(&tx, token.family).await?;
         tx.commit().await?;
-        tracing::warn!(%family, "refresh token reused: revoked its family");
         return Err(DomainError::unauthorized(
             "refresh_token_reused",
             "this refresh token was already used; every session of this sign-in is revoked",
         ));
     }
-    if revoked || deleted {
-        return Err(DomainError::unauthorized(
-            "refresh_token_revoked",
-            "this refresh token was revoked; sign in again",
-        ));
-    }
-    if expired {
-        return Err(DomainError::unauthorized(
-            "refresh_token_expired",
-            "this refresh token has expired; sign in again",
-        ));
+    if let Some(refusal) = token.refusal() {
+        return Err(refusal);
     }
     tx.execute(
         "UPDATE refresh_tokens SET used_at = now() WHERE id = $1",
-        &[&id],
+        &[&token.id],
     )
     .await?;
     let row = tx
@@ -374,20 +340,90 @@ pub async fn refresh(
                 "SELECT {PROFILE_COLUMNS} FROM users
                  WHERE id = (SELECT user_id FROM refresh_tokens WHERE id = $1)"
             ),
-            &[&id],
+            &[&token.id],
         )
         .await?;
     let response = issue_session(
         &tx,
         sessions,
         account_from_row(&row)?,
-        Some(family),
-        Some(id),
+        Some(token.family),
+        Some(token.id),
         client,
     )
     .await?;
     tx.commit().await?;
     Ok(response)
+}
+
+/// A refresh token as presented, locked until commit, with what decides whether it may be
+/// exchanged.
+struct PresentedToken {
+    id: Uuid,
+    family: Uuid,
+    used: bool,
+    revoked: bool,
+    expired: bool,
+    deleted: bool,
+    disabled: bool,
+}
+
+impl PresentedToken {
+    /// Locks the token with this hash; an unknown one is 401 `invalid_refresh_token`.
+    async fn lock(tx: &Transaction<'_>, hash: &[u8]) -> Result<Self, DomainError> {
+        let row = tx
+            .query_opt(
+                "SELECT t.id, t.family_id, t.used_at IS NOT NULL AS used,
+                        t.revoked_at IS NOT NULL AS revoked, t.expires_at <= now() AS expired,
+                        u.deleted_at IS NOT NULL AS deleted, u.disabled_at IS NOT NULL AS disabled
+                 FROM refresh_tokens t JOIN users u ON u.id = t.user_id
+                 WHERE t.token_hash = $1
+                 FOR UPDATE OF t",
+                &[&hash],
+            )
+            .await?
+            .ok_or_else(invalid_refresh_token)?;
+        Ok(Self {
+            id: row.get("id"),
+            family: row.get("family_id"),
+            used: row.get("used"),
+            revoked: row.get("revoked"),
+            expired: row.get("expired"),
+            deleted: row.get("deleted"),
+            disabled: row.get("disabled"),
+        })
+    }
+
+    /// Why a token that was not spent yet may not be exchanged, if it may not: it was
+    /// revoked (or its account deleted), or it expired.
+    fn refusal(&self) -> Option<DomainError> {
+        if self.revoked || self.deleted {
+            Some(DomainError::unauthorized(
+                "refresh_token_revoked",
+                "this refresh token was revoked; sign in again",
+            ))
+        } else if self.expired {
+            Some(DomainError::unauthorized(
+                "refresh_token_expired",
+                "this refresh token has expired; sign in again",
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Revokes every live token of a family whose spent token came back: someone else holds a
+/// copy.
+async fn revoke_reused_family(tx: &Transaction<'_>, family: Uuid) -> Result<(), DomainError> {
+    tx.execute(
+        "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'reuse_detected'
+         WHERE family_id = $1 AND revoked_at IS NULL",
+        &[&family],
+    )
+    .await?;
+    tracing::warn!(%family, "refresh token reused: revoked its family");
+    Ok(())
 }
 
 /// 403 `account_disabled`: an administrator disabled the account.
