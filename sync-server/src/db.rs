@@ -210,18 +210,21 @@ pub async fn migrate(url: &str) -> Result<usize> {
 pub async fn applied_schema_version(client: &tokio_postgres::Client) -> Result<Option<i64>> {
     let exists: bool = client
         .query_one(
-            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL AS migrated",
             &[],
         )
         .await?
-        .get(0);
+        .get("migrated");
     if !exists {
         return Ok(None);
     }
     let version: Option<i32> = client
-        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .query_one(
+            "SELECT max(version) AS version FROM refinery_schema_history",
+            &[],
+        )
         .await?
-        .get(0);
+        .get("version");
     Ok(version.map(i64::from))
 }
 

@@ -96,7 +96,7 @@ pub async fn register(
             &[&job, &first, &due_now, &schedule.next_after(now)],
         )
         .await?
-        .get(0))
+        .get("next_due"))
 }
 
 /// A claimed due time: the run to record the outcome of.
@@ -134,8 +134,8 @@ pub async fn claim(
         )
         .await?
         .map(|row| Claim {
-            run_id: row.get(0),
-            due_at: row.get(1),
+            run_id: row.get("id"),
+            due_at: row.get("due_at"),
         }))
 }
 
@@ -151,7 +151,7 @@ pub async fn record_manual_run(
             &[&job, &instance],
         )
         .await?
-        .get(0))
+        .get("id"))
 }
 
 /// Records how a run ended, on the run and on the job's row.
@@ -267,7 +267,7 @@ async fn next_due(client: &impl GenericClient, job: &str) -> Result<DateTime<Utc
             &[&job],
         )
         .await?
-        .get(0))
+        .get("next_due"))
 }
 
 /// Starts every background task of a serving instance: the leaderboard rebuild, the upkeep,

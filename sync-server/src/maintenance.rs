@@ -23,11 +23,11 @@ pub async fn ensure_partitions(pool: &Pool) -> Result<i32> {
     let made: i32 = client
         .query_one(
             "SELECT ensure_step_record_partitions(
-                 (date_trunc('month', current_date) - interval '1 month')::date, $1)",
+                 (date_trunc('month', current_date) - interval '1 month')::date, $1) AS made",
             &[&(PARTITION_MONTHS_AHEAD + 2)],
         )
         .await?
-        .get(0);
+        .get("made");
     if made > 0 {
         tracing::info!(partitions = made, "created step_records partitions");
     }

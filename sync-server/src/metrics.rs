@@ -129,129 +129,30 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every metric registered.
+    /// A registry with every metric registered, area by area.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("fitkart");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.001, 2.0, 15))
-        });
-        let steps = Family::<OutcomeLabels, Counter>::default();
-        let coins_awarded = Counter::<u64, AtomicU64>::default();
-        let sync_pushes = Counter::default();
-        let sync_pulls = Counter::default();
-        let reads = Family::<ReadLabels, Counter>::default();
-        let (pool_size, pool_available, pool_waiting) =
-            (Gauge::default(), Gauge::default(), Gauge::default());
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route",
-            latency.clone(),
-        );
-        registry.register("step_reports", "Step reports by outcome", steps.clone());
-        registry.register(
-            "coins_awarded",
-            "Coins paid for steps and achievements",
-            coins_awarded.clone(),
-        );
-        registry.register("sync_pushes", "Sync pushes handled", sync_pushes.clone());
-        registry.register("sync_pulls", "Sync pulls handled", sync_pulls.clone());
-        registry.register(
-            "replica_reads",
-            "Lag-tolerant reads (history, catalogue, leaderboards, pulls) by where they were \
-             served, when a read replica is configured",
-            reads.clone(),
-        );
-        registry.register(
-            "db_pool_size",
-            "Open database connections",
-            pool_size.clone(),
-        );
-        registry.register(
-            "db_pool_available",
-            "Idle database connections",
-            pool_available.clone(),
-        );
-        registry.register(
-            "db_pool_waiting",
-            "Requests waiting for a connection",
-            pool_waiting.clone(),
-        );
-        let (pool_max_size, pool_in_use) = (Gauge::default(), Gauge::default());
-        registry.register(
-            "db_pool_max_size",
-            "Largest number of database connections the pool may open",
-            pool_max_size.clone(),
-        );
-        registry.register(
-            "db_pool_in_use",
-            "Database connections lent to requests and jobs",
-            pool_in_use.clone(),
-        );
-        let sync_mutations = Family::<MutationLabels, Counter>::default();
-        registry.register(
-            "sync_mutations",
-            "Pushed mutations by status (applied, duplicate, rejected) and rejection code",
-            sync_mutations.clone(),
-        );
-        let (review_queue_pending, review_queue_oldest_age) = (Gauge::default(), Gauge::default());
-        registry.register(
-            "review_queue_pending",
-            "Step increases waiting for an admin's review (read from the database)",
-            review_queue_pending.clone(),
-        );
-        registry.register(
-            "review_queue_oldest_age_seconds",
-            "Age of the oldest step increase waiting for review, 0 when none",
-            review_queue_oldest_age.clone(),
-        );
-        let (ledger_problems, ledger_last_verified) = (Gauge::default(), Gauge::default());
-        registry.register(
-            "ledger_verification_problems",
-            "Problems the last completed ledger verification found (0: consistent)",
-            ledger_problems.clone(),
-        );
-        registry.register(
-            "ledger_last_verified_timestamp_seconds",
-            "Unix time the last ledger verification completed, 0 when never",
-            ledger_last_verified.clone(),
-        );
-        let job_last_success = Family::<JobLabels, Gauge>::default();
-        registry.register(
-            "scheduled_job_last_success_timestamp_seconds",
-            "Unix time each scheduled job last finished without error (any instance)",
-            job_last_success.clone(),
-        );
-        // Label values known in advance are exported from the start (as 0), so a rate or an
-        // alert over them exists before the first event: a job that never succeeds shows as
-        // last succeeding at 0 and its staleness alert fires.
-        for outcome in ["accepted", "unchanged", "flagged", "rejected"] {
-            let _ = steps.get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            });
-        }
-        for status in ["applied", "duplicate"] {
-            let _ = sync_mutations.get_or_create(&MutationLabels {
-                status: status.to_owned(),
-                code: "none".to_owned(),
-            });
-        }
-        for job in [crate::jobs::LEADERBOARD_REFRESH, crate::jobs::UPKEEP] {
-            let _ = job_last_success.get_or_create(&JobLabels {
-                scheduled_job: job.to_owned(),
-            });
-        }
-        let database_gauges_failed = Counter::default();
-        registry.register(
-            "database_gauge_errors",
-            "Failed reads of the database-backed gauges",
-            database_gauges_failed.clone(),
-        );
+        let (requests, latency) = register_requests(&mut registry);
+        let (steps, coins_awarded) = register_steps_and_coins(&mut registry);
+        let SyncMetrics {
+            pushes: sync_pushes,
+            pulls: sync_pulls,
+            mutations: sync_mutations,
+        } = register_sync(&mut registry);
+        let DatabaseMetrics {
+            reads,
+            pool_size,
+            pool_available,
+            pool_waiting,
+            pool_max_size,
+            pool_in_use,
+            review_queue_pending,
+            review_queue_oldest_age,
+            ledger_problems,
+            ledger_last_verified,
+            database_gauges_failed,
+        } = register_database(&mut registry);
+        let job_last_success = register_jobs(&mut registry);
         Self {
             registry,
             requests,
@@ -305,18 +206,19 @@ impl Metrics {
     ) -> crate::error::Result<()> {
         let queue = client
             .query_one(
-                "SELECT count(*),
+                "SELECT count(*) AS pending,
                         coalesce(extract(epoch FROM now() - min(created_at)), 0)::bigint
+                            AS oldest_age
                  FROM step_validations WHERE status = 'pending_review'",
                 &[],
             )
             .await?;
-        self.review_queue_pending.set(queue.get(0));
-        self.review_queue_oldest_age.set(queue.get(1));
+        self.review_queue_pending.set(queue.get("pending"));
+        self.review_queue_oldest_age.set(queue.get("oldest_age"));
         let ledger = client
             .query_opt(
-                "SELECT extract(epoch FROM finished_at)::bigint,
-                        coalesce((detail ->> 'problems')::bigint, 0)
+                "SELECT extract(epoch FROM finished_at)::bigint AS finished,
+                        coalesce((detail ->> 'problems')::bigint, 0) AS problems
                  FROM scheduled_job_runs
                  WHERE job = 'verify_ledger' AND outcome = 'ok'
                  ORDER BY started_at DESC LIMIT 1",
@@ -324,12 +226,12 @@ impl Metrics {
             )
             .await?;
         if let Some(row) = ledger {
-            self.ledger_last_verified.set(row.get(0));
-            self.ledger_problems.set(row.get(1));
+            self.ledger_last_verified.set(row.get("finished"));
+            self.ledger_problems.set(row.get("problems"));
         }
         for row in client
             .query(
-                "SELECT DISTINCT ON (job) job, extract(epoch FROM finished_at)::bigint
+                "SELECT DISTINCT ON (job) job, extract(epoch FROM finished_at)::bigint AS finished
                  FROM scheduled_job_runs WHERE outcome = 'ok'
                  ORDER BY job, started_at DESC",
                 &[],
@@ -338,9 +240,9 @@ impl Metrics {
         {
             self.job_last_success
                 .get_or_create(&JobLabels {
-                    scheduled_job: row.get(0),
+                    scheduled_job: row.get("job"),
                 })
-                .set(row.get(1));
+                .set(row.get("finished"));
         }
         Ok(())
     }
@@ -411,6 +313,199 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+// Label values known in advance are exported from the start (as 0), so a rate or an alert
+// over them exists before the first event: a job that never succeeds shows as last
+// succeeding at 0 and its staleness alert fires. Each area below creates its own.
+
+/// HTTP requests by route and status, and their latency.
+fn register_requests(
+    registry: &mut Registry,
+) -> (
+    Family<RequestLabels, Counter>,
+    Family<RouteLabels, Histogram>,
+) {
+    let requests = Family::<RequestLabels, Counter>::default();
+    let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+        Histogram::new(exponential_buckets(0.001, 2.0, 15))
+    });
+    registry.register(
+        "http_requests",
+        "HTTP requests by route and status",
+        requests.clone(),
+    );
+    registry.register(
+        "http_request_duration_seconds",
+        "HTTP request latency by route",
+        latency.clone(),
+    );
+    (requests, latency)
+}
+
+/// Step reports by outcome (every outcome exported from the start) and coins awarded.
+fn register_steps_and_coins(
+    registry: &mut Registry,
+) -> (Family<OutcomeLabels, Counter>, Counter<u64, AtomicU64>) {
+    let steps = Family::<OutcomeLabels, Counter>::default();
+    let coins_awarded = Counter::<u64, AtomicU64>::default();
+    registry.register("step_reports", "Step reports by outcome", steps.clone());
+    registry.register(
+        "coins_awarded",
+        "Coins paid for steps and achievements",
+        coins_awarded.clone(),
+    );
+    for outcome in ["accepted", "unchanged", "flagged", "rejected"] {
+        let _ = steps.get_or_create(&OutcomeLabels {
+            outcome: outcome.to_owned(),
+        });
+    }
+    (steps, coins_awarded)
+}
+
+/// The sync metrics.
+struct SyncMetrics {
+    pushes: Counter,
+    pulls: Counter,
+    mutations: Family<MutationLabels, Counter>,
+}
+
+/// Sync pushes and pulls, and pushed mutations by outcome (applied and duplicate exported
+/// from the start).
+fn register_sync(registry: &mut Registry) -> SyncMetrics {
+    let (pushes, pulls) = (Counter::default(), Counter::default());
+    registry.register("sync_pushes", "Sync pushes handled", pushes.clone());
+    registry.register("sync_pulls", "Sync pulls handled", pulls.clone());
+    let mutations = Family::<MutationLabels, Counter>::default();
+    registry.register(
+        "sync_mutations",
+        "Pushed mutations by status (applied, duplicate, rejected) and rejection code",
+        mutations.clone(),
+    );
+    for status in ["applied", "duplicate"] {
+        let _ = mutations.get_or_create(&MutationLabels {
+            status: status.to_owned(),
+            code: "none".to_owned(),
+        });
+    }
+    SyncMetrics {
+        pushes,
+        pulls,
+        mutations,
+    }
+}
+
+/// The database metrics.
+struct DatabaseMetrics {
+    reads: Family<ReadLabels, Counter>,
+    pool_size: Gauge,
+    pool_available: Gauge,
+    pool_waiting: Gauge,
+    pool_max_size: Gauge,
+    pool_in_use: Gauge,
+    review_queue_pending: Gauge,
+    review_queue_oldest_age: Gauge,
+    ledger_problems: Gauge,
+    ledger_last_verified: Gauge,
+    database_gauges_failed: Counter,
+}
+
+/// Where lag-tolerant reads were served, the connection pool, and the gauges read from the
+/// database (review queue, last ledger verification) with their failed reads.
+fn register_database(registry: &mut Registry) -> DatabaseMetrics {
+    let reads = Family::<ReadLabels, Counter>::default();
+    registry.register(
+        "replica_reads",
+        "Lag-tolerant reads (history, catalogue, leaderboards, pulls) by where they were \
+         served, when a read replica is configured",
+        reads.clone(),
+    );
+    let (pool_size, pool_available, pool_waiting) =
+        (Gauge::default(), Gauge::default(), Gauge::default());
+    registry.register(
+        "db_pool_size",
+        "Open database connections",
+        pool_size.clone(),
+    );
+    registry.register(
+        "db_pool_available",
+        "Idle database connections",
+        pool_available.clone(),
+    );
+    registry.register(
+        "db_pool_waiting",
+        "Requests waiting for a connection",
+        pool_waiting.clone(),
+    );
+    let (pool_max_size, pool_in_use) = (Gauge::default(), Gauge::default());
+    registry.register(
+        "db_pool_max_size",
+        "Largest number of database connections the pool may open",
+        pool_max_size.clone(),
+    );
+    registry.register(
+        "db_pool_in_use",
+        "Database connections lent to requests and jobs",
+        pool_in_use.clone(),
+    );
+    let (review_queue_pending, review_queue_oldest_age) = (Gauge::default(), Gauge::default());
+    registry.register(
+        "review_queue_pending",
+        "Step increases waiting for an admin's review (read from the database)",
+        review_queue_pending.clone(),
+    );
+    registry.register(
+        "review_queue_oldest_age_seconds",
+        "Age of the oldest step increase waiting for review, 0 when none",
+        review_queue_oldest_age.clone(),
+    );
+    let (ledger_problems, ledger_last_verified) = (Gauge::default(), Gauge::default());
+    registry.register(
+        "ledger_verification_problems",
+        "Problems the last completed ledger verification found (0: consistent)",
+        ledger_problems.clone(),
+    );
+    registry.register(
+        "ledger_last_verified_timestamp_seconds",
+        "Unix time the last ledger verification completed, 0 when never",
+        ledger_last_verified.clone(),
+    );
+    let database_gauges_failed = Counter::default();
+    registry.register(
+        "database_gauge_errors",
+        "Failed reads of the database-backed gauges",
+        database_gauges_failed.clone(),
+    );
+    DatabaseMetrics {
+        reads,
+        pool_size,
+        pool_available,
+        pool_waiting,
+        pool_max_size,
+        pool_in_use,
+        review_queue_pending,
+        review_queue_oldest_age,
+        ledger_problems,
+        ledger_last_verified,
+        database_gauges_failed,
+    }
+}
+
+/// When each scheduled job last succeeded (the refresh and upkeep jobs exported from the
+/// start).
+fn register_jobs(registry: &mut Registry) -> Family<JobLabels, Gauge> {
+    let job_last_success = Family::<JobLabels, Gauge>::default();
+    registry.register(
+        "scheduled_job_last_success_timestamp_seconds",
+        "Unix time each scheduled job last finished without error (any instance)",
+        job_last_success.clone(),
+    );
+    for job in [crate::jobs::LEADERBOARD_REFRESH, crate::jobs::UPKEEP] {
+        let _ = job_last_success.get_or_create(&JobLabels {
+            scheduled_job: job.to_owned(),
+        });
+    }
+    job_last_success
 }
 
 /// Refreshes the database-backed gauges every [`DATABASE_GAUGE_PERIOD`] until the task is

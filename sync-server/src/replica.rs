@@ -113,7 +113,7 @@ impl ReadPools {
                         &[],
                     )
                     .await?
-                    .get(0);
+                    .get("version");
                 Ok((reached >= needed && shared >= shared_at_least).then_some(conn))
             }
         }
@@ -131,5 +131,5 @@ async fn user_version(
             &[&user_id],
         )
         .await?
-        .map_or(0, |row| row.get(0)))
+        .map_or(0, |row| row.get("version")))
 }

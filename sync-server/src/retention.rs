@@ -120,12 +120,12 @@ pub async fn archive_step_partitions(pool: &Pool, months: u32) -> Result<Archive
     let mut conn = pool.get().await?;
     let backfill: Option<i64> = conn
         .query_opt(
-            "SELECT (value #>> '{}')::bigint FROM settings
+            "SELECT (value #>> '{}')::bigint AS days FROM settings
              WHERE key = $1 AND jsonb_typeof(value) = 'number'",
             &[&crate::rewards::settings::SettingKey::BackfillDays.as_str()],
         )
         .await?
-        .map(|row| row.get(0));
+        .map(|row| row.get("days"));
     let start = retention_start(
         crate::rewards::leaderboard::today_utc(),
         months,
@@ -133,19 +133,20 @@ pub async fn archive_step_partitions(pool: &Pool, months: u32) -> Result<Archive
     );
     let partitions = conn
         .query(
-            "SELECT c.relname, bounds[1]::date, bounds[2]::date
+            "SELECT c.relname, bounds[1]::date AS from_day, bounds[2]::date AS to_day
              FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
              CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
                  'FROM \\(''([0-9-]+)''\\) TO \\(''([0-9-]+)''\\)') AS bounds
              WHERE i.inhparent = 'step_records'::regclass AND bounds[2]::date <= $1
-             ORDER BY 2",
+             ORDER BY from_day",
             &[&start],
         )
         .await?;
     let mut report = ArchiveReport::default();
     for row in partitions {
-        let (name, from, to): (String, NaiveDate, NaiveDate) = (row.get(0), row.get(1), row.get(2));
+        let (name, from, to): (String, NaiveDate, NaiveDate) =
+            (row.get("relname"), row.get("from_day"), row.get("to_day"));
         let tx = conn.transaction().await?;
         // A detach needs a brief exclusive lock on step_records: give up rather than queue
         // every step report behind a long-running reader.
@@ -157,12 +158,12 @@ pub async fn archive_step_partitions(pool: &Pool, months: u32) -> Result<Archive
         .await?;
         let pending: i64 = tx
             .query_one(
-                "SELECT count(*) FROM step_validations
+                "SELECT count(*) AS pending FROM step_validations
                  WHERE step_day >= $1 AND step_day < $2 AND status = 'pending_review'",
                 &[&from, &to],
             )
             .await?
-            .get(0);
+            .get("pending");
         if pending > 0 {
             tracing::warn!(partition = %name, pending, "not archiving a partition with records waiting for review");
             report.waiting_for_review.push(name);

@@ -520,50 +520,89 @@ pub async fn generate(
     plan: Plan,
     show_progress: bool,
 ) -> anyhow::Result<Report> {
+    let pool = prepare_database(database_url).await?;
+    let config = db::parse_url(database_url)?;
+    let main = db::connect(&config).await?;
+    refuse_existing_users(&main).await?;
+    let catalogue = Arc::new(load_catalogue(&pool.get().await?).await?);
+    create_partitions(&main, &plan).await?;
+
+    let started = Instant::now();
+    let mut report = Report::default();
+    let rows = Arc::new(AtomicU64::new(0));
+    let bar = progress_bar(plan.users, show_progress);
+    let ticker = spawn_ticker(bar.clone(), rows.clone());
+
+    let users = copy_accounts(&main, &plan, &rows, &mut report).await?;
+    let histories =
+        stream_histories(&config, plan, catalogue, users, &bar, &rows, &mut report).await?;
+    let totals = copy_small_tables(&main, histories, &rows, &mut report).await?;
+    set_final_balances(&main, totals, &rows).await?;
+    ticker.abort();
+    bar.finish_and_clear();
+    report.load_time = started.elapsed();
+
+    vacuum_and_rank(&main, &pool, &mut report).await?;
+    Ok(report)
+}
+
+/// Creates (if missing), migrates and seeds the database; returns a small pool on it.
+async fn prepare_database(database_url: &str) -> anyhow::Result<deadpool_postgres::Pool> {
     db::ensure_database(database_url).await?;
     db::migrate(database_url).await?;
     let pool = db::pool(database_url, 2)?;
     seeds::load(&mut pool.get().await?).await?;
-    let config = db::parse_url(database_url)?;
-    let main = db::connect(&config).await?;
+    Ok(pool)
+}
+
+/// Generated worlds go into new databases only.
+async fn refuse_existing_users(main: &tokio_postgres::Client) -> anyhow::Result<()> {
     let existing: i64 = main
-        .query_one("SELECT count(*) FROM users", &[])
+        .query_one("SELECT count(*) AS users FROM users", &[])
         .await?
-        .get(0);
+        .get("users");
     if existing > 0 {
         bail!(
             "the database already has {existing} user(s): generate into a new database \
              (e.g. postgres://.../fitkart_bench_medium)"
         );
     }
-    let catalogue = Arc::new(load_catalogue(&pool.get().await?).await?);
+    Ok(())
+}
+
+/// Step-record partitions for the whole history and a few months beyond.
+async fn create_partitions(main: &tokio_postgres::Client, plan: &Plan) -> anyhow::Result<()> {
     let months = (plan.days / 28 + 3) as i32;
     main.execute(
         "SELECT ensure_step_record_partitions($1, $2)",
         &[&plan.first_day(), &months],
     )
     .await?;
+    Ok(())
+}
 
-    let started = Instant::now();
-    let mut report = Report::default();
-    let rows = Arc::new(AtomicU64::new(0));
-    let bar = progress_bar(plan.users, show_progress);
-    let ticker = {
-        let (bar, rows) = (bar.clone(), rows.clone());
-        tokio::spawn(async move {
-            let start = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let n = rows.load(Ordering::Relaxed);
-                let rate = n as f64 / start.elapsed().as_secs_f64().max(0.001);
-                bar.set_message(format!("{n} rows, {rate:.0} rows/s"));
-            }
-        })
-    };
+/// Shows the rows written so far and their rate on `bar`, four times a second.
+fn spawn_ticker(bar: ProgressBar, rows: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let start = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let n = rows.load(Ordering::Relaxed);
+            let rate = n as f64 / start.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!("{n} rows, {rate:.0} rows/s"));
+        }
+    })
+}
 
-    // Accounts and empty wallets first: everything else refers to them.
+/// Accounts and empty wallets first: everything else refers to them. Returns the users.
+async fn copy_accounts(
+    main: &tokio_postgres::Client,
+    plan: &Plan,
+    rows: &AtomicU64,
+    report: &mut Report,
+) -> anyhow::Result<Vec<User>> {
     let password_hash = Arc::new(crate::auth::password::hash_password(PASSWORD)?);
-    let users: Vec<User> = (0..plan.users).map(|n| model::user(&plan, n)).collect();
+    let users: Vec<User> = (0..plan.users).map(|n| model::user(plan, n)).collect();
     let user_rows = users
         .iter()
         .map(|user| UserRow {
@@ -573,26 +612,45 @@ pub async fn generate(
         .collect();
     report
         .tables
-        .push(("users", copy_all(&main, user_rows, &rows).await?));
+        .push(("users", copy_all(main, user_rows, rows).await?));
     let wallets = users.iter().cloned().map(WalletRow).collect();
     report
         .tables
-        .push(("wallets", copy_all(&main, wallets, &rows).await?));
+        .push(("wallets", copy_all(main, wallets, rows).await?));
     main.execute(
         "INSERT INTO change_versions (user_id) SELECT id FROM users",
         &[],
     )
     .await?;
+    Ok(users)
+}
 
-    // The three large tables, each on its own connection, while the users are simulated.
-    let (records_tx, records_rx) = mpsc::channel::<Vec<model::StepRecord>>(4);
-    let (days_tx, days_rx) = mpsc::channel::<Vec<model::StepDay>>(4);
-    let (ledger_tx, ledger_rx) = mpsc::channel::<Vec<model::LedgerEntry>>(4);
+/// Where the simulation sends the three large tables' rows, a chunk of users at a time.
+struct LargeTables {
+    records: mpsc::Sender<Vec<model::StepRecord>>,
+    days: mpsc::Sender<Vec<model::StepDay>>,
+    ledger: mpsc::Sender<Vec<model::LedgerEntry>>,
+}
+
+/// The three large tables, each on its own connection, while the users are simulated.
+/// Returns every user with their history (the large tables' rows already taken out).
+async fn stream_histories(
+    config: &tokio_postgres::Config,
+    plan: Plan,
+    catalogue: Arc<Catalogue>,
+    users: Vec<User>,
+    bar: &ProgressBar,
+    rows: &Arc<AtomicU64>,
+    report: &mut Report,
+) -> anyhow::Result<Vec<(User, History)>> {
+    let (records, records_rx) = mpsc::channel(4);
+    let (days, days_rx) = mpsc::channel(4);
+    let (ledger, ledger_rx) = mpsc::channel(4);
     let writers = {
         let (a, b, c) = (
-            db::connect(&config).await?,
-            db::connect(&config).await?,
-            db::connect(&config).await?,
+            db::connect(config).await?,
+            db::connect(config).await?,
+            db::connect(config).await?,
         );
         let rows = rows.clone();
         tokio::spawn(async move {
@@ -611,38 +669,61 @@ pub async fn generate(
             ])
         })
     };
-    let simulation = {
-        let (catalogue, bar) = (catalogue.clone(), bar.clone());
-        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(User, History)>> {
-            const CHUNK: usize = 100;
-            let mut kept = Vec::with_capacity(users.len());
-            for chunk in users.chunks(CHUNK) {
-                let (mut records, mut days, mut ledger) = (Vec::new(), Vec::new(), Vec::new());
-                for user in chunk {
-                    let n = kept.len() as u64;
-                    let mut history = model::history(&plan, &catalogue, n, user);
-                    records.append(&mut history.records);
-                    days.append(&mut history.days);
-                    ledger.append(&mut history.ledger);
-                    kept.push((user.clone(), history));
-                }
-                let sent = records_tx.blocking_send(records).is_ok()
-                    && days_tx.blocking_send(days).is_ok()
-                    && ledger_tx.blocking_send(ledger).is_ok();
-                if !sent {
-                    bail!("a COPY stopped early");
-                }
-                bar.inc(chunk.len() as u64);
-            }
-            Ok(kept)
-        })
+    let sinks = LargeTables {
+        records,
+        days,
+        ledger,
     };
+    let bar = bar.clone();
+    let simulation =
+        tokio::task::spawn_blocking(move || simulate(&plan, &catalogue, &users, &sinks, &bar));
     let simulated = simulation.await?;
     let copied = writers.await??;
     let histories = simulated?;
     report.tables.extend(copied);
+    Ok(histories)
+}
 
-    // The small tables, then the wallets' final balances.
+/// Simulates every user in turn, sending the large tables' rows to `sinks` a hundred users
+/// at a time.
+fn simulate(
+    plan: &Plan,
+    catalogue: &Catalogue,
+    users: &[User],
+    sinks: &LargeTables,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<(User, History)>> {
+    const CHUNK: usize = 100;
+    let mut kept = Vec::with_capacity(users.len());
+    for chunk in users.chunks(CHUNK) {
+        let (mut records, mut days, mut ledger) = (Vec::new(), Vec::new(), Vec::new());
+        for user in chunk {
+            let n = kept.len() as u64;
+            let mut history = model::history(plan, catalogue, n, user);
+            records.append(&mut history.records);
+            days.append(&mut history.days);
+            ledger.append(&mut history.ledger);
+            kept.push((user.clone(), history));
+        }
+        let sent = sinks.records.blocking_send(records).is_ok()
+            && sinks.days.blocking_send(days).is_ok()
+            && sinks.ledger.blocking_send(ledger).is_ok();
+        if !sent {
+            bail!("a COPY stopped early");
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    Ok(kept)
+}
+
+/// The small tables (validations, unlocks, orders and their items); returns each user's
+/// final wallet.
+async fn copy_small_tables(
+    main: &tokio_postgres::Client,
+    histories: Vec<(User, History)>,
+    rows: &AtomicU64,
+    report: &mut Report,
+) -> anyhow::Result<Vec<FinalRow>> {
     let mut validations = Vec::new();
     let mut unlocks = Vec::new();
     let mut orders = Vec::new();
@@ -654,25 +735,33 @@ pub async fn generate(
         totals.push(FinalRow(user.id, history.totals));
     }
     let items = orders.iter().cloned().map(OrderItemRow).collect();
-    report.tables.push((
-        "step_validations",
-        copy_all(&main, validations, &rows).await?,
-    ));
     report
         .tables
-        .push(("user_achievements", copy_all(&main, unlocks, &rows).await?));
+        .push(("step_validations", copy_all(main, validations, rows).await?));
     report
         .tables
-        .push(("orders", copy_all(&main, orders, &rows).await?));
+        .push(("user_achievements", copy_all(main, unlocks, rows).await?));
     report
         .tables
-        .push(("order_items", copy_all(&main, items, &rows).await?));
+        .push(("orders", copy_all(main, orders, rows).await?));
+    report
+        .tables
+        .push(("order_items", copy_all(main, items, rows).await?));
+    Ok(totals)
+}
+
+/// Sets every wallet and change version to where its user's history ended.
+async fn set_final_balances(
+    main: &tokio_postgres::Client,
+    totals: Vec<FinalRow>,
+    rows: &AtomicU64,
+) -> anyhow::Result<()> {
     main.batch_execute(
         "CREATE TEMPORARY TABLE generated_totals (user_id uuid PRIMARY KEY, available bigint,
              frozen bigint, earned bigint, spent bigint, version bigint)",
     )
     .await?;
-    copy_all(&main, totals, &rows).await?;
+    copy_all(main, totals, rows).await?;
     main.batch_execute(
         "UPDATE wallets w SET available_coins = t.available, frozen_coins = t.frozen,
              lifetime_earned = t.earned, lifetime_spent = t.spent, change_version = t.version
@@ -682,17 +771,22 @@ pub async fn generate(
          DROP TABLE generated_totals;",
     )
     .await?;
-    ticker.abort();
-    bar.finish_and_clear();
-    report.load_time = started.elapsed();
+    Ok(())
+}
 
+/// `VACUUM ANALYZE` after the load, then a rebuild of every leaderboard, each timed.
+async fn vacuum_and_rank(
+    main: &tokio_postgres::Client,
+    pool: &deadpool_postgres::Pool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let vacuum = Instant::now();
     main.batch_execute("VACUUM (ANALYZE)").await?;
     report.vacuum_time = vacuum.elapsed();
     let rebuild = Instant::now();
-    report.boards = leaderboard::refresh(&pool, None).await?;
+    report.boards = leaderboard::refresh(pool, None).await?;
     report.leaderboard_time = rebuild.elapsed();
-    Ok(report)
+    Ok(())
 }
 
 /// The plan for `users` and `days` with `seed`, ending before `today`.

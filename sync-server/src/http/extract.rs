@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for AuthUser {
         let conn = state.pool.get().await?;
         let row = conn
             .query_opt_cached(
-                "SELECT role, session_epoch, disabled_at IS NOT NULL FROM users
+                "SELECT role, session_epoch, disabled_at IS NOT NULL AS disabled FROM users
                  WHERE id = $1 AND deleted_at IS NULL",
                 &[&claims.sub],
             )
@@ -67,17 +67,17 @@ impl FromRequestParts<AppState> for AuthUser {
                 "the account no longer exists",
             ));
         };
-        if row.get::<_, bool>(2) {
+        if row.get::<_, bool>("disabled") {
             return Err(crate::auth::accounts::account_disabled().into());
         }
-        let epoch: i32 = row.get(1);
+        let epoch: i32 = row.get("session_epoch");
         if epoch != claims.epoch {
             return Err(ApiError::unauthorized(
                 "token_revoked",
                 "this session has ended (password changed or signed out everywhere)",
             ));
         }
-        let role: String = row.get(0);
+        let role: String = row.get("role");
         Ok(Self {
             id: claims.sub,
             role: Role::parse(&role).ok_or_else(ApiError::internal)?,
