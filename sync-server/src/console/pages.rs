@@ -28,6 +28,7 @@ use crate::http::extract::Client;
 use crate::http::query::ApiQuery;
 use crate::rewards::review::{self, Decision, Validation};
 use crate::rewards::settings::RewardSettings;
+use crate::shop::orders::workflow::OrderStatus;
 use crate::shop::shopify::{self, Feed, ImportContext, ImportOptions};
 
 /// What every page shows around its content.
@@ -236,15 +237,7 @@ fn dashboard_charts(
 
 /// Orders by status, all time, in workflow order.
 fn orders_by_status_chart(analytics: &admin::Analytics) -> Chart {
-    let statuses = [
-        "pending",
-        "confirmed",
-        "processing",
-        "shipped",
-        "delivered",
-        "cancelled",
-        "refunded",
-    ];
+    let statuses = OrderStatus::ALL.map(OrderStatus::as_str);
     let status_labels: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
     charts::columns(
         "Orders by status (all time)",
@@ -496,17 +489,6 @@ pub async fn reject(
 // Orders
 // ---------------------------------------------------------------------------------------------
 
-/// The statuses an order can have, in workflow order.
-const ORDER_STATUSES: [&str; 7] = [
-    "pending",
-    "confirmed",
-    "processing",
-    "shipped",
-    "delivered",
-    "cancelled",
-    "refunded",
-];
-
 /// Query of `GET /admin/orders`.
 #[derive(Debug, Default, Deserialize)]
 pub struct OrderQuery {
@@ -538,7 +520,7 @@ pub async fn orders(
     let q = query(order_query)?;
     let status = q
         .status
-        .filter(|s| ORDER_STATUSES.contains(&s.as_str()))
+        .filter(|s| OrderStatus::parse(s).is_some())
         .unwrap_or_default();
     let offset = q.offset.unwrap_or(0).max(0);
     let conn = state.pool.get().await?;
@@ -566,7 +548,7 @@ pub async fn orders(
         .collect();
     render(&OrdersPage {
         chrome: chrome(&session, "orders", q.done.as_deref()),
-        statuses: ORDER_STATUSES,
+        statuses: OrderStatus::ALL.map(OrderStatus::as_str),
         status,
         orders,
         total,

@@ -1038,15 +1038,7 @@ mod tests {
             .iter()
             .flat_map(|(_, h)| h.orders.iter().map(|o| o.status))
             .collect();
-        for status in [
-            "pending",
-            "confirmed",
-            "processing",
-            "shipped",
-            "delivered",
-            "cancelled",
-            "refunded",
-        ] {
+        for status in crate::shop::orders::workflow::OrderStatus::ALL.map(|s| s.as_str()) {
             assert!(
                 statuses.contains(status),
                 "no {status} order in {statuses:?}"
