@@ -2,7 +2,7 @@
 //! Every catalogue change takes the next shared change version (under its row lock) so
 //! devices pull it; stock moved by orders does not, to keep orders from queueing on one row.
 
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use fitkart_protocol::orders::{Product, ProductInput};
 use uuid::Uuid;
 
@@ -141,15 +141,11 @@ fn map_unique(err: tokio_postgres::Error) -> DomainError {
     }
 }
 
-async fn product_any(
-    tx: &impl GenericClient,
-    id: Uuid,
-    lock: bool,
-) -> Result<Product, DomainError> {
+/// Locks a live product (active or not) until commit.
+async fn lock_product(tx: &Transaction<'_>, id: Uuid) -> Result<Product, DomainError> {
     tx.query_opt(
         &format!(
-            "SELECT {COLUMNS} FROM reward_products WHERE id = $1 AND deleted_at IS NULL{}",
-            if lock { " FOR UPDATE" } else { "" }
+            "SELECT {COLUMNS} FROM reward_products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
         ),
         &[&id],
     )
@@ -234,7 +230,7 @@ pub async fn update(
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let version = next_shared_version(&tx).await?;
-    let before = product_any(&tx, id, true).await?;
+    let before = lock_product(&tx, id).await?;
     let images = input.images.as_ref().map(|i| serde_json::json!(i));
     let row = tx
         .query_one(

@@ -249,7 +249,7 @@ struct PricedLine {
 /// stock for any line is 409 `out_of_stock` listing every short line; a total out of range
 /// is 422.
 async fn lock_and_price(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     request: &PlaceOrderRequest,
 ) -> Result<(Vec<PricedLine>, i64), DomainError> {
     let ids: Vec<Uuid> = request.items.iter().map(|i| i.product_id).collect();
