@@ -4,7 +4,7 @@
 
 use chrono::{Duration, Timelike as _, Utc};
 use fitkart_protocol::steps::{
-    AchievementList, RecordOutcome, RecordStepsRequest, RecordStepsResponse, StepReport, Wallet,
+    AchievementList, RecordOutcome, RecordStepsRequest, RecordStepsResponse, StepReport,
 };
 use fitkart_sync_server::testing::TestServer;
 use reqwest::StatusCode;
@@ -13,29 +13,17 @@ use serde_json::{Value, json};
 use RecordOutcome::{Accepted, Rejected};
 
 mod common;
-use common::{Account, Api, account, assert_ledger_ok, at, day_coins, days_ago, report};
+use common::{Account, Api, assert_ledger_ok, at, day_coins, days_ago, report};
 
 const PHONE: &str = "healthkit";
 const WATCH: &str = "watch:garmin";
 
-async fn walker(api: &Api<'_>, email: &str) -> Account {
-    account(serde_json::to_value(api.register(email).await).unwrap())
-}
-
-async fn record(api: &Api<'_>, walker: &Account, reports: &[StepReport]) -> RecordStepsResponse {
+async fn record(api: &Api, walker: &Account, reports: &[StepReport]) -> RecordStepsResponse {
     let body = serde_json::to_value(RecordStepsRequest {
         records: reports.to_vec(),
     })
     .unwrap();
-    let (status, body) = api
-        .post("/api/v1/steps/record", body, Some(&walker.token))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).unwrap()
-}
-
-async fn wallet(api: &Api<'_>, walker: &Account) -> Wallet {
-    let (status, body) = api.get("/api/v1/wallet", Some(&walker.token)).await;
+    let (status, body) = api.post("/api/v1/steps/record", body, &walker.token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     serde_json::from_value(body).unwrap()
 }
@@ -68,15 +56,10 @@ fn zone_just_after_midnight() -> String {
 async fn a_large_total_minutes_after_midnight_stamped_the_day_before_is_not_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cheat = walker(&api, "cheat@example.com").await;
+    let cheat = api.account("cheat@example.com").await;
     let zone = zone_just_after_midnight();
     let (status, body) = api
-        .send(
-            reqwest::Method::PATCH,
-            "/api/v1/me",
-            Some(json!({ "timezone": zone })),
-            Some(&cheat.token),
-        )
+        .patch("/api/v1/me", json!({ "timezone": zone }), &cheat.token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let tz: chrono_tz::Tz = zone.parse().unwrap();
@@ -90,7 +73,7 @@ async fn a_large_total_minutes_after_midnight_stamped_the_day_before_is_not_paid
         vec![(Rejected, Some("impossible_cadence"))]
     );
     assert_eq!(answer.coins_awarded, 0);
-    assert_eq!(wallet(&api, &cheat).await.available_coins, 0);
+    assert_eq!(api.wallet(&cheat).await.available_coins, 0);
     assert_ledger_ok(&server).await;
 }
 
@@ -98,7 +81,7 @@ async fn a_large_total_minutes_after_midnight_stamped_the_day_before_is_not_paid
 async fn an_increase_stamped_before_the_previous_report_is_not_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cheat = walker(&api, "backdater@example.com").await;
+    let cheat = api.account("backdater@example.com").await;
     let d1 = days_ago(1);
     let first = record(&api, &cheat, &[report(d1, PHONE, 5000, at(d1, 23, 55))]).await;
     assert_eq!(outcomes(&first), vec![(Accepted, None)]);
@@ -111,7 +94,7 @@ async fn an_increase_stamped_before_the_previous_report_is_not_paid() {
     );
     assert_eq!(backdated.coins_awarded, 0);
     assert_eq!(
-        wallet(&api, &cheat).await.available_coins,
+        api.wallet(&cheat).await.available_coins,
         day_coins(5000) + 10 + 20,
         "the 5,000 and its achievements (first thousand, 5K day) only"
     );
@@ -122,7 +105,7 @@ async fn an_increase_stamped_before_the_previous_report_is_not_paid() {
 async fn many_reports_a_second_apart_cannot_each_claim_a_minute() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cheat = walker(&api, "spray@example.com").await;
+    let cheat = api.account("spray@example.com").await;
     let d1 = days_ago(1);
     let base = at(d1, 23, 0);
     let first = record(&api, &cheat, &[report(d1, PHONE, 3000, base)]).await;
@@ -148,7 +131,7 @@ async fn many_reports_a_second_apart_cannot_each_claim_a_minute() {
 async fn a_watch_syncing_last_nights_larger_total_in_the_morning_is_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let ann = walker(&api, "ann@example.com").await;
+    let ann = api.account("ann@example.com").await;
     let d1 = days_ago(1);
     let evening = record(&api, &ann, &[report(d1, WATCH, 6000, at(d1, 18, 0))]).await;
     assert_eq!(outcomes(&evening), vec![(Accepted, None)]);
@@ -173,7 +156,7 @@ async fn a_watch_syncing_last_nights_larger_total_in_the_morning_is_paid() {
 async fn a_phone_offline_for_days_backfills_them_in_one_push() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let bob = walker(&api, "bob@example.com").await;
+    let bob = api.account("bob@example.com").await;
     let now = Utc::now();
     // Every past day of the window, twice per day as the phone saw them grow (one frozen
     // outbox row and the latest total), all arriving now.
@@ -202,7 +185,7 @@ async fn a_phone_offline_for_days_backfills_them_in_one_push() {
 async fn one_report_late_at_night_for_the_whole_day_is_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cat = walker(&api, "cat@example.com").await;
+    let cat = api.account("cat@example.com").await;
     let d1 = days_ago(1);
     let answer = record(&api, &cat, &[report(d1, PHONE, 14_000, at(d1, 23, 30))]).await;
     assert_eq!(outcomes(&answer), vec![(Accepted, None)]);
@@ -236,7 +219,7 @@ async fn one_report_late_at_night_for_the_whole_day_is_paid() {
 async fn a_record_with_an_unknown_stored_status_never_pays() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let dan = walker(&api, "dan@example.com").await;
+    let dan = api.account("dan@example.com").await;
     let d1 = days_ago(1);
     let first = record(&api, &dan, &[report(d1, PHONE, 800, at(d1, 9, 0))]).await;
     assert_eq!(first.coins_awarded, day_coins(800));
@@ -251,11 +234,11 @@ async fn a_record_with_an_unknown_stored_status_never_pays() {
     )
     .await
     .unwrap();
-    let before = wallet(&api, &dan).await;
+    let before = api.wallet(&dan).await;
     let answer = record(&api, &dan, &[report(d1, PHONE, 9000, at(d1, 21, 0))]).await;
     assert_eq!(answer.results[0].status, Rejected);
     assert_eq!(answer.coins_awarded, 0);
-    assert_eq!(wallet(&api, &dan).await, before, "nothing was paid");
+    assert_eq!(api.wallet(&dan).await, before, "nothing was paid");
     let status: String = db
         .query_one(
             "SELECT status FROM step_records WHERE user_id = $1",
@@ -272,8 +255,8 @@ async fn a_record_with_an_unknown_stored_status_never_pays() {
 // Item 17: the week streak needs a programme-wide minimum a day
 // ---------------------------------------------------------------------------------------------
 
-async fn streak(api: &Api<'_>, walker: &Account) -> (i64, bool) {
-    let (status, body) = api.get("/api/v1/achievements", Some(&walker.token)).await;
+async fn streak(api: &Api, walker: &Account) -> (i64, bool) {
+    let (status, body) = api.get("/api/v1/achievements", &walker.token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let list: AchievementList = serde_json::from_value(body).unwrap();
     let streak = list
@@ -299,14 +282,9 @@ fn week(steps: i64) -> Vec<StepReport> {
 async fn a_tiny_personal_goal_and_a_backfilled_week_do_not_unlock_the_streak() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let farmer = walker(&api, "farmer@example.com").await;
+    let farmer = api.account("farmer@example.com").await;
     let (status, body) = api
-        .send(
-            reqwest::Method::PATCH,
-            "/api/v1/me",
-            Some(json!({"daily_step_goal": 100})),
-            Some(&farmer.token),
-        )
+        .patch("/api/v1/me", json!({"daily_step_goal": 100}), &farmer.token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // One request on a new account: eight days of 150 steps (today and the backfill window).
@@ -321,12 +299,11 @@ async fn a_tiny_personal_goal_and_a_backfilled_week_do_not_unlock_the_streak() {
     assert_eq!(streak(&api, &farmer).await, (0, false));
 
     // Walking the programme minimum (5,000 by the seed) every day of the week does count.
-    let walker2 = walker(&api, "honest@example.com").await;
-    api.send(
-        reqwest::Method::PATCH,
+    let walker2 = api.account("honest@example.com").await;
+    api.patch(
         "/api/v1/me",
-        Some(json!({"daily_step_goal": 100})),
-        Some(&walker2.token),
+        json!({"daily_step_goal": 100}),
+        &walker2.token,
     )
     .await;
     let mut honest = week(5000);
@@ -344,13 +321,13 @@ async fn a_tiny_personal_goal_and_a_backfilled_week_do_not_unlock_the_streak() {
 async fn the_streak_minimum_is_a_setting_admins_can_change() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let admin = common::admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     let (status, body) = api
         .send(
             reqwest::Method::PUT,
             "/api/v1/admin/settings/achievements.streak_min_daily_steps",
             Some(json!({"value": 3000})),
-            Some(&admin.access_token),
+            &admin.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -359,19 +336,14 @@ async fn the_streak_minimum_is_a_setting_admins_can_change() {
             reqwest::Method::PUT,
             "/api/v1/admin/settings/achievements.streak_min_daily_steps",
             Some(json!({"value": 10})),
-            Some(&admin.access_token),
+            &admin.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
-    let eve = walker(&api, "eve@example.com").await;
-    api.send(
-        reqwest::Method::PATCH,
-        "/api/v1/me",
-        Some(json!({"daily_step_goal": 100})),
-        Some(&eve.token),
-    )
-    .await;
+    let eve = api.account("eve@example.com").await;
+    api.patch("/api/v1/me", json!({"daily_step_goal": 100}), &eve.token)
+        .await;
     let mut days = week(3000);
     days.remove(days.len() - 1);
     let answer = record(&api, &eve, &days).await;

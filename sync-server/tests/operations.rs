@@ -15,7 +15,7 @@ use fitkart_sync_server::retention;
 use fitkart_sync_server::rewards::leaderboard;
 use fitkart_sync_server::server::Server;
 use fitkart_sync_server::testing::{TestDb, TestServer};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -303,12 +303,9 @@ fn push_body(device: Uuid, id: Uuid, name: &str, created_at: chrono::DateTime<Ut
     }]})
 }
 
-async fn push(api: &Api<'_>, token: &str, body: &Value) -> Value {
+async fn push(api: &Api, token: &str, body: &Value) -> Value {
     let (status, body) = answer(
-        api.http
-            .post(api.server.url("/api/v1/sync/push"))
-            .bearer_auth(token)
-            .header("x-fitkart-protocol-version", "1")
+        api.versioned(Method::POST, "/api/v1/sync/push", token, Some("1"))
             .json(body),
     )
     .await;
