@@ -3,9 +3,7 @@
 //! programme-wide minimum a day.
 
 use chrono::{Duration, Timelike as _, Utc};
-use fitkart_protocol::steps::{
-    AchievementList, RecordOutcome, RecordStepsRequest, RecordStepsResponse, StepReport,
-};
+use fitkart_protocol::steps::{AchievementList, RecordOutcome, StepReport};
 use fitkart_sync_server::testing::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,28 +11,10 @@ use serde_json::{Value, json};
 use RecordOutcome::{Accepted, Rejected};
 
 mod common;
-use common::{Account, Api, assert_ledger_ok, at, day_coins, days_ago, report};
+use common::{Account, Api, assert_ledger_ok, at, day_coins, days_ago, outcomes, report};
 
 const PHONE: &str = "healthkit";
 const WATCH: &str = "watch:garmin";
-
-async fn record(api: &Api, walker: &Account, reports: &[StepReport]) -> RecordStepsResponse {
-    let body = serde_json::to_value(RecordStepsRequest {
-        records: reports.to_vec(),
-    })
-    .unwrap();
-    let (status, body) = api.post("/api/v1/steps/record", body, &walker.token).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).unwrap()
-}
-
-fn outcomes(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<&str>)> {
-    response
-        .results
-        .iter()
-        .map(|r| (r.status, r.code.as_deref()))
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Item 1: recorded_at is not trusted from below
@@ -67,7 +47,9 @@ async fn a_large_total_minutes_after_midnight_stamped_the_day_before_is_not_paid
     // 40,000 steps for a day that began under an hour ago, stamped the previous noon: once
     // a whole day's window (28 a minute), now the time that really passed (over 600 a minute).
     let stamp = Utc::now() - Duration::hours(13);
-    let answer = record(&api, &cheat, &[report(local_today, PHONE, 40_000, stamp)]).await;
+    let answer = api
+        .record(&cheat, &[report(local_today, PHONE, 40_000, stamp)])
+        .await;
     assert_eq!(
         outcomes(&answer),
         vec![(Rejected, Some("impossible_cadence"))]
@@ -83,11 +65,15 @@ async fn an_increase_stamped_before_the_previous_report_is_not_paid() {
     let api = Api::new(&server);
     let cheat = api.account("backdater@example.com").await;
     let d1 = days_ago(1);
-    let first = record(&api, &cheat, &[report(d1, PHONE, 5000, at(d1, 23, 55))]).await;
+    let first = api
+        .record(&cheat, &[report(d1, PHONE, 5000, at(d1, 23, 55))])
+        .await;
     assert_eq!(outcomes(&first), vec![(Accepted, None)]);
     // 35,000 more, stamped sixteen hours before the report that said 5,000 at 23:55: once a
     // whole day's window, now the five minutes left in the day after that report.
-    let backdated = record(&api, &cheat, &[report(d1, PHONE, 40_000, at(d1, 8, 0))]).await;
+    let backdated = api
+        .record(&cheat, &[report(d1, PHONE, 40_000, at(d1, 8, 0))])
+        .await;
     assert_eq!(
         outcomes(&backdated),
         vec![(Rejected, Some("impossible_cadence"))]
@@ -108,13 +94,13 @@ async fn many_reports_a_second_apart_cannot_each_claim_a_minute() {
     let cheat = api.account("spray@example.com").await;
     let d1 = days_ago(1);
     let base = at(d1, 23, 0);
-    let first = record(&api, &cheat, &[report(d1, PHONE, 3000, base)]).await;
+    let first = api.record(&cheat, &[report(d1, PHONE, 3000, base)]).await;
     assert_eq!(outcomes(&first), vec![(Accepted, None)]);
     // Thirty reports of +600 steps, each a second after the previous: 18,000 steps in 30 s.
     let spray: Vec<StepReport> = (1..=30)
         .map(|n| report(d1, PHONE, 3000 + 600 * n, base + Duration::seconds(n)))
         .collect();
-    let answer = record(&api, &cheat, &spray).await;
+    let answer = api.record(&cheat, &spray).await;
     assert!(
         answer
             .results
@@ -133,16 +119,18 @@ async fn a_watch_syncing_last_nights_larger_total_in_the_morning_is_paid() {
     let api = Api::new(&server);
     let ann = api.account("ann@example.com").await;
     let d1 = days_ago(1);
-    let evening = record(&api, &ann, &[report(d1, WATCH, 6000, at(d1, 18, 0))]).await;
+    let evening = api
+        .record(&ann, &[report(d1, WATCH, 6000, at(d1, 18, 0))])
+        .await;
     assert_eq!(outcomes(&evening), vec![(Accepted, None)]);
     // The next morning the watch syncs the rest of the evening, then a late sample more.
     let now = Utc::now();
-    let morning = record(&api, &ann, &[report(d1, WATCH, 10_500, now)]).await;
+    let morning = api.record(&ann, &[report(d1, WATCH, 10_500, now)]).await;
     assert_eq!(outcomes(&morning), vec![(Accepted, None)]);
-    let later = record(&api, &ann, &[report(d1, WATCH, 11_000, now)]).await;
+    let later = api.record(&ann, &[report(d1, WATCH, 11_000, now)]).await;
     assert_eq!(outcomes(&later), vec![(Accepted, None)]);
     // A second source reporting the past day for the first time, stamped now, also counts.
-    let phone = record(&api, &ann, &[report(d1, PHONE, 12_000, now)]).await;
+    let phone = api.record(&ann, &[report(d1, PHONE, 12_000, now)]).await;
     assert_eq!(outcomes(&phone), vec![(Accepted, None)]);
     let coins: i64 = [&evening, &morning, &later, &phone]
         .iter()
@@ -166,7 +154,7 @@ async fn a_phone_offline_for_days_backfills_them_in_one_push() {
         reports.push(report(date, PHONE, 4000, at(date, 12, 0)));
         reports.push(report(date, PHONE, 9000 + n as i64, now));
     }
-    let answer = record(&api, &bob, &reports).await;
+    let answer = api.record(&bob, &reports).await;
     assert!(
         answer.results.iter().all(|r| r.status == Accepted),
         "{:?}",
@@ -187,7 +175,9 @@ async fn one_report_late_at_night_for_the_whole_day_is_paid() {
     let api = Api::new(&server);
     let cat = api.account("cat@example.com").await;
     let d1 = days_ago(1);
-    let answer = record(&api, &cat, &[report(d1, PHONE, 14_000, at(d1, 23, 30))]).await;
+    let answer = api
+        .record(&cat, &[report(d1, PHONE, 14_000, at(d1, 23, 30))])
+        .await;
     assert_eq!(outcomes(&answer), vec![(Accepted, None)]);
     assert_eq!(answer.results[0].coins_awarded, day_coins(14_000));
     // And today's total so far, stamped now, whatever the hour: within the cadence rule as
@@ -195,17 +185,17 @@ async fn one_report_late_at_night_for_the_whole_day_is_paid() {
     let today = Utc::now().date_naive();
     let minutes = (Utc::now() - at(today, 0, 0)).num_minutes();
     if minutes >= 1 {
-        let so_far = record(
-            &api,
-            &cat,
-            &[report(
-                today,
-                PHONE,
-                (minutes * 100).min(20_000),
-                Utc::now(),
-            )],
-        )
-        .await;
+        let so_far = api
+            .record(
+                &cat,
+                &[report(
+                    today,
+                    PHONE,
+                    (minutes * 100).min(20_000),
+                    Utc::now(),
+                )],
+            )
+            .await;
         assert_eq!(outcomes(&so_far), vec![(Accepted, None)]);
     }
     assert_ledger_ok(&server).await;
@@ -221,7 +211,9 @@ async fn a_record_with_an_unknown_stored_status_never_pays() {
     let api = Api::new(&server);
     let dan = api.account("dan@example.com").await;
     let d1 = days_ago(1);
-    let first = record(&api, &dan, &[report(d1, PHONE, 800, at(d1, 9, 0))]).await;
+    let first = api
+        .record(&dan, &[report(d1, PHONE, 800, at(d1, 9, 0))])
+        .await;
     assert_eq!(first.coins_awarded, day_coins(800));
     // A status this server version does not know (a newer version wrote it, or an operator).
     let db = server.db().client().await.unwrap();
@@ -235,7 +227,9 @@ async fn a_record_with_an_unknown_stored_status_never_pays() {
     .await
     .unwrap();
     let before = api.wallet(&dan).await;
-    let answer = record(&api, &dan, &[report(d1, PHONE, 9000, at(d1, 21, 0))]).await;
+    let answer = api
+        .record(&dan, &[report(d1, PHONE, 9000, at(d1, 21, 0))])
+        .await;
     assert_eq!(answer.results[0].status, Rejected);
     assert_eq!(answer.coins_awarded, 0);
     assert_eq!(api.wallet(&dan).await, before, "nothing was paid");
@@ -288,7 +282,7 @@ async fn a_tiny_personal_goal_and_a_backfilled_week_do_not_unlock_the_streak() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // One request on a new account: eight days of 150 steps (today and the backfill window).
-    let answer = record(&api, &farmer, &week(150)).await;
+    let answer = api.record(&farmer, &week(150)).await;
     assert!(
         !answer
             .achievements_unlocked
@@ -308,7 +302,7 @@ async fn a_tiny_personal_goal_and_a_backfilled_week_do_not_unlock_the_streak() {
     .await;
     let mut honest = week(5000);
     honest.remove(honest.len() - 1); // not today: its hours may not allow 5,000 yet
-    let answer = record(&api, &walker2, &honest).await;
+    let answer = api.record(&walker2, &honest).await;
     assert!(
         answer
             .achievements_unlocked
@@ -346,7 +340,7 @@ async fn the_streak_minimum_is_a_setting_admins_can_change() {
         .await;
     let mut days = week(3000);
     days.remove(days.len() - 1);
-    let answer = record(&api, &eve, &days).await;
+    let answer = api.record(&eve, &days).await;
     assert!(
         answer
             .achievements_unlocked

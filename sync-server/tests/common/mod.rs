@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use fitkart_protocol::auth::TokenResponse;
-use fitkart_protocol::steps::{StepReport, Wallet};
+use fitkart_protocol::steps::{
+    RecordOutcome, RecordStepsRequest, RecordStepsResponse, StepReport, Wallet,
+};
 use fitkart_protocol::sync::PROTOCOL_VERSION_HEADER;
 use fitkart_sync_server::rewards::ledger::{self, Entry, EntryKind};
 use fitkart_sync_server::testing::{TestDb, TestServer};
@@ -97,6 +99,14 @@ impl<T: Bearer + ?Sized> Bearer for &T {
     }
 }
 
+/// `request` with `who`'s token as bearer, if it has one.
+fn as_caller(request: reqwest::RequestBuilder, who: impl Bearer) -> reqwest::RequestBuilder {
+    match who.bearer() {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
 /// The one JSON client of the integration tests, cheap to clone into concurrent tasks. Paths
 /// are appended to its base: the server's root ([`Api::new`], paths given in full) or
 /// `/api/v1` ([`Api::api_v1`]). Every call answers its status and JSON body.
@@ -161,11 +171,20 @@ impl Api {
 
     /// A request to `path` under the base, sent as `who`.
     pub fn request(&self, method: Method, path: &str, who: impl Bearer) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, self.url(path));
-        match who.bearer() {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
+        as_caller(self.http.request(method, self.url(path)), who)
+    }
+
+    /// A request to `path` given in full (`/api/v1/...`) whatever the base, sent as `who`.
+    fn request_from_root(
+        &self,
+        method: Method,
+        path: &str,
+        who: impl Bearer,
+    ) -> reqwest::RequestBuilder {
+        as_caller(
+            self.http.request(method, format!("{}{path}", self.root)),
+            who,
+        )
     }
 
     /// [`Api::request`] with the sync protocol version header, when given.
@@ -250,8 +269,12 @@ impl Api {
 
     /// `POST` to an account route (`/api/v1/auth/...`) whatever the base.
     async fn post_account_route(&self, route: &str, body: Value) -> (StatusCode, Value) {
-        let url = format!("{}/api/v1/auth/{route}", self.root);
-        answer(self.http.post(url).json(&body)).await
+        let path = format!("/api/v1/auth/{route}");
+        answer(
+            self.request_from_root(Method::POST, &path, None)
+                .json(&body),
+        )
+        .await
     }
 
     /// Registers `email` with [`PASSWORD`] and `display_name`; expects 201.
@@ -310,15 +333,50 @@ impl Api {
 
     /// `GET /api/v1/wallet`; expects 200.
     pub async fn wallet(&self, who: impl Bearer) -> Wallet {
-        let url = format!("{}/api/v1/wallet", self.root);
-        let mut request = self.http.get(url);
-        if let Some(token) = who.bearer() {
-            request = request.bearer_auth(token);
-        }
+        let request = self.request_from_root(Method::GET, "/api/v1/wallet", who);
         let (status, body) = answer(request).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         serde_json::from_value(body).unwrap()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps over HTTP
+// ---------------------------------------------------------------------------------------------
+
+impl Api {
+    /// `POST /api/v1/steps/record` with `reports`, answered as it comes.
+    pub async fn record_raw(
+        &self,
+        who: impl Bearer,
+        reports: &[StepReport],
+    ) -> (StatusCode, Value) {
+        let request = RecordStepsRequest {
+            records: reports.to_vec(),
+        };
+        let path = "/api/v1/steps/record";
+        answer(
+            self.request_from_root(Method::POST, path, who)
+                .json(&request),
+        )
+        .await
+    }
+
+    /// Sends reports and expects them to be processed (200).
+    pub async fn record(&self, who: impl Bearer, reports: &[StepReport]) -> RecordStepsResponse {
+        let (status, body) = self.record_raw(who, reports).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+}
+
+/// Each result's status and code, in request order.
+pub fn outcomes(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<&str>)> {
+    response
+        .results
+        .iter()
+        .map(|r| (r.status, r.code.as_deref()))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, Utc};
 use fitkart_protocol::steps::{
-    AchievementList, CoinTransaction, RecordOutcome, RecordStepsRequest, RecordStepsResponse,
-    StepHistory, StepReport, TodaySteps, TransactionPage, Wallet,
+    AchievementList, CoinTransaction, RecordOutcome, RecordStepsResponse, StepHistory, StepReport,
+    TodaySteps, TransactionPage, Wallet,
 };
 use fitkart_sync_server::testing::TestServer;
 use proptest::prelude::*;
@@ -43,7 +43,8 @@ use common::Account as Walker;
 use common::Api;
 use common::code as error_code;
 use common::{
-    admin_log_rows, at, count, create_admin, day_coins, days_ago, report, verify_ledger_cli,
+    admin_log_rows, at, count, create_admin, day_coins, days_ago, outcomes, report,
+    verify_ledger_cli,
 };
 
 const PHONE: &str = "healthkit";
@@ -54,25 +55,6 @@ const WATCH: &str = "watch:garmin";
 // ---------------------------------------------------------------------------------------------
 
 impl Api {
-    /// Sends reports and expects them to be processed (200).
-    async fn record(&self, walker: &Walker, reports: &[StepReport]) -> RecordStepsResponse {
-        let (status, body) = self.record_raw(walker, reports).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        serde_json::from_value(body).unwrap()
-    }
-
-    async fn record_raw(&self, walker: &Walker, reports: &[StepReport]) -> (StatusCode, Value) {
-        let request = RecordStepsRequest {
-            records: reports.to_vec(),
-        };
-        self.post(
-            "/api/v1/steps/record",
-            serde_json::to_value(request).unwrap(),
-            walker,
-        )
-        .await
-    }
-
     /// Sends the same batch `copies` times at once.
     async fn record_in_parallel(
         &self,
@@ -155,15 +137,6 @@ impl Api {
         )
         .await
     }
-}
-
-/// Each result's status and code, in request order.
-fn outcomes(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<&str>)> {
-    response
-        .results
-        .iter()
-        .map(|r| (r.status, r.code.as_deref()))
-        .collect()
 }
 
 fn record_coins(response: &RecordStepsResponse) -> Vec<i64> {
