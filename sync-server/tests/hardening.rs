@@ -380,9 +380,7 @@ async fn an_unavailable_database_answers_503_with_retry_after() {
         .await
         .unwrap();
     let response = api
-        .http
-        .get(server.url("/api/v1/wallet"))
-        .bearer_auth(&user.access_token)
+        .request(Method::GET, "/api/v1/wallet", &user)
         .send()
         .await
         .unwrap();

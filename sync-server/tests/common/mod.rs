@@ -136,9 +136,15 @@ impl Api {
 
     /// Paths given in full, sent through `http`.
     pub fn with_http(http: reqwest::Client, server: &TestServer) -> Self {
+        Self::at(server.url(""), http)
+    }
+
+    /// Paths given in full to a server the test started itself at `root` (`http://host:port`),
+    /// sent through `http`.
+    pub fn at(root: String, http: reqwest::Client) -> Self {
         Self {
-            base: server.url(""),
-            root: server.url(""),
+            base: root.clone(),
+            root,
             http,
         }
     }
