@@ -75,6 +75,7 @@ impl Bearer for String {
     }
 }
 
+// The only `Option` impl, so that a bare `None` needs no annotation at the call site.
 impl Bearer for Option<&str> {
     fn bearer(&self) -> Option<&str> {
         *self
