@@ -8,48 +8,19 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 mod common;
-use common::{Api, admin_session, answer, code, yesterday};
-
-/// What only the admin tests need of the shared client.
-impl Api<'_> {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        token: &str,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, self.server.url(path))
-            .bearer_auth(token)
-            .header("user-agent", "admin-test/1.0");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        answer(request).await
-    }
-
-    async fn admin(&self) -> TokenResponse {
-        admin_session(&self.http, self.server).await
-    }
-
-    async fn audit_rows(&self, action: &str) -> i64 {
-        common::audit_rows(self.server, action).await
-    }
-}
+use common::{Api, audit_rows, code, yesterday};
 
 #[tokio::test]
 async fn settings_are_validated_per_key_and_every_change_is_audited() {
     let server = TestServer::start().await.unwrap();
-    let api = Api::new(&server);
-    let admin = api.admin().await;
+    let api = Api::new(&server).with_user_agent("admin-test/1.0");
+    let admin = api.admin(&server).await;
     let token = admin.access_token.as_str();
     let put = |key: &str, value: Value| {
         let path = format!("/api/v1/admin/settings/{key}");
         let api = &api;
         async move {
-            api.call(
+            api.send(
                 reqwest::Method::PUT,
                 &path,
                 Some(json!({ "value": value })),
@@ -60,7 +31,7 @@ async fn settings_are_validated_per_key_and_every_change_is_audited() {
     };
 
     let (status, list) = api
-        .call(reqwest::Method::GET, "/api/v1/admin/settings", None, token)
+        .send(reqwest::Method::GET, "/api/v1/admin/settings", None, token)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(list["settings"].as_array().unwrap().len() >= 10);
@@ -93,7 +64,7 @@ async fn settings_are_validated_per_key_and_every_change_is_audited() {
         assert_eq!(code(&body), expected, "{key}={value}");
     }
     assert_eq!(
-        api.audit_rows("setting.update").await,
+        audit_rows(&server, "setting.update").await,
         0,
         "refused changes are not audited"
     );
@@ -103,13 +74,13 @@ async fn settings_are_validated_per_key_and_every_change_is_audited() {
     assert_eq!(body["value"], 20);
     let (status, _) = put("anticheat.outlier_zscore", json!(3.5)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(api.audit_rows("setting.update").await, 2);
+    assert_eq!(audit_rows(&server, "setting.update").await, 2);
 
     // The new rate applies at once.
     let user = api.register("rate@example.com").await;
     let yesterday = yesterday();
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             "/api/v1/steps/record",
             Some(
@@ -124,7 +95,7 @@ async fn settings_are_validated_per_key_and_every_change_is_audited() {
 
     // The audit row names the admin, the before/after values and the client.
     let (status, logs) = api
-        .call(
+        .send(
             reqwest::Method::GET,
             "/api/v1/admin/logs?action=setting.update&entity_id=rewards.coins_per_1000_steps",
             None,
@@ -143,14 +114,14 @@ async fn settings_are_validated_per_key_and_every_change_is_audited() {
 #[tokio::test]
 async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
     let server = TestServer::start().await.unwrap();
-    let api = Api::new(&server);
-    let admin = api.admin().await;
+    let api = Api::new(&server).with_user_agent("admin-test/1.0");
+    let admin = api.admin(&server).await;
     let token = admin.access_token.as_str();
     let user = api.register("adjust@example.com").await;
     let path = format!("/api/v1/admin/users/{}/wallet/adjust", user.user.id);
 
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &path,
             Some(json!({"amount": 500, "reason": " "})),
@@ -162,7 +133,7 @@ async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
         (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
     );
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &path,
             Some(json!({"amount": 0, "reason": "x"})),
@@ -177,19 +148,19 @@ async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
     let grant =
         json!({"amount": 500, "reason": "support ticket 42", "idempotency_key": "ticket-42"});
     let (status, body) = api
-        .call(reqwest::Method::POST, &path, Some(grant.clone()), token)
+        .send(reqwest::Method::POST, &path, Some(grant.clone()), token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let wallet: Wallet = serde_json::from_value(body).unwrap();
     assert_eq!(wallet.available_coins, 500);
     // A retried request with the same key applies once.
     let (_, body) = api
-        .call(reqwest::Method::POST, &path, Some(grant), token)
+        .send(reqwest::Method::POST, &path, Some(grant), token)
         .await;
     assert_eq!(body["available_coins"], 500);
 
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &path,
             Some(json!({"amount": -600, "reason": "too much"})),
@@ -201,7 +172,7 @@ async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
         (StatusCode::CONFLICT, "insufficient_coins")
     );
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &path,
             Some(json!({"amount": -200, "reason": "chargeback"})),
@@ -210,10 +181,10 @@ async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["available_coins"], 300);
-    assert_eq!(api.audit_rows("wallet.adjust").await, 2);
+    assert_eq!(audit_rows(&server, "wallet.adjust").await, 2);
 
     let (status, detail) = api
-        .call(
+        .send(
             reqwest::Method::GET,
             &format!("/api/v1/admin/users/{}", user.user.id),
             None,
@@ -226,7 +197,7 @@ async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
 
     // The user's own history shows the entries; the ledger is consistent.
     let (_, history) = api
-        .call(
+        .send(
             reqwest::Method::GET,
             "/api/v1/wallet/transactions",
             None,
@@ -252,12 +223,12 @@ async fn wallet_adjustments_need_a_reason_never_go_negative_and_are_audited() {
 #[tokio::test]
 async fn analytics_and_user_detail_answer_from_the_views() {
     let server = TestServer::start().await.unwrap();
-    let api = Api::new(&server);
-    let admin = api.admin().await;
+    let api = Api::new(&server).with_user_agent("admin-test/1.0");
+    let admin = api.admin(&server).await;
     let user = api.register("stats@example.com").await;
     let yesterday = yesterday();
     let (status, _) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             "/api/v1/steps/record",
             Some(
@@ -269,7 +240,7 @@ async fn analytics_and_user_detail_answer_from_the_views() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::GET,
             &format!("/api/v1/admin/analytics?from={yesterday}&to={yesterday}"),
             None,
@@ -283,7 +254,7 @@ async fn analytics_and_user_detail_answer_from_the_views() {
     assert!(body["active_users"].as_i64().unwrap() >= 1);
 
     let (_, detail) = api
-        .call(
+        .send(
             reqwest::Method::GET,
             &format!("/api/v1/admin/users/{}", user.user.id),
             None,
@@ -294,7 +265,7 @@ async fn analytics_and_user_detail_answer_from_the_views() {
     assert_eq!(detail["stats"]["active_days"], 1);
 
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::GET,
             "/api/v1/admin/analytics?from=2026-02-01&to=2025-01-01",
             None,
@@ -311,10 +282,10 @@ async fn metrics_count_requests_steps_and_pool_usage() {
     })
     .await
     .unwrap();
-    let api = Api::new(&server);
+    let api = Api::new(&server).with_user_agent("admin-test/1.0");
     let user = api.register("metrics@example.com").await;
     let yesterday = yesterday();
-    api.call(
+    api.send(
         reqwest::Method::POST,
         "/api/v1/steps/record",
         Some(json!({"records": [
@@ -354,15 +325,15 @@ async fn metrics_count_requests_steps_and_pool_usage() {
 async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enables_it() {
     use common::PASSWORD;
     let server = TestServer::start().await.unwrap();
-    let api = Api::new(&server);
-    let admin = api.admin().await;
+    let api = Api::new(&server).with_user_agent("admin-test/1.0");
+    let admin = api.admin(&server).await;
     let token = admin.access_token.as_str();
     let walker = api.register("disabled@example.com").await;
     let id = walker.user.id;
     let disable = format!("/api/v1/admin/users/{id}/disable");
     let enable = format!("/api/v1/admin/users/{id}/enable");
     let (status, _) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &format!("/api/v1/admin/users/{id}/wallet/adjust"),
             Some(json!({"amount": 700, "reason": "welcome"})),
@@ -379,12 +350,12 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
         json!({}),
     ] {
         let (status, answer) = api
-            .call(reqwest::Method::POST, &disable, Some(body.clone()), token)
+            .send(reqwest::Method::POST, &disable, Some(body.clone()), token)
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
     }
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &format!("/api/v1/admin/users/{}/disable", uuid::Uuid::new_v4()),
             Some(json!({"reason": "fraud"})),
@@ -393,7 +364,7 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
         .await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &format!("/api/v1/admin/users/{}/disable", admin.user.id),
             Some(json!({"reason": "oops"})),
@@ -405,7 +376,7 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
         (StatusCode::CONFLICT, "cannot_disable_self")
     );
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &disable,
             Some(json!({"reason": "fraud"})),
@@ -413,14 +384,14 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
         )
         .await;
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
-    assert_eq!(api.audit_rows("user.disable").await, 0);
-    let (status, _) = api.get("/api/v1/me", Some(&walker.access_token)).await;
+    assert_eq!(audit_rows(&server, "user.disable").await, 0);
+    let (status, _) = api.get("/api/v1/me", &walker.access_token).await;
     assert_eq!(status, StatusCode::OK, "nothing was disabled yet");
 
     // Disabled: the live access token, the refresh token and the right password all answer
     // 403 account_disabled; a wrong password still only hears invalid_credentials.
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &disable,
             Some(json!({"reason": " chargeback fraud "})),
@@ -430,7 +401,7 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["disabled_at"].is_string());
     assert_eq!(body["disabled_reason"], "chargeback fraud");
-    let (status, body) = api.get("/api/v1/me", Some(&walker.access_token)).await;
+    let (status, body) = api.get("/api/v1/me", &walker.access_token).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::FORBIDDEN, "account_disabled")
@@ -453,7 +424,7 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
 
     // Disabling again changes nothing and writes no second audit row.
     let (status, again) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &disable,
             Some(json!({"reason": "again"})),
@@ -462,11 +433,11 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["disabled_reason"], "chargeback fraud");
-    assert_eq!(api.audit_rows("user.disable").await, 1);
+    assert_eq!(audit_rows(&server, "user.disable").await, 1);
 
     // The account and its money are kept; the admin sees why it is disabled.
     let (_, detail) = api
-        .call(
+        .send(
             reqwest::Method::GET,
             &format!("/api/v1/admin/users/{id}"),
             None,
@@ -476,7 +447,7 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
     assert_eq!(detail["disabled_reason"], "chargeback fraud");
     assert_eq!(detail["wallet"]["available_coins"], 700);
     let (_, list) = api
-        .call(
+        .send(
             reqwest::Method::GET,
             "/api/v1/admin/users?q=disabled",
             None,
@@ -503,7 +474,7 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
 
     // Enabled: the password signs in again; the sessions that ended stay ended.
     let (status, body) = api
-        .call(
+        .send(
             reqwest::Method::POST,
             &enable,
             Some(json!({"reason": "cleared by the bank"})),
@@ -512,14 +483,14 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["disabled_at"].is_null());
-    assert_eq!(api.audit_rows("user.enable").await, 1);
+    assert_eq!(audit_rows(&server, "user.enable").await, 1);
     let (status, body) = api.login("disabled@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let fresh: TokenResponse = serde_json::from_value(body).unwrap();
-    let (status, me) = api.get("/api/v1/me", Some(&fresh.access_token)).await;
+    let (status, me) = api.get("/api/v1/me", &fresh.access_token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["id"], id.to_string());
-    let (status, body) = api.get("/api/v1/me", Some(&walker.access_token)).await;
+    let (status, body) = api.get("/api/v1/me", &walker.access_token).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::UNAUTHORIZED, "token_revoked")

@@ -2,17 +2,12 @@
 //! the body, and the soft and hard daily maxima cannot cross when changed at once.
 
 use fitkart_sync_server::testing::TestServer;
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use tokio::task::JoinSet;
 
 mod common;
-use common::{Api, admin_session, assert_ledger_ok, code};
-
-async fn put(api: &Api<'_>, path: &str, body: Value, token: &str) -> (StatusCode, Value) {
-    api.send(reqwest::Method::PUT, path, Some(body), Some(token))
-        .await
-}
+use common::{Api, assert_ledger_ok, code};
 
 // ---------------------------------------------------------------------------------------------
 // Item 4: the same key with another body is a conflict, not a silent no-op
@@ -22,25 +17,25 @@ async fn put(api: &Api<'_>, path: &str, body: Value, token: &str) -> (StatusCode
 async fn a_wallet_adjustment_key_answers_its_first_result_and_refuses_another_body() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let admin = admin_session(&api.http, &server).await.access_token;
+    let admin = api.admin(&server).await.access_token;
     let user = api.register("walker@example.com").await;
     let path = format!("/api/v1/admin/users/{}/wallet/adjust", user.user.id);
     let adjust = |amount: i64, reason: &str, key: &str| json!({"amount": amount, "reason": reason, "idempotency_key": key});
 
     let (status, first) = api
-        .post(&path, adjust(500, "goodwill", "ticket-1"), Some(&admin))
+        .post(&path, adjust(500, "goodwill", "ticket-1"), &admin)
         .await;
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(first["available_coins"], 500);
     // Another adjustment moves the wallet on.
     let (status, _) = api
-        .post(&path, adjust(100, "bonus", "ticket-2"), Some(&admin))
+        .post(&path, adjust(100, "bonus", "ticket-2"), &admin)
         .await;
     assert_eq!(status, StatusCode::OK);
 
     // A retry of the first (same key, same body) answers the first result, books nothing.
     let (status, replay) = api
-        .post(&path, adjust(500, "goodwill", "ticket-1"), Some(&admin))
+        .post(&path, adjust(500, "goodwill", "ticket-1"), &admin)
         .await;
     assert_eq!(status, StatusCode::OK, "{replay}");
     assert_eq!(replay, first);
@@ -51,7 +46,7 @@ async fn a_wallet_adjustment_key_answers_its_first_result_and_refuses_another_bo
         adjust(-500, "goodwill", "ticket-1"),
         adjust(500, "another reason", "ticket-1"),
     ] {
-        let (status, answer) = api.post(&path, body, Some(&admin)).await;
+        let (status, answer) = api.post(&path, body, &admin).await;
         assert_eq!(
             (status, code(&answer)),
             (StatusCode::CONFLICT, "idempotency_conflict"),
@@ -59,7 +54,7 @@ async fn a_wallet_adjustment_key_answers_its_first_result_and_refuses_another_bo
         );
         assert_eq!(answer["error"]["details"]["field"], "idempotency_key");
     }
-    let (status, wallet) = api.get("/api/v1/wallet", Some(&user.access_token)).await;
+    let (status, wallet) = api.get("/api/v1/wallet", &user.access_token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(wallet["available_coins"], 600);
     assert_ledger_ok(&server).await;
@@ -73,27 +68,26 @@ async fn a_wallet_adjustment_key_answers_its_first_result_and_refuses_another_bo
 async fn concurrent_changes_never_leave_the_soft_maximum_above_the_hard_one() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let admin = admin_session(&api.http, &server).await.access_token;
+    let admin = api.admin(&server).await.access_token;
     let soft = "/api/v1/admin/settings/anticheat.soft_daily_max_steps";
     let hard = "/api/v1/admin/settings/anticheat.hard_daily_max_steps";
     for round in 0..15 {
         // Start each round valid: soft 50,000, hard 100,000.
         assert_eq!(
-            put(&api, hard, json!({"value": 100_000}), &admin).await.0,
+            api.put(hard, json!({"value": 100_000}), &admin).await.0,
             StatusCode::OK
         );
         assert_eq!(
-            put(&api, soft, json!({"value": 50_000}), &admin).await.0,
+            api.put(soft, json!({"value": 50_000}), &admin).await.0,
             StatusCode::OK
         );
         // Each change is valid against the pair as it was; together they would cross.
         let mut tasks = JoinSet::new();
         for (path, value) in [(soft, 90_000), (hard, 60_000)] {
-            let (http, url, admin) = (api.http.clone(), server.url(path), admin.clone());
+            let (api, admin) = (api.clone(), admin.clone());
             tasks.spawn(async move {
-                let response = http
-                    .put(url)
-                    .bearer_auth(admin)
+                let response = api
+                    .request(Method::PUT, path, &admin)
                     .json(&json!({ "value": value }))
                     .send()
                     .await

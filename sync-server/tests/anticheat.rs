@@ -3,9 +3,7 @@
 //! programme-wide minimum a day.
 
 use chrono::{Duration, Timelike as _, Utc};
-use fitkart_protocol::steps::{
-    AchievementList, RecordOutcome, RecordStepsRequest, RecordStepsResponse, StepReport, Wallet,
-};
+use fitkart_protocol::steps::{AchievementList, RecordOutcome, StepReport};
 use fitkart_sync_server::testing::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,40 +11,10 @@ use serde_json::{Value, json};
 use RecordOutcome::{Accepted, Rejected};
 
 mod common;
-use common::{Account, Api, account, assert_ledger_ok, at, day_coins, days_ago, report};
+use common::{Account, Api, assert_ledger_ok, at, day_coins, days_ago, outcomes, report};
 
 const PHONE: &str = "healthkit";
 const WATCH: &str = "watch:garmin";
-
-async fn walker(api: &Api<'_>, email: &str) -> Account {
-    account(serde_json::to_value(api.register(email).await).unwrap())
-}
-
-async fn record(api: &Api<'_>, walker: &Account, reports: &[StepReport]) -> RecordStepsResponse {
-    let body = serde_json::to_value(RecordStepsRequest {
-        records: reports.to_vec(),
-    })
-    .unwrap();
-    let (status, body) = api
-        .post("/api/v1/steps/record", body, Some(&walker.token))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).unwrap()
-}
-
-async fn wallet(api: &Api<'_>, walker: &Account) -> Wallet {
-    let (status, body) = api.get("/api/v1/wallet", Some(&walker.token)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).unwrap()
-}
-
-fn outcomes(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<&str>)> {
-    response
-        .results
-        .iter()
-        .map(|r| (r.status, r.code.as_deref()))
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Item 1: recorded_at is not trusted from below
@@ -68,15 +36,10 @@ fn zone_just_after_midnight() -> String {
 async fn a_large_total_minutes_after_midnight_stamped_the_day_before_is_not_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cheat = walker(&api, "cheat@example.com").await;
+    let cheat = api.account("cheat@example.com").await;
     let zone = zone_just_after_midnight();
     let (status, body) = api
-        .send(
-            reqwest::Method::PATCH,
-            "/api/v1/me",
-            Some(json!({ "timezone": zone })),
-            Some(&cheat.token),
-        )
+        .patch("/api/v1/me", json!({ "timezone": zone }), &cheat.token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let tz: chrono_tz::Tz = zone.parse().unwrap();
@@ -84,13 +47,15 @@ async fn a_large_total_minutes_after_midnight_stamped_the_day_before_is_not_paid
     // 40,000 steps for a day that began under an hour ago, stamped the previous noon: once
     // a whole day's window (28 a minute), now the time that really passed (over 600 a minute).
     let stamp = Utc::now() - Duration::hours(13);
-    let answer = record(&api, &cheat, &[report(local_today, PHONE, 40_000, stamp)]).await;
+    let answer = api
+        .record(&cheat, &[report(local_today, PHONE, 40_000, stamp)])
+        .await;
     assert_eq!(
         outcomes(&answer),
         vec![(Rejected, Some("impossible_cadence"))]
     );
     assert_eq!(answer.coins_awarded, 0);
-    assert_eq!(wallet(&api, &cheat).await.available_coins, 0);
+    assert_eq!(api.wallet(&cheat).await.available_coins, 0);
     assert_ledger_ok(&server).await;
 }
 
@@ -98,20 +63,24 @@ async fn a_large_total_minutes_after_midnight_stamped_the_day_before_is_not_paid
 async fn an_increase_stamped_before_the_previous_report_is_not_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cheat = walker(&api, "backdater@example.com").await;
+    let cheat = api.account("backdater@example.com").await;
     let d1 = days_ago(1);
-    let first = record(&api, &cheat, &[report(d1, PHONE, 5000, at(d1, 23, 55))]).await;
+    let first = api
+        .record(&cheat, &[report(d1, PHONE, 5000, at(d1, 23, 55))])
+        .await;
     assert_eq!(outcomes(&first), vec![(Accepted, None)]);
     // 35,000 more, stamped sixteen hours before the report that said 5,000 at 23:55: once a
     // whole day's window, now the five minutes left in the day after that report.
-    let backdated = record(&api, &cheat, &[report(d1, PHONE, 40_000, at(d1, 8, 0))]).await;
+    let backdated = api
+        .record(&cheat, &[report(d1, PHONE, 40_000, at(d1, 8, 0))])
+        .await;
     assert_eq!(
         outcomes(&backdated),
         vec![(Rejected, Some("impossible_cadence"))]
     );
     assert_eq!(backdated.coins_awarded, 0);
     assert_eq!(
-        wallet(&api, &cheat).await.available_coins,
+        api.wallet(&cheat).await.available_coins,
         day_coins(5000) + 10 + 20,
         "the 5,000 and its achievements (first thousand, 5K day) only"
     );
@@ -122,16 +91,16 @@ async fn an_increase_stamped_before_the_previous_report_is_not_paid() {
 async fn many_reports_a_second_apart_cannot_each_claim_a_minute() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cheat = walker(&api, "spray@example.com").await;
+    let cheat = api.account("spray@example.com").await;
     let d1 = days_ago(1);
     let base = at(d1, 23, 0);
-    let first = record(&api, &cheat, &[report(d1, PHONE, 3000, base)]).await;
+    let first = api.record(&cheat, &[report(d1, PHONE, 3000, base)]).await;
     assert_eq!(outcomes(&first), vec![(Accepted, None)]);
     // Thirty reports of +600 steps, each a second after the previous: 18,000 steps in 30 s.
     let spray: Vec<StepReport> = (1..=30)
         .map(|n| report(d1, PHONE, 3000 + 600 * n, base + Duration::seconds(n)))
         .collect();
-    let answer = record(&api, &cheat, &spray).await;
+    let answer = api.record(&cheat, &spray).await;
     assert!(
         answer
             .results
@@ -148,18 +117,20 @@ async fn many_reports_a_second_apart_cannot_each_claim_a_minute() {
 async fn a_watch_syncing_last_nights_larger_total_in_the_morning_is_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let ann = walker(&api, "ann@example.com").await;
+    let ann = api.account("ann@example.com").await;
     let d1 = days_ago(1);
-    let evening = record(&api, &ann, &[report(d1, WATCH, 6000, at(d1, 18, 0))]).await;
+    let evening = api
+        .record(&ann, &[report(d1, WATCH, 6000, at(d1, 18, 0))])
+        .await;
     assert_eq!(outcomes(&evening), vec![(Accepted, None)]);
     // The next morning the watch syncs the rest of the evening, then a late sample more.
     let now = Utc::now();
-    let morning = record(&api, &ann, &[report(d1, WATCH, 10_500, now)]).await;
+    let morning = api.record(&ann, &[report(d1, WATCH, 10_500, now)]).await;
     assert_eq!(outcomes(&morning), vec![(Accepted, None)]);
-    let later = record(&api, &ann, &[report(d1, WATCH, 11_000, now)]).await;
+    let later = api.record(&ann, &[report(d1, WATCH, 11_000, now)]).await;
     assert_eq!(outcomes(&later), vec![(Accepted, None)]);
     // A second source reporting the past day for the first time, stamped now, also counts.
-    let phone = record(&api, &ann, &[report(d1, PHONE, 12_000, now)]).await;
+    let phone = api.record(&ann, &[report(d1, PHONE, 12_000, now)]).await;
     assert_eq!(outcomes(&phone), vec![(Accepted, None)]);
     let coins: i64 = [&evening, &morning, &later, &phone]
         .iter()
@@ -173,7 +144,7 @@ async fn a_watch_syncing_last_nights_larger_total_in_the_morning_is_paid() {
 async fn a_phone_offline_for_days_backfills_them_in_one_push() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let bob = walker(&api, "bob@example.com").await;
+    let bob = api.account("bob@example.com").await;
     let now = Utc::now();
     // Every past day of the window, twice per day as the phone saw them grow (one frozen
     // outbox row and the latest total), all arriving now.
@@ -183,7 +154,7 @@ async fn a_phone_offline_for_days_backfills_them_in_one_push() {
         reports.push(report(date, PHONE, 4000, at(date, 12, 0)));
         reports.push(report(date, PHONE, 9000 + n as i64, now));
     }
-    let answer = record(&api, &bob, &reports).await;
+    let answer = api.record(&bob, &reports).await;
     assert!(
         answer.results.iter().all(|r| r.status == Accepted),
         "{:?}",
@@ -202,9 +173,11 @@ async fn a_phone_offline_for_days_backfills_them_in_one_push() {
 async fn one_report_late_at_night_for_the_whole_day_is_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cat = walker(&api, "cat@example.com").await;
+    let cat = api.account("cat@example.com").await;
     let d1 = days_ago(1);
-    let answer = record(&api, &cat, &[report(d1, PHONE, 14_000, at(d1, 23, 30))]).await;
+    let answer = api
+        .record(&cat, &[report(d1, PHONE, 14_000, at(d1, 23, 30))])
+        .await;
     assert_eq!(outcomes(&answer), vec![(Accepted, None)]);
     assert_eq!(answer.results[0].coins_awarded, day_coins(14_000));
     // And today's total so far, stamped now, whatever the hour: within the cadence rule as
@@ -212,17 +185,17 @@ async fn one_report_late_at_night_for_the_whole_day_is_paid() {
     let today = Utc::now().date_naive();
     let minutes = (Utc::now() - at(today, 0, 0)).num_minutes();
     if minutes >= 1 {
-        let so_far = record(
-            &api,
-            &cat,
-            &[report(
-                today,
-                PHONE,
-                (minutes * 100).min(20_000),
-                Utc::now(),
-            )],
-        )
-        .await;
+        let so_far = api
+            .record(
+                &cat,
+                &[report(
+                    today,
+                    PHONE,
+                    (minutes * 100).min(20_000),
+                    Utc::now(),
+                )],
+            )
+            .await;
         assert_eq!(outcomes(&so_far), vec![(Accepted, None)]);
     }
     assert_ledger_ok(&server).await;
@@ -236,9 +209,11 @@ async fn one_report_late_at_night_for_the_whole_day_is_paid() {
 async fn a_record_with_an_unknown_stored_status_never_pays() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let dan = walker(&api, "dan@example.com").await;
+    let dan = api.account("dan@example.com").await;
     let d1 = days_ago(1);
-    let first = record(&api, &dan, &[report(d1, PHONE, 800, at(d1, 9, 0))]).await;
+    let first = api
+        .record(&dan, &[report(d1, PHONE, 800, at(d1, 9, 0))])
+        .await;
     assert_eq!(first.coins_awarded, day_coins(800));
     // A status this server version does not know (a newer version wrote it, or an operator).
     let db = server.db().client().await.unwrap();
@@ -251,11 +226,13 @@ async fn a_record_with_an_unknown_stored_status_never_pays() {
     )
     .await
     .unwrap();
-    let before = wallet(&api, &dan).await;
-    let answer = record(&api, &dan, &[report(d1, PHONE, 9000, at(d1, 21, 0))]).await;
+    let before = api.wallet(&dan).await;
+    let answer = api
+        .record(&dan, &[report(d1, PHONE, 9000, at(d1, 21, 0))])
+        .await;
     assert_eq!(answer.results[0].status, Rejected);
     assert_eq!(answer.coins_awarded, 0);
-    assert_eq!(wallet(&api, &dan).await, before, "nothing was paid");
+    assert_eq!(api.wallet(&dan).await, before, "nothing was paid");
     let status: String = db
         .query_one(
             "SELECT status FROM step_records WHERE user_id = $1",
@@ -272,8 +249,8 @@ async fn a_record_with_an_unknown_stored_status_never_pays() {
 // Item 17: the week streak needs a programme-wide minimum a day
 // ---------------------------------------------------------------------------------------------
 
-async fn streak(api: &Api<'_>, walker: &Account) -> (i64, bool) {
-    let (status, body) = api.get("/api/v1/achievements", Some(&walker.token)).await;
+async fn streak(api: &Api, walker: &Account) -> (i64, bool) {
+    let (status, body) = api.get("/api/v1/achievements", &walker.token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let list: AchievementList = serde_json::from_value(body).unwrap();
     let streak = list
@@ -299,18 +276,13 @@ fn week(steps: i64) -> Vec<StepReport> {
 async fn a_tiny_personal_goal_and_a_backfilled_week_do_not_unlock_the_streak() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let farmer = walker(&api, "farmer@example.com").await;
+    let farmer = api.account("farmer@example.com").await;
     let (status, body) = api
-        .send(
-            reqwest::Method::PATCH,
-            "/api/v1/me",
-            Some(json!({"daily_step_goal": 100})),
-            Some(&farmer.token),
-        )
+        .patch("/api/v1/me", json!({"daily_step_goal": 100}), &farmer.token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // One request on a new account: eight days of 150 steps (today and the backfill window).
-    let answer = record(&api, &farmer, &week(150)).await;
+    let answer = api.record(&farmer, &week(150)).await;
     assert!(
         !answer
             .achievements_unlocked
@@ -321,17 +293,16 @@ async fn a_tiny_personal_goal_and_a_backfilled_week_do_not_unlock_the_streak() {
     assert_eq!(streak(&api, &farmer).await, (0, false));
 
     // Walking the programme minimum (5,000 by the seed) every day of the week does count.
-    let walker2 = walker(&api, "honest@example.com").await;
-    api.send(
-        reqwest::Method::PATCH,
+    let walker2 = api.account("honest@example.com").await;
+    api.patch(
         "/api/v1/me",
-        Some(json!({"daily_step_goal": 100})),
-        Some(&walker2.token),
+        json!({"daily_step_goal": 100}),
+        &walker2.token,
     )
     .await;
     let mut honest = week(5000);
     honest.remove(honest.len() - 1); // not today: its hours may not allow 5,000 yet
-    let answer = record(&api, &walker2, &honest).await;
+    let answer = api.record(&walker2, &honest).await;
     assert!(
         answer
             .achievements_unlocked
@@ -344,13 +315,13 @@ async fn a_tiny_personal_goal_and_a_backfilled_week_do_not_unlock_the_streak() {
 async fn the_streak_minimum_is_a_setting_admins_can_change() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let admin = common::admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     let (status, body) = api
         .send(
             reqwest::Method::PUT,
             "/api/v1/admin/settings/achievements.streak_min_daily_steps",
             Some(json!({"value": 3000})),
-            Some(&admin.access_token),
+            &admin.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -359,22 +330,17 @@ async fn the_streak_minimum_is_a_setting_admins_can_change() {
             reqwest::Method::PUT,
             "/api/v1/admin/settings/achievements.streak_min_daily_steps",
             Some(json!({"value": 10})),
-            Some(&admin.access_token),
+            &admin.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
-    let eve = walker(&api, "eve@example.com").await;
-    api.send(
-        reqwest::Method::PATCH,
-        "/api/v1/me",
-        Some(json!({"daily_step_goal": 100})),
-        Some(&eve.token),
-    )
-    .await;
+    let eve = api.account("eve@example.com").await;
+    api.patch("/api/v1/me", json!({"daily_step_goal": 100}), &eve.token)
+        .await;
     let mut days = week(3000);
     days.remove(days.len() - 1);
-    let answer = record(&api, &eve, &days).await;
+    let answer = api.record(&eve, &days).await;
     assert!(
         answer
             .achievements_unlocked

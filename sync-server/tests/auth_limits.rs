@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fitkart_sync_server::config::{LoginLimits, ServerConfig};
 use fitkart_sync_server::testing::TestServer;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -27,15 +27,9 @@ async fn server_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
 }
 
 /// Posts `body` to `path` as a client behind a proxy that sent `forwarded_for`.
-async fn post_via(
-    http: &reqwest::Client,
-    server: &TestServer,
-    path: &str,
-    body: Value,
-    forwarded_for: &str,
-) -> (StatusCode, Value) {
+async fn post_via(api: &Api, path: &str, body: Value, forwarded_for: &str) -> (StatusCode, Value) {
     answer(
-        http.post(server.url(path))
+        api.request(Method::POST, path, None)
             .header("x-forwarded-for", forwarded_for)
             .json(&body),
     )
@@ -54,13 +48,12 @@ async fn a_forged_leftmost_forwarded_address_does_not_dodge_the_address_limit() 
         config.trusted_proxy_hops = 1;
     })
     .await;
-    let http = reqwest::Client::new();
+    let api = Api::new(&server);
     let mut statuses = Vec::new();
     for i in 0..6 {
         // The attacker writes a new address each time; the proxy appends the real one.
         let (status, _) = post_via(
-            &http,
-            &server,
+            &api,
             "/api/v1/auth/login",
             json!({"email": format!("victim{i}@example.com"), "password": "guess guess guess"}),
             &format!("10.9.8.{i}, 198.51.100.7"),
@@ -78,8 +71,7 @@ async fn a_forged_leftmost_forwarded_address_does_not_dodge_the_address_limit() 
     );
     // Another real client behind the same proxy is not affected.
     let (status, body) = post_via(
-        &http,
-        &server,
+        &api,
         "/api/v1/auth/login",
         json!({"email": "someone@example.com", "password": "guess guess guess"}),
         "198.51.100.7, 198.51.100.8",
@@ -96,12 +88,11 @@ async fn with_two_trusted_proxies_the_address_the_outer_one_added_counts() {
         config.trusted_proxy_hops = 2;
     })
     .await;
-    let http = reqwest::Client::new();
+    let api = Api::new(&server);
     let mut statuses = Vec::new();
     for i in 0..4 {
         let (status, _) = post_via(
-            &http,
-            &server,
+            &api,
             "/api/v1/auth/login",
             json!({"email": format!("victim{i}@example.com"), "password": "guess guess guess"}),
             // forged, client (added by the CDN), CDN node (added by the load balancer)
@@ -147,7 +138,7 @@ async fn parallel_wrong_guesses_beyond_the_limit_are_refused() {
     api.register("target@example.com").await;
     let requests = (0..20)
         .map(|i| {
-            api.http.post(server.url("/api/v1/auth/login")).json(
+            api.request(Method::POST, "/api/v1/auth/login", None).json(
                 &json!({"email": "target@example.com", "password": format!("guess {i} guess")}),
             )
         })
@@ -174,9 +165,7 @@ async fn parallel_wrong_current_passwords_beyond_the_limit_are_refused() {
     let session = api.register("changer@example.com").await;
     let requests = (0..20)
         .map(|i| {
-            api.http
-                .post(server.url("/api/v1/me/password"))
-                .bearer_auth(&session.access_token)
+            api.request(Method::POST, "/api/v1/me/password", &session)
                 .json(&json!({
                     "current_password": format!("guess {i} guess"),
                     "new_password": "a brand new passphrase",
@@ -213,11 +202,11 @@ async fn one_address_cannot_mass_register() {
         config.trust_forwarded_for = true;
     })
     .await;
-    let http = reqwest::Client::new();
+    let api = Api::new(&server);
     let from = "203.0.113.50";
     let requests = (0..12)
         .map(|i| {
-            http.post(server.url("/api/v1/auth/register"))
+            api.request(Method::POST, "/api/v1/auth/register", None)
                 .header("x-forwarded-for", from)
                 .json(&sign_up_body(&format!("bot{i}@example.com")))
         })
@@ -226,8 +215,8 @@ async fn one_address_cannot_mass_register() {
     assert_eq!((created, refused), (3, 9), "{statuses:?}");
     assert!(statuses.contains(&StatusCode::CREATED));
 
-    let response = http
-        .post(server.url("/api/v1/auth/register"))
+    let response = api
+        .request(Method::POST, "/api/v1/auth/register", None)
         .header("x-forwarded-for", from)
         .json(&sign_up_body("late@example.com"))
         .send()
@@ -245,8 +234,7 @@ async fn one_address_cannot_mass_register() {
 
     // Another address may still sign up; a refused sign-up created nothing.
     let (status, body) = post_via(
-        &http,
-        &server,
+        &api,
         "/api/v1/auth/register",
         sign_up_body("human@example.com"),
         "203.0.113.51",
@@ -301,22 +289,20 @@ async fn a_time_zone_outside_the_iana_database_is_refused_naming_the_field() {
         "Europe/Berlin\0",
     ] {
         let (status, body) = api
-            .send(
-                reqwest::Method::PATCH,
+            .patch(
                 "/api/v1/me",
-                Some(json!({"timezone": zone})),
-                Some(&session.access_token),
+                json!({"timezone": zone}),
+                &session.access_token,
             )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{zone:?}: {body}");
         assert_eq!(body["error"]["details"]["field"], "timezone", "{body}");
     }
     let (status, body) = api
-        .send(
-            reqwest::Method::PATCH,
+        .patch(
             "/api/v1/me",
-            Some(json!({"timezone": "Asia/Kolkata"})),
-            Some(&session.access_token),
+            json!({"timezone": "Asia/Kolkata"}),
+            &session.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -364,12 +350,7 @@ async fn a_stored_time_zone_outside_the_iana_database_is_never_taken_for_utc() {
     );
     // Setting a real zone fixes the account.
     let (status, _) = api
-        .send(
-            reqwest::Method::PATCH,
-            "/api/v1/me",
-            Some(json!({"timezone": "Europe/Berlin"})),
-            token,
-        )
+        .patch("/api/v1/me", json!({"timezone": "Europe/Berlin"}), token)
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = api.get("/api/v1/steps/today", token).await;

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{Api, PASSWORD, admin_session, answer, code, grant};
+use common::{Api, PASSWORD, answer, code, grant};
 use fitkart_sync_server::testing::TestServer;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ async fn far_out_dates_are_refused_with_422_not_a_dropped_connection() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let user = api.register("dates@example.com").await;
-    let admin = admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     for (path, token) in [
         ("/api/v1/steps?to=-262143-01-15", &user.access_token),
         ("/api/v1/steps?from=-262143-01-15", &user.access_token),
@@ -59,7 +59,7 @@ async fn far_out_dates_are_refused_with_422_not_a_dropped_connection() {
             &admin.access_token,
         ),
     ] {
-        let (status, body) = api.get(path, Some(token)).await;
+        let (status, body) = api.get(path, token).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
         let expected = if path.contains("to=") { "to" } else { "from" };
         assert_eq!(field(&body), expected, "{path}: {body}");
@@ -71,12 +71,12 @@ async fn a_minimal_wallet_adjustment_is_refused_with_422() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let user = api.register("min@example.com").await;
-    let admin = admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     let (status, body) = api
         .post(
             &format!("/api/v1/admin/users/{}/wallet/adjust", user.user.id),
             json!({"amount": i64::MIN, "reason": "overflow"}),
-            Some(&admin.access_token),
+            &admin.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -87,7 +87,7 @@ async fn query_parameters_are_named_and_unknown_ones_refused_the_same_way_everyw
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let user = api.register("query@example.com").await;
-    let admin = admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     let u = Some(user.access_token.as_str());
     let a = Some(admin.access_token.as_str());
     for (path, token, expected_field) in [
@@ -123,11 +123,7 @@ async fn query_parameters_are_named_and_unknown_ones_refused_the_same_way_everyw
         assert_eq!(code(&body), "unknown_field", "{path}: {body}");
         assert_eq!(field(&body), "bogus", "{path}: {body}");
     }
-    let pull = api
-        .http
-        .get(server.url("/api/v1/sync/pull?bogus=1"))
-        .bearer_auth(&user.access_token)
-        .header("x-fitkart-protocol-version", "1");
+    let pull = api.versioned(Method::GET, "/api/v1/sync/pull?bogus=1", &user, Some("1"));
     let (status, body) = answer(pull).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(code(&body), "unknown_field", "{body}");
@@ -138,7 +134,7 @@ async fn nul_bytes_are_refused_with_the_field_named_on_every_route() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let user = api.register("nul@example.com").await;
-    let admin = admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     let u = Some(user.access_token.as_str());
     let a = Some(admin.access_token.as_str());
     let product = product(&server).await;
@@ -218,10 +214,7 @@ async fn a_nul_in_a_rejection_message_is_stored_and_does_not_abort_the_push() {
         ],
     });
     let send = || {
-        api.http
-            .post(server.url("/api/v1/sync/push"))
-            .bearer_auth(&user.access_token)
-            .header("x-fitkart-protocol-version", "1")
+        api.versioned(Method::POST, "/api/v1/sync/push", &user, Some("1"))
             .json(&push)
     };
     let (status, body) = answer(send()).await;
@@ -259,10 +252,7 @@ async fn an_unreadable_stored_outcome_does_not_wedge_the_device() {
                           "created_at": chrono::Utc::now()});
     let push = json!({"device_id": device, "mutations": [mutation]});
     let send = || {
-        api.http
-            .post(server.url("/api/v1/sync/push"))
-            .bearer_auth(&user.access_token)
-            .header("x-fitkart-protocol-version", "1")
+        api.versioned(Method::POST, "/api/v1/sync/push", &user, Some("1"))
             .json(&push)
     };
     let (status, body) = answer(send()).await;
@@ -293,7 +283,7 @@ async fn an_overlong_tracking_number_is_refused_on_every_transition() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let user = api.register("track@example.com").await;
-    let admin = admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     grant(server.db().pool(), user.user.id, 1000).await;
     let product = product(&server).await;
     let (status, order) = api
@@ -302,7 +292,7 @@ async fn an_overlong_tracking_number_is_refused_on_every_transition() {
             json!({"client_order_id": Uuid::new_v4(),
                    "items": [{"product_id": product, "quantity": 1}],
                    "shipping_address": address("Main street 1")}),
-            Some(&user.access_token),
+            &user.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
@@ -313,7 +303,7 @@ async fn an_overlong_tracking_number_is_refused_on_every_transition() {
                 order["id"].as_str().unwrap()
             ),
             json!({"status": "confirmed", "tracking_number": "T".repeat(5000)}),
-            Some(&admin.access_token),
+            &admin.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -334,7 +324,7 @@ async fn a_shipping_address_is_stored_as_it_was_checked_trimmed() {
             json!({"client_order_id": Uuid::new_v4(),
                    "items": [{"product_id": product, "quantity": 1}],
                    "shipping_address": address(&padded)}),
-            Some(&user.access_token),
+            &user.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
@@ -362,7 +352,7 @@ async fn a_shipping_address_is_stored_as_it_was_checked_trimmed() {
             json!({"client_order_id": Uuid::new_v4(),
                    "items": [{"product_id": product, "quantity": 1}],
                    "shipping_address": address(&format!("Main{}", " ".repeat(300_000)))}),
-            Some(&user.access_token),
+            &user.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -374,7 +364,7 @@ async fn an_unavailable_database_answers_503_with_retry_after() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let user = api.register("outage@example.com").await;
-    let (status, _) = api.get("/api/v1/wallet", Some(&user.access_token)).await;
+    let (status, _) = api.get("/api/v1/wallet", &user.access_token).await;
     assert_eq!(status, StatusCode::OK);
     // The outage: the database refuses new connections and its sessions are cut.
     let mut admin = fitkart_sync_server::db::parse_url(server.db().url()).unwrap();
@@ -390,9 +380,7 @@ async fn an_unavailable_database_answers_503_with_retry_after() {
         .await
         .unwrap();
     let response = api
-        .http
-        .get(server.url("/api/v1/wallet"))
-        .bearer_auth(&user.access_token)
+        .request(Method::GET, "/api/v1/wallet", &user)
         .send()
         .await
         .unwrap();
@@ -406,7 +394,7 @@ async fn an_unavailable_database_answers_503_with_retry_after() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(code(&body), "service_unavailable", "{body}");
     assert!(retry_after.is_some(), "no Retry-After");
-    let (status, _) = api.get("/api/v1/wallet", Some(&user.access_token)).await;
+    let (status, _) = api.get("/api/v1/wallet", &user.access_token).await;
     assert_eq!(status, StatusCode::OK, "the server recovers");
 }
 
@@ -449,7 +437,7 @@ async fn imports_by_url_refuse_private_addresses_also_after_redirects_and_never_
     .await
     .unwrap();
     let api = Api::new(&server);
-    let admin = admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     let import = |url: String| {
         let api = &api;
         let token = admin.access_token.clone();
@@ -457,7 +445,7 @@ async fn imports_by_url_refuse_private_addresses_also_after_redirects_and_never_
             api.post(
                 "/api/v1/admin/products/import",
                 json!({ "url": url }),
-                Some(&token),
+                &token,
             )
             .await
         }

@@ -1,42 +1,26 @@
 //! The ledger check: `verify-ledger` (and `ledger::verify`) passes on a ledger the server
 //! wrote, and catches a wallet that no longer matches its entries.
 
-use fitkart_protocol::steps::{RecordOutcome, RecordStepsResponse, Wallet};
+use fitkart_protocol::steps::RecordOutcome;
 use fitkart_sync_server::rewards::ledger;
 use fitkart_sync_server::testing::TestServer;
-use serde_json::json;
 
 mod common;
-use common::{sign_up, verify_ledger_cli, yesterday};
+use common::{Api, at, report, verify_ledger_cli, yesterday};
 
 #[tokio::test]
 async fn verify_ledger_passes_on_real_rewards_and_catches_tampering() {
     let server = TestServer::start().await.unwrap();
-    let http = reqwest::Client::new();
-    let session = sign_up(&http, &server, "ledger@example.com", "L").await;
+    let api = Api::new(&server);
+    let session = api.sign_up("ledger@example.com", "L").await;
     let yesterday = yesterday();
-    let late = format!("{}T23:00:00Z", yesterday);
-    let answer: RecordStepsResponse = http
-        .post(server.url("/api/v1/steps/record"))
-        .bearer_auth(&session.access_token)
-        .json(&json!({"records": [{"date": yesterday, "source": "healthkit", "steps": 12_345, "recorded_at": late}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let late = at(yesterday, 23, 0);
+    let answer = api
+        .record(&session, &[report(yesterday, "healthkit", 12_345, late)])
+        .await;
     assert_eq!(answer.results[0].status, RecordOutcome::Accepted);
     assert_eq!(answer.results[0].coins_awarded, 123);
-    let wallet: Wallet = http
-        .get(server.url("/api/v1/wallet"))
-        .bearer_auth(&session.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let wallet = api.wallet(&session).await;
     assert_eq!(wallet.available_coins, answer.coins_awarded);
 
     let client = server.db().client().await.unwrap();

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 mod common;
-use common::{admin_session, answer, sign_up};
+use common::Api;
 
 /// The router's own 404 for a path it does not know.
 const NO_SUCH_ROUTE: &str = "no such route";
@@ -108,21 +108,6 @@ fn concrete(template: &str) -> String {
         .join("/")
 }
 
-/// Sends `method path` without a body, with `token` if given.
-async fn call(
-    http: &reqwest::Client,
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = http.request(method, server.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    answer(request).await
-}
-
 /// Every `$ref` anywhere in `value`.
 fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
     match value {
@@ -137,10 +122,6 @@ fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
         Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
         _ => {}
     }
-}
-
-async fn admin_token(server: &TestServer, http: &reqwest::Client) -> String {
-    admin_session(http, server).await.access_token
 }
 
 #[tokio::test]
@@ -196,16 +177,16 @@ async fn the_router_serves_every_documented_route() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let api = Api::new(&server);
     let document = fetch_document(&server).await;
 
     // The check below can tell: the router's own fallbacks look like this.
-    let (status, body) = call(&http, &server, Method::GET, "/api/v1/nope", None).await;
+    let (status, body) = api.send(Method::GET, "/api/v1/nope", None, None).await;
     assert_eq!(
         (status, body["error"]["message"].as_str()),
         (StatusCode::NOT_FOUND, Some(NO_SUCH_ROUTE))
     );
-    let (status, body) = call(&http, &server, Method::DELETE, "/healthz", None).await;
+    let (status, body) = api.send(Method::DELETE, "/healthz", None, None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
@@ -213,7 +194,7 @@ async fn the_router_serves_every_documented_route() {
 
     for (method, template, _) in operations(&document) {
         let path = concrete(&template);
-        let (status, body) = call(&http, &server, method.clone(), &path, None).await;
+        let (status, body) = api.send(method.clone(), &path, None, None).await;
         assert!(
             !(status == StatusCode::NOT_FOUND
                 && body["error"]["message"].as_str() == Some(NO_SUCH_ROUTE)),
@@ -227,7 +208,8 @@ async fn the_router_serves_every_documented_route() {
     }
 
     // Metrics still label requests by route template, in every group of routes.
-    let metrics = http
+    let metrics = api
+        .http
         .get(server.metrics_url().unwrap())
         .send()
         .await
@@ -251,9 +233,9 @@ async fn the_router_serves_every_documented_route() {
 #[tokio::test]
 async fn every_admin_route_refuses_users_with_403_and_anonymous_callers_with_401() {
     let server = TestServer::start().await.unwrap();
-    let http = reqwest::Client::new();
+    let api = Api::new(&server);
     let document = fetch_document(&server).await;
-    let user = sign_up(&http, &server, "walker@example.com", "Walker").await;
+    let user = api.sign_up("walker@example.com", "Walker").await;
 
     let admin_operations: Vec<_> = operations(&document)
         .into_iter()
@@ -266,20 +248,15 @@ async fn every_admin_route_refuses_users_with_403_and_anonymous_callers_with_401
     );
     for (method, template, operation) in admin_operations {
         let path = concrete(&template);
-        let (status, body) = call(
-            &http,
-            &server,
-            method.clone(),
-            &path,
-            Some(&user.access_token),
-        )
-        .await;
+        let (status, body) = api
+            .send(method.clone(), &path, None, &user.access_token)
+            .await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (StatusCode::FORBIDDEN, Some("forbidden")),
             "{method} {template} with a user token"
         );
-        let (status, body) = call(&http, &server, method.clone(), &path, None).await;
+        let (status, body) = api.send(method.clone(), &path, None, None).await;
         assert_eq!(
             (status, body["error"]["code"].as_str()),
             (StatusCode::UNAUTHORIZED, Some("missing_token")),
@@ -320,14 +297,11 @@ async fn slow_feed(delay: Duration) -> std::net::SocketAddr {
 }
 
 async fn import_from(server: &TestServer, token: &str, feed: std::net::SocketAddr) -> StatusCode {
-    reqwest::Client::new()
-        .post(server.url("/api/v1/admin/products/import"))
-        .bearer_auth(token)
-        .json(&json!({"url": format!("http://{feed}/products.json")}))
-        .send()
+    let body = json!({"url": format!("http://{feed}/products.json")});
+    Api::new(server)
+        .post("/api/v1/admin/products/import", body, token)
         .await
-        .unwrap()
-        .status()
+        .0
 }
 
 #[tokio::test]
@@ -344,7 +318,10 @@ async fn the_import_route_has_its_own_timeout() {
     })
     .await
     .unwrap();
-    let token = admin_token(&server, &http).await;
+    let token = Api::with_http(http.clone(), &server)
+        .admin(&server)
+        .await
+        .access_token;
     assert_eq!(
         import_from(&server, &token, feed).await,
         StatusCode::UNPROCESSABLE_ENTITY
@@ -359,7 +336,10 @@ async fn the_import_route_has_its_own_timeout() {
     })
     .await
     .unwrap();
-    let token = admin_token(&server, &http).await;
+    let token = Api::with_http(http.clone(), &server)
+        .admin(&server)
+        .await
+        .access_token;
     assert_eq!(
         import_from(&server, &token, feed).await,
         StatusCode::REQUEST_TIMEOUT

@@ -15,7 +15,7 @@ use fitkart_sync_server::retention;
 use fitkart_sync_server::rewards::leaderboard;
 use fitkart_sync_server::server::Server;
 use fitkart_sync_server::testing::{TestDb, TestServer};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -303,12 +303,9 @@ fn push_body(device: Uuid, id: Uuid, name: &str, created_at: chrono::DateTime<Ut
     }]})
 }
 
-async fn push(api: &Api<'_>, token: &str, body: &Value) -> Value {
+async fn push(api: &Api, token: &str, body: &Value) -> Value {
     let (status, body) = answer(
-        api.http
-            .post(api.server.url("/api/v1/sync/push"))
-            .bearer_auth(token)
-            .header("x-fitkart-protocol-version", "1")
+        api.versioned(Method::POST, "/api/v1/sync/push", token, Some("1"))
             .json(body),
     )
     .await;
@@ -413,39 +410,33 @@ async fn rotating_the_jwt_secret_signs_nobody_out() {
     let (old, new) = (JwtSecret::generate(), JwtSecret::generate());
     let before = Instance::start(&db, old.clone(), |_| {}).await;
     let http = reqwest::Client::new();
-    let (status, session) = answer(http.post(before.url("/api/v1/auth/register")).json(&json!({
-        "email": "rotated@example.com", "password": common::PASSWORD, "display_name": "Walker",
-    })))
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
-    let old_token = session["access_token"].as_str().unwrap().to_owned();
+    let api = |instance: &Instance| Api::at(instance.url(""), http.clone());
+    let me = |instance: &Instance, token: String| {
+        let api = api(instance);
+        async move { api.get("/api/v1/me", &token).await.0 }
+    };
+    let old_token = api(&before)
+        .register("rotated@example.com")
+        .await
+        .access_token;
     before.stop().await;
 
     let rotating = Instance::start(&db, new.clone(), |c| c.jwt_previous_secret = Some(old)).await;
-    let me = |url: String, token: String| {
-        let http = http.clone();
-        async move { answer(http.get(url).bearer_auth(token)).await.0 }
-    };
     assert_eq!(
-        me(rotating.url("/api/v1/me"), old_token.clone()).await,
+        me(&rotating, old_token.clone()).await,
         StatusCode::OK,
         "a token of the previous secret is accepted during the grace period"
     );
-    let (status, fresh) = answer(http.post(rotating.url("/api/v1/auth/login")).json(&json!({
-        "email": "rotated@example.com", "password": common::PASSWORD,
-    })))
-    .await;
-    assert_eq!(status, StatusCode::OK, "{fresh}");
-    let new_token = fresh["access_token"].as_str().unwrap().to_owned();
+    let new_token = api(&rotating)
+        .sign_in("rotated@example.com")
+        .await
+        .access_token;
     rotating.stop().await;
 
     // After the grace period only the new secret verifies: new tokens, signed with it, do.
     let after = Instance::start(&db, new, |_| {}).await;
-    assert_eq!(me(after.url("/api/v1/me"), new_token).await, StatusCode::OK);
-    assert_eq!(
-        me(after.url("/api/v1/me"), old_token).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(me(&after, new_token).await, StatusCode::OK);
+    assert_eq!(me(&after, old_token).await, StatusCode::UNAUTHORIZED);
     after.stop().await;
 }
 

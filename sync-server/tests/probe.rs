@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Api, admin_session};
+use common::Api;
 use fitkart_sync_server::testing::TestServer;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -132,7 +132,7 @@ async fn no_route_answers_bad_input_with_a_5xx_or_a_dropped_connection() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let user = api.register("probe@example.com").await;
-    let admin = admin_session(&api.http, &server).await;
+    let admin = api.admin(&server).await;
     let doc: Value = reqwest::get(server.url("/openapi.json"))
         .await
         .unwrap()

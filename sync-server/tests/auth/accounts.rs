@@ -32,7 +32,7 @@ async fn register_login_and_profile_round_trip() {
     );
     assert_eq!((row.get::<_, i64>(1), row.get::<_, i64>(2)), (0, 0));
 
-    let (status, me) = api.get("/api/v1/me", Some(&session.access_token)).await;
+    let (status, me) = api.get("/api/v1/me", &session.access_token).await;
     assert_eq!(status, StatusCode::OK);
     let me: UserProfile = serde_json::from_value(me).unwrap();
     assert_eq!(me, session.user);
@@ -146,7 +146,7 @@ async fn patch_me_changes_only_what_it_owns() {
     let api = Api::new(&server);
     let session = api.register("patch@example.com").await;
     let token = Some(session.access_token.as_str());
-    let patch = |body: Value| api.send(reqwest::Method::PATCH, "/api/v1/me", Some(body), token);
+    let patch = |body: Value| api.patch("/api/v1/me", body, token);
 
     for (body, expected) in [
         (json!({"role": "admin"}), "unknown_field"),

@@ -39,8 +39,7 @@ async fn repeated_failures_are_rate_limited_per_account() {
     }
     // Even the right password is refused now, with a Retry-After.
     let response = api
-        .http
-        .post(server.url("/api/v1/auth/login"))
+        .request(Method::POST, "/api/v1/auth/login", None)
         .json(&json!({"email": "TARGET@example.com", "password": PASSWORD}))
         .send()
         .await

@@ -14,7 +14,7 @@ use fitkart_protocol::auth::{Role, TokenResponse, UserProfile};
 use fitkart_sync_server::auth::tokens::{AUDIENCE, Claims, ISSUER};
 use fitkart_sync_server::config::{JwtSecret, LoginLimits};
 use fitkart_sync_server::testing::TestServer;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -16,7 +16,7 @@ async fn refresh_rotates_and_a_reused_token_revokes_its_family() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let second: TokenResponse = serde_json::from_value(body).unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
-    let (status, _) = api.get("/api/v1/me", Some(&second.access_token)).await;
+    let (status, _) = api.get("/api/v1/me", &second.access_token).await;
     assert_eq!(status, StatusCode::OK);
 
     // The spent token comes back: theft. The whole family dies, including the new token.
@@ -100,7 +100,7 @@ async fn a_password_change_ends_every_other_session() {
         .post(
             "/api/v1/me/password",
             json!({"current_password": "not my password", "new_password": "a brand new passphrase"}),
-            Some(&phone.access_token),
+            &phone.access_token,
         )
         .await;
     assert_eq!(
@@ -111,7 +111,7 @@ async fn a_password_change_ends_every_other_session() {
         .post(
             "/api/v1/me/password",
             json!({"current_password": PASSWORD, "new_password": "1234567890"}),
-            Some(&phone.access_token),
+            &phone.access_token,
         )
         .await;
     assert_eq!(
@@ -123,14 +123,14 @@ async fn a_password_change_ends_every_other_session() {
         .post(
             "/api/v1/me/password",
             json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
-            Some(&phone.access_token),
+            &phone.access_token,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let fresh: TokenResponse = serde_json::from_value(body).unwrap();
 
     for token in [&phone.access_token, &tablet.access_token] {
-        let (status, body) = api.get("/api/v1/me", Some(token)).await;
+        let (status, body) = api.get("/api/v1/me", token).await;
         assert_eq!(
             (status, code(&body)),
             (StatusCode::UNAUTHORIZED, "token_revoked")
@@ -140,7 +140,7 @@ async fn a_password_change_ends_every_other_session() {
         let (status, _) = api.refresh(refresh).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, _) = api.get("/api/v1/me", Some(&fresh.access_token)).await;
+    let (status, _) = api.get("/api/v1/me", &fresh.access_token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         api.login("changer@example.com", PASSWORD).await.0,
@@ -159,17 +159,10 @@ async fn a_deleted_account_cannot_sign_in_and_its_data_is_kept() {
     let server = start().await;
     let api = Api::new(&server);
     let session = api.register("gone@example.com").await;
-    let (status, _) = api
-        .send(
-            reqwest::Method::DELETE,
-            "/api/v1/me",
-            None,
-            Some(&session.access_token),
-        )
-        .await;
+    let (status, _) = api.delete("/api/v1/me", &session.access_token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
-    let (status, _) = api.get("/api/v1/me", Some(&session.access_token)).await;
+    let (status, _) = api.get("/api/v1/me", &session.access_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = api.refresh(&session.refresh_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

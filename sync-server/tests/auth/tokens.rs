@@ -18,7 +18,7 @@ async fn forged_expired_and_missing_tokens_are_refused() {
     );
 
     let expired = sign(&claims_for(user, "user", -120), SECRET.as_bytes());
-    let (status, body) = api.get("/api/v1/me", Some(&expired)).await;
+    let (status, body) = api.get("/api/v1/me", &expired).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::UNAUTHORIZED, "token_expired")
@@ -67,23 +67,23 @@ async fn forged_expired_and_missing_tokens_are_refused() {
         ("another algorithm", hs512),
         ("garbage", "garbage".to_owned()),
     ] {
-        let (status, body) = api.get("/api/v1/me", Some(&token)).await;
+        let (status, body) = api.get("/api/v1/me", &token).await;
         assert_eq!(
             (status, code(&body)),
             (StatusCode::UNAUTHORIZED, "invalid_token"),
             "{name}"
         );
-        let (status, _) = api.get("/api/v1/admin/users", Some(&token)).await;
+        let (status, _) = api.get("/api/v1/admin/users", &token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{name} on an admin route");
     }
 
     // A correctly signed token is accepted (the forgeries failed for their flaw alone).
     let good = sign(&claims_for(user, "user", 600), SECRET.as_bytes());
-    let (status, _) = api.get("/api/v1/me", Some(&good)).await;
+    let (status, _) = api.get("/api/v1/me", &good).await;
     assert_eq!(status, StatusCode::OK);
     // A role claim in the token does not override the database.
     let claims_admin = sign(&claims_for(user, "admin", 600), SECRET.as_bytes());
-    let (status, body) = api.get("/api/v1/admin/users", Some(&claims_admin)).await;
+    let (status, body) = api.get("/api/v1/admin/users", &claims_admin).await;
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
 }
 
@@ -92,9 +92,7 @@ async fn admin_routes_refuse_users_and_anonymous_callers() {
     let server = start().await;
     let api = Api::new(&server);
     let user = api.register("plain@example.com").await;
-    let (status, body) = api
-        .get("/api/v1/admin/users", Some(&user.access_token))
-        .await;
+    let (status, body) = api.get("/api/v1/admin/users", &user.access_token).await;
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
     let (status, body) = api.get("/api/v1/admin/users", None).await;
     assert_eq!(
@@ -108,7 +106,7 @@ async fn admin_routes_refuse_users_and_anonymous_callers() {
     let admin: TokenResponse = serde_json::from_value(admin).unwrap();
     assert_eq!(admin.user.role, Role::Admin);
     let (status, body) = api
-        .get("/api/v1/admin/users?q=PLAIN", Some(&admin.access_token))
+        .get("/api/v1/admin/users?q=PLAIN", &admin.access_token)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["total"], 1);

@@ -9,7 +9,10 @@ use std::process::{Command, Output, Stdio};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use fitkart_protocol::auth::TokenResponse;
-use fitkart_protocol::steps::StepReport;
+use fitkart_protocol::steps::{
+    RecordOutcome, RecordStepsRequest, RecordStepsResponse, StepReport, Wallet,
+};
+use fitkart_protocol::sync::PROTOCOL_VERSION_HEADER;
 use fitkart_sync_server::rewards::ledger::{self, Entry, EntryKind};
 use fitkart_sync_server::testing::{TestDb, TestServer};
 use reqwest::{Method, StatusCode};
@@ -53,107 +56,334 @@ pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
-/// A JSON client for one server, with paths given in full (`/api/v1/...`).
-pub struct Api<'a> {
-    pub server: &'a TestServer,
-    pub http: reqwest::Client,
+/// Who a request is sent as: a bearer token (`&str`, `&String`), a signed-in [`Account`] or
+/// session ([`TokenResponse`]), or `None` for an anonymous caller.
+pub trait Bearer {
+    /// The bearer token, if any.
+    fn bearer(&self) -> Option<&str>;
 }
 
-impl<'a> Api<'a> {
-    pub fn new(server: &'a TestServer) -> Self {
-        Self {
-            server,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, self.server.url(path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        answer(request).await
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        self.send(Method::GET, path, None, token).await
-    }
-
-    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
-        self.send(Method::POST, path, Some(body), token).await
-    }
-
-    /// Registers `email` (display name "Walker"); expects 201.
-    pub async fn register(&self, email: &str) -> TokenResponse {
-        sign_up(&self.http, self.server, email, "Walker").await
-    }
-
-    pub async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
-        self.post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-            None,
-        )
-        .await
-    }
-
-    pub async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
-        self.post(
-            "/api/v1/auth/refresh",
-            json!({"refresh_token": refresh_token}),
-            None,
-        )
-        .await
+impl Bearer for str {
+    fn bearer(&self) -> Option<&str> {
+        Some(self)
     }
 }
 
-/// A JSON client rooted at `base`, cheap to clone into concurrent tasks; each test file adds
-/// the calls it needs.
+impl Bearer for String {
+    fn bearer(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+// The only `Option` impl, so that a bare `None` needs no annotation at the call site.
+impl Bearer for Option<&str> {
+    fn bearer(&self) -> Option<&str> {
+        *self
+    }
+}
+
+impl Bearer for Account {
+    fn bearer(&self) -> Option<&str> {
+        Some(&self.token)
+    }
+}
+
+impl Bearer for TokenResponse {
+    fn bearer(&self) -> Option<&str> {
+        Some(&self.access_token)
+    }
+}
+
+impl<T: Bearer + ?Sized> Bearer for &T {
+    fn bearer(&self) -> Option<&str> {
+        (**self).bearer()
+    }
+}
+
+/// `request` with `who`'s token as bearer, if it has one.
+fn as_caller(request: reqwest::RequestBuilder, who: impl Bearer) -> reqwest::RequestBuilder {
+    match who.bearer() {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
+/// The one JSON client of the integration tests, cheap to clone into concurrent tasks. Paths
+/// are appended to its base: the server's root ([`Api::new`], paths given in full) or
+/// `/api/v1` ([`Api::api_v1`]). Every call answers its status and JSON body.
 #[derive(Clone)]
-pub struct Client {
+pub struct Api {
+    /// What every path is appended to.
     pub base: String,
+    /// The server's root, for the account routes whatever the base.
+    root: String,
+    /// The underlying HTTP client.
     pub http: reqwest::Client,
 }
 
-impl Client {
+impl Api {
     /// Paths given in full (`/api/v1/...`).
     pub fn new(server: &TestServer) -> Self {
-        Self {
-            base: server.url(""),
-            http: reqwest::Client::new(),
-        }
+        Self::with_http(reqwest::Client::new(), server)
     }
 
     /// Paths relative to `/api/v1`.
     pub fn api_v1(server: &TestServer) -> Self {
         Self {
             base: server.url("/api/v1"),
-            http: reqwest::Client::new(),
+            ..Self::new(server)
         }
     }
 
-    /// A request to `path` under the base, with `token` as bearer when given.
-    pub fn request_as(
+    /// Paths given in full, sent through `http`.
+    pub fn with_http(http: reqwest::Client, server: &TestServer) -> Self {
+        Self::at(server.url(""), http)
+    }
+
+    /// Paths given in full to a server the test started itself at `root` (`http://host:port`),
+    /// sent through `http`.
+    pub fn at(root: String, http: reqwest::Client) -> Self {
+        Self {
+            base: root.clone(),
+            root,
+            http,
+        }
+    }
+
+    /// The same base with a new HTTP client sending `agent` as the `User-Agent` of every
+    /// request.
+    pub fn with_user_agent(self, agent: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .user_agent(agent)
+                .build()
+                .unwrap(),
+            ..self
+        }
+    }
+
+    /// The same base with a new HTTP client that neither asks for nor decodes gzip, so tests
+    /// see the bodies as sent.
+    pub fn without_gzip(self) -> Self {
+        Self {
+            http: reqwest::Client::builder().no_gzip().build().unwrap(),
+            ..self
+        }
+    }
+
+    /// The URL of `path` under the base.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request to `path` under the base, sent as `who`.
+    pub fn request(&self, method: Method, path: &str, who: impl Bearer) -> reqwest::RequestBuilder {
+        as_caller(self.http.request(method, self.url(path)), who)
+    }
+
+    /// A request to `path` given in full (`/api/v1/...`) whatever the base, sent as `who`.
+    fn request_from_root(
         &self,
         method: Method,
         path: &str,
-        token: Option<&str>,
+        who: impl Bearer,
     ) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
-        match token {
-            Some(token) => request.bearer_auth(token),
+        as_caller(
+            self.http.request(method, format!("{}{path}", self.root)),
+            who,
+        )
+    }
+
+    /// [`Api::request`] with the sync protocol version header, when given.
+    pub fn versioned(
+        &self,
+        method: Method,
+        path: &str,
+        who: impl Bearer,
+        version: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = self.request(method, path, who);
+        match version {
+            Some(version) => request.header(PROTOCOL_VERSION_HEADER, version),
             None => request,
         }
     }
+
+    /// Sends `body` (none when `None`) to `path` as `who`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        who: impl Bearer,
+    ) -> (StatusCode, Value) {
+        let mut request = self.request(method, path, who);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request).await
+    }
+
+    /// Sends `body` as JSON text exactly as given, well-formed or not.
+    pub async fn send_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        who: impl Bearer,
+    ) -> (StatusCode, Value) {
+        let request = self
+            .request(method, path, who)
+            .header("content-type", "application/json")
+            .body(body);
+        answer(request).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str, who: impl Bearer) -> (StatusCode, Value) {
+        self.send(Method::GET, path, None, who).await
+    }
+
+    /// `GET path` with `query`.
+    pub async fn get_query(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        who: impl Bearer,
+    ) -> (StatusCode, Value) {
+        answer(self.request(Method::GET, path, who).query(query)).await
+    }
+
+    /// `POST path` with `body`.
+    pub async fn post(&self, path: &str, body: Value, who: impl Bearer) -> (StatusCode, Value) {
+        self.send(Method::POST, path, Some(body), who).await
+    }
+
+    /// `PUT path` with `body`.
+    pub async fn put(&self, path: &str, body: Value, who: impl Bearer) -> (StatusCode, Value) {
+        self.send(Method::PUT, path, Some(body), who).await
+    }
+
+    /// `PATCH path` with `body`.
+    pub async fn patch(&self, path: &str, body: Value, who: impl Bearer) -> (StatusCode, Value) {
+        self.send(Method::PATCH, path, Some(body), who).await
+    }
+
+    /// `DELETE path`, without a body.
+    pub async fn delete(&self, path: &str, who: impl Bearer) -> (StatusCode, Value) {
+        self.send(Method::DELETE, path, None, who).await
+    }
+
+    /// `POST` to an account route (`/api/v1/auth/...`) whatever the base.
+    async fn post_account_route(&self, route: &str, body: Value) -> (StatusCode, Value) {
+        let path = format!("/api/v1/auth/{route}");
+        answer(
+            self.request_from_root(Method::POST, &path, None)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Registers `email` with [`PASSWORD`] and `display_name`; expects 201.
+    pub async fn sign_up(&self, email: &str, display_name: &str) -> TokenResponse {
+        let body = json!({"email": email, "password": PASSWORD, "display_name": display_name});
+        let (status, body) = self.post_account_route("register", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// Registers `email` (display name "Walker"); expects 201.
+    pub async fn register(&self, email: &str) -> TokenResponse {
+        self.sign_up(email, "Walker").await
+    }
+
+    /// Registers `email` (display name "Walker") and answers its account; expects 201.
+    pub async fn account(&self, email: &str) -> Account {
+        Account::from(self.register(email).await)
+    }
+
+    /// Signs `email` in with [`PASSWORD`]; expects 200.
+    pub async fn sign_in(&self, email: &str) -> TokenResponse {
+        let body = json!({"email": email, "password": PASSWORD});
+        let (status, body) = self.post_account_route("login", body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// Signs `email` in with [`PASSWORD`] and answers a new session's account; expects 200.
+    pub async fn signed_in(&self, email: &str) -> Account {
+        Account::from(self.sign_in(email).await)
+    }
+
+    /// Creates the administrator boss@example.com and signs it in.
+    pub async fn admin(&self, server: &TestServer) -> TokenResponse {
+        create_admin(server, "boss@example.com", "Boss").await;
+        self.sign_in("boss@example.com").await
+    }
+
+    /// [`Api::admin`] as an account.
+    pub async fn admin_account(&self, server: &TestServer) -> Account {
+        Account::from(self.admin(server).await)
+    }
+
+    /// Any sign-in attempt, answered as it comes.
+    pub async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
+        let body = json!({"email": email, "password": password});
+        self.post_account_route("login", body).await
+    }
+
+    /// Any refresh attempt, answered as it comes.
+    pub async fn refresh(&self, refresh_token: &str) -> (StatusCode, Value) {
+        let body = json!({"refresh_token": refresh_token});
+        self.post_account_route("refresh", body).await
+    }
+
+    /// `GET /api/v1/wallet`; expects 200.
+    pub async fn wallet(&self, who: impl Bearer) -> Wallet {
+        let request = self.request_from_root(Method::GET, "/api/v1/wallet", who);
+        let (status, body) = answer(request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps over HTTP
+// ---------------------------------------------------------------------------------------------
+
+impl Api {
+    /// `POST /api/v1/steps/record` with `reports`, answered as it comes.
+    pub async fn record_raw(
+        &self,
+        who: impl Bearer,
+        reports: &[StepReport],
+    ) -> (StatusCode, Value) {
+        let request = RecordStepsRequest {
+            records: reports.to_vec(),
+        };
+        let path = "/api/v1/steps/record";
+        answer(
+            self.request_from_root(Method::POST, path, who)
+                .json(&request),
+        )
+        .await
+    }
+
+    /// Sends reports and expects them to be processed (200).
+    pub async fn record(&self, who: impl Bearer, reports: &[StepReport]) -> RecordStepsResponse {
+        let (status, body) = self.record_raw(who, reports).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+}
+
+/// Each result's status and code, in request order.
+pub fn outcomes(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<&str>)> {
+    response
+        .results
+        .iter()
+        .map(|r| (r.status, r.code.as_deref()))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,12 +397,12 @@ pub struct Account {
     pub token: String,
 }
 
-/// The account of a register or login answer.
-pub fn account(body: Value) -> Account {
-    let session: TokenResponse = serde_json::from_value(body).unwrap();
-    Account {
-        id: session.user.id,
-        token: session.access_token,
+impl From<TokenResponse> for Account {
+    fn from(session: TokenResponse) -> Self {
+        Account {
+            id: session.user.id,
+            token: session.access_token,
+        }
     }
 }
 
@@ -183,18 +413,14 @@ pub async fn sign_up(
     email: &str,
     display_name: &str,
 ) -> TokenResponse {
-    let body = json!({"email": email, "password": PASSWORD, "display_name": display_name});
-    let (status, body) = answer(http.post(server.url("/api/v1/auth/register")).json(&body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    serde_json::from_value(body).unwrap()
+    Api::with_http(http.clone(), server)
+        .sign_up(email, display_name)
+        .await
 }
 
 /// Signs `email` in with [`PASSWORD`]; expects 200.
 pub async fn sign_in(http: &reqwest::Client, server: &TestServer, email: &str) -> TokenResponse {
-    let body = json!({"email": email, "password": PASSWORD});
-    let (status, body) = answer(http.post(server.url("/api/v1/auth/login")).json(&body)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).unwrap()
+    Api::with_http(http.clone(), server).sign_in(email).await
 }
 
 /// Creates an administrator with [`PASSWORD`] straight in the database.
@@ -213,8 +439,7 @@ pub async fn create_admin(server: &TestServer, email: &str, display_name: &str) 
 
 /// Creates the administrator boss@example.com and signs it in.
 pub async fn admin_session(http: &reqwest::Client, server: &TestServer) -> TokenResponse {
-    create_admin(server, "boss@example.com", "Boss").await;
-    sign_in(http, server, "boss@example.com").await
+    Api::with_http(http.clone(), server).admin(server).await
 }
 
 // ---------------------------------------------------------------------------------------------

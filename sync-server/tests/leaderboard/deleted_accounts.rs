@@ -10,7 +10,7 @@ async fn a_deleted_account_leaves_the_board_before_the_next_rebuild() {
     let mut sessions = Vec::new();
     for (name, steps) in [("Ann", 4000), ("Bob", 3000), ("Cat", 2000), ("Dan", 1000)] {
         let session = api
-            .register(&format!("{}@example.com", name.to_lowercase()), name)
+            .sign_up(&format!("{}@example.com", name.to_lowercase()), name)
             .await;
         set_steps(server.db(), session.user.id, today, steps).await;
         sessions.push(session);
@@ -19,14 +19,7 @@ async fn a_deleted_account_leaves_the_board_before_the_next_rebuild() {
         .await
         .unwrap();
 
-    let (status, _) = api
-        .send(
-            reqwest::Method::DELETE,
-            "/api/v1/me",
-            None,
-            Some(&sessions[1].access_token),
-        )
-        .await;
+    let (status, _) = api.delete("/api/v1/me", &sessions[1].access_token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // Still in the cache (no rebuild yet)...
     let cached: i64 = server

@@ -9,11 +9,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use fitkart_protocol::auth::TokenResponse;
 use fitkart_protocol::leaderboard::Leaderboard;
 use fitkart_sync_server::rewards::leaderboard::{self, Period, RefreshSchedule};
 use fitkart_sync_server::testing::{TestDb, TestServer};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -25,45 +24,10 @@ mod ranking;
 mod rebuilds;
 mod validation;
 
-use common::{admin_session, answer, cli, code, sign_up};
+use common::{Api, cli, code};
 
-struct Api<'a> {
-    server: &'a TestServer,
-    http: reqwest::Client,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a TestServer) -> Self {
-        Self {
-            server,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&str>,
-        token: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, self.server.url(path));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        answer(request).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, None, Some(token))
-            .await
-    }
-
+/// The leaderboard calls of the shared client.
+impl Api {
     async fn board(&self, query: &str, token: &str) -> Leaderboard {
         let (status, body) = self
             .get(&format!("/api/v1/leaderboard{query}"), token)
@@ -72,24 +36,16 @@ impl<'a> Api<'a> {
         serde_json::from_value(body).unwrap()
     }
 
-    async fn register(&self, email: &str, display_name: &str) -> TokenResponse {
-        sign_up(&self.http, self.server, email, display_name).await
-    }
-
-    /// Creates an administrator and signs in; returns the access token and the admin's id.
-    async fn admin(&self) -> (String, Uuid) {
-        let session = admin_session(&self.http, self.server).await;
-        (session.access_token, session.user.id)
-    }
-
-    async fn refresh(&self, admin_token: &str, body: Option<&str>) -> (StatusCode, Value) {
-        self.send(
-            reqwest::Method::POST,
-            "/api/v1/admin/leaderboard/refresh",
-            body,
-            Some(admin_token),
-        )
-        .await
+    /// The admin refresh, without a body or with `body` as JSON text.
+    async fn refresh_board(&self, admin_token: &str, body: Option<&str>) -> (StatusCode, Value) {
+        const PATH: &str = "/api/v1/admin/leaderboard/refresh";
+        match body {
+            Some(body) => {
+                self.send_text(Method::POST, PATH, body.to_owned(), admin_token)
+                    .await
+            }
+            None => self.send(Method::POST, PATH, None, admin_token).await,
+        }
     }
 }
 

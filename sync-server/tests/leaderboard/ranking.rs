@@ -8,11 +8,11 @@ use super::*;
 async fn each_period_ranks_the_verified_steps_of_its_own_days() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let (admin, _) = api.admin().await;
-    let ann = api.register("ann@example.com", "Ann").await;
-    let bob = api.register("bob@example.com", "Bob").await;
-    let cat = api.register("cat@example.com", "Cat").await;
-    let dan = api.register("dan@example.com", "Dan").await;
+    let admin = api.admin(&server).await.access_token;
+    let ann = api.sign_up("ann@example.com", "Ann").await;
+    let bob = api.sign_up("bob@example.com", "Bob").await;
+    let cat = api.sign_up("cat@example.com", "Cat").await;
+    let dan = api.sign_up("dan@example.com", "Dan").await;
 
     let today = leaderboard::today_utc();
     // (who, day, steps). Eight days ago is never this ISO week; forty days ago is never this
@@ -29,7 +29,7 @@ async fn each_period_ranks_the_verified_steps_of_its_own_days() {
     for (who, day, count) in &steps {
         set_steps(server.db(), who.user.id, *day, *count).await;
     }
-    let (status, body) = api.refresh(&admin, None).await;
+    let (status, body) = api.refresh_board(&admin, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let registered = [&ann, &bob, &cat, &dan];
@@ -112,7 +112,7 @@ async fn each_period_ranks_the_verified_steps_of_its_own_days() {
 async fn ties_go_to_the_earliest_registration_then_the_lowest_id() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let viewer = api.register("viewer@example.com", "Viewer").await;
+    let viewer = api.sign_up("viewer@example.com", "Viewer").await;
     let db = server.db().client().await.unwrap();
     let today = leaderboard::today_utc();
     let mut ids = Vec::new();
@@ -166,17 +166,18 @@ async fn ties_go_to_the_earliest_registration_then_the_lowest_id() {
 async fn my_place_is_given_even_outside_the_top() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let (admin, _) = api.admin().await;
+    let admin = api.admin(&server).await.access_token;
     let today = leaderboard::today_utc();
     let mut sessions = Vec::new();
     for (i, steps) in [5000, 4000, 3000, 2000, 1000].into_iter().enumerate() {
         let session = api
-            .register(&format!("walker{i}@example.com"), &format!("Walker {i}"))
+            .sign_up(&format!("walker{i}@example.com"), &format!("Walker {i}"))
             .await;
         set_steps(server.db(), session.user.id, today, steps).await;
         sessions.push(session);
     }
-    api.refresh(&admin, Some(r#"{"period": "weekly"}"#)).await;
+    api.refresh_board(&admin, Some(r#"{"period": "weekly"}"#))
+        .await;
 
     let board = api.board("?limit=2", &sessions[3].access_token).await;
     assert_eq!(

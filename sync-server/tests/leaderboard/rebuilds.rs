@@ -8,12 +8,13 @@ use super::*;
 async fn only_admins_refresh_and_each_refresh_is_audited_once() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let user = api.register("ann@example.com", "Ann").await;
-    let other = api.register("bob@example.com", "Bob").await;
+    let user = api.sign_up("ann@example.com", "Ann").await;
+    let other = api.sign_up("bob@example.com", "Bob").await;
     let today = leaderboard::today_utc();
     set_steps(server.db(), user.user.id, today, 1234).await;
     set_steps(server.db(), other.user.id, days_ago(today, 400), 99).await;
-    let (admin, admin_id) = api.admin().await;
+    let session = api.admin(&server).await;
+    let (admin, admin_id) = (session.access_token, session.user.id);
     let audit_rows = || async {
         server
             .db()
@@ -29,7 +30,7 @@ async fn only_admins_refresh_and_each_refresh_is_audited_once() {
             .unwrap()
     };
 
-    let (status, body) = api.refresh(&user.access_token, None).await;
+    let (status, body) = api.refresh_board(&user.access_token, None).await;
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
     let (status, body) = api
         .send(
@@ -45,7 +46,7 @@ async fn only_admins_refresh_and_each_refresh_is_audited_once() {
     );
     assert!(audit_rows().await.is_empty());
 
-    let (status, body) = api.refresh(&admin, None).await;
+    let (status, body) = api.refresh_board(&admin, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
@@ -67,13 +68,15 @@ async fn only_admins_refresh_and_each_refresh_is_audited_once() {
         json!({"entries": {"weekly": 1, "monthly": 1, "all_time": 2}})
     );
 
-    let (status, body) = api.refresh(&admin, Some(r#"{"period": "all_time"}"#)).await;
+    let (status, body) = api
+        .refresh_board(&admin, Some(r#"{"period": "all_time"}"#))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
         json!({"boards": [{"period": "all_time", "entries": 2}]})
     );
-    let (status, _) = api.refresh(&admin, Some("{}")).await;
+    let (status, _) = api.refresh_board(&admin, Some("{}")).await;
     assert_eq!(status, StatusCode::OK);
     let logged = audit_rows().await;
     assert_eq!(logged.len(), 3, "one row per refresh");
@@ -95,7 +98,7 @@ async fn only_admins_refresh_and_each_refresh_is_audited_once() {
         ),
         ("{not json", StatusCode::BAD_REQUEST, "malformed_json"),
     ] {
-        let (got, answer) = api.refresh(&admin, Some(body)).await;
+        let (got, answer) = api.refresh_board(&admin, Some(body)).await;
         assert_eq!((got, code(&answer)), (status, expected_code), "{body}");
     }
     assert_eq!(
@@ -195,7 +198,7 @@ async fn the_job_builds_missing_boards_at_start_and_then_on_its_interval() {
     .await
     .unwrap();
     let api = Api::new(&server);
-    let bob = api.register("bob@example.com", "Bob").await;
+    let bob = api.sign_up("bob@example.com", "Bob").await;
     set_steps(server.db(), bob.user.id, leaderboard::today_utc(), 777).await;
     wait_for("the interval rebuild", async || {
         api.board("", &bob.access_token).await.me.map(|m| m.steps) == Some(777)
@@ -209,7 +212,7 @@ async fn readers_see_a_whole_board_while_it_is_rebuilt() {
     const SHRUNK: usize = 40;
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let reader = api.register("reader@example.com", "Reader").await;
+    let reader = api.sign_up("reader@example.com", "Reader").await;
     let db = server.db().client().await.unwrap();
     let mut users = vec![reader.user.id];
     for i in 1..USERS {

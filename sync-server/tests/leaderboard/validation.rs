@@ -6,7 +6,7 @@ use super::*;
 async fn bad_limits_periods_and_fields_are_refused() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let user = api.register("ann@example.com", "Ann").await;
+    let user = api.sign_up("ann@example.com", "Ann").await;
     let token = &user.access_token;
 
     for (query, expected_code, field) in [

@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn the_catalogue_lists_active_products_in_order_and_pages() {
     let (server, api) = start().await;
-    let user = api.register("shopper@example.com").await;
+    let user = api.account("shopper@example.com").await;
     let hidden = add_product(&server, "Hidden", 10, 5).await;
     let dearer = add_product(&server, "Dearer", 30, 5).await;
     let cheaper = add_product(&server, "Cheaper", 20, 5).await;
@@ -83,8 +83,8 @@ async fn the_catalogue_lists_active_products_in_order_and_pages() {
 #[tokio::test]
 async fn admins_manage_products_and_each_change_is_logged_once() {
     let (server, api) = start().await;
-    let admin = make_admin(&server, &api).await;
-    let user = api.register("shopper@example.com").await;
+    let admin = api.admin_account(&server).await;
+    let user = api.account("shopper@example.com").await;
     let new_product = json!({"name": "Water bottle", "category": "gear", "coin_price": 120});
 
     // A user may not touch the catalogue.
@@ -107,7 +107,7 @@ async fn admins_manage_products_and_each_change_is_logged_once() {
         ),
     ];
     for (method, path, body) in attempts {
-        let (status, answer) = api.send(method, &path, body, Some(&user.token)).await;
+        let (status, answer) = api.send(method, &path, body, &user.token).await;
         assert_eq!(
             (status, code(&answer)),
             (StatusCode::FORBIDDEN, "forbidden"),
@@ -138,7 +138,7 @@ async fn admins_manage_products_and_each_change_is_logged_once() {
             Method::PATCH,
             &format!("/admin/products/{}", created.id),
             Some(json!({"coin_price": 150, "stock": 7})),
-            Some(&admin.token),
+            &admin.token,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -172,7 +172,7 @@ async fn admins_manage_products_and_each_change_is_logged_once() {
                 Method::PATCH,
                 &format!("/admin/products/{}", created.id),
                 Some(body.clone()),
-                Some(&admin.token),
+                &admin.token,
             )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");

@@ -24,57 +24,14 @@ mod placing;
 mod privacy;
 mod transitions;
 
-use common::Client as Api;
-use common::{
-    Account, PASSWORD, account, answer, assert_ledger_ok, code, count, create_admin, grant,
-};
+use common::Api;
+use common::{Account, assert_ledger_ok, code, count, grant};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
 impl Api {
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.request_as(method, path, token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        answer(request).await
-    }
-
-    async fn get(&self, path: &str, who: &Account) -> (StatusCode, Value) {
-        self.send(Method::GET, path, None, Some(&who.token)).await
-    }
-
-    async fn post(&self, path: &str, body: Value, who: &Account) -> (StatusCode, Value) {
-        self.send(Method::POST, path, Some(body), Some(&who.token))
-            .await
-    }
-
-    async fn sign_in(&self, path: &str, body: Value, expected: StatusCode) -> Account {
-        let (status, body) = self.send(Method::POST, path, Some(body), None).await;
-        assert_eq!(status, expected, "{body}");
-        account(body)
-    }
-
-    async fn register(&self, email: &str) -> Account {
-        let body = json!({"email": email, "password": PASSWORD, "display_name": "Walker"});
-        self.sign_in("/auth/register", body, StatusCode::CREATED)
-            .await
-    }
-
-    async fn wallet(&self, who: &Account) -> Wallet {
-        let (status, body) = self.get("/wallet", who).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        serde_json::from_value(body).unwrap()
-    }
-
     async fn place(&self, who: &Account, body: Value) -> (StatusCode, Value) {
         self.post("/orders", body, who).await
     }
@@ -162,15 +119,9 @@ async fn start() -> (TestServer, Api) {
     (server, api)
 }
 
-async fn make_admin(server: &TestServer, api: &Api) -> Account {
-    create_admin(server, "boss@example.com", "Boss").await;
-    let body = json!({"email": "boss@example.com", "password": PASSWORD});
-    api.sign_in("/auth/login", body, StatusCode::OK).await
-}
-
 /// A registered user holding `coins`.
 async fn customer(server: &TestServer, api: &Api, email: &str, coins: i64) -> Account {
-    let account = api.register(email).await;
+    let account = api.account(email).await;
     if coins > 0 {
         grant(server.db().pool(), account.id, coins).await;
     }

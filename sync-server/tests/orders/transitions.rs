@@ -6,7 +6,7 @@ use super::*;
 #[tokio::test]
 async fn an_order_goes_all_the_way_to_delivery_and_back_as_a_refund() {
     let (server, api) = start().await;
-    let admin = make_admin(&server, &api).await;
+    let admin = api.admin_account(&server).await;
     let user = customer(&server, &api, "happy@example.com", 1000).await;
     let tent = add_product(&server, "Tent", 200, 5).await;
     let order = api.place_ok(&user, &[(tent, 2)]).await;
@@ -111,7 +111,7 @@ async fn an_order_goes_all_the_way_to_delivery_and_back_as_a_refund() {
 #[tokio::test]
 async fn cancelling_releases_the_hold_and_restores_stock() {
     let (server, api) = start().await;
-    let admin = make_admin(&server, &api).await;
+    let admin = api.admin_account(&server).await;
     let user = customer(&server, &api, "fickle@example.com", 1000).await;
     let ball = add_product(&server, "Ball", 50, 10).await;
 
@@ -216,7 +216,7 @@ async fn cancelling_releases_the_hold_and_restores_stock() {
 #[tokio::test]
 async fn illegal_transitions_are_refused_and_change_nothing() {
     let (server, api) = start().await;
-    let admin = make_admin(&server, &api).await;
+    let admin = api.admin_account(&server).await;
     let user = customer(&server, &api, "tester@example.com", 1000).await;
     let pin = add_product(&server, "Pin", 10, 100).await;
 
@@ -309,7 +309,7 @@ async fn illegal_transitions_are_refused_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancellation_racing_fulfilment_settles_each_order_exactly_once() {
     let (server, api) = start().await;
-    let admin = make_admin(&server, &api).await;
+    let admin = api.admin_account(&server).await;
     let user = customer(&server, &api, "racer@example.com", 1000).await;
     let kite = add_product(&server, "Kite", 100, 20).await;
     let status_path = |id: Uuid| format!("/admin/orders/{id}/status");

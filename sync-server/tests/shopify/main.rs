@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use fitkart_protocol::orders::ImportReport;
 use fitkart_sync_server::testing::{TestDb, TestServer};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ mod imports;
 mod refusals;
 mod sources;
 
-use common::{answer, code, create_admin, sign_in, sign_up};
+use common::{Api, code, create_admin};
 
 const USER_AGENT: &str = "fitkart-catalogue-tests/1.0";
 const IMPORT: &str = "/api/v1/admin/products/import";
@@ -42,7 +42,7 @@ const RUNNING_BELT: i64 = 8001000000011;
 
 struct Harness {
     server: TestServer,
-    http: reqwest::Client,
+    api: Api,
     admin_id: Uuid,
     admin_token: String,
 }
@@ -55,15 +55,12 @@ impl Harness {
         })
         .await
         .unwrap();
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .build()
-            .unwrap();
+        let api = Api::new(&server).with_user_agent(USER_AGENT);
         create_admin(&server, "catalogue@fitkart.example", "Catalogue").await;
-        let session = sign_in(&http, &server, "catalogue@fitkart.example").await;
+        let session = api.sign_in("catalogue@fitkart.example").await;
         Self {
             server,
-            http,
+            api,
             admin_id: session.user.id,
             admin_token: session.access_token,
         }
@@ -76,15 +73,8 @@ impl Harness {
         query: &str,
         token: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .post(self.server.url(&format!("{IMPORT}{query}")))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        answer(request).await
+        let path = format!("{IMPORT}{query}");
+        self.api.send_text(Method::POST, &path, body, token).await
     }
 
     /// Imports a feed as the admin and returns the report.

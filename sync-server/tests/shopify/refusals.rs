@@ -77,9 +77,8 @@ async fn bad_bodies_get_clear_codes_and_change_nothing() {
     );
 
     let response = harness
-        .http
-        .post(harness.server.url(IMPORT))
-        .bearer_auth(&harness.admin_token)
+        .api
+        .request(Method::POST, IMPORT, &harness.admin_token)
         .body(NIGHT_ONE)
         .send()
         .await
@@ -144,7 +143,7 @@ async fn exports_above_the_default_body_limit_are_accepted_up_to_20_mib() {
 #[tokio::test]
 async fn only_admins_may_import() {
     let harness = Harness::start().await;
-    let user = sign_up(&harness.http, &harness.server, "walker@example.com", "W").await;
+    let user = harness.api.sign_up("walker@example.com", "W").await;
 
     let (status, body) = harness.post(NIGHT_ONE, "", Some(&user.access_token)).await;
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));

@@ -7,7 +7,7 @@ use super::*;
 async fn daily_step_achievements_unlock_at_their_thresholds_and_pay_once() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let uma = api.register("uma@example.com").await;
+    let uma = api.account("uma@example.com").await;
     let day = days_ago(1);
 
     let steps_and_unlocks: [(i64, &[&str], i64); 6] = [
@@ -61,7 +61,7 @@ async fn daily_step_achievements_unlock_at_their_thresholds_and_pay_once() {
 async fn total_step_achievements_and_the_week_streak_unlock_once() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let vic = api.register("vic@example.com").await;
+    let vic = api.account("vic@example.com").await;
 
     // Five days of 10,000 (the last one first at 9,999): 50,000 in total.
     for n in (2..=5).rev() {
@@ -131,13 +131,13 @@ async fn the_streak_follows_the_users_goal_and_breaks_on_a_short_day() {
     };
 
     // A goal of 6,000 a day, met seven days in a row.
-    let wes = api.register("wes@example.com").await;
+    let wes = api.account("wes@example.com").await;
     api.patch_me(&wes, json!({"daily_step_goal": 6000})).await;
     let answer = api.record(&wes, &week(&|_| 6000)).await;
     assert_eq!(unlocked(&answer), vec!["steps_1k", "steps_5k", "streak_7"]);
 
     // The default goal of 10,000, missed by one step in the middle of the week.
-    let xan = api.register("xan@example.com").await;
+    let xan = api.account("xan@example.com").await;
     let answer = api
         .record(&xan, &week(&|n| if n == 4 { 9999 } else { 10000 }))
         .await;
@@ -168,7 +168,7 @@ async fn early_bird_needs_2000_steps_before_eight_local_time() {
     let api = Api::new(&server);
     let (d1, d2, d3) = (days_ago(1), days_ago(2), days_ago(3));
 
-    let late = api.register("late@example.com").await;
+    let late = api.account("late@example.com").await;
     let answer = api
         .record(
             &late,
@@ -182,7 +182,7 @@ async fn early_bird_needs_2000_steps_before_eight_local_time() {
     assert_eq!(outcomes(&answer), vec![(Accepted, None); 2]);
     assert!(!unlocked(&answer).contains(&"early_bird"));
 
-    let lark = api.register("lark@example.com").await;
+    let lark = api.account("lark@example.com").await;
     let short = api
         .record(&lark, &[report(d1, PHONE, 1999, at(d1, 7, 30))])
         .await;
@@ -198,14 +198,14 @@ async fn early_bird_needs_2000_steps_before_eight_local_time() {
     assert!(again.achievements_unlocked.is_empty(), "unlocks once");
 
     // In India (UTC+05:30) 01:00 UTC is 06:30 and 03:00 UTC is 08:30.
-    let mumbai = api.register("mumbai@example.com").await;
+    let mumbai = api.account("mumbai@example.com").await;
     api.patch_me(&mumbai, json!({"timezone": "Asia/Kolkata"}))
         .await;
     let answer = api
         .record(&mumbai, &[report(d2, PHONE, 2500, at(d2, 1, 0))])
         .await;
     assert!(unlocked(&answer).contains(&"early_bird"));
-    let delhi = api.register("delhi@example.com").await;
+    let delhi = api.account("delhi@example.com").await;
     api.patch_me(&delhi, json!({"timezone": "Asia/Kolkata"}))
         .await;
     let answer = api

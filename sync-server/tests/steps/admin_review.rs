@@ -8,7 +8,7 @@ async fn approval_pays_the_withheld_coins_once() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let admin = make_admin(&server, &api).await;
-    let yan = api.register("yan@example.com").await;
+    let yan = api.account("yan@example.com").await;
     let (d1, d2) = (days_ago(1), days_ago(2));
 
     // Unlock the daily achievements first so the approval pays steps only.
@@ -83,7 +83,7 @@ async fn approval_pays_within_the_daily_cap() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let admin = make_admin(&server, &api).await;
-    let zoe = api.register("zoe@example.com").await;
+    let zoe = api.account("zoe@example.com").await;
     let day = days_ago(1);
 
     let answer = api
@@ -121,7 +121,7 @@ async fn rejection_never_pays_and_the_record_stays_rejected() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let admin = make_admin(&server, &api).await;
-    let abe = api.register("abe@example.com").await;
+    let abe = api.account("abe@example.com").await;
     let day = days_ago(1);
 
     flag_a_run(&api, &abe, day, PHONE).await;
@@ -172,7 +172,7 @@ async fn concurrent_reviews_of_one_validation_decide_once() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let admin = make_admin(&server, &api).await;
-    let ida = api.register("ida@example.com").await;
+    let ida = api.account("ida@example.com").await;
     let (d1, d2) = (days_ago(1), days_ago(2));
     api.record(&ida, &[report(d2, PHONE, 12000, at(d2, 20, 0))])
         .await;
@@ -217,7 +217,7 @@ async fn review_routes_are_for_admins_only() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
     let admin = make_admin(&server, &api).await;
-    let bea = api.register("bea@example.com").await;
+    let bea = api.account("bea@example.com").await;
     flag_a_run(&api, &bea, days_ago(1), PHONE).await;
     let id = pending_of(&api, &admin, bea.id).await["id"]
         .as_str()
@@ -226,7 +226,7 @@ async fn review_routes_are_for_admins_only() {
 
     let query = [("status", "pending_review".to_owned())];
     let (status, _) = api
-        .get("/api/v1/admin/validations", &query, &bea.token)
+        .get_query("/api/v1/admin/validations", &query, &bea)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     for decision in ["approve", "reject"] {

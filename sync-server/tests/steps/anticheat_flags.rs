@@ -7,7 +7,7 @@ use super::*;
 async fn totals_above_the_soft_maximum_are_flagged_and_their_coins_withheld() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let ola = api.register("ola@example.com").await;
+    let ola = api.account("ola@example.com").await;
     let (day, other) = (days_ago(1), days_ago(2));
 
     let answer = api
@@ -73,7 +73,7 @@ async fn totals_above_the_soft_maximum_are_flagged_and_their_coins_withheld() {
 async fn sustained_running_cadence_is_flagged() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let pam = api.register("pam@example.com").await;
+    let pam = api.account("pam@example.com").await;
     let day = days_ago(1);
 
     // Forty minutes at 250 steps a minute.
@@ -137,7 +137,7 @@ async fn statistical_outliers_against_the_users_own_history_are_flagged() {
     let api = Api::new(&server);
     let (d2, d1) = (days_ago(2), days_ago(1));
 
-    let quinn = api.register("quinn@example.com").await;
+    let quinn = api.account("quinn@example.com").await;
     build_history(&api, &quinn, 8).await;
     // A good day (z about 3) passes; a day far above the usual (z about 7) is flagged.
     let good = api
@@ -160,7 +160,7 @@ async fn statistical_outliers_against_the_users_own_history_are_flagged() {
     assert_eq!(day_reward(&api.transactions(&quinn).await, d1), 0);
 
     // With only six days of history the score does not apply yet.
-    let rae = api.register("rae@example.com").await;
+    let rae = api.account("rae@example.com").await;
     build_history(&api, &rae, 6).await;
     let new = api
         .record(&rae, &[report(d1, PHONE, 14000, at(d1, 20, 0))])

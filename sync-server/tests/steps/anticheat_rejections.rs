@@ -7,7 +7,7 @@ use super::*;
 async fn future_dates_are_rejected() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let ivy = api.register("ivy@example.com").await;
+    let ivy = api.account("ivy@example.com").await;
     let today = days_ago(0);
     let future = today + Days::new(2);
 
@@ -30,7 +30,7 @@ async fn future_dates_are_rejected() {
 async fn dates_outside_the_backfill_window_are_rejected() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let jon = api.register("jon@example.com").await;
+    let jon = api.account("jon@example.com").await;
     let (oldest, too_old) = (days_ago(7), days_ago(9));
 
     let answer = api
@@ -78,7 +78,7 @@ async fn dates_outside_the_backfill_window_are_rejected() {
 async fn negative_steps_and_malformed_sources_are_rejected() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let kim = api.register("kim@example.com").await;
+    let kim = api.account("kim@example.com").await;
     let day = days_ago(1);
     let noon = at(day, 12, 0);
 
@@ -117,7 +117,7 @@ async fn negative_steps_and_malformed_sources_are_rejected() {
 async fn impossible_totals_are_rejected() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let lea = api.register("lea@example.com").await;
+    let lea = api.account("lea@example.com").await;
     let (day, other) = (days_ago(1), days_ago(2));
 
     let answer = api
@@ -149,7 +149,7 @@ async fn impossible_totals_are_rejected() {
 async fn impossible_cadence_is_rejected_and_the_old_total_kept() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let max = api.register("max@example.com").await;
+    let max = api.account("max@example.com").await;
     let day = days_ago(1);
 
     // 5,000 steps five minutes after midnight: 1,000 a minute.
@@ -197,7 +197,7 @@ async fn impossible_cadence_is_rejected_and_the_old_total_kept() {
 async fn the_cadence_window_ends_at_midnight_and_is_the_whole_day_when_empty() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let ned = api.register("ned@example.com").await;
+    let ned = api.account("ned@example.com").await;
     let today = days_ago(0);
     let (d1, d2, d3, d4) = (days_ago(1), days_ago(2), days_ago(3), days_ago(4));
 

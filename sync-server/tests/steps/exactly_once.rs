@@ -19,7 +19,7 @@ fn two_day_batch() -> Vec<StepReport> {
 async fn a_batch_sent_five_times_in_a_row_pays_once() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let ann = api.register("ann@example.com").await;
+    let ann = api.account("ann@example.com").await;
     let batch = two_day_batch();
 
     let first = api.record(&ann, &batch).await;
@@ -71,7 +71,7 @@ async fn a_batch_sent_five_times_in_a_row_pays_once() {
 async fn a_batch_sent_five_times_in_parallel_pays_once() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let ben = api.register("ben@example.com").await;
+    let ben = api.account("ben@example.com").await;
     let batch = two_day_batch();
 
     let answers = api.record_in_parallel(&ben, &batch, 5).await;
@@ -111,9 +111,9 @@ async fn a_batch_sent_five_times_in_parallel_pays_once() {
 async fn two_devices_reporting_one_source_concurrently_keep_the_maximum() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    api.register("cat@example.com").await;
-    let phone = api.login("cat@example.com").await;
-    let tablet = api.login("cat@example.com").await;
+    api.account("cat@example.com").await;
+    let phone = api.signed_in("cat@example.com").await;
+    let tablet = api.signed_in("cat@example.com").await;
     let day = days_ago(1);
 
     let mut paid = 0;
@@ -148,9 +148,9 @@ async fn two_devices_reporting_one_source_concurrently_keep_the_maximum() {
 async fn phone_and_watch_reporting_concurrently_pay_for_the_larger_source() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    api.register("dan@example.com").await;
-    let phone = api.login("dan@example.com").await;
-    let watch = api.login("dan@example.com").await;
+    api.account("dan@example.com").await;
+    let phone = api.signed_in("dan@example.com").await;
+    let watch = api.signed_in("dan@example.com").await;
     let day = days_ago(1);
 
     for round in 1..=4u32 {
@@ -189,7 +189,7 @@ async fn phone_and_watch_reporting_concurrently_pay_for_the_larger_source() {
 async fn out_of_order_and_duplicate_reports_keep_the_maximum() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let eve = api.register("eve@example.com").await;
+    let eve = api.account("eve@example.com").await;
     let day = days_ago(2);
 
     let scrambled = [

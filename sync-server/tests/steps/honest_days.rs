@@ -7,7 +7,7 @@ use super::*;
 async fn a_normal_walking_day_is_accepted_and_paid() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let fay = api.register("fay@example.com").await;
+    let fay = api.account("fay@example.com").await;
     let day = days_ago(1);
 
     // 1,000 steps an hour from 09:00 to 20:00, reported each hour.
@@ -30,7 +30,7 @@ async fn a_normal_walking_day_is_accepted_and_paid() {
 async fn a_running_day_is_accepted_and_paid_up_to_the_cap() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let gus = api.register("gus@example.com").await;
+    let gus = api.account("gus@example.com").await;
     let day = days_ago(1);
 
     // A walk, then a 45-minute run at 170 steps a minute, then the rest of the day.
@@ -55,7 +55,7 @@ async fn a_running_day_is_accepted_and_paid_up_to_the_cap() {
 async fn a_short_sprint_above_running_cadence_is_accepted() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let hal = api.register("hal@example.com").await;
+    let hal = api.account("hal@example.com").await;
     let day = days_ago(1);
 
     // Ten minutes at 300 steps a minute is fast but not sustained; exactly 600 a minute

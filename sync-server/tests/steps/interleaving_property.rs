@@ -86,7 +86,7 @@ fn any_interleaving_and_duplication_of_a_days_reports_pays_once() {
     let outcome = runner.run(&day_plans(), |plan| {
         let email = format!("walker.{}@example.com", Uuid::new_v4().simple());
         let (paid, step_reward, wallet) = runtime.block_on(async {
-            let walker = api.register(&email).await;
+            let walker = api.account(&email).await;
             let mut paid = 0;
             if plan.parallel {
                 let mut tasks = JoinSet::new();

@@ -8,9 +8,9 @@ async fn the_ledger_verifies_after_a_mixed_workload() {
     let api = Api::new(&server);
     let admin = make_admin(&server, &api).await;
     let walkers = [
-        api.register("one@example.com").await,
-        api.register("two@example.com").await,
-        api.register("three@example.com").await,
+        api.account("one@example.com").await,
+        api.account("two@example.com").await,
+        api.account("three@example.com").await,
     ];
     let week: Vec<StepReport> = (1..=7)
         .rev()

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, Utc};
 use fitkart_protocol::steps::{
-    AchievementList, CoinTransaction, RecordOutcome, RecordStepsRequest, RecordStepsResponse,
-    StepHistory, StepReport, TodaySteps, TransactionPage, Wallet,
+    AchievementList, CoinTransaction, RecordOutcome, RecordStepsResponse, StepHistory, StepReport,
+    TodaySteps, TransactionPage, Wallet,
 };
 use fitkart_sync_server::testing::TestServer;
 use proptest::prelude::*;
@@ -40,11 +40,11 @@ mod reads;
 mod rewards;
 
 use common::Account as Walker;
-use common::Client as Api;
+use common::Api;
 use common::code as error_code;
 use common::{
-    PASSWORD, account, admin_log_rows, answer, at, count, create_admin, day_coins, days_ago,
-    report, verify_ledger_cli,
+    admin_log_rows, at, count, create_admin, day_coins, days_ago, outcomes, report,
+    verify_ledger_cli,
 };
 
 const PHONE: &str = "healthkit";
@@ -55,74 +55,6 @@ const WATCH: &str = "watch:garmin";
 // ---------------------------------------------------------------------------------------------
 
 impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.request_as(method, path, token).query(query);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        answer(request).await
-    }
-
-    async fn get(&self, path: &str, query: &[(&str, String)], token: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, query, None, Some(token))
-            .await
-    }
-
-    async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, &[], Some(body), token)
-            .await
-    }
-
-    async fn register(&self, email: &str) -> Walker {
-        let (status, body) = self
-            .post(
-                "/api/v1/auth/register",
-                json!({"email": email, "password": PASSWORD, "display_name": "Walker"}),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        account(body)
-    }
-
-    async fn login(&self, email: &str) -> Walker {
-        let (status, body) = self
-            .post(
-                "/api/v1/auth/login",
-                json!({"email": email, "password": PASSWORD}),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        account(body)
-    }
-
-    /// Sends reports and expects them to be processed (200).
-    async fn record(&self, walker: &Walker, reports: &[StepReport]) -> RecordStepsResponse {
-        let (status, body) = self.record_raw(walker, reports).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        serde_json::from_value(body).unwrap()
-    }
-
-    async fn record_raw(&self, walker: &Walker, reports: &[StepReport]) -> (StatusCode, Value) {
-        let request = RecordStepsRequest {
-            records: reports.to_vec(),
-        };
-        self.post(
-            "/api/v1/steps/record",
-            serde_json::to_value(request).unwrap(),
-            Some(&walker.token),
-        )
-        .await
-    }
-
     /// Sends the same batch `copies` times at once.
     async fn record_in_parallel(
         &self,
@@ -138,12 +70,6 @@ impl Api {
         tasks.join_all().await
     }
 
-    async fn wallet(&self, walker: &Walker) -> Wallet {
-        let (status, body) = self.get("/api/v1/wallet", &[], &walker.token).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        serde_json::from_value(body).unwrap()
-    }
-
     /// Every ledger entry of the walker, newest first, read page by page.
     async fn transactions(&self, walker: &Walker) -> Vec<CoinTransaction> {
         let mut all = Vec::new();
@@ -154,7 +80,7 @@ impl Api {
                 query.push(("cursor", cursor));
             }
             let (status, body) = self
-                .get("/api/v1/wallet/transactions", &query, &walker.token)
+                .get_query("/api/v1/wallet/transactions", &query, walker)
                 .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             let page: TransactionPage = serde_json::from_value(body).unwrap();
@@ -180,32 +106,24 @@ impl Api {
         to: NaiveDate,
     ) -> (StatusCode, Value) {
         let query = [("from", from.to_string()), ("to", to.to_string())];
-        self.get("/api/v1/steps", &query, &walker.token).await
+        self.get_query("/api/v1/steps", &query, walker).await
     }
 
     async fn achievements(&self, walker: &Walker) -> AchievementList {
-        let (status, body) = self.get("/api/v1/achievements", &[], &walker.token).await;
+        let (status, body) = self.get("/api/v1/achievements", walker).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         serde_json::from_value(body).unwrap()
     }
 
     async fn patch_me(&self, walker: &Walker, patch: Value) {
-        let (status, body) = self
-            .send(
-                reqwest::Method::PATCH,
-                "/api/v1/me",
-                &[],
-                Some(patch),
-                Some(&walker.token),
-            )
-            .await;
+        let (status, body) = self.patch("/api/v1/me", patch, walker).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     async fn pending_validations(&self, admin: &Walker) -> Vec<Value> {
         let query = [("status", "pending_review".to_owned())];
         let (status, body) = self
-            .get("/api/v1/admin/validations", &query, &admin.token)
+            .get_query("/api/v1/admin/validations", &query, admin)
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["validations"].as_array().cloned().unwrap_or_default()
@@ -215,19 +133,10 @@ impl Api {
         self.post(
             &format!("/api/v1/admin/validations/{id}/{decision}"),
             json!({"note": format!("{decision} by the test")}),
-            Some(&admin.token),
+            admin,
         )
         .await
     }
-}
-
-/// Each result's status and code, in request order.
-fn outcomes(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<&str>)> {
-    response
-        .results
-        .iter()
-        .map(|r| (r.status, r.code.as_deref()))
-        .collect()
 }
 
 fn record_coins(response: &RecordStepsResponse) -> Vec<i64> {
@@ -344,7 +253,7 @@ fn assert_cli_verifies_ledger(server: &TestServer) {
 
 async fn make_admin(server: &TestServer, api: &Api) -> Walker {
     create_admin(server, "reviewer@example.com", "Reviewer").await;
-    api.login("reviewer@example.com").await
+    api.signed_in("reviewer@example.com").await
 }
 
 /// The pending validation of `user` (there must be exactly one).

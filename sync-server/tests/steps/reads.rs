@@ -7,7 +7,7 @@ use super::*;
 async fn a_request_carries_one_to_a_thousand_records() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let cal = api.register("cal@example.com").await;
+    let cal = api.account("cal@example.com").await;
     let day = days_ago(1);
     let one = report(day, PHONE, 5000, at(day, 20, 0));
 
@@ -44,7 +44,7 @@ async fn a_request_carries_one_to_a_thousand_records() {
 async fn the_wallet_and_its_transactions_page_newest_first() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let dee = api.register("dee@example.com").await;
+    let dee = api.account("dee@example.com").await;
     for n in (1..=4).rev() {
         let date = days_ago(n);
         api.record(
@@ -84,7 +84,7 @@ async fn the_wallet_and_its_transactions_page_newest_first() {
 
     let query = [("cursor", "not-a-cursor".to_owned())];
     let (status, body) = api
-        .get("/api/v1/wallet/transactions", &query, &dee.token)
+        .get_query("/api/v1/wallet/transactions", &query, &dee)
         .await;
     assert_eq!(
         (status, error_code(&body)),
@@ -96,13 +96,13 @@ async fn the_wallet_and_its_transactions_page_newest_first() {
 async fn today_and_history_show_what_each_day_is_worth() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let eli = api.register("eli@example.com").await;
+    let eli = api.account("eli@example.com").await;
     let (today, d1, d3) = (days_ago(0), days_ago(1), days_ago(3));
 
     // 100 steps today cannot be too fast at any hour (at most 100 a minute).
     api.record(&eli, &[report(today, PHONE, 100, Utc::now())])
         .await;
-    let (status, body) = api.get("/api/v1/steps/today", &[], &eli.token).await;
+    let (status, body) = api.get("/api/v1/steps/today", &eli).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let now: TodaySteps = serde_json::from_value(body).unwrap();
     assert_eq!(now.day.date, today);

@@ -6,7 +6,7 @@ use super::*;
 async fn the_daily_cap_limits_step_coins() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let sam = api.register("sam@example.com").await;
+    let sam = api.account("sam@example.com").await;
     let (d1, d2, d3) = (days_ago(1), days_ago(2), days_ago(3));
 
     let answer = api
@@ -54,7 +54,7 @@ async fn the_daily_cap_limits_step_coins() {
 async fn partial_thousands_carry_over_within_the_day() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let tom = api.register("tom@example.com").await;
+    let tom = api.account("tom@example.com").await;
     let day = days_ago(1);
 
     let steps = [150, 250, 999, 1000, 1499, 1500];

@@ -23,8 +23,8 @@ use fitkart_protocol::steps::{
     CoinTransaction, RecordOutcome, RecordStepsResponse, StepReport, Wallet,
 };
 use fitkart_protocol::sync::{
-    Changes, Mutation, MutationResult, MutationStatus, PROTOCOL_VERSION_HEADER, PullResponse,
-    PushResponse, StoredOutcome, SyncAchievement, SyncStepRecord,
+    Changes, Mutation, MutationResult, MutationStatus, PullResponse, PushResponse, StoredOutcome,
+    SyncAchievement, SyncStepRecord,
 };
 use fitkart_sync_server::rewards::ledger;
 use fitkart_sync_server::testing::TestServer;
@@ -41,12 +41,9 @@ mod protocol_limits;
 mod pull;
 mod push;
 
-use common::Client as Api;
+use common::Api;
 use common::code as error_code;
-use common::{
-    Account, PASSWORD, account, answer, assert_ledger_ok, at, count, day_coins, days_ago, grant,
-    report,
-};
+use common::{Account, answer, assert_ledger_ok, at, count, day_coins, days_ago, grant, report};
 
 const PHONE: &str = "healthkit";
 const WATCH: &str = "watch:garmin";
@@ -58,54 +55,6 @@ const MAX_PAGES: usize = 20_000;
 // ---------------------------------------------------------------------------------------------
 
 impl Api {
-    /// A request to `/api/v1{path}` with the caller's token and, when given, the protocol
-    /// version header.
-    fn request(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        version: Option<&str>,
-    ) -> reqwest::RequestBuilder {
-        let request = self.request_as(method, path, token);
-        match version {
-            Some(version) => request.header(PROTOCOL_VERSION_HEADER, version),
-            None => request,
-        }
-    }
-
-    async fn register(&self, email: &str) -> Account {
-        let body = json!({"email": email, "password": PASSWORD, "display_name": "Walker"});
-        let (status, body) = answer(
-            self.request(Method::POST, "/auth/register", None, None)
-                .json(&body),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        account(body)
-    }
-
-    async fn login(&self, email: &str) -> Account {
-        let body = json!({"email": email, "password": PASSWORD});
-        let (status, body) = answer(
-            self.request(Method::POST, "/auth/login", None, None)
-                .json(&body),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        account(body)
-    }
-
-    async fn get(&self, path: &str, who: &Account) -> (StatusCode, Value) {
-        answer(self.request(Method::GET, path, Some(&who.token), None)).await
-    }
-
-    async fn wallet(&self, who: &Account) -> Wallet {
-        let (status, body) = self.get("/wallet", who).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        serde_json::from_value(body).unwrap()
-    }
-
     async fn me(&self, who: &Account) -> UserProfile {
         let (status, body) = self.get("/me", who).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -113,11 +62,7 @@ impl Api {
     }
 
     async fn register_device(&self, who: &Account, body: Value) -> (StatusCode, Value) {
-        answer(
-            self.request(Method::POST, "/devices", Some(&who.token), None)
-                .json(&body),
-        )
-        .await
+        self.post("/devices", body, who).await
     }
 
     /// `POST /sync/push` with any body and protocol version.
@@ -128,7 +73,7 @@ impl Api {
         version: Option<&str>,
     ) -> (StatusCode, Value) {
         answer(
-            self.request(Method::POST, "/sync/push", Some(&who.token), version)
+            self.versioned(Method::POST, "/sync/push", who, version)
                 .json(body),
         )
         .await
@@ -155,7 +100,7 @@ impl Api {
         version: Option<&str>,
     ) -> (StatusCode, Value) {
         answer(
-            self.request(Method::GET, "/sync/pull", Some(&who.token), version)
+            self.versioned(Method::GET, "/sync/pull", who, version)
                 .query(query),
         )
         .await
@@ -279,10 +224,7 @@ fn assert_all_duplicates_of(first: &PushResponse, again: &PushResponse) {
 
 async fn start() -> (TestServer, Api) {
     let server = TestServer::start().await.unwrap();
-    let api = Api {
-        base: server.url("/api/v1"),
-        http: reqwest::Client::builder().no_gzip().build().unwrap(),
-    };
+    let api = Api::api_v1(&server).without_gzip();
     (server, api)
 }
 

@@ -9,8 +9,8 @@ fn crafted_cursor(text: &str) -> String {
 #[tokio::test]
 async fn invalid_and_foreign_cursors_are_refused_and_a_future_cursor_has_expired() {
     let (_server, api) = start().await;
-    let quin = api.register("quin@example.com").await;
-    let rex = api.register("rex@example.com").await;
+    let quin = api.account("quin@example.com").await;
+    let rex = api.account("rex@example.com").await;
     let rex_cursor = api.pull(&rex, None, None).await.next_cursor;
     let own_cursor = api.pull(&quin, None, None).await.next_cursor;
 
@@ -54,7 +54,7 @@ async fn invalid_and_foreign_cursors_are_refused_and_a_future_cursor_has_expired
 #[tokio::test]
 async fn sync_requests_must_name_a_supported_protocol_version() {
     let (_server, api) = start().await;
-    let sam = api.register("sam@example.com").await;
+    let sam = api.account("sam@example.com").await;
     let push = json!({
         "device_id": Uuid::new_v4(),
         "mutations": [update_profile(json!({"display_name": "Sam"}))],
@@ -95,7 +95,7 @@ async fn sync_requests_must_name_a_supported_protocol_version() {
 #[tokio::test]
 async fn pull_limits_outside_1_to_1000_are_refused() {
     let (_server, api) = start().await;
-    let tia = api.register("tia@example.com").await;
+    let tia = api.account("tia@example.com").await;
     for limit in ["0", "1001", "-3", "many"] {
         let (status, body) = api
             .pull_raw(&tia, &[("limit", limit.to_owned())], Some("1"))
@@ -111,10 +111,10 @@ async fn pull_limits_outside_1_to_1000_are_refused() {
 #[tokio::test]
 async fn sync_responses_are_gzip_compressed_for_clients_that_accept_it() {
     let (_server, api) = start().await;
-    let uma = api.register("uma@example.com").await;
+    let uma = api.account("uma@example.com").await;
 
     let plain = api
-        .request(Method::GET, "/sync/pull", Some(&uma.token), Some("1"))
+        .versioned(Method::GET, "/sync/pull", &uma, Some("1"))
         .send()
         .await
         .unwrap();
@@ -124,7 +124,7 @@ async fn sync_responses_are_gzip_compressed_for_clients_that_accept_it() {
     serde_json::from_slice::<PullResponse>(&plain).unwrap();
 
     let gzipped = api
-        .request(Method::GET, "/sync/pull", Some(&uma.token), Some("1"))
+        .versioned(Method::GET, "/sync/pull", &uma, Some("1"))
         .header("accept-encoding", "gzip")
         .send()
         .await
@@ -151,7 +151,7 @@ async fn sync_responses_are_gzip_compressed_for_clients_that_accept_it() {
         "mutations": [update_profile(json!({"display_name": "Uma"}))],
     });
     let pushed = api
-        .request(Method::POST, "/sync/push", Some(&uma.token), Some("1"))
+        .versioned(Method::POST, "/sync/push", &uma, Some("1"))
         .header("accept-encoding", "gzip")
         .json(&push)
         .send()

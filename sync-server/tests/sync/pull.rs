@@ -6,8 +6,8 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_never_make_a_puller_miss_or_repeat_a_change() {
     let (server, api) = start().await;
-    api.register("kim@example.com").await;
-    let kim = api.login("kim@example.com").await;
+    api.account("kim@example.com").await;
+    let kim = api.signed_in("kim@example.com").await;
     let pool = server.db().pool().clone();
     grant(&pool, kim.id, 2000).await;
     let pin = add_product(&server, "Pin", 10, 1000).await;
@@ -130,7 +130,7 @@ async fn concurrent_writers_never_make_a_puller_miss_or_repeat_a_change() {
 #[tokio::test]
 async fn pull_pages_whole_versions_until_has_more_is_false() {
     let (server, api) = start().await;
-    let lea = api.register("lea@example.com").await;
+    let lea = api.account("lea@example.com").await;
     let device = Uuid::new_v4();
     // Many versions: a push per day and per rising total, and admin adjustments between.
     for n in 1..=5 {
@@ -214,7 +214,7 @@ async fn pull_pages_whole_versions_until_has_more_is_false() {
 #[tokio::test]
 async fn a_snapshot_equals_the_sum_of_incremental_pulls() {
     let (server, api) = start().await;
-    let max = api.register("max@example.com").await;
+    let max = api.account("max@example.com").await;
     let pool = server.db().pool().clone();
     let device = Uuid::new_v4();
     let (d1, d2) = (days_ago(1), days_ago(2));
@@ -307,7 +307,7 @@ async fn a_snapshot_equals_the_sum_of_incremental_pulls() {
 #[tokio::test]
 async fn a_fresh_snapshot_holds_the_whole_account_and_the_shared_catalogue() {
     let (server, api) = start().await;
-    let nia = api.register("nia@example.com").await;
+    let nia = api.account("nia@example.com").await;
     grant(server.db().pool(), nia.id, 100).await;
     let mat = add_product(&server, "Yoga mat", 60, 2).await;
     let old = add_product(&server, "Old shirt", 10, 2).await;
@@ -389,8 +389,8 @@ async fn a_fresh_snapshot_holds_the_whole_account_and_the_shared_catalogue() {
 #[tokio::test]
 async fn a_user_never_receives_another_users_data() {
     let (server, api) = start().await;
-    let ola = api.register("ola@example.com").await;
-    let pia = api.register("pia@example.com").await;
+    let ola = api.account("ola@example.com").await;
+    let pia = api.account("pia@example.com").await;
     let cup = add_product(&server, "Cup", 20, 10).await;
     let day = days_ago(1);
     for (who, thousands) in [(&ola, 4), (&pia, 7)] {

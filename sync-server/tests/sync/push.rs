@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn replaying_a_push_three_times_applies_it_once() {
     let (server, api) = start().await;
-    let ann = api.register("ann@example.com").await;
+    let ann = api.account("ann@example.com").await;
     grant(server.db().pool(), ann.id, 500).await;
     let mug = add_product(&server, "Mug", 120, 10).await;
     let device = Uuid::new_v4();
@@ -80,8 +80,8 @@ async fn step_totals_of_one_day_pushed_in_reverse_order_reach_the_same_state() {
 
     // One device syncs the day's readings as they were taken, another (for a second user
     // with the same walk) syncs them newest first, each reading in its own push.
-    let forward = api.register("fwd@example.com").await;
-    let backward = api.register("bwd@example.com").await;
+    let forward = api.account("fwd@example.com").await;
+    let backward = api.account("bwd@example.com").await;
     for reading in &totals {
         let answer = api
             .push(
@@ -132,7 +132,7 @@ async fn step_totals_of_one_day_pushed_in_reverse_order_reach_the_same_state() {
 #[tokio::test]
 async fn a_rejected_mutation_never_blocks_the_rest_of_its_push() {
     let (server, api) = start().await;
-    let bea = api.register("bea@example.com").await;
+    let bea = api.account("bea@example.com").await;
     let bike = add_product(&server, "Bike", 100_000, 3).await;
     let device = Uuid::new_v4();
     let day = days_ago(1);
@@ -192,7 +192,7 @@ async fn a_rejected_mutation_never_blocks_the_rest_of_its_push() {
 #[tokio::test]
 async fn reusing_a_mutation_id_for_a_different_body_is_a_conflict() {
     let (server, api) = start().await;
-    let cal = api.register("cal@example.com").await;
+    let cal = api.account("cal@example.com").await;
     let device = Uuid::new_v4();
     let day = days_ago(1);
 
@@ -244,7 +244,7 @@ async fn reusing_a_mutation_id_for_a_different_body_is_a_conflict() {
 #[tokio::test]
 async fn a_repeated_id_later_in_the_same_push_is_a_duplicate_of_its_first_copy() {
     let (server, api) = start().await;
-    let dee = api.register("dee@example.com").await;
+    let dee = api.account("dee@example.com").await;
     grant(server.db().pool(), dee.id, 300).await;
     let cap = add_product(&server, "Cap", 100, 5).await;
     let device = Uuid::new_v4();
@@ -274,7 +274,7 @@ async fn a_repeated_id_later_in_the_same_push_is_a_duplicate_of_its_first_copy()
 #[tokio::test]
 async fn unknown_kinds_and_malformed_payloads_reject_only_their_mutation() {
     let (server, api) = start().await;
-    let eli = api.register("eli@example.com").await;
+    let eli = api.account("eli@example.com").await;
     let device = Uuid::new_v4();
     let day = days_ago(1);
 
@@ -322,7 +322,7 @@ async fn unknown_kinds_and_malformed_payloads_reject_only_their_mutation() {
 #[tokio::test]
 async fn an_order_after_steps_in_the_same_push_spends_the_coins_they_earned() {
     let (server, api) = start().await;
-    let fay = api.register("fay@example.com").await;
+    let fay = api.account("fay@example.com").await;
     // 9,000 steps pay 90 coins, and the 1k and 5k achievements 10 and 20 more.
     let shoes = add_product(&server, "Shoes", 115, 4).await;
     let device = Uuid::new_v4();
@@ -400,7 +400,7 @@ async fn an_order_after_steps_in_the_same_push_spends_the_coins_they_earned() {
 #[tokio::test]
 async fn a_push_carries_1_to_500_mutations() {
     let (server, api) = start().await;
-    let gil = api.register("gil@example.com").await;
+    let gil = api.account("gil@example.com").await;
     let device = Uuid::new_v4();
 
     let empty = json!({"device_id": device, "mutations": []});
@@ -437,9 +437,9 @@ async fn a_push_carries_1_to_500_mutations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_devices_of_one_user_pushing_at_once_apply_every_effect_once() {
     let (server, api) = start().await;
-    api.register("hal@example.com").await;
-    let phone_session = api.login("hal@example.com").await;
-    let watch_session = api.login("hal@example.com").await;
+    api.account("hal@example.com").await;
+    let phone_session = api.signed_in("hal@example.com").await;
+    let watch_session = api.signed_in("hal@example.com").await;
     let user = phone_session.id;
     grant(server.db().pool(), user, 1000).await;
     let mug = add_product(&server, "Mug", 100, 10).await;
@@ -539,8 +539,8 @@ async fn two_devices_of_one_user_pushing_at_once_apply_every_effect_once() {
 #[tokio::test]
 async fn a_device_id_belongs_to_one_account() {
     let (_server, api) = start().await;
-    let ivy = api.register("ivy@example.com").await;
-    let jon = api.register("jon@example.com").await;
+    let ivy = api.account("ivy@example.com").await;
+    let jon = api.account("jon@example.com").await;
     let device = Uuid::new_v4();
 
     let registration = json!({
