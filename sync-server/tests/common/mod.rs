@@ -473,6 +473,22 @@ pub async fn grant(pool: &Pool, user_id: Uuid, coins: i64) {
     tx.commit().await.unwrap();
 }
 
+/// The rows of a query on the server's database (a fresh connection per call).
+pub async fn rows(
+    server: &TestServer,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<tokio_postgres::Row> {
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .query(sql, params)
+        .await
+        .unwrap()
+}
+
 /// One bigint from a query with one uuid parameter.
 pub async fn count(server: &TestServer, sql: &str, param: Uuid) -> i64 {
     server

@@ -16,18 +16,13 @@ async fn only_admins_refresh_and_each_refresh_is_audited_once() {
     let session = api.admin(&server).await;
     let (admin, admin_id) = (session.access_token, session.user.id);
     let audit_rows = || async {
-        server
-            .db()
-            .client()
-            .await
-            .unwrap()
-            .query(
-                "SELECT admin_id, entity_id, after FROM admin_logs
+        common::rows(
+            &server,
+            "SELECT admin_id, entity_id, after FROM admin_logs
                  WHERE action = 'leaderboard.refresh' ORDER BY created_at",
-                &[],
-            )
-            .await
-            .unwrap()
+            &[],
+        )
+        .await
     };
 
     let (status, body) = api.refresh_board(&user.access_token, None).await;

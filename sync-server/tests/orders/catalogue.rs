@@ -20,20 +20,15 @@ async fn the_catalogue_lists_active_products_in_order_and_pages() {
         )
         .await
         .unwrap();
-    let expected: Vec<Uuid> = server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query(
-            "SELECT id FROM reward_products WHERE is_active ORDER BY category, coin_price, id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get("id"))
-        .collect();
+    let expected: Vec<Uuid> = common::rows(
+        &server,
+        "SELECT id FROM reward_products WHERE is_active ORDER BY category, coin_price, id",
+        &[],
+    )
+    .await
+    .iter()
+    .map(|row| row.get("id"))
+    .collect();
     assert!(expected.len() >= 10, "the seeded catalogue is there");
 
     let (status, body) = api.get("/products", &user).await;

@@ -206,29 +206,24 @@ async fn stored_records(server: &TestServer, user: Uuid) -> i64 {
 
 /// The walker's validation rows: (status, previous_steps, claimed_steps, anomaly_score, reasons).
 async fn validations(server: &TestServer, user: Uuid) -> Vec<(String, i32, i32, f64, Value)> {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query(
-            "SELECT status, previous_steps, claimed_steps, anomaly_score, reasons
+    common::rows(
+        server,
+        "SELECT status, previous_steps, claimed_steps, anomaly_score, reasons
              FROM step_validations WHERE user_id = $1 ORDER BY created_at, claimed_steps",
-            &[&user],
+        &[&user],
+    )
+    .await
+    .iter()
+    .map(|row| {
+        (
+            row.get("status"),
+            row.get("previous_steps"),
+            row.get("claimed_steps"),
+            row.get("anomaly_score"),
+            row.get("reasons"),
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row.get("status"),
-                row.get("previous_steps"),
-                row.get("claimed_steps"),
-                row.get("anomaly_score"),
-                row.get("reasons"),
-            )
-        })
-        .collect()
+    })
+    .collect()
 }
 
 /// The ledger proves every wallet, and the operator's CLI agrees.

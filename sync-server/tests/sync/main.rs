@@ -272,57 +272,42 @@ async fn db_wallet(server: &TestServer, user: Uuid) -> Wallet {
 }
 
 async fn db_ledger_ids(server: &TestServer, user: Uuid) -> BTreeSet<Uuid> {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query(
-            "SELECT id FROM coin_transactions WHERE user_id = $1",
-            &[&user],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get("id"))
-        .collect()
+    common::rows(
+        server,
+        "SELECT id FROM coin_transactions WHERE user_id = $1",
+        &[&user],
+    )
+    .await
+    .iter()
+    .map(|row| row.get("id"))
+    .collect()
 }
 
 /// Step-reward coins booked per day.
 async fn db_step_rewards(server: &TestServer, user: Uuid) -> BTreeMap<String, i64> {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query(
-            "SELECT reference_id, sum(available_delta)::bigint AS coins FROM coin_transactions
+    common::rows(
+        server,
+        "SELECT reference_id, sum(available_delta)::bigint AS coins FROM coin_transactions
              WHERE user_id = $1 AND kind = 'step_reward' GROUP BY reference_id",
-            &[&user],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get("reference_id"), row.get("coins")))
-        .collect()
+        &[&user],
+    )
+    .await
+    .iter()
+    .map(|row| (row.get("reference_id"), row.get("coins")))
+    .collect()
 }
 
 /// (date, source) → (steps, verified steps, status).
 type StepState = BTreeMap<(NaiveDate, String), (i64, i64, String)>;
 
 async fn db_step_records(server: &TestServer, user: Uuid) -> StepState {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query(
+    common::rows(
+        server,
             "SELECT day, source, steps::bigint AS steps, verified_steps::bigint AS verified_steps, status
              FROM step_records WHERE user_id = $1",
             &[&user],
         )
         .await
-        .unwrap()
         .iter()
         .map(|row| {
             (
@@ -339,17 +324,15 @@ async fn db_step_records(server: &TestServer, user: Uuid) -> StepState {
 
 /// Order id → status.
 async fn db_orders(server: &TestServer, user: Uuid) -> BTreeMap<Uuid, String> {
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query("SELECT id, status FROM orders WHERE user_id = $1", &[&user])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get("id"), row.get("status")))
-        .collect()
+    common::rows(
+        server,
+        "SELECT id, status FROM orders WHERE user_id = $1",
+        &[&user],
+    )
+    .await
+    .iter()
+    .map(|row| (row.get("id"), row.get("status")))
+    .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

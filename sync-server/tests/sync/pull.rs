@@ -367,17 +367,12 @@ async fn a_fresh_snapshot_holds_the_whole_account_and_the_shared_catalogue() {
     assert!(!snapshot.products[&old].is_active);
     assert!(snapshot.products.len() >= 10, "the seeded catalogue too");
     assert_eq!(snapshot.achievements.len(), 7);
-    let public: BTreeSet<String> = server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .query("SELECT key FROM settings WHERE is_public", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get("key"))
-        .collect();
+    let public: BTreeSet<String> =
+        common::rows(&server, "SELECT key FROM settings WHERE is_public", &[])
+            .await
+            .iter()
+            .map(|row| row.get("key"))
+            .collect();
     assert!(!public.is_empty());
     assert_eq!(
         snapshot.settings.keys().cloned().collect::<BTreeSet<_>>(),
