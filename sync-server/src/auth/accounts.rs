@@ -176,7 +176,7 @@ pub async fn register(
     // Counted (and refused) before the costly hash; the count rolls back if this fails.
     if let Some(wait) = rate_limit::count_registration(&tx, client.address, sessions.limits).await?
     {
-        return Err(too_many(
+        return Err(DomainError::too_many(
             "too_many_registrations",
             "too many accounts were created from this address; retry later",
             wait,
@@ -292,16 +292,12 @@ async fn begin_attempt(
     let attempt = rate_limit::begin_attempt(&tx, keys, limits).await?;
     tx.commit().await?;
     attempt.map_err(|wait| {
-        too_many(
+        DomainError::too_many(
             "too_many_attempts",
             "too many failed sign-in attempts; retry later",
             wait,
         )
     })
-}
-
-fn too_many(code: &'static str, message: &'static str, wait: std::time::Duration) -> DomainError {
-    DomainError::too_many(code, message, wait)
 }
 
 /// Exchanges a refresh token for a new pair. A token that was already spent revokes its
