@@ -102,24 +102,10 @@ pub struct Metrics {
     pub steps: Family<OutcomeLabels, Counter>,
     /// Coins paid for steps and achievements.
     pub coins_awarded: Counter<u64, AtomicU64>,
-    /// Sync pushes handled.
-    pub sync_pushes: Counter,
-    /// Sync pulls handled.
-    pub sync_pulls: Counter,
-    reads: Family<ReadLabels, Counter>,
-    pool_size: Gauge,
-    pool_available: Gauge,
-    pool_waiting: Gauge,
-    pool_max_size: Gauge,
-    pool_in_use: Gauge,
-    /// Pushed mutations by status and rejection code.
-    pub sync_mutations: Family<MutationLabels, Counter>,
-    review_queue_pending: Gauge,
-    review_queue_oldest_age: Gauge,
-    ledger_problems: Gauge,
-    ledger_last_verified: Gauge,
+    /// Sync pushes, pulls and pushed mutations.
+    pub sync: SyncMetrics,
+    database: DatabaseMetrics,
     job_last_success: Family<JobLabels, Gauge>,
-    database_gauges_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -134,24 +120,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("fitkart");
         let (requests, latency) = register_requests(&mut registry);
         let (steps, coins_awarded) = register_steps_and_coins(&mut registry);
-        let SyncMetrics {
-            pushes: sync_pushes,
-            pulls: sync_pulls,
-            mutations: sync_mutations,
-        } = register_sync(&mut registry);
-        let DatabaseMetrics {
-            reads,
-            pool_size,
-            pool_available,
-            pool_waiting,
-            pool_max_size,
-            pool_in_use,
-            review_queue_pending,
-            review_queue_oldest_age,
-            ledger_problems,
-            ledger_last_verified,
-            database_gauges_failed,
-        } = register_database(&mut registry);
+        let sync = register_sync(&mut registry);
+        let database = register_database(&mut registry);
         let job_last_success = register_jobs(&mut registry);
         Self {
             registry,
@@ -159,21 +129,9 @@ impl Metrics {
             latency,
             steps,
             coins_awarded,
-            sync_pushes,
-            sync_pulls,
-            reads,
-            pool_size,
-            pool_available,
-            pool_waiting,
-            pool_max_size,
-            pool_in_use,
-            sync_mutations,
-            review_queue_pending,
-            review_queue_oldest_age,
-            ledger_problems,
-            ledger_last_verified,
+            sync,
+            database,
             job_last_success,
-            database_gauges_failed,
         }
     }
 
@@ -190,7 +148,8 @@ impl Metrics {
                 MutationStatus::Rejected => result.outcome.code.as_deref().unwrap_or("unknown"),
                 _ => "none",
             };
-            self.sync_mutations
+            self.sync
+                .mutations
                 .get_or_create(&MutationLabels {
                     status: status.to_owned(),
                     code: code.to_owned(),
@@ -213,8 +172,10 @@ impl Metrics {
                 &[],
             )
             .await?;
-        self.review_queue_pending.set(queue.get("pending"));
-        self.review_queue_oldest_age.set(queue.get("oldest_age"));
+        self.database.review_queue_pending.set(queue.get("pending"));
+        self.database
+            .review_queue_oldest_age
+            .set(queue.get("oldest_age"));
         let ledger = client
             .query_opt(
                 "SELECT extract(epoch FROM finished_at)::bigint AS finished,
@@ -226,8 +187,8 @@ impl Metrics {
             )
             .await?;
         if let Some(row) = ledger {
-            self.ledger_last_verified.set(row.get("finished"));
-            self.ledger_problems.set(row.get("problems"));
+            self.database.ledger_last_verified.set(row.get("finished"));
+            self.database.ledger_problems.set(row.get("problems"));
         }
         for row in client
             .query(
@@ -275,7 +236,8 @@ impl Metrics {
 
     /// Counts one lag-tolerant read by where it was served.
     pub fn observe_read(&self, source: ReadSource) {
-        self.reads
+        self.database
+            .reads
             .get_or_create(&ReadLabels {
                 served_by: source.as_str().to_owned(),
             })
@@ -300,11 +262,11 @@ impl Metrics {
     /// The text exposition, with the pool gauges taken now.
     pub fn render(&self, pool: &deadpool_postgres::Pool) -> Result<String, std::fmt::Error> {
         let status = pool.status();
-        self.pool_size.set(status.size as i64);
-        self.pool_available.set(status.available as i64);
-        self.pool_waiting.set(status.waiting as i64);
-        self.pool_max_size.set(status.max_size as i64);
-        self.pool_in_use.set(
+        self.database.pool_size.set(status.size as i64);
+        self.database.pool_available.set(status.available as i64);
+        self.database.pool_waiting.set(status.waiting as i64);
+        self.database.pool_max_size.set(status.max_size as i64);
+        self.database.pool_in_use.set(
             (status.size as i64)
                 .saturating_sub(status.available as i64)
                 .max(0),
@@ -364,10 +326,13 @@ fn register_steps_and_coins(
 }
 
 /// The sync metrics.
-struct SyncMetrics {
-    pushes: Counter,
-    pulls: Counter,
-    mutations: Family<MutationLabels, Counter>,
+pub struct SyncMetrics {
+    /// Sync pushes handled.
+    pub pushes: Counter,
+    /// Sync pulls handled.
+    pub pulls: Counter,
+    /// Pushed mutations by status and rejection code.
+    pub mutations: Family<MutationLabels, Counter>,
 }
 
 /// Sync pushes and pulls, and pushed mutations by outcome (applied and duplicate exported
@@ -520,7 +485,7 @@ pub async fn run_database_gauges(pool: deadpool_postgres::Pool, metrics: std::sy
             Err(err) => Err(err.into()),
         };
         if let Err(err) = read {
-            metrics.database_gauges_failed.inc();
+            metrics.database.database_gauges_failed.inc();
             tracing::warn!(error = %err, "could not read the database-backed metrics");
         }
     }

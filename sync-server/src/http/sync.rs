@@ -136,7 +136,7 @@ pub async fn push(
         &client,
     )
     .await?;
-    state.metrics.sync_pushes.inc();
+    state.metrics.sync.pushes.inc();
     state.metrics.observe_push(&response);
     Ok(Json(response))
 }
@@ -191,6 +191,6 @@ pub async fn pull(
         })
         .await?;
     let response = sync::pull(&mut conn, cursor, query.limit.unwrap_or(500)).await?;
-    state.metrics.sync_pulls.inc();
+    state.metrics.sync.pulls.inc();
     Ok(Json(response))
 }
