@@ -36,9 +36,10 @@ pub const PASSWORD: &str = "generated-password";
 pub enum Preset {
     /// About 1,000 users and 70,000 step records over 90 days (CI).
     Small,
-    /// About 10,000 users and 3 million step records over a year.
+    /// About 10,000 users and 3 million step records over 18 months.
     Medium,
-    /// About 100,000 users and 50 million step records over 19 months (the seed's scale).
+    /// About 100,000 users and 50 million step records over 30 months (the seed's scale;
+    /// registrations grow over time, so the average user has about a third of the history).
     Seed,
 }
 
@@ -47,8 +48,8 @@ impl Preset {
     pub fn size(self) -> (u64, u32) {
         match self {
             Self::Small => (1_000, 90),
-            Self::Medium => (10_000, 365),
-            Self::Seed => (100_000, 584),
+            Self::Medium => (10_000, 550),
+            Self::Seed => (100_000, 900),
         }
     }
 }
