@@ -6,7 +6,7 @@ use std::str::FromStr;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 
 use crate::error::{Error, Result};
 
@@ -74,6 +74,30 @@ pub trait CachedStatements: GenericClient {
         async move {
             let statement = self.prepare_cached(sql).await?;
             self.query_opt(&statement, params).await
+        }
+    }
+
+    /// Prepares `sql` (each through the cache, one after another) so that queries on the
+    /// statements can then be pipelined in a known order.
+    ///
+    /// tokio-postgres sends a query when its future is first polled, and a connection runs what
+    /// it receives in order, so the queries of one `tokio::try_join!(biased; ...)` run in the
+    /// order written: in one round trip, the later ones after the earlier ones (after a row lock
+    /// they wait on, say). That holds only for prepared statements: a `query_cached` whose
+    /// statement is not cached yet prepares it first (a round trip of its own) and is sent
+    /// after the others. Prepare with this first, then query the statements it returns.
+    fn prepare_in_order<const N: usize>(
+        &self,
+        sql: [&'static str; N],
+    ) -> impl Future<Output = Result<[Statement; N], tokio_postgres::Error>> + Send {
+        async move {
+            let mut statements = Vec::with_capacity(N);
+            for sql in sql {
+                statements.push(self.prepare_cached(sql).await?);
+            }
+            Ok(statements
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("one statement per SQL text")))
         }
     }
 

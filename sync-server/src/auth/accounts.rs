@@ -457,9 +457,11 @@ pub async fn logout(pool: &Pool, refresh_token: &str) -> Result<(), DomainError>
 }
 
 /// The caller's profile.
-pub async fn profile(pool: &Pool, user_id: Uuid) -> Result<UserProfile, DomainError> {
-    let conn = pool.get().await?;
-    let row = conn
+pub async fn profile(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<UserProfile, DomainError> {
+    let row = client
         .query_opt_cached(
             &format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"),
             &[&user_id],

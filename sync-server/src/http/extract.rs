@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
+use deadpool_postgres::GenericClient;
 use fitkart_protocol::auth::Role;
 use uuid::Uuid;
 
 use super::AppState;
 use crate::auth::accounts::ClientInfo;
-use crate::auth::tokens::TokenError;
+use crate::auth::tokens::{Claims, TokenError};
 use crate::db::CachedStatements as _;
 use crate::http::ApiError;
 
@@ -25,6 +26,81 @@ pub struct AuthUser {
 }
 
 impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let pending = PendingAuth::from_request_parts(parts, state).await?;
+        let conn = state.pool.get().await?;
+        pending.check(&conn).await
+    }
+}
+
+/// A caller whose access token is valid, before its account is checked: for read routes that
+/// check the account and run their read on one connection in one round trip
+/// ([`PendingAuth::check_with`]) instead of one after the other.
+#[derive(Debug)]
+pub struct PendingAuth {
+    claims: Claims,
+}
+
+impl PendingAuth {
+    /// The user the token names. Not checked yet: only for a read whose result
+    /// [`PendingAuth::check_with`] discards when the check fails.
+    pub fn claimed_user(&self) -> Uuid {
+        self.claims.sub
+    }
+
+    /// Checks the account (it exists, is live and the token's session has not ended), as
+    /// [`AuthUser`] does.
+    pub async fn check(&self, client: &impl GenericClient) -> Result<AuthUser, ApiError> {
+        let row = client
+            .query_opt_cached(
+                "SELECT role, session_epoch, disabled_at IS NOT NULL AS disabled FROM users
+                 WHERE id = $1 AND deleted_at IS NULL",
+                &[&self.claims.sub],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "the account no longer exists",
+            ));
+        };
+        if row.get::<_, bool>("disabled") {
+            return Err(crate::auth::accounts::account_disabled().into());
+        }
+        let epoch: i32 = row.get("session_epoch");
+        if epoch != self.claims.epoch {
+            return Err(ApiError::unauthorized(
+                "token_revoked",
+                "this session has ended (password changed or signed out everywhere)",
+            ));
+        }
+        let role: String = row.get("role");
+        Ok(AuthUser {
+            id: self.claims.sub,
+            role: Role::parse(&role).ok_or_else(ApiError::internal)?,
+        })
+    }
+
+    /// Checks the account on `client` and runs `read` (of [`PendingAuth::claimed_user`]'s
+    /// data, on the same client) in the same round trip: the check goes first, and the read's
+    /// result, or its error, is used only when the check passes. Only for reads: `read` runs
+    /// whatever the check finds.
+    pub async fn check_with<T, E>(
+        &self,
+        client: &impl GenericClient,
+        read: impl Future<Output = Result<T, E>>,
+    ) -> Result<(AuthUser, T), ApiError>
+    where
+        ApiError: From<E>,
+    {
+        let (user, value) = tokio::join!(biased; self.check(client), read);
+        Ok((user?, value?))
+    }
+}
+
+impl FromRequestParts<AppState> for PendingAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -53,35 +129,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 ApiError::unauthorized("invalid_token", "the access token is not valid")
             }
         })?;
-        let conn = state.pool.get().await?;
-        let row = conn
-            .query_opt_cached(
-                "SELECT role, session_epoch, disabled_at IS NOT NULL AS disabled FROM users
-                 WHERE id = $1 AND deleted_at IS NULL",
-                &[&claims.sub],
-            )
-            .await?;
-        let Some(row) = row else {
-            return Err(ApiError::unauthorized(
-                "invalid_token",
-                "the account no longer exists",
-            ));
-        };
-        if row.get::<_, bool>("disabled") {
-            return Err(crate::auth::accounts::account_disabled().into());
-        }
-        let epoch: i32 = row.get("session_epoch");
-        if epoch != claims.epoch {
-            return Err(ApiError::unauthorized(
-                "token_revoked",
-                "this session has ended (password changed or signed out everywhere)",
-            ));
-        }
-        let role: String = row.get("role");
-        Ok(Self {
-            id: claims.sub,
-            role: Role::parse(&role).ok_or_else(ApiError::internal)?,
-        })
+        Ok(Self { claims })
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use fitkart_protocol::steps::AchievementProgress;
+use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -86,6 +87,15 @@ pub struct Facts {
     pub longest_streak: i64,
 }
 
+/// The user's lifetime verified steps and best day (parameter: the user).
+const FACTS_TOTALS: &str = "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
+        coalesce(max(verified_steps), 0)::bigint AS best_day
+ FROM step_days WHERE user_id = $1";
+
+/// The user's streak days, oldest first (parameters: the user, the steps a streak day needs).
+const FACTS_STREAK_DAYS: &str =
+    "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 ORDER BY day";
+
 impl Facts {
     /// Reads the user's facts from `step_days`: verified totals only, so a backfilled day counts
     /// with what anti-cheat accepted of it. A streak day needs `streak_day_steps`.
@@ -94,21 +104,26 @@ impl Facts {
         user_id: Uuid,
         streak_day_steps: i64,
     ) -> Result<Self> {
-        // Both in one round trip.
+        let [totals, streak_days] = client
+            .prepare_in_order([FACTS_TOTALS, FACTS_STREAK_DAYS])
+            .await?;
+        Self::read(client, [&totals, &streak_days], user_id, streak_day_steps).await
+    }
+
+    /// [`Facts::load`] with its statements prepared: both go out when first polled.
+    async fn read(
+        client: &impl GenericClient,
+        [totals, streak_days]: [&Statement; 2],
+        user_id: Uuid,
+        streak_day_steps: i64,
+    ) -> Result<Self> {
         let streak_floor = streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32;
         let by_user: [&(dyn ToSql + Sync); 1] = [&user_id];
         let by_user_and_floor: [&(dyn ToSql + Sync); 2] = [&user_id, &streak_floor];
         let (totals, goal_days) = tokio::try_join!(
-            client.query_one_cached(
-                "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
-                        coalesce(max(verified_steps), 0)::bigint AS best_day
-                 FROM step_days WHERE user_id = $1",
-                &by_user,
-            ),
-            client.query_cached(
-                "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 ORDER BY day",
-                &by_user_and_floor,
-            ),
+            biased;
+            client.query_one(totals, &by_user),
+            client.query(streak_days, &by_user_and_floor),
         )?;
         let goal_days: Vec<NaiveDate> = goal_days.iter().map(|row| row.get("day")).collect();
         Ok(Self {
@@ -201,38 +216,57 @@ pub struct Unlock {
     pub bonus_coins: i64,
 }
 
-/// Evaluates every active achievement the user has not unlocked, in the caller's transaction
-/// (which holds the user's change-version lock, so no concurrent evaluation can race).
-/// `streak_day_steps` is [`RewardSettings::streak_day_steps`] of the user's goal.
-pub async fn evaluate(
-    tx: &Transaction<'_>,
-    user_id: Uuid,
-    streak_day_steps: i64,
-    early: &[EarlyReport],
-) -> Result<Vec<Unlock>> {
-    let rows = tx
-        .query_cached(
-            "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM achievements a
-             WHERE a.is_active AND a.deleted_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM user_achievements ua
-                               WHERE ua.user_id = $1 AND ua.achievement_id = a.id)
-             ORDER BY a.sort_order, a.code",
-            &[&user_id],
-        )
-        .await?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let facts = Facts::load(tx, user_id, streak_day_steps).await?;
-    Ok(rows
-        .iter()
-        .filter(|row| standing(Criteria::parse(&row.get("criteria")), &facts, early, false).met)
-        .map(|row| Unlock {
-            achievement_id: row.get("id"),
-            code: row.get("code"),
-            bonus_coins: row.get("bonus_coins"),
+/// The active achievements the user has not unlocked (parameter: the user).
+const CANDIDATES: &str = "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM achievements a
+ WHERE a.is_active AND a.deleted_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM user_achievements ua
+                   WHERE ua.user_id = $1 AND ua.achievement_id = a.id)
+ ORDER BY a.sort_order, a.code";
+
+/// An evaluation of every active achievement the user has not unlocked, with its statements
+/// prepared, so that a caller can send its reads in the same round trip as the writes they
+/// must see ([`crate::db::CachedStatements::prepare_in_order`]).
+pub struct Evaluation {
+    statements: [Statement; 3],
+}
+
+impl Evaluation {
+    /// Prepares the evaluation's statements (cached per connection).
+    pub async fn prepare(tx: &Transaction<'_>) -> Result<Self> {
+        Ok(Self {
+            statements: tx
+                .prepare_in_order([CANDIDATES, FACTS_TOTALS, FACTS_STREAK_DAYS])
+                .await?,
         })
-        .collect())
+    }
+
+    /// Evaluates, in the caller's transaction (which holds the user's change-version lock, so
+    /// no concurrent evaluation can race); its reads go out when the future is first polled
+    /// and see the `step_days` writes sent before them. `streak_day_steps` is
+    /// [`RewardSettings::streak_day_steps`] of the user's goal.
+    pub async fn run(
+        &self,
+        tx: &Transaction<'_>,
+        user_id: Uuid,
+        streak_day_steps: i64,
+        early: &[EarlyReport],
+    ) -> Result<Vec<Unlock>> {
+        let [candidates, totals, streak_days] = &self.statements;
+        let (rows, facts) = tokio::try_join!(
+            biased;
+            async { Ok(tx.query(candidates, &[&user_id]).await?) },
+            Facts::read(tx, [totals, streak_days], user_id, streak_day_steps),
+        )?;
+        Ok(rows
+            .iter()
+            .filter(|row| standing(Criteria::parse(&row.get("criteria")), &facts, early, false).met)
+            .map(|row| Unlock {
+                achievement_id: row.get("id"),
+                code: row.get("code"),
+                bonus_coins: row.get("bonus_coins"),
+            })
+            .collect())
+    }
 }
 
 /// The ledger entries paying the bonuses of `unlocks` (those with a bonus).
@@ -279,23 +313,27 @@ pub async fn record_unlocks(
     Ok(())
 }
 
-/// Every active achievement with the user's progress (`streak_day_steps` as in [`evaluate`]).
+/// Every active achievement with the user's progress (`streak_day_steps` as in [`Evaluation::run`]).
 pub async fn list(
     client: &impl GenericClient,
     user_id: Uuid,
     streak_day_steps: i64,
 ) -> Result<Vec<AchievementProgress>> {
-    let facts = Facts::load(client, user_id, streak_day_steps).await?;
-    let rows = client
-        .query_cached(
-            "SELECT a.code, a.name, a.description, a.icon, a.bonus_coins, a.criteria, ua.unlocked_at
-             FROM achievements a
-             LEFT JOIN user_achievements ua ON ua.achievement_id = a.id AND ua.user_id = $1
-             WHERE a.is_active AND a.deleted_at IS NULL
-             ORDER BY a.sort_order, a.code",
-            &[&user_id],
-        )
-        .await?;
+    // Both in one round trip.
+    let (facts, rows) = tokio::try_join!(Facts::load(client, user_id, streak_day_steps), async {
+        Ok(client
+            .query_cached(
+                "SELECT a.code, a.name, a.description, a.icon, a.bonus_coins, a.criteria,
+                            ua.unlocked_at
+                     FROM achievements a
+                     LEFT JOIN user_achievements ua
+                       ON ua.achievement_id = a.id AND ua.user_id = $1
+                     WHERE a.is_active AND a.deleted_at IS NULL
+                     ORDER BY a.sort_order, a.code",
+                &[&user_id],
+            )
+            .await?)
+    },)?;
     Ok(rows
         .iter()
         .map(|row| {

@@ -19,7 +19,6 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike as _, Months, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use fitkart_protocol::leaderboard::{Leaderboard, LeaderboardEntry, MyRank};
-use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -291,18 +290,8 @@ pub async fn any_board_missing(client: &impl GenericClient) -> Result<bool> {
     Ok(boards < Period::ALL.len() as i64)
 }
 
-/// The largest `limit` a board request may ask for: the `leaderboard.size` setting.
-pub async fn max_size(client: &impl GenericClient) -> Result<i64> {
-    let row = client
-        .query_opt_cached(
-            "SELECT value FROM settings WHERE key = $1",
-            &[&MAX_SIZE_SETTING],
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(DEFAULT_MAX_SIZE);
-    };
-    let value: serde_json::Value = row.get("value");
+/// The stored value of the `leaderboard.size` setting, which must be a positive integer.
+fn size_from_setting(value: serde_json::Value) -> Result<i64> {
     value.as_i64().filter(|size| *size >= 1).ok_or_else(|| {
         Error::Config(format!(
             "setting {MAX_SIZE_SETTING} must be a positive integer"
@@ -310,11 +299,40 @@ pub async fn max_size(client: &impl GenericClient) -> Result<i64> {
     })
 }
 
+/// The parts of a board [`read`] answers from, in one statement (one snapshot): the top
+/// (`$2` rows; ranks are closed up over users deleted since the rebuild: the top is
+/// renumbered, and the viewer's rank loses one for every deleted user above it), the viewer's
+/// place (`$3`), any row of the board (its period start and build time) and the
+/// `leaderboard.size` setting (`$4`).
+const READ_BOARD: &str = "(SELECT 'top' AS part, row_number() OVER (ORDER BY lc.rank) AS rank,
+         lc.display_name, lc.steps, lc.user_id = $3 AS is_me,
+         NULL::date AS period_start, NULL::timestamptz AS computed_at, NULL::jsonb AS value
+  FROM leaderboard_cache lc
+  WHERE lc.period = $1
+    AND NOT EXISTS (SELECT 1 FROM users du
+                    WHERE du.id = lc.user_id AND du.deleted_at IS NOT NULL)
+  ORDER BY lc.rank
+  LIMIT $2)
+ UNION ALL
+ SELECT 'me', lc.rank - (SELECT count(*)
+                         FROM users du
+                         JOIN leaderboard_cache d ON d.period = lc.period AND d.user_id = du.id
+                         WHERE du.deleted_at IS NOT NULL AND d.rank < lc.rank),
+        NULL, lc.steps, NULL, NULL, NULL, NULL
+ FROM leaderboard_cache lc
+ WHERE lc.period = $1 AND lc.user_id = $3
+ UNION ALL
+ (SELECT 'built', NULL, NULL, NULL, NULL, period_start, computed_at, NULL
+  FROM leaderboard_cache WHERE period = $1 LIMIT 1)
+ UNION ALL
+ SELECT 'size', NULL, NULL, NULL, NULL, NULL, NULL, value FROM settings WHERE key = $4";
+
 /// The top `limit` of a period's board for `viewer`, with the viewer's own place even when
 /// it is outside the top. `limit` defaults to 10 and must be 1 to the `leaderboard.size`
-/// setting (422 `validation_failed` otherwise). Everything is read from one snapshot.
+/// setting (422 `validation_failed` otherwise). Everything is read by one statement, from one
+/// snapshot, in one round trip.
 pub async fn read(
-    conn: &mut deadpool_postgres::Client,
+    client: &impl GenericClient,
     viewer: Uuid,
     period: Period,
     limit: Option<i64>,
@@ -323,61 +341,50 @@ pub async fn read(
     if limit < 1 {
         return Err(DomainError::validation("limit", "limit must be at least 1"));
     }
-    let tx = conn
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
+    // The setting is read with the board, so the rows read are capped by the largest value
+    // the setting may take; a limit above the stored value is refused below.
+    let largest = crate::rewards::settings::SettingKey::LeaderboardSize
+        .rule()
+        .max as i64;
+    let rows = client
+        .query_cached(
+            READ_BOARD,
+            &[
+                &period.as_str(),
+                &limit.min(largest),
+                &viewer,
+                &MAX_SIZE_SETTING,
+            ],
+        )
         .await?;
-    let max = max_size(&tx).await?;
+    let part = |name: &'static str| {
+        rows.iter()
+            .filter(move |row| row.get::<_, &str>("part") == name)
+    };
+    let max = match part("size").next() {
+        Some(row) => size_from_setting(row.get("value"))?,
+        None => DEFAULT_MAX_SIZE,
+    };
     if limit > max {
         return Err(DomainError::validation(
             "limit",
             format!("limit must be between 1 and {max}"),
         ));
     }
-    let name = period.as_str();
-    // Ranks are closed up over users deleted since the rebuild: the top is renumbered, and
-    // the viewer's rank loses one for every deleted user above it.
-    let top_params: [&(dyn ToSql + Sync); 3] = [&name, &limit, &viewer];
-    let me_params: [&(dyn ToSql + Sync); 2] = [&name, &viewer];
-    let (top, me, built) = tokio::try_join!(
-        tx.query_cached(
-            "SELECT row_number() OVER (ORDER BY lc.rank) AS rank, lc.display_name, lc.steps,
-                    lc.user_id = $3 AS is_me
-             FROM leaderboard_cache lc
-             WHERE lc.period = $1
-               AND NOT EXISTS (SELECT 1 FROM users du
-                               WHERE du.id = lc.user_id AND du.deleted_at IS NOT NULL)
-             ORDER BY lc.rank
-             LIMIT $2",
-            &top_params,
-        ),
-        tx.query_opt_cached(
-            "SELECT lc.rank - (SELECT count(*)
-                               FROM users du
-                               JOIN leaderboard_cache d
-                                 ON d.period = lc.period AND d.user_id = du.id
-                               WHERE du.deleted_at IS NOT NULL AND d.rank < lc.rank) AS rank,
-                    lc.steps
-             FROM leaderboard_cache lc
-             WHERE lc.period = $1 AND lc.user_id = $2",
-            &me_params,
-        ),
-        tx.query_opt_cached(
-            "SELECT period_start, computed_at FROM leaderboard_cache WHERE period = $1 LIMIT 1",
-            &me_params[..1],
-        ),
-    )?;
-    tx.commit().await?;
-    Ok(board_from_rows(period, &top, me.as_ref(), built.as_ref()))
+    let top: Vec<&tokio_postgres::Row> = part("top").collect();
+    Ok(board_from_rows(
+        period,
+        &top,
+        part("me").next(),
+        part("built").next(),
+    ))
 }
 
-/// The answer of [`read`] from its three reads: the top, the viewer's own place, and any row
+/// The answer of [`read`] from the parts of its statement: the top, the viewer's own place, and any row
 /// of the board (its period start and build time; a board never built starts today's period).
 fn board_from_rows(
     period: Period,
-    top: &[tokio_postgres::Row],
+    top: &[&tokio_postgres::Row],
     me: Option<&tokio_postgres::Row>,
     built: Option<&tokio_postgres::Row>,
 ) -> Leaderboard {

@@ -185,17 +185,57 @@ pub async fn post(
     change_version: i64,
     entries: &[Entry],
 ) -> Result<Wallet, PostError> {
-    let (wallet_id, before) = lock_wallet(tx, user_id).await?;
+    let wallet = lock(tx, user_id).await?;
+    book(tx, &wallet, change_version, entries).await
+}
+
+/// A user's wallet row, locked by the caller's transaction until it commits.
+#[derive(Debug, Clone, Copy)]
+pub struct LockedWallet {
+    user_id: Uuid,
+    id: Uuid,
+    balances: Balances,
+}
+
+/// Locks the user's wallet row and reads its id and balances: the first half of [`post`], for
+/// callers that send the lock with other statements.
+pub async fn lock(tx: &Transaction<'_>, user_id: Uuid) -> Result<LockedWallet, Error> {
+    let wallet = tx
+        .query_one_cached(
+            "SELECT id, available_coins, frozen_coins, lifetime_earned, lifetime_spent
+             FROM wallets WHERE user_id = $1 FOR UPDATE",
+            &[&user_id],
+        )
+        .await?;
+    Ok(LockedWallet {
+        user_id,
+        id: wallet.get("id"),
+        balances: Balances {
+            available: wallet.get("available_coins"),
+            frozen: wallet.get("frozen_coins"),
+            earned: wallet.get("lifetime_earned"),
+            spent: wallet.get("lifetime_spent"),
+        },
+    })
+}
+
+/// Books `entries` on a wallet [`lock`]ed in this transaction: the second half of [`post`].
+pub async fn book(
+    tx: &Transaction<'_>,
+    wallet: &LockedWallet,
+    change_version: i64,
+    entries: &[Entry],
+) -> Result<Wallet, PostError> {
     if entries.is_empty() {
-        return Ok(before.wallet());
+        return Ok(wallet.balances.wallet());
     }
-    let running = before.book_all(entries)?;
-    let after = running.last().copied().unwrap_or(before);
+    let running = wallet.balances.book_all(entries)?;
+    let after = running.last().copied().unwrap_or(wallet.balances);
     append_and_update(
         tx,
         Booking {
-            user_id,
-            wallet_id,
+            user_id: wallet.user_id,
+            wallet_id: wallet.id,
             change_version,
             entries,
             running: &running,
@@ -204,24 +244,6 @@ pub async fn post(
     )
     .await?;
     Ok(after.wallet())
-}
-
-/// Locks the user's wallet row and reads its id and balances.
-async fn lock_wallet(tx: &Transaction<'_>, user_id: Uuid) -> Result<(Uuid, Balances), Error> {
-    let wallet = tx
-        .query_one_cached(
-            "SELECT id, available_coins, frozen_coins, lifetime_earned, lifetime_spent
-             FROM wallets WHERE user_id = $1 FOR UPDATE",
-            &[&user_id],
-        )
-        .await?;
-    let balances = Balances {
-        available: wallet.get("available_coins"),
-        frozen: wallet.get("frozen_coins"),
-        earned: wallet.get("lifetime_earned"),
-        spent: wallet.get("lifetime_spent"),
-    };
-    Ok((wallet.get("id"), balances))
 }
 
 /// Entries to append to a locked wallet, with the balances after each and after all.

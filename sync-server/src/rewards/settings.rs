@@ -3,6 +3,7 @@
 //! thresholds, read per request so an admin's change applies at once.
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 
 use crate::db::CachedStatements as _;
 use crate::error::{Error, Result};
@@ -180,16 +181,26 @@ impl Default for RewardSettings {
 }
 
 impl RewardSettings {
+    /// The query [`RewardSettings::load`] runs, with [`RewardSettings::keys`] as its parameter,
+    /// for callers that send it with other statements; [`RewardSettings::from_rows`] reads its
+    /// rows.
+    pub const QUERY: &'static str = "SELECT key, value FROM settings WHERE key = ANY($1)";
+
+    /// Every known key: the parameter of [`RewardSettings::QUERY`].
+    pub fn keys() -> Vec<&'static str> {
+        SettingKey::ALL.iter().map(|k| k.as_str()).collect()
+    }
+
     /// Reads the settings (one query).
     pub async fn load(client: &impl GenericClient) -> Result<Self> {
-        // Every known key (the few others are skipped below): one list to keep, not two.
-        let keys: Vec<&str> = SettingKey::ALL.iter().map(|k| k.as_str()).collect();
-        let rows = client
-            .query_cached(
-                "SELECT key, value FROM settings WHERE key = ANY($1)",
-                &[&keys],
-            )
-            .await?;
+        let keys = Self::keys();
+        let rows = client.query_cached(Self::QUERY, &[&keys]).await?;
+        Self::from_rows(&rows)
+    }
+
+    /// The settings in the rows of [`RewardSettings::QUERY`] (the defaults for keys an operator
+    /// deleted); an error names a stored value of the wrong kind.
+    pub fn from_rows(rows: &[Row]) -> Result<Self> {
         let mut settings = Self::default();
         for row in rows {
             let key: String = row.get("key");

@@ -5,6 +5,7 @@
 
 use chrono::NaiveDate;
 use deadpool_postgres::Transaction;
+use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -96,11 +97,24 @@ pub struct Settlement {
     pub unlocks: Vec<Unlock>,
 }
 
+/// The statement that upserts days' accounts.
+const STORE_ACCOUNTS: &str =
+    "INSERT INTO step_days AS s (user_id, day, verified_steps, coins_paid, change_version)
+     SELECT $1, day, verified, paid, $5
+     FROM unnest($2::date[], $3::int[], $4::bigint[]) AS u(day, verified, paid)
+     ON CONFLICT (user_id, day) DO UPDATE SET
+         verified_steps = EXCLUDED.verified_steps,
+         coins_paid = EXCLUDED.coins_paid,
+         change_version = EXCLUDED.change_version";
+
 /// Persists `days` in the caller's transaction, which holds the user's change-version lock
 /// (`change_version` stamps every row): stores each day's account, books the coins each newly
 /// paid (one ledger entry per day, keyed by the level it reached, so the same coins are never
 /// booked twice), evaluates the achievements (with `streak_day_steps` and the `early` reports
 /// of the batch) and books their bonuses.
+///
+/// Two round trips (three when an achievement unlocks): the accounts, the evaluation that
+/// reads them and the wallet lock go out together, then the ledger entries and the wallet.
 pub async fn settle_days(
     tx: &Transaction<'_>,
     user_id: Uuid,
@@ -109,7 +123,20 @@ pub async fn settle_days(
     streak_day_steps: i64,
     early: &[EarlyReport],
 ) -> Result<Settlement, DomainError> {
-    store_accounts(tx, user_id, change_version, days).await?;
+    let [store] = tx.prepare_in_order([STORE_ACCOUNTS]).await?;
+    let evaluation = achievements::Evaluation::prepare(tx).await?;
+    let ((), unlocks, wallet) = tokio::try_join!(
+        biased;
+        store_accounts(tx, &store, user_id, change_version, days),
+        async {
+            Ok::<_, DomainError>(
+                evaluation
+                    .run(tx, user_id, streak_day_steps, early)
+                    .await?,
+            )
+        },
+        async { Ok::<_, DomainError>(ledger::lock(tx, user_id).await?) },
+    )?;
     let mut entries: Vec<Entry> = days
         .iter()
         .filter_map(|d| {
@@ -118,9 +145,8 @@ pub async fn settle_days(
         })
         .collect();
     entries.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
-    let unlocks = achievements::evaluate(tx, user_id, streak_day_steps, early).await?;
     entries.extend(achievements::bonus_entries(user_id, &unlocks));
-    ledger::post(tx, user_id, change_version, &entries).await?;
+    ledger::book(tx, &wallet, change_version, &entries).await?;
     achievements::record_unlocks(tx, user_id, change_version, &unlocks).await?;
     Ok(Settlement {
         coins: entries.iter().map(|e| e.available_delta).sum(),
@@ -128,9 +154,11 @@ pub async fn settle_days(
     })
 }
 
-/// Upserts the days' accounts (one statement).
+/// Upserts the days' accounts (one statement, [`STORE_ACCOUNTS`] prepared), sent when the
+/// future is first polled.
 async fn store_accounts(
     tx: &Transaction<'_>,
+    statement: &Statement,
     user_id: Uuid,
     change_version: i64,
     days: &[SettledDay],
@@ -141,14 +169,8 @@ async fn store_accounts(
     let dates: Vec<NaiveDate> = days.iter().map(|d| d.day).collect();
     let verified: Vec<i32> = days.iter().map(|d| d.after.verified_steps as i32).collect();
     let paid: Vec<i64> = days.iter().map(|d| d.after.coins_paid).collect();
-    tx.execute_cached(
-        "INSERT INTO step_days AS s (user_id, day, verified_steps, coins_paid, change_version)
-         SELECT $1, day, verified, paid, $5
-         FROM unnest($2::date[], $3::int[], $4::bigint[]) AS u(day, verified, paid)
-         ON CONFLICT (user_id, day) DO UPDATE SET
-             verified_steps = EXCLUDED.verified_steps,
-             coins_paid = EXCLUDED.coins_paid,
-             change_version = EXCLUDED.change_version",
+    tx.execute(
+        statement,
         &[&user_id, &dates, &verified, &paid, &change_version],
     )
     .await?;

@@ -26,7 +26,7 @@ use crate::rewards::achievements::{self, EarlyReport};
 use crate::rewards::anticheat::{self, Anchor, FlagReason, RecordState, RecordStatus, Verdict};
 use crate::rewards::settings::RewardSettings;
 use crate::rewards::settlement::{self, Cause, DayAccount, SettledDay};
-use crate::sync::versions::next_user_version;
+use crate::sync::versions::{NEXT_USER_VERSION, next_user_version_on};
 
 /// The stored time zone of a user. One that is not in the IANA database (`PATCH /me` refuses
 /// those; an import or a hand edit may not have) is an error the user can fix, never a guess:
@@ -168,25 +168,87 @@ struct Context {
 }
 
 impl Context {
-    /// Loads the settings and the user's time zone and goal (sent together).
-    async fn load(tx: &Transaction<'_>, user_id: Uuid) -> Result<Self, DomainError> {
-        let (settings, user) = tokio::try_join!(
-            async { Ok::<_, DomainError>(RewardSettings::load(tx).await?) },
-            async {
-                Ok::<_, DomainError>(
-                    tx.query_one_cached(
-                        "SELECT timezone, daily_step_goal FROM users WHERE id = $1",
-                        &[&user_id],
-                    )
-                    .await?,
-                )
-            },
-        )?;
+    /// The context in the rows of [`RewardSettings::QUERY`] and [`USER_RULES`].
+    fn from_rows(settings: &[Row], user: &Row) -> Result<Self, DomainError> {
         Ok(Self {
-            settings,
+            settings: RewardSettings::from_rows(settings)?,
             tz: user_time_zone(user.get("timezone"))?,
             goal: i64::from(user.get::<_, i32>("daily_step_goal")),
             now: Utc::now(),
+        })
+    }
+}
+
+/// The user's time zone and daily goal (parameter: the user).
+const USER_RULES: &str = "SELECT timezone, daily_step_goal FROM users WHERE id = $1";
+
+/// The stored records of some days (parameters: the user, the days), each with the validation
+/// pending on it.
+const STORED_RECORDS: &str = "SELECT r.id, r.day, r.source, r.steps, r.verified_steps, r.status,
+        r.first_recorded_at, r.last_recorded_at,
+        (SELECT v.id FROM step_validations v
+         WHERE v.step_record_id = r.id AND v.step_day = r.day
+           AND v.status = 'pending_review' LIMIT 1) AS pending_validation_id,
+        r.cadence_anchor_at, r.cadence_anchor_steps
+ FROM step_records r WHERE r.user_id = $1 AND r.day = ANY($2)";
+
+/// The stored day accounts in a range (parameters: the user, the first and last day).
+const STORED_DAYS: &str = "SELECT day, verified_steps, coins_paid FROM step_days
+ WHERE user_id = $1 AND day BETWEEN $2 AND $3";
+
+/// Everything a batch reads, and its change version.
+struct Snapshot {
+    version: i64,
+    context: Context,
+    records: Vec<Row>,
+    days: Vec<Row>,
+}
+
+impl Snapshot {
+    /// Takes the user's next change version, whose row lock serialises the user's batches, and
+    /// reads behind it, in one round trip, what the batch is judged with: the settings, the
+    /// user's time zone and goal, the records of `days` (sorted, distinct) and the day
+    /// accounts from 30 days before the first of them to the last. A connection runs what it
+    /// receives in order, so every read runs after the lock is taken.
+    async fn read(
+        tx: &Transaction<'_>,
+        user_id: Uuid,
+        days: &[NaiveDate],
+    ) -> Result<Self, DomainError> {
+        let statements = tx
+            .prepare_in_order([
+                NEXT_USER_VERSION,
+                RewardSettings::QUERY,
+                USER_RULES,
+                STORED_RECORDS,
+                STORED_DAYS,
+            ])
+            .await?;
+        let [version, settings, user, records, stored_days] = &statements;
+        let today = Utc::now().date_naive();
+        let (first, last) = (
+            days.first().copied().unwrap_or(today),
+            days.last().copied().unwrap_or(today),
+        );
+        let keys = RewardSettings::keys();
+        let history_from = first - Duration::days(30);
+        let settings_params: [&(dyn ToSql + Sync); 1] = [&keys];
+        let user_params: [&(dyn ToSql + Sync); 1] = [&user_id];
+        let record_params: [&(dyn ToSql + Sync); 2] = [&user_id, &days];
+        let day_params: [&(dyn ToSql + Sync); 3] = [&user_id, &history_from, &last];
+        let (version, settings, user, records, days) = tokio::try_join!(
+            biased;
+            next_user_version_on(tx, version, user_id),
+            tx.query(settings, &settings_params),
+            tx.query_one(user, &user_params),
+            tx.query(records, &record_params),
+            tx.query(stored_days, &day_params),
+        )?;
+        Ok(Self {
+            version,
+            context: Context::from_rows(&settings, &user)?,
+            records,
+            days,
         })
     }
 }
@@ -202,43 +264,35 @@ struct Batch {
     history: Vec<(NaiveDate, i64)>,
     /// Accepted reports that may count for early-bird achievements.
     early: Vec<EarlyReport>,
+    /// What each day of `days` is worth now ([`settlement::day_worth`] of its records), kept
+    /// up to date as reports change its records, so settling a day does not scan them all.
+    worth: HashMap<NaiveDate, i64>,
 }
 
 impl Batch {
-    /// Loads the records and day accounts of `days` (sorted, distinct) and the history the
-    /// outlier rule needs, in one round trip.
-    async fn load(
-        tx: &Transaction<'_>,
-        user_id: Uuid,
-        days: &[NaiveDate],
-    ) -> Result<Self, DomainError> {
+    /// The batch of `days` (sorted, distinct: the days of the reports not refused outright)
+    /// from the rows of a [`Snapshot`], which may hold more days than these.
+    fn from_snapshot(snapshot: &Snapshot, days: &[NaiveDate]) -> Self {
         let mut batch = Self::default();
         let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
-            return Ok(batch);
+            return batch;
         };
         let history_from = first - Duration::days(30);
-        let record_params: [&(dyn ToSql + Sync); 2] = [&user_id, &days];
-        let day_params: [&(dyn ToSql + Sync); 3] = [&user_id, &history_from, &last];
-        let (stored_records, stored_days) = tokio::try_join!(
-            tx.query_cached(
-                "SELECT r.id, r.day, r.source, r.steps, r.verified_steps, r.status,
-                        r.first_recorded_at, r.last_recorded_at,
-                        (SELECT v.id FROM step_validations v
-                         WHERE v.step_record_id = r.id AND v.step_day = r.day
-                           AND v.status = 'pending_review' LIMIT 1) AS pending_validation_id,
-                        r.cadence_anchor_at, r.cadence_anchor_steps
-                 FROM step_records r WHERE r.user_id = $1 AND r.day = ANY($2)",
-                &record_params,
-            ),
-            tx.query_cached(
-                "SELECT day, verified_steps, coins_paid FROM step_days
-                 WHERE user_id = $1 AND day BETWEEN $2 AND $3",
-                &day_params,
-            ),
-        )?;
-        batch.records = stored_records.iter().map(StoredRecord::from_row).collect();
-        for row in stored_days {
+        batch.records = snapshot
+            .records
+            .iter()
+            .map(StoredRecord::from_row)
+            .filter(|((day, _), _)| days.binary_search(day).is_ok())
+            .collect();
+        for ((day, _), record) in &batch.records {
+            let worth = batch.worth.entry(*day).or_default();
+            *worth = (*worth).max(settlement::day_worth([(record.status, record.verified)]));
+        }
+        for row in &snapshot.days {
             let day: NaiveDate = row.get("day");
+            if day < history_from || day > last {
+                continue;
+            }
             let account = DayAccount {
                 verified_steps: i64::from(row.get::<_, i32>("verified_steps")),
                 coins_paid: row.get("coins_paid"),
@@ -256,7 +310,7 @@ impl Batch {
                 batch.history.push((day, account.verified_steps));
             }
         }
-        Ok(batch)
+        batch
     }
 
     /// Judges report `index` (refused outright with `refusal`, if any), applies the verdict to
@@ -287,6 +341,7 @@ impl Batch {
             return result;
         }
         let stored = self.records.entry(key).or_insert_with(StoredRecord::new);
+        let counted_before = settlement::day_worth([(stored.status, stored.verified)]);
         let verdict = anticheat::judge(
             report,
             stored.state(),
@@ -325,6 +380,13 @@ impl Batch {
         }
         result.steps = stored.steps;
         result.verified_steps = stored.verified;
+        // Only this record changed: the day's worth moves with what it counts now (a record
+        // counts its verified steps unless it is rejected; verified steps only grow here).
+        let counted = settlement::day_worth([(stored.status, stored.verified)]);
+        if counted != counted_before {
+            let worth = self.worth.entry(report.date).or_default();
+            *worth = (*worth).max(counted);
+        }
         if result.status == RecordOutcome::Accepted {
             result.coins_awarded = self.settle(report.date, &context.settings);
         }
@@ -334,11 +396,16 @@ impl Batch {
     /// Settles `day` after one of its sources was verified: what the day is worth now, and
     /// the coins that pays beyond what it already paid.
     fn settle(&mut self, day: NaiveDate, rules: &RewardSettings) -> i64 {
-        let worth = settlement::day_worth(
-            self.records
-                .iter()
-                .filter(|((d, _), _)| *d == day)
-                .map(|(_, r)| (r.status, r.verified)),
+        let worth = self.worth.get(&day).copied().unwrap_or(0);
+        debug_assert_eq!(
+            worth,
+            settlement::day_worth(
+                self.records
+                    .iter()
+                    .filter(|((d, _), _)| *d == day)
+                    .map(|(_, r)| (r.status, r.verified)),
+            ),
+            "the kept worth of {day} differs from its records'"
         );
         let account = self.days.entry(day).or_default();
         let (after, award) =
@@ -367,13 +434,13 @@ impl Batch {
     }
 }
 
-/// The distinct days of the reports not refused outright, sorted.
-fn days_to_load(reports: &[StepReport], refusals: &[Option<&'static str>]) -> Vec<NaiveDate> {
+/// The distinct days of `reports` that `keep` lets through, sorted.
+fn distinct_days(reports: &[StepReport], keep: impl Fn(usize) -> bool) -> Vec<NaiveDate> {
     let mut days: Vec<NaiveDate> = reports
         .iter()
-        .zip(refusals)
-        .filter(|(_, refused)| refused.is_none())
-        .map(|(r, _)| r.date)
+        .enumerate()
+        .filter(|(index, _)| keep(*index))
+        .map(|(_, r)| r.date)
         .collect();
     days.sort_unstable();
     days.dedup();
@@ -406,20 +473,30 @@ pub async fn record_steps_in(
             format!("send 1 to {MAX_RECORDS_PER_REQUEST} records"),
         ));
     }
-    // The version first: its row lock serialises this user's batches. The reads after it go
-    // out together (a connection runs them in order, all after the lock was taken).
-    let version = next_user_version(tx, user_id).await?;
-    let context = Context::load(tx, user_id).await?;
+    // The settings are read with the records, so the days read are those of every report
+    // not dated in the future anywhere on Earth (refused whatever the settings say); the
+    // batch then keeps those of the reports the settings do not refuse outright.
+    let latest_today = (Utc::now() + Duration::hours(14)).date_naive();
+    let snapshot = Snapshot::read(
+        tx,
+        user_id,
+        &distinct_days(reports, |i| reports[i].date <= latest_today),
+    )
+    .await?;
+    let (version, context) = (snapshot.version, &snapshot.context);
     let refusals: Vec<Option<&'static str>> = reports
         .iter()
         .map(|r| anticheat::refusal(r, &context.settings, context.now))
         .collect();
-    let mut batch = Batch::load(tx, user_id, &days_to_load(reports, &refusals)).await?;
+    let mut batch = Batch::from_snapshot(
+        &snapshot,
+        &distinct_days(reports, |i| refusals[i].is_none()),
+    );
     let results: Vec<RecordResult> = reports
         .iter()
         .zip(&refusals)
         .enumerate()
-        .map(|(index, (report, refusal))| batch.record(index, report, *refusal, &context))
+        .map(|(index, (report, refusal))| batch.record(index, report, *refusal, context))
         .collect();
 
     // The records and the settled days are written together; the settlement then books the

@@ -6,6 +6,7 @@
 //! functions take a transaction, not any client.
 
 use deadpool_postgres::Transaction;
+use tokio_postgres::Statement;
 use uuid::Uuid;
 
 use crate::db::CachedStatements as _;
@@ -21,18 +22,29 @@ pub async fn start_user(tx: &Transaction<'_>, user_id: Uuid) -> Result<(), Error
     Ok(())
 }
 
+/// The statement that takes a user's next change version under the version row's lock.
+/// Callers that send the reads that must follow the lock in the same round trip prepare it
+/// with [`crate::db::CachedStatements::prepare_in_order`] and run it with
+/// [`next_user_version_on`].
+pub const NEXT_USER_VERSION: &str = "INSERT INTO change_versions (user_id, version) VALUES ($1, 1)
+     ON CONFLICT (user_id) DO UPDATE SET version = change_versions.version + 1
+     RETURNING version";
+
 /// Takes the next change version of a user under its row lock (held until commit), so that
 /// versions commit in order. See docs/adr/0001-per-user-change-versions.md.
 pub async fn next_user_version(tx: &Transaction<'_>, user_id: Uuid) -> Result<i64, Error> {
-    let row = tx
-        .query_one_cached(
-            "INSERT INTO change_versions (user_id, version) VALUES ($1, 1)
-             ON CONFLICT (user_id) DO UPDATE SET version = change_versions.version + 1
-             RETURNING version",
-            &[&user_id],
-        )
-        .await?;
-    Ok(row.get("version"))
+    let statement = tx.prepare_cached(NEXT_USER_VERSION).await?;
+    Ok(next_user_version_on(tx, &statement, user_id).await?)
+}
+
+/// [`next_user_version`] with its statement ([`NEXT_USER_VERSION`]) prepared: the request is
+/// sent when the future is first polled.
+pub async fn next_user_version_on(
+    tx: &Transaction<'_>,
+    statement: &Statement,
+    user_id: Uuid,
+) -> Result<i64, tokio_postgres::Error> {
+    Ok(tx.query_one(statement, &[&user_id]).await?.get("version"))
 }
 
 /// Takes the next shared catalogue version; the row stays locked until commit.

@@ -9,7 +9,7 @@ use fitkart_protocol::auth::{PasswordChangeRequest, ProfilePatch, TokenResponse,
 use crate::auth::accounts;
 use crate::http::ApiError;
 use crate::http::AppState;
-use crate::http::extract::{AuthUser, Client};
+use crate::http::extract::{AuthUser, Client, PendingAuth};
 use crate::http::json::ApiJson;
 use crate::http::openapi::TAG_ACCOUNT;
 
@@ -25,9 +25,12 @@ use crate::http::openapi::TAG_ACCOUNT;
 )]
 pub async fn get_me(
     State(state): State<AppState>,
-    user: AuthUser,
+    auth: PendingAuth,
 ) -> Result<Json<UserProfile>, ApiError> {
-    Ok(Json(accounts::profile(&state.pool, user.id).await?))
+    let conn = state.pool.get().await?;
+    let read = accounts::profile(&conn, auth.claimed_user());
+    let (_, profile) = auth.check_with(&conn, read).await?;
+    Ok(Json(profile))
 }
 
 /// `PATCH /api/v1/me`: display name, time zone, daily goal; anything else is 422.

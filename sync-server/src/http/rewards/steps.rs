@@ -12,9 +12,10 @@ use fitkart_protocol::steps::{
 use fitkart_protocol::validate;
 use serde::Deserialize;
 
+use crate::error::DomainError;
 use crate::http::ApiError;
 use crate::http::AppState;
-use crate::http::extract::AuthUser;
+use crate::http::extract::{AuthUser, PendingAuth};
 use crate::http::json::ApiJson;
 use crate::http::openapi::TAG_STEPS;
 use crate::http::query::ApiQuery;
@@ -141,10 +142,12 @@ pub async fn history(
 )]
 pub async fn wallet(
     State(state): State<AppState>,
-    user: AuthUser,
+    auth: PendingAuth,
 ) -> Result<Json<Wallet>, ApiError> {
     let conn = state.pool.get().await?;
-    Ok(Json(ledger::wallet(&conn, user.id).await?))
+    let read = ledger::wallet(&conn, auth.claimed_user());
+    let (_, wallet) = auth.check_with(&conn, read).await?;
+    Ok(Json(wallet))
 }
 
 /// Query of `GET /api/v1/wallet/transactions`.
@@ -225,14 +228,20 @@ pub async fn transactions(
 )]
 pub async fn achievements(
     State(state): State<AppState>,
-    user: AuthUser,
+    auth: PendingAuth,
 ) -> Result<Json<AchievementList>, ApiError> {
     let conn = state.pool.get().await?;
-    let (_, goal) = steps::today(&conn, user.id).await?;
-    let streak_day_steps = RewardSettings::load(&conn).await?.streak_day_steps(goal);
-    Ok(Json(AchievementList {
-        achievements: achievements::list(&conn, user.id, streak_day_steps).await?,
-    }))
+    let user_id = auth.claimed_user();
+    // Two round trips: the account check with the goal and the settings, then the list.
+    let read = async {
+        let ((_, goal), settings) = tokio::try_join!(steps::today(&conn, user_id), async {
+            Ok(RewardSettings::load(&conn).await?)
+        })?;
+        let streak_day_steps = settings.streak_day_steps(goal);
+        Ok::<_, DomainError>(achievements::list(&conn, user_id, streak_day_steps).await?)
+    };
+    let (_, achievements) = auth.check_with(&conn, read).await?;
+    Ok(Json(AchievementList { achievements }))
 }
 
 #[cfg(test)]
