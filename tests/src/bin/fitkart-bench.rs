@@ -12,8 +12,9 @@
 //!    `fitkart-sync-server` binary beside this one), each sending its next request as soon as
 //!    the last is answered, for `--seconds`;
 //! 2. **latency under load**: requests at a fixed arrival rate (half the capacity unless
-//!    `--rate` says otherwise), each timed from the moment it was due to start, so a slow
-//!    answer delays no measurement (no coordinated omission);
+//!    `--load-share` says otherwise), each timed from the moment it was due to start, so a
+//!    slow answer delays no measurement (no coordinated omission); reads first run one
+//!    uncounted second at that rate, while connections open and pools grow;
 //! 3. **raw-SQL limit**: the same rows read or written straight through tokio-postgres by
 //!    `--clients` connections (prepared statements, one transaction per request, COPY for the
 //!    step batch), for `--seconds`.
@@ -1292,6 +1293,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for op in ops {
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
         let rate = (cap.per_second() * args.load_share).max(1.0);
+        if !op.is_write() {
+            // Warm-up, not counted: an open loop keeps more requests in flight than the closed
+            // loop before it, so the HTTP client opens connections and the server's pool grows
+            // during its first second; that is the bench starting, not the server under load.
+            // (Writes skip it: it would spend the users' step budgets and coins.)
+            fixed_rate(&http, &server.url, &world, op, rate, 1).await;
+        }
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
         let ratio = if op.unit().is_empty() {
