@@ -302,7 +302,8 @@ fn size_from_setting(value: serde_json::Value) -> Result<i64> {
 /// The parts of a board [`read`] answers from, in one statement (one snapshot): the top
 /// (`$2` rows; ranks are closed up over users deleted since the rebuild: the top is
 /// renumbered, and the viewer's rank loses one for every deleted user above it), the viewer's
-/// place (`$3`), any row of the board (its period start and build time) and the
+/// place (`$3`), the board's first row (its period start and build time; through the rank
+/// index, not a scan that may first pass the rows the last rebuilds deleted) and the
 /// `leaderboard.size` setting (`$4`).
 const READ_BOARD: &str = "(SELECT 'top' AS part, row_number() OVER (ORDER BY lc.rank) AS rank,
          lc.display_name, lc.steps, lc.user_id = $3 AS is_me,
@@ -323,7 +324,7 @@ const READ_BOARD: &str = "(SELECT 'top' AS part, row_number() OVER (ORDER BY lc.
  WHERE lc.period = $1 AND lc.user_id = $3
  UNION ALL
  (SELECT 'built', NULL, NULL, NULL, NULL, period_start, computed_at, NULL
-  FROM leaderboard_cache WHERE period = $1 LIMIT 1)
+  FROM leaderboard_cache WHERE period = $1 ORDER BY rank LIMIT 1)
  UNION ALL
  SELECT 'size', NULL, NULL, NULL, NULL, NULL, NULL, value FROM settings WHERE key = $4";
 
