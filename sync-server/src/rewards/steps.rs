@@ -778,12 +778,7 @@ pub async fn today(
     client: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<(NaiveDate, i64), DomainError> {
-    let row = client
-        .query_one_cached(
-            "SELECT timezone, daily_step_goal FROM users WHERE id = $1",
-            &[&user_id],
-        )
-        .await?;
+    let row = client.query_one_cached(USER_RULES, &[&user_id]).await?;
     let tz = user_time_zone(row.get("timezone"))?;
     Ok((
         Utc::now().with_timezone(&tz).date_naive(),
