@@ -26,10 +26,14 @@ use uuid::Uuid;
 const PASSWORD: &str = "simulated-walker-password";
 const ACTIONS: usize = 70;
 
+/// Seeds 1-6, then the random seeds that once broke a run, kept as regressions:
+/// 2586888358 refunded a delivered order without the reason the server asks of every refund.
+const DEFAULT_SEEDS: &str = "1-6,2586888358";
+
 /// The seeds to run: FITKART_SIM_SEEDS ("1-6", "42" or "3,9,27") plus FITKART_SIM_RANDOM
-/// fresh random ones (default 2).
+/// fresh random ones (default 2). The default keeps every seed that once found a bug.
 fn seeds() -> Vec<u64> {
-    let spec = std::env::var("FITKART_SIM_SEEDS").unwrap_or_else(|_| "1-6".into());
+    let spec = std::env::var("FITKART_SIM_SEEDS").unwrap_or_else(|_| DEFAULT_SEEDS.into());
     let mut seeds = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.split_once('-') {
@@ -428,6 +432,9 @@ async fn admin_acts(world: &mut World) -> Check {
         serde_json::json!({"status": "cancelled", "reason": "out of stock at the warehouse"})
     } else if next == "shipped" {
         serde_json::json!({"status": next, "tracking_number": "SIM123456"})
+    } else if next == "refunded" {
+        // The server asks a reason of every refund, as it does of every cancellation.
+        serde_json::json!({"status": next, "reason": "parcel returned damaged"})
     } else {
         serde_json::json!({"status": next})
     };
