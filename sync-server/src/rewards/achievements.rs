@@ -223,6 +223,42 @@ const CANDIDATES: &str = "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM ac
                    WHERE ua.user_id = $1 AND ua.achievement_id = a.id)
  ORDER BY a.sort_order, a.code";
 
+/// The condition, on the user (`$1`), that some active achievement they have not unlocked has
+/// criteria of one of the given types (an SQL list of string literals), by which the
+/// evaluation's reads of the facts skip the user's days once nothing left to unlock needs them.
+/// The types are those [`Criteria::parse`] reads the facts for: `total_steps` and
+/// `daily_steps` the totals, `streak` the streak days.
+macro_rules! while_a_candidate_is_judged_on {
+    ($types:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM achievements a
+                     WHERE a.is_active AND a.deleted_at IS NULL
+                       AND a.criteria->>'type' IN (",
+            $types,
+            ")
+                       AND NOT EXISTS (SELECT 1 FROM user_achievements ua
+                                       WHERE ua.user_id = $1 AND ua.achievement_id = a.id))"
+        )
+    };
+}
+
+/// [`FACTS_TOTALS`], read only while a total-steps or daily-steps achievement is left to unlock
+/// (zeros otherwise); the condition is evaluated once per statement, before the scan.
+const CANDIDATE_TOTALS: &str = concat!(
+    "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
+        coalesce(max(verified_steps), 0)::bigint AS best_day
+ FROM step_days WHERE user_id = $1 AND ",
+    while_a_candidate_is_judged_on!("'total_steps', 'daily_steps'")
+);
+
+/// [`FACTS_STREAK_DAYS`], read only while a streak achievement is left to unlock (no rows
+/// otherwise).
+const CANDIDATE_STREAK_DAYS: &str = concat!(
+    "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 AND ",
+    while_a_candidate_is_judged_on!("'streak'"),
+    " ORDER BY day"
+);
+
 /// An evaluation of every active achievement the user has not unlocked, with its statements
 /// prepared, so that a caller can send its reads in the same round trip as the writes they
 /// must see ([`crate::db::CachedStatements::prepare_in_order`]).
@@ -235,14 +271,16 @@ impl Evaluation {
     pub async fn prepare(tx: &Transaction<'_>) -> Result<Self> {
         Ok(Self {
             statements: tx
-                .prepare_in_order([CANDIDATES, FACTS_TOTALS, FACTS_STREAK_DAYS])
+                .prepare_in_order([CANDIDATES, CANDIDATE_TOTALS, CANDIDATE_STREAK_DAYS])
                 .await?,
         })
     }
 
     /// Evaluates, in the caller's transaction (which holds the user's change-version lock, so
     /// no concurrent evaluation can race); its reads go out when the future is first polled
-    /// and see the `step_days` writes sent before them. `streak_day_steps` is
+    /// and see the `step_days` writes sent before them. The user's days are read only for the
+    /// facts some candidate is judged on: most reports of a user who has unlocked every step
+    /// and streak achievement read none. `streak_day_steps` is
     /// [`RewardSettings::streak_day_steps`] of the user's goal.
     pub async fn run(
         &self,

@@ -162,6 +162,78 @@ async fn the_streak_follows_the_users_goal_and_breaks_on_a_short_day() {
     assert_ledger_consistent(&server).await;
 }
 
+/// The evaluation reads a user's days only for the rules left to unlock: the streak still
+/// unlocks when it is the last step rule left, and a rule added later unlocks on the history
+/// the user already has.
+#[tokio::test]
+async fn the_rules_left_to_unlock_are_judged_on_the_whole_history() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let yui = api.account("yui@example.com").await;
+
+    // Every other day of the backfill week: 100,000 steps, no two days in a row.
+    let every_other: Vec<StepReport> = [7, 5, 3, 1]
+        .into_iter()
+        .map(|n| {
+            let date = days_ago(n);
+            report(date, PHONE, 25000, at(date, 20, 0))
+        })
+        .collect();
+    let answer = api.record(&yui, &every_other).await;
+    assert_eq!(
+        unlocked(&answer),
+        vec![
+            "steps_100k",
+            "steps_10k",
+            "steps_1k",
+            "steps_50k",
+            "steps_5k"
+        ]
+    );
+
+    // Filling the gaps makes seven days at the goal in a row, when only the streak (and the
+    // early bird) is left to unlock.
+    let gaps: Vec<StepReport> = [6, 4, 2]
+        .into_iter()
+        .map(|n| {
+            let date = days_ago(n);
+            report(date, PHONE, 10000, at(date, 20, 0))
+        })
+        .collect();
+    let answer = api.record(&yui, &gaps).await;
+    assert_eq!(unlocked(&answer), vec!["streak_7"]);
+
+    // An admin adds a rule the user's history already meets (130,000 steps): the next report,
+    // however small, unlocks it and pays its bonus once.
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .execute(
+            r#"INSERT INTO achievements (code, name, criteria, bonus_coins, sort_order)
+               VALUES ('steps_120k', '120K Steps', '{"type": "total_steps", "steps": 120000}',
+                       300, 99)"#,
+            &[],
+        )
+        .await
+        .unwrap();
+    let d2 = days_ago(2);
+    let answer = api
+        .record(&yui, &[report(d2, PHONE, 10100, at(d2, 21, 0))])
+        .await;
+    assert_eq!(unlocked(&answer), vec!["steps_120k"]);
+    assert_eq!(answer.coins_awarded, 1 + 300);
+    let again = api
+        .record(&yui, &[report(d2, PHONE, 10200, at(d2, 22, 0))])
+        .await;
+    assert!(again.achievements_unlocked.is_empty());
+    let list = api.achievements(&yui).await.achievements;
+    let added = list.iter().find(|a| a.code == "steps_120k").unwrap();
+    assert!(added.unlocked_at.is_some());
+    assert_ledger_consistent(&server).await;
+}
+
 #[tokio::test]
 async fn early_bird_needs_2000_steps_before_eight_local_time() {
     let server = TestServer::start().await.unwrap();
