@@ -315,17 +315,12 @@ async fn a_stored_time_zone_outside_the_iana_database_is_never_taken_for_utc() {
     let api = Api::new(&server);
     let session = api.register("imported@example.com").await;
     // An account imported from the old system with a zone PATCH /me would have refused.
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE users SET timezone = 'Mars/Olympus_Mons' WHERE id = $1",
-            &[&session.user.id],
-        )
-        .await
-        .unwrap();
+    common::execute(
+        &server,
+        "UPDATE users SET timezone = 'Mars/Olympus_Mons' WHERE id = $1",
+        &[&session.user.id],
+    )
+    .await;
     let token = Some(session.access_token.as_str());
     let (status, body) = api.get("/api/v1/steps/today", token).await;
     assert_eq!(

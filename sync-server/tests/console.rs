@@ -582,17 +582,12 @@ async fn a_demoted_administrator_loses_the_console_at_once() {
     let server = TestServer::start().await.unwrap();
     create_admin(&server, "boss@example.com", "Boss").await;
     let session = console_sign_in(&server, "boss@example.com").await;
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE users SET role = 'user' WHERE email = 'boss@example.com'",
-            &[],
-        )
-        .await
-        .unwrap();
+    common::execute(
+        &server,
+        "UPDATE users SET role = 'user' WHERE email = 'boss@example.com'",
+        &[],
+    )
+    .await;
     let answer = http()
         .get(server.url("/admin/users"))
         .header(COOKIE, &session)

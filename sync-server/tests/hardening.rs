@@ -258,17 +258,12 @@ async fn an_unreadable_stored_outcome_does_not_wedge_the_device() {
     let (status, body) = answer(send()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // What an older build stored when an outcome failed to serialise.
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE sync_mutations SET result = 'null'::jsonb WHERE user_id = $1",
-            &[&user.user.id],
-        )
-        .await
-        .unwrap();
+    common::execute(
+        &server,
+        "UPDATE sync_mutations SET result = 'null'::jsonb WHERE user_id = $1",
+        &[&user.user.id],
+    )
+    .await;
     let (status, body) = answer(send()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["status"], "duplicate", "{body}");

@@ -489,6 +489,23 @@ pub async fn rows(
         .unwrap()
 }
 
+/// Runs one statement on the server's database (a fresh connection per call): what an
+/// operator, an older build or an import would have left there. Returns the rows it changed.
+pub async fn execute(
+    server: &TestServer,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> u64 {
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .execute(sql, params)
+        .await
+        .unwrap()
+}
+
 /// One bigint from a query with one uuid parameter.
 pub async fn count(server: &TestServer, sql: &str, param: Uuid) -> i64 {
     server

@@ -33,17 +33,12 @@ async fn bad_limits_periods_and_fields_are_refused() {
     }
 
     // The upper bound is the leaderboard.size setting, read per request.
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE settings SET value = '5' WHERE key = 'leaderboard.size'",
-            &[],
-        )
-        .await
-        .unwrap();
+    common::execute(
+        &server,
+        "UPDATE settings SET value = '5' WHERE key = 'leaderboard.size'",
+        &[],
+    )
+    .await;
     let (status, body) = api.get("/api/v1/leaderboard?limit=6", token).await;
     assert_eq!(
         (status, code(&body)),

@@ -9,17 +9,12 @@ async fn the_catalogue_lists_active_products_in_order_and_pages() {
     let hidden = add_product(&server, "Hidden", 10, 5).await;
     let dearer = add_product(&server, "Dearer", 30, 5).await;
     let cheaper = add_product(&server, "Cheaper", 20, 5).await;
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE reward_products SET is_active = false WHERE id = $1",
-            &[&hidden],
-        )
-        .await
-        .unwrap();
+    common::execute(
+        &server,
+        "UPDATE reward_products SET is_active = false WHERE id = $1",
+        &[&hidden],
+    )
+    .await;
     let expected: Vec<Uuid> = common::rows(
         &server,
         "SELECT id FROM reward_products WHERE is_active ORDER BY category, coin_price, id",

@@ -164,17 +164,12 @@ async fn refused_orders_change_nothing() {
     let scarce = add_product(&server, "Limited", 20, 2).await;
     let gone = add_product(&server, "Sold out", 20, 0).await;
     let retired = add_product(&server, "Retired", 20, 10).await;
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE reward_products SET is_active = false WHERE id = $1",
-            &[&retired],
-        )
-        .await
-        .unwrap();
+    common::execute(
+        &server,
+        "UPDATE reward_products SET is_active = false WHERE id = $1",
+        &[&retired],
+    )
+    .await;
     let mut many = Vec::new();
     for n in 0..21 {
         many.push((add_product(&server, &format!("Item {n}"), 1, 10).await, 1));

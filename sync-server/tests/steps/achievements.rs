@@ -205,19 +205,14 @@ async fn the_rules_left_to_unlock_are_judged_on_the_whole_history() {
 
     // An admin adds a rule the user's history already meets (130,000 steps): the next report,
     // however small, unlocks it and pays its bonus once.
-    server
-        .db()
-        .client()
-        .await
-        .unwrap()
-        .execute(
-            r#"INSERT INTO achievements (code, name, criteria, bonus_coins, sort_order)
-               VALUES ('steps_120k', '120K Steps', '{"type": "total_steps", "steps": 120000}',
-                       300, 99)"#,
-            &[],
-        )
-        .await
-        .unwrap();
+    common::execute(
+        &server,
+        r#"INSERT INTO achievements (code, name, criteria, bonus_coins, sort_order)
+           VALUES ('steps_120k', '120K Steps', '{"type": "total_steps", "steps": 120000}',
+                   300, 99)"#,
+        &[],
+    )
+    .await;
     let d2 = days_ago(2);
     let answer = api
         .record(&yui, &[report(d2, PHONE, 10100, at(d2, 21, 0))])
