@@ -159,7 +159,7 @@ pub async fn ensure_database(url: &str) -> Result<bool> {
 /// counts every partition, though the executor skips those outside the query's range. The
 /// step path's statements are all index lookups by user, for which a generic plan is as good
 /// as a custom one; measured on `medium`, the records query spent 0.56 ms planning per call
-/// against 0.07 ms running (`docs/benchmarks.md`, tuning step 4).
+/// against 0.07 ms running (`docs/benchmarks.md`, tuning step 5; ADR 0013).
 pub const GENERIC_PLANS: &str = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
 
 /// How long a request waits for a pooled connection, or for a new one to open, before it is
