@@ -87,14 +87,28 @@ pub struct Facts {
     pub longest_streak: i64,
 }
 
-/// The user's lifetime verified steps and best day (parameter: the user).
-const FACTS_TOTALS: &str = "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
+/// The SQL of [`FACTS_TOTALS`], for the evaluation's condition to extend.
+macro_rules! facts_totals {
+    () => {
+        "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
         coalesce(max(verified_steps), 0)::bigint AS best_day
- FROM step_days WHERE user_id = $1";
+ FROM step_days WHERE user_id = $1"
+    };
+}
+
+/// The SQL of [`FACTS_STREAK_DAYS`] without its order, for the evaluation's condition to
+/// extend.
+macro_rules! facts_streak_days {
+    () => {
+        "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2"
+    };
+}
+
+/// The user's lifetime verified steps and best day (parameter: the user).
+const FACTS_TOTALS: &str = facts_totals!();
 
 /// The user's streak days, oldest first (parameters: the user, the steps a streak day needs).
-const FACTS_STREAK_DAYS: &str =
-    "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 ORDER BY day";
+const FACTS_STREAK_DAYS: &str = concat!(facts_streak_days!(), " ORDER BY day");
 
 impl Facts {
     /// Reads the user's facts from `step_days`: verified totals only, so a backfilled day counts
@@ -245,16 +259,16 @@ macro_rules! while_a_candidate_is_judged_on {
 /// [`FACTS_TOTALS`], read only while a total-steps or daily-steps achievement is left to unlock
 /// (zeros otherwise); the condition is evaluated once per statement, before the scan.
 const CANDIDATE_TOTALS: &str = concat!(
-    "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
-        coalesce(max(verified_steps), 0)::bigint AS best_day
- FROM step_days WHERE user_id = $1 AND ",
+    facts_totals!(),
+    " AND ",
     while_a_candidate_is_judged_on!("'total_steps', 'daily_steps'")
 );
 
 /// [`FACTS_STREAK_DAYS`], read only while a streak achievement is left to unlock (no rows
 /// otherwise).
 const CANDIDATE_STREAK_DAYS: &str = concat!(
-    "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 AND ",
+    facts_streak_days!(),
+    " AND ",
     while_a_candidate_is_judged_on!("'streak'"),
     " ORDER BY day"
 );
