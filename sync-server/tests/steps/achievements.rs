@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// One phone report at 20:00 on each of the days `days_back` days ago, in that order, of
+/// `steps_on(days back)` steps.
+fn evenings(
+    days_back: impl IntoIterator<Item = u64>,
+    steps_on: impl Fn(u64) -> i64,
+) -> Vec<StepReport> {
+    days_back
+        .into_iter()
+        .map(|n| {
+            let date = days_ago(n);
+            report(date, PHONE, steps_on(n), at(date, 20, 0))
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn daily_step_achievements_unlock_at_their_thresholds_and_pay_once() {
     let server = TestServer::start().await.unwrap();
@@ -120,15 +135,7 @@ async fn total_step_achievements_and_the_week_streak_unlock_once() {
 async fn the_streak_follows_the_users_goal_and_breaks_on_a_short_day() {
     let server = TestServer::start().await.unwrap();
     let api = Api::new(&server);
-    let week = |steps_on: &dyn Fn(u64) -> i64| -> Vec<StepReport> {
-        (1..=7)
-            .rev()
-            .map(|n| {
-                let date = days_ago(n);
-                report(date, PHONE, steps_on(n), at(date, 20, 0))
-            })
-            .collect()
-    };
+    let week = |steps_on: &dyn Fn(u64) -> i64| evenings((1..=7).rev(), steps_on);
 
     // A goal of 6,000 a day, met seven days in a row.
     let wes = api.account("wes@example.com").await;
@@ -172,14 +179,7 @@ async fn the_rules_left_to_unlock_are_judged_on_the_whole_history() {
     let yui = api.account("yui@example.com").await;
 
     // Every other day of the backfill week: 100,000 steps, no two days in a row.
-    let every_other: Vec<StepReport> = [7, 5, 3, 1]
-        .into_iter()
-        .map(|n| {
-            let date = days_ago(n);
-            report(date, PHONE, 25000, at(date, 20, 0))
-        })
-        .collect();
-    let answer = api.record(&yui, &every_other).await;
+    let answer = api.record(&yui, &evenings([7, 5, 3, 1], |_| 25000)).await;
     assert_eq!(
         unlocked(&answer),
         vec![
@@ -193,14 +193,7 @@ async fn the_rules_left_to_unlock_are_judged_on_the_whole_history() {
 
     // Filling the gaps makes seven days at the goal in a row, when only the streak (and the
     // early bird) is left to unlock.
-    let gaps: Vec<StepReport> = [6, 4, 2]
-        .into_iter()
-        .map(|n| {
-            let date = days_ago(n);
-            report(date, PHONE, 10000, at(date, 20, 0))
-        })
-        .collect();
-    let answer = api.record(&yui, &gaps).await;
+    let answer = api.record(&yui, &evenings([6, 4, 2], |_| 10000)).await;
     assert_eq!(unlocked(&answer), vec!["streak_7"]);
 
     // An admin adds a rule the user's history already meets (130,000 steps): the next report,
