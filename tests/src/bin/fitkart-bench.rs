@@ -7,6 +7,9 @@
 //! ```
 //! (`scripts/bench.sh medium` does both with release builds.)
 //!
+//! It starts measuring once the jobs a server runs when it first starts on a database (the
+//! ledger verification, the upkeep) have finished, and prints how long they took.
+//!
 //! For each operation it measures three things against a generated database:
 //! 1. **capacity**: `--clients` concurrent clients against the live server (started from the
 //!    `fitkart-sync-server` binary beside this one), each sending its next request as soon as
