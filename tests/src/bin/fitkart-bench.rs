@@ -311,18 +311,23 @@ async fn start_server(args: &Args) -> anyhow::Result<Server> {
 /// Waits until the jobs a server runs when it first starts on a database have finished: the
 /// ledger verification (all of the ledger) and the upkeep. They run once a day or less in
 /// service; measured under them, the first operations would pay for a full scan of the
-/// ledger. Returns how long they took.
-async fn wait_for_start_up_jobs(db: &tokio_postgres::Client) -> anyhow::Result<Duration> {
+/// ledger. A run started before `since` (by an earlier server that was stopped mid-run) is not
+/// waited for. Returns how long they took.
+async fn wait_for_start_up_jobs(
+    db: &tokio_postgres::Client,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Duration> {
     use fitkart_sync_server::jobs::{UPKEEP, VERIFY_LEDGER};
     let started = Instant::now();
     loop {
-        // Registered (so due now if they have never run), not due, not running.
+        // Registered (so due now if they have never run), not due, and not running a run this
+        // server started.
         let settled: bool = db
             .query_one(
-                "SELECT count(*) = 2 FROM scheduled_jobs
+                "SELECT count(*) = cardinality($1::text[]) FROM scheduled_jobs
                  WHERE name = ANY($1) AND next_due > now() AND last_started_at IS NOT NULL
-                   AND last_finished_at >= last_started_at",
-                &[&[UPKEEP, VERIFY_LEDGER].as_slice()],
+                   AND (last_finished_at >= last_started_at OR last_started_at < $2)",
+                &[&[UPKEEP, VERIFY_LEDGER].as_slice(), &since],
             )
             .await?
             .get(0);
@@ -1280,8 +1285,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let db = fitkart_sync_server::db::connect(&config).await?;
     let world = Arc::new(load_world(&db).await?);
     let pool = fitkart_sync_server::db::pool(&args.database_url, args.clients)?;
+    let before_start: DateTime<Utc> = db.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
     let server = start_server(&args).await?;
-    let start_up_jobs = wait_for_start_up_jobs(&db).await?;
+    let start_up_jobs = wait_for_start_up_jobs(&db, before_start).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()?;
