@@ -361,7 +361,9 @@ async fn an_unavailable_database_answers_503_with_retry_after() {
     let user = api.register("outage@example.com").await;
     let (status, _) = api.get("/api/v1/wallet", &user.access_token).await;
     assert_eq!(status, StatusCode::OK);
-    // The outage: the database refuses new connections and its sessions are cut.
+    // The outage: the database refuses new connections and its sessions are cut (the
+    // timeout waits until each session has ended: on a loaded machine a session may
+    // otherwise still answer the next request).
     let mut admin = fitkart_sync_server::db::parse_url(server.db().url()).unwrap();
     admin.dbname("postgres");
     let admin = fitkart_sync_server::db::connect(&admin).await.unwrap();
@@ -369,7 +371,7 @@ async fn an_unavailable_database_answers_503_with_retry_after() {
     admin
         .batch_execute(&format!(
             "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false;
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
              WHERE datname = '{name}' AND pid <> pg_backend_pid();"
         ))
         .await

@@ -305,6 +305,13 @@ fn size_from_setting(value: serde_json::Value) -> Result<i64> {
 /// place (`$3`), the board's first row (its period start and build time; through the rank
 /// index, not a scan that may first pass the rows the last rebuilds deleted) and the
 /// `leaderboard.size` setting (`$4`).
+///
+/// The limit is a sub-select, `LIMIT (SELECT $2::bigint)`, so that no plan knows its value:
+/// with a bare `LIMIT $2` a custom plan (which sees the 100) always looked cheaper than the
+/// generic one (which guesses 10% of the board), and PostgreSQL re-planned this statement on
+/// every call: 0.4–0.6 ms of planning against 0.24 ms of running at `medium`. Both plans now
+/// cost the same, so the cached generic plan is kept after the first five calls
+/// (`docs/benchmarks.md`, tuning step 7).
 const READ_BOARD: &str = "(SELECT 'top' AS part, row_number() OVER (ORDER BY lc.rank) AS rank,
          lc.display_name, lc.steps, lc.user_id = $3 AS is_me,
          NULL::date AS period_start, NULL::timestamptz AS computed_at, NULL::jsonb AS value
@@ -313,7 +320,7 @@ const READ_BOARD: &str = "(SELECT 'top' AS part, row_number() OVER (ORDER BY lc.
     AND NOT EXISTS (SELECT 1 FROM users du
                     WHERE du.id = lc.user_id AND du.deleted_at IS NOT NULL)
   ORDER BY lc.rank
-  LIMIT $2)
+  LIMIT (SELECT $2::bigint))
  UNION ALL
  SELECT 'me', lc.rank - (SELECT count(*)
                          FROM users du

@@ -20,6 +20,7 @@ use uuid::Uuid;
 mod common;
 mod deleted_accounts;
 mod month_totals;
+mod plans;
 mod ranking;
 mod rebuilds;
 mod validation;
