@@ -401,11 +401,14 @@ async fn a_disabled_account_cannot_sign_in_refresh_or_call_until_an_admin_enable
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["disabled_at"].is_string());
     assert_eq!(body["disabled_reason"], "chargeback fraud");
-    let (status, body) = api.get("/api/v1/me", &walker.access_token).await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::FORBIDDEN, "account_disabled")
-    );
+    for path in ["/api/v1/me", "/api/v1/wallet"] {
+        let (status, body) = api.get(path, &walker.access_token).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "account_disabled"),
+            "{path}"
+        );
+    }
     let (status, body) = api.refresh(&walker.refresh_token).await;
     assert_eq!(
         (status, code(&body)),

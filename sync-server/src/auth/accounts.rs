@@ -46,6 +46,34 @@ struct Account {
     epoch: i32,
 }
 
+/// What a request's account check reads of the caller's live account
+/// (`crate::http::extract::PendingAuth`): its role, its session epoch and whether it is
+/// disabled. A read of the caller's own row selects these with its columns, so the check and
+/// the read are one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The role as stored (`users.role`).
+    pub role: String,
+    /// The account's session epoch (`users.session_epoch`): a token of another has ended.
+    pub session_epoch: i32,
+    /// Whether an administrator has disabled the account.
+    pub disabled: bool,
+}
+
+/// The columns of `users` that [`Standing::from_row`] reads.
+pub const STANDING_COLUMNS: &str = "role, session_epoch, disabled_at IS NOT NULL AS disabled";
+
+impl Standing {
+    /// Reads the [`STANDING_COLUMNS`] of `row`.
+    pub fn from_row(row: &tokio_postgres::Row) -> Self {
+        Self {
+            role: row.get("role"),
+            session_epoch: row.get("session_epoch"),
+            disabled: row.get("disabled"),
+        }
+    }
+}
+
 fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, DomainError> {
     let role: String = row.get("role");
     Ok(Account {
@@ -469,6 +497,26 @@ pub async fn profile(
         .await?
         .ok_or_else(|| DomainError::not_found("no such account"))?;
     Ok(account_from_row(&row)?.profile)
+}
+
+/// The live account's profile and its [`Standing`] for the account check, from one row in one
+/// statement (`GET /me`); `None` when the account does not exist or was deleted.
+pub async fn profile_and_standing(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Option<(UserProfile, Standing)>, DomainError> {
+    let row = client
+        .query_opt_cached(
+            // PROFILE_COLUMNS carry the role and the session epoch.
+            &format!(
+                "SELECT {PROFILE_COLUMNS}, disabled_at IS NOT NULL AS disabled
+                 FROM users WHERE id = $1 AND deleted_at IS NULL"
+            ),
+            &[&user_id],
+        )
+        .await?;
+    row.map(|row| Ok((account_from_row(&row)?.profile, Standing::from_row(&row))))
+        .transpose()
 }
 
 /// A profile by id, deleted accounts included (sync shows a deleted account as it was).

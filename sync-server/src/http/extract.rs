@@ -11,7 +11,7 @@ use fitkart_protocol::auth::Role;
 use uuid::Uuid;
 
 use super::AppState;
-use crate::auth::accounts::ClientInfo;
+use crate::auth::accounts::{ClientInfo, STANDING_COLUMNS, Standing};
 use crate::auth::tokens::{Claims, TokenError};
 use crate::db::CachedStatements as _;
 use crate::http::ApiError;
@@ -55,31 +55,36 @@ impl PendingAuth {
     pub async fn check(&self, client: &impl GenericClient) -> Result<AuthUser, ApiError> {
         let row = client
             .query_opt_cached(
-                "SELECT role, session_epoch, disabled_at IS NOT NULL AS disabled FROM users
-                 WHERE id = $1 AND deleted_at IS NULL",
+                &format!(
+                    "SELECT {STANDING_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
+                ),
                 &[&self.claims.sub],
             )
             .await?;
-        let Some(row) = row else {
+        self.check_standing(row.as_ref().map(Standing::from_row).as_ref())
+    }
+
+    /// The account check on the caller's [`Standing`] read with a read of their own row
+    /// (`None`: no live account), for a read that is one statement with its check.
+    pub fn check_standing(&self, standing: Option<&Standing>) -> Result<AuthUser, ApiError> {
+        let Some(standing) = standing else {
             return Err(ApiError::unauthorized(
                 "invalid_token",
                 "the account no longer exists",
             ));
         };
-        if row.get::<_, bool>("disabled") {
+        if standing.disabled {
             return Err(crate::auth::accounts::account_disabled().into());
         }
-        let epoch: i32 = row.get("session_epoch");
-        if epoch != self.claims.epoch {
+        if standing.session_epoch != self.claims.epoch {
             return Err(ApiError::unauthorized(
                 "token_revoked",
                 "this session has ended (password changed or signed out everywhere)",
             ));
         }
-        let role: String = row.get("role");
         Ok(AuthUser {
             id: self.claims.sub,
-            role: Role::parse(&role).ok_or_else(ApiError::internal)?,
+            role: Role::parse(&standing.role).ok_or_else(ApiError::internal)?,
         })
     }
 

@@ -8,6 +8,7 @@ use fitkart_protocol::steps::{CoinTransaction, Wallet};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use crate::auth::accounts::Standing;
 use crate::db::CachedStatements as _;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -350,6 +351,35 @@ pub async fn wallet(client: &impl GenericClient, user_id: Uuid) -> Result<Wallet
         lifetime_earned: row.get("lifetime_earned"),
         lifetime_spent: row.get("lifetime_spent"),
     })
+}
+
+/// The live account's wallet and its [`Standing`] for the account check, in one statement
+/// (`GET /wallet`); `None` when the account does not exist or was deleted.
+pub async fn wallet_and_standing(
+    client: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Option<(Wallet, Standing)>> {
+    let row = client
+        .query_opt_cached(
+            "SELECT u.role, u.session_epoch, u.disabled_at IS NOT NULL AS disabled,
+                    w.available_coins, w.frozen_coins, w.lifetime_earned, w.lifetime_spent
+             FROM users u LEFT JOIN wallets w ON w.user_id = u.id
+             WHERE u.id = $1 AND u.deleted_at IS NULL",
+            &[&user_id],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    // Every account has its wallet from registration on; a NULL here fails as a missing
+    // wallet did before (an internal error).
+    let wallet = Wallet {
+        available_coins: row.try_get("available_coins")?,
+        frozen_coins: row.try_get("frozen_coins")?,
+        lifetime_earned: row.try_get("lifetime_earned")?,
+        lifetime_spent: row.try_get("lifetime_spent")?,
+    };
+    Ok(Some((wallet, Standing::from_row(&row))))
 }
 
 /// A page of the user's entries, newest first, before the entry `before_seq` (exclusive).

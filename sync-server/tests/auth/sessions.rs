@@ -130,11 +130,14 @@ async fn a_password_change_ends_every_other_session() {
     let fresh: TokenResponse = serde_json::from_value(body).unwrap();
 
     for token in [&phone.access_token, &tablet.access_token] {
-        let (status, body) = api.get("/api/v1/me", token).await;
-        assert_eq!(
-            (status, code(&body)),
-            (StatusCode::UNAUTHORIZED, "token_revoked")
-        );
+        for path in ["/api/v1/me", "/api/v1/wallet"] {
+            let (status, body) = api.get(path, token).await;
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::UNAUTHORIZED, "token_revoked"),
+                "{path}"
+            );
+        }
     }
     for refresh in [&phone.refresh_token, &tablet.refresh_token] {
         let (status, _) = api.refresh(refresh).await;
@@ -142,6 +145,9 @@ async fn a_password_change_ends_every_other_session() {
     }
     let (status, _) = api.get("/api/v1/me", &fresh.access_token).await;
     assert_eq!(status, StatusCode::OK);
+    let (status, body) = api.get("/api/v1/wallet", &fresh.access_token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["available_coins"].is_i64(), "{body}");
     assert_eq!(
         api.login("changer@example.com", PASSWORD).await.0,
         StatusCode::UNAUTHORIZED
@@ -162,8 +168,14 @@ async fn a_deleted_account_cannot_sign_in_and_its_data_is_kept() {
     let (status, _) = api.delete("/api/v1/me", &session.access_token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
-    let (status, _) = api.get("/api/v1/me", &session.access_token).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for path in ["/api/v1/me", "/api/v1/wallet"] {
+        let (status, body) = api.get(path, &session.access_token).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "invalid_token"),
+            "{path}"
+        );
+    }
     let (status, _) = api.refresh(&session.refresh_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) = api.login("gone@example.com", PASSWORD).await;

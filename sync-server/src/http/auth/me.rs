@@ -27,9 +27,12 @@ pub async fn get_me(
     State(state): State<AppState>,
     auth: PendingAuth,
 ) -> Result<Json<UserProfile>, ApiError> {
+    // The profile is the account's own row: the check reads it with the profile, in one
+    // statement.
     let conn = state.pool.get().await?;
-    let read = accounts::profile(&conn, auth.claimed_user());
-    let (_, profile) = auth.check_with(&conn, read).await?;
+    let read = accounts::profile_and_standing(&conn, auth.claimed_user()).await?;
+    auth.check_standing(read.as_ref().map(|(_, standing)| standing))?;
+    let (profile, _) = read.ok_or_else(ApiError::internal)?;
     Ok(Json(profile))
 }
 

@@ -144,9 +144,11 @@ pub async fn wallet(
     State(state): State<AppState>,
     auth: PendingAuth,
 ) -> Result<Json<Wallet>, ApiError> {
+    // The account check and the wallet in one statement (a join on the caller's own row).
     let conn = state.pool.get().await?;
-    let read = ledger::wallet(&conn, auth.claimed_user());
-    let (_, wallet) = auth.check_with(&conn, read).await?;
+    let read = ledger::wallet_and_standing(&conn, auth.claimed_user()).await?;
+    auth.check_standing(read.as_ref().map(|(_, standing)| standing))?;
+    let (wallet, _) = read.ok_or_else(ApiError::internal)?;
     Ok(Json(wallet))
 }
 
