@@ -20,7 +20,9 @@
 //!    uncounted second at that rate, while connections open and pools grow;
 //! 3. **raw-SQL limit**: the same rows read or written straight through tokio-postgres by
 //!    `--clients` connections (prepared statements, one transaction per request, COPY for the
-//!    step batch), for `--seconds`.
+//!    step batch), for `--seconds`; for a read, then also at the server's fixed rate of 2.
+//!    (after an uncounted second), so the tail the machine itself gives that read at that
+//!    rate, without the server, stands beside the server's.
 //!
 //! Last, it times the leaderboard rebuilds (each period, the nightly job's three, and the
 //! full rebuild) while a client keeps reading the board being rebuilt.
@@ -1175,6 +1177,29 @@ async fn capacity(
     total
 }
 
+/// The due times of `rate × seconds` requests at `rate` a second from now, each handed over
+/// when it falls due by a thread that sleeps on the operating system's high-resolution timer.
+/// tokio's timer ticks in whole milliseconds: paced by it, a request started up to 1 ms after
+/// it was due, and that lateness, timed from the due time, was the load generator's, not the
+/// server's (the median of a read carried about half a millisecond of it).
+fn pace(rate: f64, seconds: u64) -> tokio::sync::mpsc::UnboundedReceiver<Instant> {
+    let total = ((rate * seconds as f64).round() as u64).max(1);
+    let (due_times, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        for n in 0..total {
+            let due = started + Duration::from_secs_f64(n as f64 / rate);
+            if let Some(early) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(early);
+            }
+            if due_times.send(due).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
 /// Requests at `rate` a second for `seconds`, each timed from when it was due.
 async fn fixed_rate(
     http: &reqwest::Client,
@@ -1184,17 +1209,53 @@ async fn fixed_rate(
     rate: f64,
     seconds: u64,
 ) -> Sample {
-    let total = ((rate * seconds as f64).round() as u64).max(1);
     let sample = Arc::new(Mutex::new(Sample::default()));
-    let started = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for n in 0..total {
-        let due = started + Duration::from_secs_f64(n as f64 / rate);
-        tokio::time::sleep_until(due).await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut due_times = pace(rate, seconds);
+    while let Some(due) = due_times.recv().await {
         let (http, url, world, sample) =
             (http.clone(), url.to_owned(), world.clone(), sample.clone());
         tasks.push(tokio::spawn(async move {
             let outcome = call(&http, &url, &world, op).await;
+            let latency = due.elapsed();
+            sample
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(outcome, latency);
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut sample = std::mem::take(&mut *sample.lock().unwrap_or_else(PoisonError::into_inner));
+    sample.elapsed = started.elapsed();
+    sample
+}
+
+/// Raw reads at `rate` a second for `seconds` on `pool`, each timed from when it was due (the
+/// wait for a pooled connection included): the latency the same machine gives the same read
+/// without the server, at the server's rate.
+async fn raw_fixed_rate(
+    pool: &deadpool_postgres::Pool,
+    world: &Arc<World>,
+    op: Op,
+    rate: f64,
+    seconds: u64,
+) -> Sample {
+    let sample = Arc::new(Mutex::new(Sample::default()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut due_times = pace(rate, seconds);
+    while let Some(due) = due_times.recv().await {
+        let (pool, world, sample) = (pool.clone(), world.clone(), sample.clone());
+        tasks.push(tokio::spawn(async move {
+            let outcome = match pool.get().await {
+                Ok(mut client) => raw(&mut client, &world, op)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+                Err(err) => Err(err.to_string()),
+            };
             let latency = due.elapsed();
             sample
                 .lock()
@@ -1329,7 +1390,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
          latency at {:.0}% of the measured capacity, timed from each request's due time; \
          measured after the server's start-up jobs (ledger verification, upkeep: {:.1} s); \
          {}; load average at start {}; {}.\n\n\
-         | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run | ratio | goal |\n\
+         | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run (for a read, also its latency at the server's rate: p50 / p95 / p99 / max) | ratio | goal |\n\
          | --- | --- | --- | --- | --- | --- |\n",
         if args.label.is_empty() {
             String::new()
@@ -1360,6 +1421,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
+        // For a read, the raw read's latency at the server's rate too: what this machine gives
+        // without the server in the way (reads only: writes would spend step budgets).
+        let mut raw_under = if op.is_write() {
+            None
+        } else {
+            raw_fixed_rate(&pool, &world, op, rate, 1).await;
+            Some(raw_fixed_rate(&pool, &world, op, rate, args.seconds).await)
+        };
+        let raw_text = match raw_under.as_mut() {
+            None => rate_text(&raw, op),
+            Some(at_rate) => {
+                format!(
+                    "{}; at {rate:.0}/s: {:.1} / {:.1} / {:.1} / {:.1} ms",
+                    rate_text(&raw, op),
+                    at_rate.percentile(0.5),
+                    at_rate.percentile(0.95),
+                    at_rate.percentile(0.99),
+                    at_rate.percentile(1.0),
+                )
+            }
+        };
         let ratio = if op.unit().is_empty() {
             cap.per_second() / raw.per_second().max(1e-9)
         } else {
@@ -1376,13 +1458,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             under.percentile(0.99),
             under.percentile(1.0),
             op.raw(),
-            rate_text(&raw, op),
+            raw_text,
             ratio,
             op.goal(),
         );
         print!("{line}");
         table.push_str(&line);
-        for (what, sample) in [("server", &cap), ("under load", &under), ("raw", &raw)] {
+        let raw_under = raw_under.unwrap_or_default();
+        for (what, sample) in [
+            ("server", &cap),
+            ("under load", &under),
+            ("raw", &raw),
+            ("raw at the server's rate", &raw_under),
+        ] {
             if sample.errors() > 0 {
                 notes.push(format!(
                     "{} ({what}): {} failed: {:?}",
