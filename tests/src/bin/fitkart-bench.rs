@@ -1200,24 +1200,20 @@ fn pace(rate: f64, seconds: u64) -> tokio::sync::mpsc::UnboundedReceiver<Instant
     receiver
 }
 
-/// Requests at `rate` a second for `seconds`, each timed from when it was due.
-async fn fixed_rate(
-    http: &reqwest::Client,
-    url: &str,
-    world: &Arc<World>,
-    op: Op,
-    rate: f64,
-    seconds: u64,
-) -> Sample {
+/// `request` started at `rate` a second for `seconds`, each timed from when it was due.
+async fn at_fixed_rate<F, R>(rate: f64, seconds: u64, request: F) -> Sample
+where
+    F: Fn() -> R,
+    R: Future<Output = Result<u64, String>> + Send + 'static,
+{
     let sample = Arc::new(Mutex::new(Sample::default()));
     let started = Instant::now();
     let mut tasks = Vec::new();
     let mut due_times = pace(rate, seconds);
     while let Some(due) = due_times.recv().await {
-        let (http, url, world, sample) =
-            (http.clone(), url.to_owned(), world.clone(), sample.clone());
+        let (request, sample) = (request(), sample.clone());
         tasks.push(tokio::spawn(async move {
-            let outcome = call(&http, &url, &world, op).await;
+            let outcome = request.await;
             let latency = due.elapsed();
             sample
                 .lock()
@@ -1233,6 +1229,23 @@ async fn fixed_rate(
     sample
 }
 
+/// Requests through the server at `rate` a second for `seconds`, each timed from when it was
+/// due.
+async fn fixed_rate(
+    http: &reqwest::Client,
+    url: &str,
+    world: &Arc<World>,
+    op: Op,
+    rate: f64,
+    seconds: u64,
+) -> Sample {
+    at_fixed_rate(rate, seconds, || {
+        let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
+        async move { call(&http, &url, &world, op).await }
+    })
+    .await
+}
+
 /// Raw reads at `rate` a second for `seconds` on `pool`, each timed from when it was due (the
 /// wait for a pooled connection included): the latency the same machine gives the same read
 /// without the server, at the server's rate.
@@ -1243,32 +1256,16 @@ async fn raw_fixed_rate(
     rate: f64,
     seconds: u64,
 ) -> Sample {
-    let sample = Arc::new(Mutex::new(Sample::default()));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    let mut due_times = pace(rate, seconds);
-    while let Some(due) = due_times.recv().await {
-        let (pool, world, sample) = (pool.clone(), world.clone(), sample.clone());
-        tasks.push(tokio::spawn(async move {
-            let outcome = match pool.get().await {
-                Ok(mut client) => raw(&mut client, &world, op)
-                    .await
-                    .map_err(|e| format!("{e:#}")),
-                Err(err) => Err(err.to_string()),
-            };
-            let latency = due.elapsed();
-            sample
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .add(outcome, latency);
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    let mut sample = std::mem::take(&mut *sample.lock().unwrap_or_else(PoisonError::into_inner));
-    sample.elapsed = started.elapsed();
-    sample
+    at_fixed_rate(rate, seconds, || {
+        let (pool, world) = (pool.clone(), world.clone());
+        async move {
+            let mut client = pool.get().await.map_err(|err| err.to_string())?;
+            raw(&mut client, &world, op)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        }
+    })
+    .await
 }
 
 /// `clients` raw connections in a closed loop for `seconds`.
