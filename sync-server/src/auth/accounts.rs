@@ -484,21 +484,6 @@ pub async fn logout(pool: &Pool, refresh_token: &str) -> Result<(), DomainError>
     Ok(())
 }
 
-/// The caller's profile.
-pub async fn profile(
-    client: &impl GenericClient,
-    user_id: Uuid,
-) -> Result<UserProfile, DomainError> {
-    let row = client
-        .query_opt_cached(
-            &format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"),
-            &[&user_id],
-        )
-        .await?
-        .ok_or_else(|| DomainError::not_found("no such account"))?;
-    Ok(account_from_row(&row)?.profile)
-}
-
 /// The live account's profile and its [`Standing`] for the account check, from one row in one
 /// statement (`GET /me`); `None` when the account does not exist or was deleted.
 pub async fn profile_and_standing(
