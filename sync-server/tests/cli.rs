@@ -166,17 +166,47 @@ async fn serve_creates_the_database_and_stops_cleanly_on_sigterm() {
         .url()
         .replace(holder.name(), &format!("{}_served", holder.name()));
     let fresh_name = format!("{}_served", holder.name());
+    let serve = || {
+        let mut command = Command::new(BIN);
+        command
+            .env("DATABASE_URL", &fresh_url)
+            .env("FITKART_LISTEN", "127.0.0.1:0")
+            .env_remove("FITKART_JWT_SECRET")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        command
+    };
 
-    let mut child = Command::new(BIN)
-        .env("DATABASE_URL", &fresh_url)
-        .env("FITKART_LISTEN", "127.0.0.1:0")
-        .env_remove("FITKART_JWT_SECRET")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Without FITKART_JWT_SECRET a debug build generates one and says so (asserted below);
+    // a release build refuses to start, says how to make one, and creates nothing.
+    let mut command = serve();
+    if !cfg!(debug_assertions) {
+        let refused = serve().output().unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("a release build refuses to start without one"),
+            "{stderr}"
+        );
+        let mut admin = db::parse_url(holder.url()).unwrap();
+        admin.dbname("postgres");
+        let created = db::connect(&admin)
+            .await
+            .unwrap()
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                &[&fresh_name],
+            )
+            .await
+            .unwrap();
+        assert!(created.is_none(), "a refused start created the database");
+        command.env(
+            "FITKART_JWT_SECRET",
+            "a-release-build-needs-a-secret-this-long",
+        );
+    }
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -201,11 +231,13 @@ async fn serve_creates_the_database_and_stops_cleanly_on_sigterm() {
             log.join("\n")
         )
     });
-    assert!(
-        log.iter()
-            .any(|l| l.contains("FITKART_JWT_SECRET is not set")),
-        "a debug build says it generated a secret"
-    );
+    if cfg!(debug_assertions) {
+        assert!(
+            log.iter()
+                .any(|l| l.contains("FITKART_JWT_SECRET is not set")),
+            "a debug build says it generated a secret"
+        );
+    }
 
     let http = reqwest::Client::new();
     let ready = http
