@@ -1154,6 +1154,28 @@ impl Sample {
     }
 }
 
+/// `clients` tasks in a closed loop for `seconds`: each runs `client(deadline)`, which sends
+/// one request after another until the deadline and returns what it measured.
+async fn closed_loop<F, R>(clients: usize, seconds: u64, client: F) -> Sample
+where
+    F: Fn(Instant) -> R,
+    R: Future<Output = Sample> + Send + 'static,
+{
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(client(deadline)))
+        .collect();
+    let mut total = Sample::default();
+    for task in tasks {
+        if let Ok(sample) = task.await {
+            total.merge(sample);
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
 /// `clients` clients in a closed loop through the server for `seconds`.
 async fn capacity(
     http: &reqwest::Client,
@@ -1163,12 +1185,9 @@ async fn capacity(
     clients: usize,
     seconds: u64,
 ) -> Sample {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
+    closed_loop(clients, seconds, |deadline| {
         let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut sample = Sample::default();
             while Instant::now() < deadline {
                 let start = Instant::now();
@@ -1176,16 +1195,9 @@ async fn capacity(
                 sample.add(outcome, start.elapsed());
             }
             sample
-        }));
-    }
-    let mut total = Sample::default();
-    for task in tasks {
-        if let Ok(sample) = task.await {
-            total.merge(sample);
         }
-    }
-    total.elapsed = started.elapsed();
-    total
+    })
+    .await
 }
 
 /// The due times of `rate × seconds` requests at `rate` a second from now, each handed over
@@ -1287,12 +1299,9 @@ async fn raw_limit(
     clients: usize,
     seconds: u64,
 ) -> Sample {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
+    closed_loop(clients, seconds, |deadline| {
         let (pool, world) = (pool.clone(), world.clone());
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut sample = Sample::default();
             let mut client = match pool.get().await {
                 Ok(client) => client,
@@ -1309,16 +1318,9 @@ async fn raw_limit(
                 sample.add(outcome, start.elapsed());
             }
             sample
-        }));
-    }
-    let mut total = Sample::default();
-    for task in tasks {
-        if let Ok(sample) = task.await {
-            total.merge(sample);
         }
-    }
-    total.elapsed = started.elapsed();
-    total
+    })
+    .await
 }
 
 fn load_average() -> String {
