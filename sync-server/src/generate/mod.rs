@@ -515,7 +515,8 @@ fn progress_bar(users: u64, show: bool) -> ProgressBar {
 
 /// Migrates and seeds the database at `database_url` (created if missing), then fills it with
 /// `plan`'s world. Refuses a database that already has users. `show_progress` draws a
-/// progress bar with rows per second on stderr (when it is a terminal).
+/// progress bar with rows per second on stderr (when it is a terminal); without it, the same
+/// figures are logged every 30 seconds.
 pub async fn generate(
     database_url: &str,
     plan: Plan,
@@ -582,15 +583,33 @@ async fn create_partitions(main: &tokio_postgres::Client, plan: &Plan) -> anyhow
     Ok(())
 }
 
-/// Shows the rows written so far and their rate on `bar`, four times a second.
+/// How often progress is logged when no bar is drawn (stderr is not a terminal: a log file,
+/// CI, a service manager).
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Shows the rows written so far and their rate on `bar`, four times a second; when the bar
+/// is hidden, logs them every [`PROGRESS_LOG_EVERY`] instead, so a long run in a log still
+/// says how far it got.
 fn spawn_ticker(bar: ProgressBar, rows: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let start = Instant::now();
+        let mut logged = start;
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             let n = rows.load(Ordering::Relaxed);
             let rate = n as f64 / start.elapsed().as_secs_f64().max(0.001);
             bar.set_message(format!("{n} rows, {rate:.0} rows/s"));
+            if bar.is_hidden() && logged.elapsed() >= PROGRESS_LOG_EVERY {
+                logged = Instant::now();
+                tracing::info!(
+                    users = bar.position(),
+                    of = bar.length().unwrap_or_default(),
+                    rows = n,
+                    rows_per_second = rate.round() as u64,
+                    elapsed_seconds = start.elapsed().as_secs(),
+                    "generating"
+                );
+            }
         }
     })
 }
