@@ -189,9 +189,9 @@ async fn serve_creates_the_database_and_stops_cleanly_on_sigterm() {
             stderr.contains("a release build refuses to start without one"),
             "{stderr}"
         );
-        let mut admin = db::parse_url(holder.url()).unwrap();
-        admin.dbname("postgres");
-        let created = db::connect(&admin)
+        // pg_database is the cluster's, so the holder's own connection sees every database.
+        let created = holder
+            .client()
             .await
             .unwrap()
             .query_opt(
