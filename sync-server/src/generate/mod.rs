@@ -721,8 +721,8 @@ fn simulate(
             let n = kept.len() as u64;
             let mut history = model::history(plan, catalogue, n, user);
             // Moved out with their allocations: `append` would leave each emptied vector's
-            // capacity in the kept history, every user's rows held to the end (`medium`
-            // peaked at 1,069 MB resident, now 128 MB; `seed` passed 15 GB).
+            // capacity in the kept history, every user's rows held to the end (`medium`'s
+            // peak resident set: 1,069,380 KiB, now 128,372 KiB; `seed`'s passed 16 GB).
             records.extend(std::mem::take(&mut history.records));
             days.extend(std::mem::take(&mut history.days));
             ledger.extend(std::mem::take(&mut history.ledger));
