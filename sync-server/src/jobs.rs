@@ -270,38 +270,47 @@ async fn next_due(client: &impl GenericClient, job: &str) -> Result<DateTime<Utc
         .get("next_due"))
 }
 
+/// Connections of the background jobs' own pool, one for each job that may run at once (the
+/// leaderboard rebuild, the upkeep, the database-backed metrics, the ledger verification).
+/// Their own pool keeps a long job (the ledger verification reads the whole ledger: 70 s at
+/// 100K users) from holding a connection the requests need, so the request pool can be sized
+/// to the cores ([`crate::config::default_db_pool_size`]) without a job starving it.
+pub const BACKGROUND_POOL_SIZE: usize = 4;
+
 /// Starts every background task of a serving instance: the leaderboard rebuild, the upkeep,
 /// the ledger verification (when configured) and the metrics that are read from the
-/// database. Abort the returned tasks to stop them.
-pub fn spawn_background_jobs(state: &crate::http::AppState) -> Vec<tokio::task::JoinHandle<()>> {
+/// database, on a pool of their own ([`BACKGROUND_POOL_SIZE`] connections to the primary).
+/// Abort the returned tasks to stop them.
+pub fn spawn_background_jobs(
+    state: &crate::http::AppState,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let config = &state.config;
+    let pool = crate::db::pool(&config.database_url, BACKGROUND_POOL_SIZE)?;
     let instance = instance_name();
     tracing::info!(%instance, "starting the scheduled jobs of this instance");
     let mut tasks = vec![
         tokio::spawn(crate::rewards::leaderboard::run_refresh_job(
-            state.pool.clone(),
+            pool.clone(),
             crate::rewards::leaderboard::refresh_schedule(config),
             instance.clone(),
         )),
         tokio::spawn(crate::maintenance::run_upkeep(
-            state.pool.clone(),
+            pool.clone(),
             crate::maintenance::UpkeepSettings::from_config(config),
             config.upkeep_interval,
             instance.clone(),
         )),
         tokio::spawn(crate::metrics::run_database_gauges(
-            state.pool.clone(),
+            pool.clone(),
             state.metrics.clone(),
         )),
     ];
     if let Some(every) = config.ledger_verify_interval {
         tasks.push(tokio::spawn(crate::maintenance::run_ledger_verification(
-            state.pool.clone(),
-            every,
-            instance,
+            pool, every, instance,
         )));
     }
-    tasks
+    Ok(tasks)
 }
 
 #[cfg(test)]

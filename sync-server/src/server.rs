@@ -80,7 +80,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let background = crate::jobs::spawn_background_jobs(&self.state);
+        let background = crate::jobs::spawn_background_jobs(&self.state)?;
         // Both listeners stop on the one shutdown signal.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
