@@ -13,17 +13,13 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/fitka
 /// The address the server listens on when `FITKART_LISTEN` is not set.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// The default of [`ServerConfig::db_pool_size`]: twice this machine's cores plus one, the
-/// rule of thumb for a pool in front of PostgreSQL (connections = cores × 2 + disks; the
-/// PostgreSQL wiki's "Number Of Database Connections"), with this machine's cores standing in
-/// for the database server's. On 2 cores shared with PostgreSQL, 5 connections served 13–53%
-/// more wallet and leaderboard reads a second than 16, 2–35% more achievement reads, and as
-/// many profile reads and writes within the machine's noise (`docs/benchmarks.md`, tuning step 10; ADR 0014). Where PostgreSQL runs on another machine,
-/// set `FITKART_DB_POOL_SIZE` from its cores instead.
-pub fn default_db_pool_size() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores * 2 + 1
-}
+/// The default of [`ServerConfig::db_pool_size`]. The usual rule for a pool in front of
+/// PostgreSQL, twice the database server's cores plus one, was measured against it on the
+/// 2-core benchmark machine (5 connections against 16, 13 pairs of runs): the wallet and
+/// leaderboard reads gained a quarter a second on average and the profile 4%, the writes
+/// nothing beyond the noise, and the worst read tails grew (a p99 above 25 ms in 6 of 13 runs
+/// against 1 of 15), so the default stayed (`docs/benchmarks.md`, tuning step 10; ADR 0014).
+pub const DEFAULT_DB_POOL_SIZE: usize = 16;
 
 /// The shortest JWT signing secret accepted, in bytes.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
@@ -47,7 +43,7 @@ pub struct ServerConfig {
     pub seed_on_start: bool,
     /// Maximum number of pooled database connections serving requests (each read replica's
     /// pool has as many); the background jobs have their own
-    /// ([`crate::jobs::BACKGROUND_POOL_SIZE`]). Default: [`default_db_pool_size`].
+    /// ([`crate::jobs::BACKGROUND_POOL_SIZE`]). Default: [`DEFAULT_DB_POOL_SIZE`].
     pub db_pool_size: usize,
     /// Longest time one request may take before it is answered 408.
     pub request_timeout: Duration,
@@ -143,7 +139,7 @@ impl ServerConfig {
             jwt_secret,
             migrate_on_start: true,
             seed_on_start: true,
-            db_pool_size: default_db_pool_size(),
+            db_pool_size: DEFAULT_DB_POOL_SIZE,
             request_timeout: Duration::from_secs(30),
             import_timeout: Duration::from_secs(120),
             body_limit_bytes: 1024 * 1024,

@@ -273,8 +273,8 @@ async fn next_due(client: &impl GenericClient, job: &str) -> Result<DateTime<Utc
 /// Connections of the background jobs' own pool, one for each job that may run at once (the
 /// leaderboard rebuild, the upkeep, the database-backed metrics, the ledger verification).
 /// Their own pool keeps a long job (the ledger verification reads the whole ledger: 70 s at
-/// 100K users) from holding a connection the requests need, so the request pool can be sized
-/// to the cores ([`crate::config::default_db_pool_size`]) without a job starving it.
+/// 100K users) from holding a connection the requests need, and the requests from delaying
+/// a job (ADR 0014).
 pub const BACKGROUND_POOL_SIZE: usize = 4;
 
 /// Starts every background task of a serving instance: the leaderboard rebuild, the upkeep,

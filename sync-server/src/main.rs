@@ -95,9 +95,9 @@ struct ServeArgs {
     #[arg(long, env = "FITKART_NO_SEED")]
     no_seed: bool,
 
-    /// Maximum pooled database connections serving requests (default: twice this machine's
-    /// cores plus one; the background jobs have 4 of their own).
-    #[arg(long, env = "FITKART_DB_POOL_SIZE", default_value_t = fitkart_sync_server::config::default_db_pool_size())]
+    /// Maximum pooled database connections serving requests (the background jobs have 4 of
+    /// their own).
+    #[arg(long, env = "FITKART_DB_POOL_SIZE", default_value_t = fitkart_sync_server::config::DEFAULT_DB_POOL_SIZE)]
     db_pool_size: usize,
 
     /// Seconds one request may take before it is answered 408.
