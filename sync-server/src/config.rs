@@ -14,11 +14,12 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/fitka
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The default of [`ServerConfig::db_pool_size`]. The usual rule for a pool in front of
-/// PostgreSQL, twice the database server's cores plus one, was measured against it on the
-/// 2-core benchmark machine (5 connections against 16, 13 pairs of runs): the wallet and
+/// PostgreSQL, twice the database server's cores plus its disks, was measured against it on
+/// the 2-core benchmark machine (5 connections against 16, 13 pairs of runs): the wallet and
 /// leaderboard reads gained a quarter a second on average and the profile 4%, the writes
 /// nothing beyond the noise, and the worst read tails grew (a p99 above 25 ms in 6 of 13 runs
-/// against 1 of 15), so the default stayed (`docs/benchmarks.md`, tuning step 10; ADR 0014).
+/// against 1 of 15 with 16), so the default stayed (`docs/benchmarks.md`, tuning step 10;
+/// ADR 0014).
 pub const DEFAULT_DB_POOL_SIZE: usize = 16;
 
 /// The shortest JWT signing secret accepted, in bytes.
