@@ -116,9 +116,8 @@ async fn the_indexes_the_queries_need_exist() {
     );
     assert!(def("orders_open_status_idx").contains("WHERE"));
     assert!(def("reward_products_catalogue_idx").contains("WHERE"));
-    assert!(
-        def("coin_transactions_user_created_idx").contains("(user_id, created_at DESC, id DESC)")
-    );
+    assert!(def("coin_transactions_user_seq_idx").contains("(user_id, ledger_seq)"));
+    assert!(def("coin_transactions_user_version_idx").contains("(user_id, change_version)"));
     assert!(def("step_records_user_day_source_key").contains("UNIQUE INDEX"));
     assert!(def("user_achievements_user_achievement_key").contains("(user_id, achievement_id)"));
     assert!(def("orders_order_code_key").contains("UNIQUE INDEX"));
@@ -286,6 +285,28 @@ async fn the_coin_ledger_and_the_audit_log_are_append_only() {
         .await
         .unwrap_err();
     assert_eq!(sql_state(&err), SqlState::CHECK_VIOLATION);
+
+    // An entry belongs to its wallet's user: it can name neither another user's wallet nor a
+    // user who does not exist (V9 left this to the composite key on the wallet alone).
+    let other = insert_user(&client, "other@example.com").await.unwrap();
+    for (who, key) in [(other, "test:3"), (Uuid::now_v7(), "test:4")] {
+        let err = client
+            .execute(
+                "INSERT INTO coin_transactions (user_id, wallet_id, kind, available_delta,
+                     frozen_delta, available_after, frozen_after, idempotency_key)
+                 VALUES ($1, $2, 'step_reward', 10, 0, 20, 0, $3)",
+                &[&who, &wallet, &key],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(sql_state(&err), SqlState::FOREIGN_KEY_VIOLATION, "{key}");
+    }
+    // ...and the user of a wallet with entries cannot be deleted.
+    let err = client
+        .execute("DELETE FROM users WHERE id = $1", &[&user])
+        .await
+        .unwrap_err();
+    assert_eq!(sql_state(&err), SqlState::FOREIGN_KEY_VIOLATION);
 }
 
 /// Every column of every table, with types, defaults and nullability, and every index and
