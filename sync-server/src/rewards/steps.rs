@@ -20,6 +20,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use crate::auth::accounts::Standing;
 use crate::db::{self, CachedStatements as _};
 use crate::error::{DomainError, ErrorKind};
 use crate::rewards::achievements::{self, EarlyReport};
@@ -179,8 +180,12 @@ impl Context {
     }
 }
 
-/// The user's time zone and daily goal (parameter: the user).
-const USER_RULES: &str = "SELECT timezone, daily_step_goal FROM users WHERE id = $1";
+/// The user's time zone and daily goal, and the account's [`Standing`] (its
+/// [`crate::auth::accounts::STANDING_COLUMNS`]) and whether it is live, for the caller's account check (parameter:
+/// the user).
+const USER_RULES: &str = "SELECT timezone, daily_step_goal,
+        role, session_epoch, disabled_at IS NOT NULL AS disabled, deleted_at IS NULL AS live
+ FROM users WHERE id = $1";
 
 /// The stored records of some days (parameters: the user, the first and last of the days, the
 /// days), each with the validation pending on it. The range lets a generic plan skip, when the
@@ -214,11 +219,17 @@ impl Snapshot {
     /// accounts from 30 days before the first of them to the last. A connection runs what it
     /// receives in order, so every read runs after the lock is taken. The rest of the
     /// transaction runs generic plans ([`db::GENERIC_PLANS`]).
-    async fn read(
+    ///
+    /// `check` is the caller's account check, on the [`Standing`] read with the time zone
+    /// (`None`: no live account). It runs before any other result is looked at, and its error
+    /// is the batch's: the caller then drops the transaction, so the version taken is rolled
+    /// back and nothing is written.
+    async fn read<E: From<DomainError>>(
         tx: &Transaction<'_>,
         user_id: Uuid,
         days: &[NaiveDate],
-    ) -> Result<Self, DomainError> {
+        check: impl FnOnce(Option<&Standing>) -> Result<(), E>,
+    ) -> Result<Self, E> {
         let statements = tx
             .prepare_in_order([
                 db::GENERIC_PLANS,
@@ -228,7 +239,8 @@ impl Snapshot {
                 STORED_RECORDS,
                 STORED_DAYS,
             ])
-            .await?;
+            .await
+            .map_err(DomainError::from)?;
         let [generic_plans, version, settings, user, records, stored_days] = &statements;
         let today = Utc::now().date_naive();
         let (first, last) = (
@@ -241,20 +253,35 @@ impl Snapshot {
         let user_params: [&(dyn ToSql + Sync); 1] = [&user_id];
         let record_params: [&(dyn ToSql + Sync); 4] = [&user_id, &first, &last, &days];
         let day_params: [&(dyn ToSql + Sync); 3] = [&user_id, &history_from, &last];
-        let ((), version, settings, user, records, days) = tokio::try_join!(
+        let (plans, version, settings, user, records, days) = tokio::join!(
             biased;
             async { tx.query_one(generic_plans, &[]).await.map(drop) },
             next_user_version_on(tx, version, user_id),
             tx.query(settings, &settings_params),
-            tx.query_one(user, &user_params),
+            tx.query_opt(user, &user_params),
             tx.query(records, &record_params),
             tx.query(stored_days, &day_params),
-        )?;
+        );
+        // The account check first. An account that does not exist fails the version's insert
+        // (its foreign key), and every statement after it, so its user row is an error, as
+        // good as none here.
+        let standing = user
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .filter(|row| row.get::<_, bool>("live"))
+            .map(Standing::from_row);
+        check(standing.as_ref())?;
+        plans.map_err(DomainError::from)?;
+        let version = version.map_err(DomainError::from)?;
+        let user = user
+            .map_err(DomainError::from)?
+            .ok_or_else(DomainError::internal)?;
         Ok(Self {
             version,
-            context: Context::from_rows(&settings, &user)?,
-            records,
-            days,
+            context: Context::from_rows(&settings.map_err(DomainError::from)?, &user)?,
+            records: records.map_err(DomainError::from)?,
+            days: days.map_err(DomainError::from)?,
         })
     }
 }
@@ -453,31 +480,47 @@ fn distinct_days(reports: &[StepReport], keep: impl Fn(usize) -> bool) -> Vec<Na
     days
 }
 
-/// Records a batch of day totals for `user_id` and pays what they earn, in one transaction.
-pub async fn record_steps(
+/// Records a batch of day totals for `user_id` and pays what they earn, in one transaction,
+/// if the account passes `check`: the caller's account check on its [`Standing`] (`None`: no
+/// live account), read in the batch's first round trip instead of a round trip (and a
+/// connection) of its own. When `check` fails, its error is returned and nothing is written.
+pub async fn record_steps<E: From<DomainError>>(
     pool: &Pool,
     user_id: Uuid,
     reports: &[StepReport],
-) -> Result<RecordStepsResponse, DomainError> {
-    let mut conn = pool.get().await?;
-    let tx = conn.transaction().await?;
-    let response = record_steps_in(&tx, user_id, reports).await?;
-    tx.commit().await?;
+    check: impl FnOnce(Option<&Standing>) -> Result<(), E>,
+) -> Result<RecordStepsResponse, E> {
+    let mut conn = pool.get().await.map_err(DomainError::from)?;
+    let tx = conn.transaction().await.map_err(DomainError::from)?;
+    let response = record_checked(&tx, user_id, reports, check).await?;
+    tx.commit().await.map_err(DomainError::from)?;
     Ok(response)
 }
 
 /// [`record_steps`] inside the caller's transaction (which it does not commit), for callers
-/// that must store something with the same atomicity, like a sync push's mutation results.
+/// that checked the account already and must store something with the same atomicity, like
+/// a sync push's mutation results.
 pub async fn record_steps_in(
     tx: &Transaction<'_>,
     user_id: Uuid,
     reports: &[StepReport],
 ) -> Result<RecordStepsResponse, DomainError> {
+    record_checked(tx, user_id, reports, |_| Ok::<_, DomainError>(())).await
+}
+
+/// [`record_steps_in`] with the account check of [`record_steps`].
+async fn record_checked<E: From<DomainError>>(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    reports: &[StepReport],
+    check: impl FnOnce(Option<&Standing>) -> Result<(), E>,
+) -> Result<RecordStepsResponse, E> {
     if reports.is_empty() || reports.len() > MAX_RECORDS_PER_REQUEST {
         return Err(DomainError::validation(
             "records",
             format!("send 1 to {MAX_RECORDS_PER_REQUEST} records"),
-        ));
+        )
+        .into());
     }
     // The settings are read with the records, so the days read are those of every report
     // not dated in the future anywhere on Earth (refused whatever the settings say); the
@@ -487,6 +530,7 @@ pub async fn record_steps_in(
         tx,
         user_id,
         &distinct_days(reports, |i| reports[i].date <= latest_today),
+        check,
     )
     .await?;
     let (version, context) = (snapshot.version, &snapshot.context);
@@ -806,4 +850,14 @@ pub fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), DomainError> {
         .with_details(serde_json::json!({ "field": "to" })));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_reads_every_column_of_the_account_check() {
+        assert!(USER_RULES.contains(crate::auth::accounts::STANDING_COLUMNS));
+    }
 }

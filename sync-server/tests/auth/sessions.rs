@@ -198,3 +198,102 @@ async fn a_deleted_account_cannot_sign_in_and_its_data_is_kept() {
     assert_eq!(row.get::<_, i64>(1), 1, "the wallet is kept for audit");
     assert_eq!(row.get::<_, i64>(2), 0, "no live refresh token remains");
 }
+
+/// The step report checks the account in its own transaction (on the row it reads the time
+/// zone from), not in a round trip of its own: it refuses whatever the other routes refuse,
+/// with the same answers, and writes nothing for the account it refuses.
+#[tokio::test]
+async fn a_step_report_is_refused_and_writes_nothing_for_an_ended_gone_or_disabled_account() {
+    let server = start().await;
+    let api = Api::new(&server);
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let report = json!({"records": [{"date": yesterday, "source": "phone", "steps": 900,
+                                     "recorded_at": format!("{yesterday}T23:00:00Z")}]});
+
+    // An ended session: the password was changed on another device.
+    let ended = api.register("ended@example.com").await;
+    let (_, other) = api.login("ended@example.com", PASSWORD).await;
+    let other: TokenResponse = serde_json::from_value(other).unwrap();
+    let (status, body) = api
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+            &other.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh: TokenResponse = serde_json::from_value(body).unwrap();
+    // A deleted account.
+    let gone = api.register("gone-walker@example.com").await;
+    let (status, _) = api.delete("/api/v1/me", &gone.access_token).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // A disabled account.
+    let disabled = api.register("disabled-walker@example.com").await;
+    let admin = api.admin(&server).await;
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/admin/users/{}/disable", disabled.user.id),
+            json!({"reason": "fraud"}),
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A correctly signed token of an account that never existed.
+    let never = Uuid::now_v7();
+    let unknown = sign(&claims_for(never, "user", 600), SECRET.as_bytes());
+
+    let refused = [ended.user.id, gone.user.id, disabled.user.id, never];
+    let db = server.db().client().await.unwrap();
+    let state = async || -> Vec<String> {
+        db.query(
+            "SELECT 'records', count(*)::text FROM step_records WHERE user_id = ANY($1)
+             UNION ALL SELECT 'ledger', count(*)::text FROM coin_transactions WHERE user_id = ANY($1)
+             UNION ALL SELECT user_id::text, version::text FROM change_versions
+                       WHERE user_id = ANY($1)",
+            &[&refused.as_slice()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| format!("{} {}", row.get::<_, String>(0), row.get::<_, String>(1)))
+        .collect()
+    };
+    let before = state().await;
+    assert!(before.contains(&"records 0".to_owned()), "{before:?}");
+
+    for (name, token, expected) in [
+        (
+            "ended session",
+            ended.access_token.as_str(),
+            (StatusCode::UNAUTHORIZED, "token_revoked"),
+        ),
+        (
+            "deleted account",
+            gone.access_token.as_str(),
+            (StatusCode::UNAUTHORIZED, "invalid_token"),
+        ),
+        (
+            "disabled account",
+            disabled.access_token.as_str(),
+            (StatusCode::FORBIDDEN, "account_disabled"),
+        ),
+        (
+            "unknown account",
+            unknown.as_str(),
+            (StatusCode::UNAUTHORIZED, "invalid_token"),
+        ),
+    ] {
+        let (status, body) = api
+            .post("/api/v1/steps/record", report.clone(), token)
+            .await;
+        assert_eq!((status, code(&body)), expected, "{name}: {body}");
+    }
+    assert_eq!(state().await, before, "a refused report changed something");
+
+    // The session the password change began is served, and paid.
+    let (status, body) = api
+        .post("/api/v1/steps/record", report, &fresh.access_token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["coins_awarded"].as_i64().unwrap() > 0, "{body}");
+}
