@@ -283,14 +283,26 @@ async fn a_step_report_is_refused_and_writes_nothing_for_an_ended_gone_or_disabl
             (StatusCode::UNAUTHORIZED, "invalid_token"),
         ),
     ] {
-        let (status, body) = api
-            .post("/api/v1/steps/record", report.clone(), token)
-            .await;
-        assert_eq!((status, code(&body)), expected, "{name}: {body}");
+        // Whatever it sends: a report, no report, or a body that is not a request at all.
+        for sent in [
+            report.clone(),
+            json!({"records": []}),
+            json!({"records": "many"}),
+        ] {
+            let (status, body) = api.post("/api/v1/steps/record", sent.clone(), token).await;
+            assert_eq!((status, code(&body)), expected, "{name}, {sent}: {body}");
+        }
     }
     assert_eq!(state().await, before, "a refused report changed something");
 
-    // The session the password change began is served, and paid.
+    // The session the password change began hears what is wrong with a bad request...
+    for sent in [json!({"records": []}), json!({"records": "many"})] {
+        let (status, body) = api
+            .post("/api/v1/steps/record", sent.clone(), &fresh.access_token)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{sent}: {body}");
+    }
+    // ...and is served, and paid, for a good one.
     let (status, body) = api
         .post("/api/v1/steps/record", report, &fresh.access_token)
         .await;

@@ -41,8 +41,18 @@ use crate::rewards::{achievements, ledger, steps};
 pub async fn record(
     State(state): State<AppState>,
     auth: PendingAuth,
-    ApiJson(body): ApiJson<RecordStepsRequest>,
+    body: Result<ApiJson<RecordStepsRequest>, ApiError>,
 ) -> Result<Json<RecordStepsResponse>, ApiError> {
+    let body = match body {
+        Ok(ApiJson(body)) => body,
+        Err(refusal) => {
+            // The account check comes first, as on every route: an ended session hears 401
+            // whatever it sent, and only a live account hears what is wrong with its body.
+            let conn = state.pool.get().await?;
+            auth.check(&conn).await?;
+            return Err(refusal);
+        }
+    };
     // The account check runs in the batch's transaction, on the row it reads the time zone
     // from: one connection and one round trip fewer than a check of its own.
     let response = steps::record_steps(&state.pool, auth.claimed_user(), &body.records, |s| {
