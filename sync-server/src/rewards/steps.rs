@@ -20,7 +20,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::auth::accounts::{STANDING_COLUMNS, Standing};
+use crate::auth::accounts::Standing;
 use crate::db::{self, CachedStatements as _};
 use crate::error::{DomainError, ErrorKind};
 use crate::rewards::achievements::{self, EarlyReport};
@@ -181,8 +181,8 @@ impl Context {
 }
 
 /// The user's time zone and daily goal, and the account's [`Standing`] (its
-/// [`STANDING_COLUMNS`]) and whether it is live, for the caller's account check
-/// (parameter: the user).
+/// [`crate::auth::accounts::STANDING_COLUMNS`]) and whether it is live, for the caller's
+/// account check (parameter: the user).
 const USER_RULES: &str = "SELECT timezone, daily_step_goal,
         role, session_epoch, disabled_at IS NOT NULL AS disabled, deleted_at IS NULL AS live
  FROM users WHERE id = $1";
@@ -508,6 +508,18 @@ pub async fn record_steps_in(
     record_checked(tx, user_id, reports, |_| Ok::<_, DomainError>(())).await
 }
 
+/// Refuses a batch of no reports or more than [`MAX_RECORDS_PER_REQUEST`]. The HTTP route
+/// checks it before the account, so that it can answer a dead session first.
+pub fn check_batch_size(reports: &[StepReport]) -> Result<(), DomainError> {
+    if reports.is_empty() || reports.len() > MAX_RECORDS_PER_REQUEST {
+        return Err(DomainError::validation(
+            "records",
+            format!("send 1 to {MAX_RECORDS_PER_REQUEST} records"),
+        ));
+    }
+    Ok(())
+}
+
 /// [`record_steps_in`] with the account check of [`record_steps`].
 async fn record_checked<E: From<DomainError>>(
     tx: &Transaction<'_>,
@@ -515,24 +527,7 @@ async fn record_checked<E: From<DomainError>>(
     reports: &[StepReport],
     check: impl FnOnce(Option<&Standing>) -> Result<(), E>,
 ) -> Result<RecordStepsResponse, E> {
-    if reports.is_empty() || reports.len() > MAX_RECORDS_PER_REQUEST {
-        // The account check still comes first: a dead session hears its own answer.
-        let row = tx
-            .query_opt_cached(
-                &format!(
-                    "SELECT {STANDING_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
-                ),
-                &[&user_id],
-            )
-            .await
-            .map_err(DomainError::from)?;
-        check(row.as_ref().map(Standing::from_row).as_ref())?;
-        return Err(DomainError::validation(
-            "records",
-            format!("send 1 to {MAX_RECORDS_PER_REQUEST} records"),
-        )
-        .into());
-    }
+    check_batch_size(reports)?;
     // The settings are read with the records, so the days read are those of every report
     // not dated in the future anywhere on Earth (refused whatever the settings say); the
     // batch then keeps those of the reports the settings do not refuse outright.
@@ -869,6 +864,6 @@ mod tests {
 
     #[test]
     fn the_batch_reads_every_column_of_the_account_check() {
-        assert!(USER_RULES.contains(STANDING_COLUMNS));
+        assert!(USER_RULES.contains(crate::auth::accounts::STANDING_COLUMNS));
     }
 }

@@ -43,11 +43,15 @@ pub async fn record(
     auth: PendingAuth,
     body: Result<ApiJson<RecordStepsRequest>, ApiError>,
 ) -> Result<Json<RecordStepsResponse>, ApiError> {
+    let body = body.and_then(|ApiJson(body)| {
+        steps::check_batch_size(&body.records)?;
+        Ok(body)
+    });
     let body = match body {
-        Ok(ApiJson(body)) => body,
+        Ok(body) => body,
         Err(refusal) => {
             // The account check comes first, as on every route: an ended session hears 401
-            // whatever it sent, and only a live account hears what is wrong with its body.
+            // whatever it sent, and only a live account hears what is wrong with its request.
             let conn = state.pool.get().await?;
             auth.check(&conn).await?;
             return Err(refusal);
