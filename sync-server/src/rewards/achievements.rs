@@ -87,14 +87,28 @@ pub struct Facts {
     pub longest_streak: i64,
 }
 
-/// The user's lifetime verified steps and best day (parameter: the user).
-const FACTS_TOTALS: &str = "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
+/// The SQL of [`FACTS_TOTALS`], for the evaluation's condition to extend.
+macro_rules! facts_totals {
+    () => {
+        "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
         coalesce(max(verified_steps), 0)::bigint AS best_day
- FROM step_days WHERE user_id = $1";
+ FROM step_days WHERE user_id = $1"
+    };
+}
+
+/// The SQL of [`FACTS_STREAK_DAYS`] without its order, for the evaluation's condition to
+/// extend.
+macro_rules! facts_streak_days {
+    () => {
+        "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2"
+    };
+}
+
+/// The user's lifetime verified steps and best day (parameter: the user).
+const FACTS_TOTALS: &str = facts_totals!();
 
 /// The user's streak days, oldest first (parameters: the user, the steps a streak day needs).
-const FACTS_STREAK_DAYS: &str =
-    "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2 ORDER BY day";
+const FACTS_STREAK_DAYS: &str = concat!(facts_streak_days!(), " ORDER BY day");
 
 impl Facts {
     /// Reads the user's facts from `step_days`: verified totals only, so a backfilled day counts
@@ -117,7 +131,7 @@ impl Facts {
         user_id: Uuid,
         streak_day_steps: i64,
     ) -> Result<Self> {
-        let streak_floor = streak_floor(streak_day_steps);
+        let streak_floor = streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32;
         let by_user: [&(dyn ToSql + Sync); 1] = [&user_id];
         let by_user_and_floor: [&(dyn ToSql + Sync); 2] = [&user_id, &streak_floor];
         let (totals, goal_days) = tokio::try_join!(
@@ -188,12 +202,6 @@ pub fn standing(
     }
 }
 
-/// The steps a streak day needs, as the `integer` that `step_days.verified_steps` is
-/// compared with (a goal beyond it is clamped: no day can reach it).
-fn streak_floor(streak_day_steps: i64) -> i32 {
-    streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32
-}
-
 /// The longest run of consecutive dates in a sorted list.
 fn longest_run(days: &[NaiveDate]) -> i64 {
     let mut best = 0;
@@ -222,55 +230,69 @@ pub struct Unlock {
     pub bonus_coins: i64,
 }
 
-/// The active achievements the user has not unlocked, each with the facts the evaluation
-/// judges them on, in one statement (parameters: the user, the steps a streak day needs).
-/// The facts are the same on every row: the lifetime verified total and best day, read only
-/// while a total-steps or daily-steps achievement is left to unlock (zeros otherwise), and
-/// the streak days, oldest first, read only while a streak achievement is (none otherwise).
-/// The types are those [`Criteria::parse`] reads the facts for. Each condition is an
-/// uncorrelated `EXISTS` on the candidates, evaluated once before the scan, so a user with no
-/// step or streak rule left reads none of their days; a user with nothing left to unlock
-/// gets no rows.
-const CANDIDATES_WITH_FACTS: &str = "WITH candidates AS MATERIALIZED (
-     SELECT a.id, a.code, a.criteria, a.bonus_coins, a.sort_order FROM achievements a
-     WHERE a.is_active AND a.deleted_at IS NULL
-       AND NOT EXISTS (SELECT 1 FROM user_achievements ua
-                       WHERE ua.user_id = $1 AND ua.achievement_id = a.id))
- SELECT c.id, c.code, c.criteria, c.bonus_coins, f.total_steps, f.best_day, f.streak_days
- FROM candidates c
- CROSS JOIN (
-     SELECT coalesce(t.total_steps, 0)::bigint AS total_steps,
-            coalesce(t.best_day, 0)::bigint AS best_day,
-            coalesce(s.days, '{}') AS streak_days
-     FROM (SELECT sum(verified_steps) AS total_steps, max(verified_steps) AS best_day
-           FROM step_days
-           WHERE user_id = $1
-             AND EXISTS (SELECT 1 FROM candidates
-                         WHERE criteria->>'type' IN ('total_steps', 'daily_steps'))) t,
-          (SELECT array_agg(day ORDER BY day) AS days
-           FROM step_days
-           WHERE user_id = $1 AND verified_steps >= $2
-             AND EXISTS (SELECT 1 FROM candidates WHERE criteria->>'type' = 'streak')) s
- ) f
- ORDER BY c.sort_order, c.code";
+/// The active achievements the user has not unlocked (parameter: the user).
+const CANDIDATES: &str = "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM achievements a
+ WHERE a.is_active AND a.deleted_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM user_achievements ua
+                   WHERE ua.user_id = $1 AND ua.achievement_id = a.id)
+ ORDER BY a.sort_order, a.code";
 
-/// An evaluation of every active achievement the user has not unlocked, with its statement
-/// prepared, so that a caller can send its read in the same round trip as the writes it must
-/// see ([`crate::db::CachedStatements::prepare_in_order`]).
+/// The condition, on the user (`$1`), that some active achievement they have not unlocked has
+/// criteria of one of the given types (an SQL list of string literals), by which the
+/// evaluation's reads of the facts skip the user's days once nothing left to unlock needs them.
+/// The types are those [`Criteria::parse`] reads the facts for: `total_steps` and
+/// `daily_steps` the totals, `streak` the streak days.
+macro_rules! while_a_candidate_is_judged_on {
+    ($types:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM achievements a
+                     WHERE a.is_active AND a.deleted_at IS NULL
+                       AND a.criteria->>'type' IN (",
+            $types,
+            ")
+                       AND NOT EXISTS (SELECT 1 FROM user_achievements ua
+                                       WHERE ua.user_id = $1 AND ua.achievement_id = a.id))"
+        )
+    };
+}
+
+/// [`FACTS_TOTALS`], read only while a total-steps or daily-steps achievement is left to unlock
+/// (zeros otherwise); the condition is evaluated once per statement, before the scan.
+const CANDIDATE_TOTALS: &str = concat!(
+    facts_totals!(),
+    " AND ",
+    while_a_candidate_is_judged_on!("'total_steps', 'daily_steps'")
+);
+
+/// [`FACTS_STREAK_DAYS`], read only while a streak achievement is left to unlock (no rows
+/// otherwise).
+const CANDIDATE_STREAK_DAYS: &str = concat!(
+    facts_streak_days!(),
+    " AND ",
+    while_a_candidate_is_judged_on!("'streak'"),
+    " ORDER BY day"
+);
+
+/// An evaluation of every active achievement the user has not unlocked, with its statements
+/// prepared, so that a caller can send its reads in the same round trip as the writes they
+/// must see ([`crate::db::CachedStatements::prepare_in_order`]).
 pub struct Evaluation {
-    statement: Statement,
+    statements: [Statement; 3],
 }
 
 impl Evaluation {
-    /// Prepares the evaluation's statement (cached per connection).
+    /// Prepares the evaluation's statements (cached per connection).
     pub async fn prepare(tx: &Transaction<'_>) -> Result<Self> {
-        let [statement] = tx.prepare_in_order([CANDIDATES_WITH_FACTS]).await?;
-        Ok(Self { statement })
+        Ok(Self {
+            statements: tx
+                .prepare_in_order([CANDIDATES, CANDIDATE_TOTALS, CANDIDATE_STREAK_DAYS])
+                .await?,
+        })
     }
 
     /// Evaluates, in the caller's transaction (which holds the user's change-version lock, so
-    /// no concurrent evaluation can race); its read goes out when the future is first polled
-    /// and sees the `step_days` writes sent before it. The user's days are read only for the
+    /// no concurrent evaluation can race); its reads go out when the future is first polled
+    /// and see the `step_days` writes sent before them. The user's days are read only for the
     /// facts some candidate is judged on: most reports of a user who has unlocked every step
     /// and streak achievement read none. `streak_day_steps` is
     /// [`RewardSettings::streak_day_steps`] of the user's goal.
@@ -281,19 +303,12 @@ impl Evaluation {
         streak_day_steps: i64,
         early: &[EarlyReport],
     ) -> Result<Vec<Unlock>> {
-        let streak_floor = streak_floor(streak_day_steps);
-        let rows = tx
-            .query(&self.statement, &[&user_id, &streak_floor])
-            .await?;
-        let Some(first) = rows.first() else {
-            return Ok(Vec::new());
-        };
-        let streak_days: Vec<NaiveDate> = first.get("streak_days");
-        let facts = Facts {
-            total_steps: first.get("total_steps"),
-            best_day: first.get("best_day"),
-            longest_streak: longest_run(&streak_days),
-        };
+        let [candidates, totals, streak_days] = &self.statements;
+        let (rows, facts) = tokio::try_join!(
+            biased;
+            async { Ok(tx.query(candidates, &[&user_id]).await?) },
+            Facts::read(tx, [totals, streak_days], user_id, streak_day_steps),
+        )?;
         Ok(rows
             .iter()
             .filter(|row| standing(Criteria::parse(&row.get("criteria")), &facts, early, false).met)

@@ -201,29 +201,10 @@ impl RewardSettings {
     /// The settings in the rows of [`RewardSettings::QUERY`] (the defaults for keys an operator
     /// deleted); an error names a stored value of the wrong kind.
     pub fn from_rows(rows: &[Row]) -> Result<Self> {
-        let pairs: Vec<(String, serde_json::Value)> = rows
-            .iter()
-            .map(|row| (row.get("key"), row.get("value")))
-            .collect();
-        Self::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v)))
-    }
-
-    /// The settings in a JSON object of each stored key's value (`jsonb_object_agg(key, value)`
-    /// of [`RewardSettings::QUERY`]'s rows, for a statement that reads them beside something
-    /// else), as [`RewardSettings::from_rows`] reads the rows.
-    pub fn from_object(object: &serde_json::Value) -> Result<Self> {
-        let object = object
-            .as_object()
-            .ok_or_else(|| Error::Config("the settings are not a JSON object".into()))?;
-        Self::from_pairs(object.iter().map(|(k, v)| (k.as_str(), v)))
-    }
-
-    /// The settings in (key, value) pairs, with the defaults for keys not among them.
-    fn from_pairs<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
-    ) -> Result<Self> {
         let mut settings = Self::default();
-        for (key, value) in pairs {
+        for row in rows {
+            let key: String = row.get("key");
+            let value: serde_json::Value = row.get("value");
             let int = || {
                 value.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
                     Error::Config(format!("setting {key} must be a non-negative integer"))
@@ -237,7 +218,7 @@ impl RewardSettings {
                         Error::Config(format!("setting {key} must be a non-negative number"))
                     })
             };
-            let Some(known) = SettingKey::parse(key) else {
+            let Some(known) = SettingKey::parse(&key) else {
                 continue;
             };
             match known {
@@ -305,37 +286,6 @@ mod tests {
                 setting.key
             );
         }
-    }
-
-    #[test]
-    fn an_object_of_stored_values_reads_as_its_rows_would() {
-        let read = RewardSettings::from_object(&serde_json::json!({
-            "rewards.daily_coin_cap": 50,
-            "anticheat.outlier_zscore": 2.5,
-            "rewards.retired_key": "ignored",
-        }))
-        .unwrap();
-        assert_eq!(read.daily_coin_cap, 50);
-        assert_eq!(read.outlier_zscore, 2.5);
-        // A key not stored keeps its default.
-        assert_eq!(
-            read.coins_per_1000_steps,
-            RewardSettings::default().coins_per_1000_steps
-        );
-        assert_eq!(
-            RewardSettings::from_object(&serde_json::json!({})).unwrap(),
-            RewardSettings::default()
-        );
-        // A value of the wrong kind is an error that names the key, never a silent default.
-        let wrong = RewardSettings::from_object(&serde_json::json!({
-            "rewards.daily_coin_cap": -1,
-        }))
-        .unwrap_err();
-        assert!(
-            wrong.to_string().contains("rewards.daily_coin_cap"),
-            "{wrong}"
-        );
-        assert!(RewardSettings::from_object(&serde_json::json!([1, 2])).is_err());
     }
 
     #[test]

@@ -169,45 +169,23 @@ struct Context {
 }
 
 impl Context {
-    /// The context in the row of [`BATCH_RULES`].
-    fn from_row(row: &Row) -> Result<Self, DomainError> {
+    /// The context in the rows of [`RewardSettings::QUERY`] and [`USER_RULES`].
+    fn from_rows(settings: &[Row], user: &Row) -> Result<Self, DomainError> {
         Ok(Self {
-            settings: RewardSettings::from_object(&row.get("settings"))?,
-            tz: user_time_zone(row.get("timezone"))?,
-            goal: i64::from(row.get::<_, i32>("daily_step_goal")),
+            settings: RewardSettings::from_rows(settings)?,
+            tz: user_time_zone(user.get("timezone"))?,
+            goal: i64::from(user.get::<_, i32>("daily_step_goal")),
             now: Utc::now(),
         })
     }
 }
 
-/// The columns of [`USER_RULES`]: the user's time zone and daily goal, and the account's
-/// [`Standing`] (its [`crate::auth::accounts::STANDING_COLUMNS`]) and whether it is live.
-macro_rules! user_rules_columns {
-    () => {
-        "timezone, daily_step_goal,
-        role, session_epoch, disabled_at IS NOT NULL AS disabled, deleted_at IS NULL AS live"
-    };
-}
-
-/// The user's time zone and daily goal, and the account's standing, for the caller's
+/// The user's time zone and daily goal, and the account's [`Standing`] (its
+/// [`crate::auth::accounts::STANDING_COLUMNS`]) and whether it is live, for the caller's
 /// account check (parameter: the user).
-const USER_RULES: &str = concat!(
-    "SELECT ",
-    user_rules_columns!(),
-    " FROM users WHERE id = $1"
-);
-
-/// [`USER_RULES`] and the reward settings, as one JSON object of each stored key's value
-/// ([`RewardSettings::from_object`]), in one statement: the row a batch is judged with
-/// (parameters: the user, [`RewardSettings::keys`]). No row when the user does not exist.
-const BATCH_RULES: &str = concat!(
-    "SELECT ",
-    user_rules_columns!(),
-    ",
-        (SELECT coalesce(jsonb_object_agg(s.key, s.value), '{}') FROM settings s
-         WHERE s.key = ANY($2)) AS settings
- FROM users WHERE id = $1"
-);
+const USER_RULES: &str = "SELECT timezone, daily_step_goal,
+        role, session_epoch, disabled_at IS NOT NULL AS disabled, deleted_at IS NULL AS live
+ FROM users WHERE id = $1";
 
 /// The stored records of some days (parameters: the user, the first and last of the days, the
 /// days), each with the validation pending on it. The range lets a generic plan skip, when the
@@ -236,8 +214,8 @@ struct Snapshot {
 
 impl Snapshot {
     /// Takes the user's next change version, whose row lock serialises the user's batches, and
-    /// reads behind it, in one round trip, what the batch is judged with: the settings and the
-    /// user's time zone and goal (one statement, [`BATCH_RULES`]), the records of `days` (sorted, distinct) and the day
+    /// reads behind it, in one round trip, what the batch is judged with: the settings, the
+    /// user's time zone and goal, the records of `days` (sorted, distinct) and the day
     /// accounts from 30 days before the first of them to the last. A connection runs what it
     /// receives in order, so every read runs after the lock is taken. The rest of the
     /// transaction runs generic plans ([`db::GENERIC_PLANS`]).
@@ -256,13 +234,14 @@ impl Snapshot {
             .prepare_in_order([
                 db::GENERIC_PLANS,
                 NEXT_USER_VERSION,
-                BATCH_RULES,
+                RewardSettings::QUERY,
+                USER_RULES,
                 STORED_RECORDS,
                 STORED_DAYS,
             ])
             .await
             .map_err(DomainError::from)?;
-        let [generic_plans, version, rules, records, stored_days] = &statements;
+        let [generic_plans, version, settings, user, records, stored_days] = &statements;
         let today = Utc::now().date_naive();
         let (first, last) = (
             days.first().copied().unwrap_or(today),
@@ -270,14 +249,16 @@ impl Snapshot {
         );
         let keys = RewardSettings::keys();
         let history_from = first - Duration::days(30);
-        let rules_params: [&(dyn ToSql + Sync); 2] = [&user_id, &keys];
+        let settings_params: [&(dyn ToSql + Sync); 1] = [&keys];
+        let user_params: [&(dyn ToSql + Sync); 1] = [&user_id];
         let record_params: [&(dyn ToSql + Sync); 4] = [&user_id, &first, &last, &days];
         let day_params: [&(dyn ToSql + Sync); 3] = [&user_id, &history_from, &last];
-        let (plans, version, user, records, days) = tokio::join!(
+        let (plans, version, settings, user, records, days) = tokio::join!(
             biased;
             async { tx.query_one(generic_plans, &[]).await.map(drop) },
             next_user_version_on(tx, version, user_id),
-            tx.query_opt(rules, &rules_params),
+            tx.query(settings, &settings_params),
+            tx.query_opt(user, &user_params),
             tx.query(records, &record_params),
             tx.query(stored_days, &day_params),
         );
@@ -298,7 +279,7 @@ impl Snapshot {
             .ok_or_else(DomainError::internal)?;
         Ok(Self {
             version,
-            context: Context::from_row(&user)?,
+            context: Context::from_rows(&settings.map_err(DomainError::from)?, &user)?,
             records: records.map_err(DomainError::from)?,
             days: days.map_err(DomainError::from)?,
         })
@@ -883,6 +864,6 @@ mod tests {
 
     #[test]
     fn the_batch_reads_every_column_of_the_account_check() {
-        assert!(BATCH_RULES.contains(crate::auth::accounts::STANDING_COLUMNS));
+        assert!(USER_RULES.contains(crate::auth::accounts::STANDING_COLUMNS));
     }
 }
