@@ -24,6 +24,12 @@
 //!    an uncounted second), so the tail the machine itself gives that read at that rate,
 //!    without the server, stands beside the server's.
 //!
+//! Beside the capacity and raw-limit runs it reads from `/proc` (Linux) the CPU time each
+//! request cost the server, PostgreSQL (every `postgres` process on the machine; left out
+//! when there is none, a remote database) and itself, and prints them in a second table:
+//! the figure to compare when a change is meant to make a request cheaper, since a rate on
+//! a shared machine moves with everything else it runs.
+//!
 //! Last, it times the leaderboard rebuilds (each period, the nightly job's three, and the
 //! full rebuild) while a client keeps reading the board being rebuilt.
 //!
@@ -1177,6 +1183,77 @@ where
 }
 
 /// `clients` clients in a closed loop through the server for `seconds`.
+/// Clock ticks per second of `/proc/<pid>/stat`'s CPU times: Linux's `USER_HZ`, 100 on
+/// every architecture it exports to user space.
+const USER_HZ: f64 = 100.0;
+
+/// CPU time used so far, in seconds, by the processes a run measures, read from `/proc`
+/// (Linux): every process named `postgres` on this machine (by pid, so that a connection
+/// opened during a measurement counts from zero), the server, and this load generator.
+#[derive(Default)]
+struct CpuTimes {
+    postgres: HashMap<u32, f64>,
+    server: f64,
+    bench: f64,
+}
+
+/// The process's name and its user plus system CPU seconds, from its `/proc/<pid>/stat`.
+fn process_cpu(stat: &str) -> Option<(&str, f64)> {
+    let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?;
+    // The fields after the name: state is the first, utime the 12th and stime the 13th.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ').skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((name, (utime + stime) / USER_HZ))
+}
+
+impl CpuTimes {
+    /// The CPU times now; `None` where `/proc` cannot be read (not Linux).
+    fn now(server_pid: u32) -> Option<Self> {
+        let mut times = Self::default();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some((name, seconds)) = process_cpu(&stat) else {
+                continue;
+            };
+            if pid == server_pid {
+                times.server = seconds;
+            } else if pid == std::process::id() {
+                times.bench = seconds;
+            } else if name == "postgres" {
+                times.postgres.insert(pid, seconds);
+            }
+        }
+        Some(times)
+    }
+
+    /// The CPU each part used from `before` to `self`, in milliseconds per one of `requests`:
+    /// (server, PostgreSQL, load generator). PostgreSQL's is `None` when no `postgres`
+    /// process runs on this machine (a remote database).
+    fn per_request(&self, before: &Self, requests: usize) -> (f64, Option<f64>, f64) {
+        let per = |seconds: f64| seconds * 1000.0 / requests.max(1) as f64;
+        let postgres: f64 = self
+            .postgres
+            .iter()
+            .map(|(pid, after)| after - before.postgres.get(pid).copied().unwrap_or(0.0))
+            .sum();
+        (
+            per(self.server - before.server),
+            (!self.postgres.is_empty()).then(|| per(postgres)),
+            per(self.bench - before.bench),
+        )
+    }
+}
+
 async fn capacity(
     http: &reqwest::Client,
     url: &str,
@@ -1419,8 +1496,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("{table}");
     let mut notes = Vec::new();
+    let mut cpu_lines = Vec::new();
     for op in ops {
+        let cpu_before = CpuTimes::now(server.child.id());
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
+        let cap_cpu = CpuTimes::now(server.child.id())
+            .zip(cpu_before)
+            .map(|(after, before)| after.per_request(&before, cap.latencies.len()));
         let rate = (cap.per_second() * args.load_share).max(1.0);
         if !op.is_write() {
             // Warm-up, not counted: an open loop keeps more requests in flight than the closed
@@ -1430,7 +1512,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             fixed_rate(&http, &server.url, &world, op, rate, 1).await;
         }
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
+        let cpu_before = CpuTimes::now(server.child.id());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
+        let raw_cpu = CpuTimes::now(server.child.id())
+            .zip(cpu_before)
+            .map(|(after, before)| after.per_request(&before, raw.latencies.len()));
         // For a read, the raw read's latency at the server's rate too: what this machine gives
         // without the server in the way (reads only: writes would spend step budgets).
         let mut raw_under = if op.is_write() {
@@ -1466,6 +1552,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         print!("{line}");
         table.push_str(&line);
+        if let (
+            Some((server_ms, Some(postgres_ms), bench_ms)),
+            Some((_, Some(raw_postgres_ms), raw_bench_ms)),
+        ) = (cap_cpu, raw_cpu)
+        {
+            cpu_lines.push(format!(
+                "| {} | {server_ms:.3} | {postgres_ms:.3} | {bench_ms:.3} | {raw_postgres_ms:.3} | {raw_bench_ms:.3} | {:.2}× |\n",
+                op.describe(),
+                (server_ms + postgres_ms) / raw_postgres_ms.max(1e-9),
+            ));
+        }
         let raw_under = raw_under.unwrap_or_default();
         for (what, sample) in [
             ("server", &cap),
@@ -1486,6 +1583,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // Let autovacuum and checkpoints of one write test not land on the next.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+    if !cpu_lines.is_empty() {
+        let section = format!(
+            "\nCPU time per request in the capacity runs, from `/proc` (every `postgres` \
+             process on this machine, the server, the load generator), beside the raw-SQL \
+             limit's per raw request; the last column is the server's and PostgreSQL's CPU \
+             per request over PostgreSQL's per raw request. It counts work, not waiting, so it \
+             moves less than a rate with what else the machine runs; PostgreSQL's includes \
+             its background processes (WAL writer, checkpointer, autovacuum).\n\n\
+             | operation | server ms | PostgreSQL ms | load generator ms | raw: PostgreSQL ms | raw: load generator ms | CPU against raw |\n\
+             | --- | --- | --- | --- | --- | --- | --- |\n{}",
+            cpu_lines.concat()
+        );
+        print!("{section}");
+        table.push_str(&section);
     }
     if args.only.is_empty() || args.only.iter().any(|o| o == "leaderboard_rebuild") {
         let section = leaderboard_rebuilds(&pool, &http, &server.url, &world).await?;
@@ -1522,4 +1634,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_cpu_time_is_read_from_its_stat_line_whatever_its_name() {
+        // utime 250 and stime 50 ticks: 3 s; a name may hold spaces and parentheses.
+        let stat = "4242 (postgres: a (b) c) S 1 4242 4242 0 -1 4194304 125 0 0 0 250 50 0 0 20 0 1 0 658692";
+        assert_eq!(process_cpu(stat), Some(("postgres: a (b) c", 3.0)));
+        assert_eq!(process_cpu("4242 (cut short) S 1 2"), None);
+        // This process reads itself.
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(process_cpu(&own).is_some_and(|(_, seconds)| seconds >= 0.0));
+    }
+
+    #[test]
+    fn cpu_per_request_counts_a_connection_opened_meanwhile_from_zero() {
+        let before = CpuTimes {
+            postgres: HashMap::from([(1, 10.0), (2, 5.0)]),
+            server: 1.0,
+            bench: 0.5,
+        };
+        // Backend 2 exited; backend 3 is new.
+        let after = CpuTimes {
+            postgres: HashMap::from([(1, 11.0), (3, 1.0)]),
+            server: 1.5,
+            bench: 0.6,
+        };
+        let (server, postgres, bench) = after.per_request(&before, 1000);
+        assert!((server - 0.5).abs() < 1e-9, "{server}");
+        assert!((postgres.unwrap() - 2.0).abs() < 1e-9, "{postgres:?}");
+        assert!((bench - 0.1).abs() < 1e-9, "{bench}");
+        let remote = CpuTimes::default().per_request(&CpuTimes::default(), 10);
+        assert_eq!(remote.1, None);
+    }
 }
