@@ -1182,7 +1182,6 @@ where
     total
 }
 
-/// `clients` clients in a closed loop through the server for `seconds`.
 /// Clock ticks per second of `/proc/<pid>/stat`'s CPU times: Linux's `USER_HZ`, 100 on
 /// every architecture it exports to user space.
 const USER_HZ: f64 = 100.0;
@@ -1254,6 +1253,7 @@ impl CpuTimes {
     }
 }
 
+/// `clients` clients in a closed loop through the server for `seconds`.
 async fn capacity(
     http: &reqwest::Client,
     url: &str,
