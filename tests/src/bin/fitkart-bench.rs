@@ -1235,6 +1235,17 @@ impl CpuTimes {
         Some(times)
     }
 
+    /// The CPU each part used since `before` (taken by [`CpuTimes::now`]), per request of
+    /// `sample`, failed ones included: see [`CpuTimes::per_request`].
+    fn since(
+        before: Option<Self>,
+        server_pid: u32,
+        sample: &Sample,
+    ) -> Option<(f64, Option<f64>, f64)> {
+        let requests = sample.latencies.len() + sample.errors() as usize;
+        Some(Self::now(server_pid)?.per_request(&before?, requests))
+    }
+
     /// The CPU each part used from `before` to `self`, in milliseconds per one of `requests`:
     /// (server, PostgreSQL, load generator). PostgreSQL's is `None` when no `postgres`
     /// process runs on this machine (a remote database).
@@ -1500,9 +1511,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for op in ops {
         let cpu_before = CpuTimes::now(server.child.id());
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
-        let cap_cpu = CpuTimes::now(server.child.id())
-            .zip(cpu_before)
-            .map(|(after, before)| after.per_request(&before, cap.latencies.len()));
+        let cap_cpu = CpuTimes::since(cpu_before, server.child.id(), &cap);
         let rate = (cap.per_second() * args.load_share).max(1.0);
         if !op.is_write() {
             // Warm-up, not counted: an open loop keeps more requests in flight than the closed
@@ -1514,9 +1523,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
         let cpu_before = CpuTimes::now(server.child.id());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
-        let raw_cpu = CpuTimes::now(server.child.id())
-            .zip(cpu_before)
-            .map(|(after, before)| after.per_request(&before, raw.latencies.len()));
+        let raw_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw);
         // For a read, the raw read's latency at the server's rate too: what this machine gives
         // without the server in the way (reads only: writes would spend step budgets).
         let mut raw_under = if op.is_write() {
