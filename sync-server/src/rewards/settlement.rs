@@ -97,15 +97,34 @@ pub struct Settlement {
     pub unlocks: Vec<Unlock>,
 }
 
-/// The statement that upserts days' accounts.
-const STORE_ACCOUNTS: &str =
+/// What an upsert of day accounts does on conflict: [`STORE_ONE_ACCOUNT`] and
+/// [`STORE_ACCOUNTS`] differ only in where their rows come from.
+macro_rules! store_accounts_tail {
+    () => {
+        " ON CONFLICT (user_id, day) DO UPDATE SET
+             verified_steps = EXCLUDED.verified_steps,
+             coins_paid = EXCLUDED.coins_paid,
+             change_version = EXCLUDED.change_version"
+    };
+}
+
+/// The statement that upserts days' accounts (parameters: the user, the days, their verified
+/// steps and coins paid as arrays, the change version).
+const STORE_ACCOUNTS: &str = concat!(
     "INSERT INTO step_days AS s (user_id, day, verified_steps, coins_paid, change_version)
      SELECT $1, day, verified, paid, $5
-     FROM unnest($2::date[], $3::int[], $4::bigint[]) AS u(day, verified, paid)
-     ON CONFLICT (user_id, day) DO UPDATE SET
-         verified_steps = EXCLUDED.verified_steps,
-         coins_paid = EXCLUDED.coins_paid,
-         change_version = EXCLUDED.change_version";
+     FROM unnest($2::date[], $3::int[], $4::bigint[]) AS u(day, verified, paid)",
+    store_accounts_tail!()
+);
+
+/// [`STORE_ACCOUNTS`] for one day, its parameters values instead of arrays: a report settles
+/// one day, and a row of values costs PostgreSQL less than unnesting arrays
+/// (docs/benchmarks.md, tuning step 13).
+const STORE_ONE_ACCOUNT: &str = concat!(
+    "INSERT INTO step_days AS s (user_id, day, verified_steps, coins_paid, change_version)
+     VALUES ($1, $2, $3, $4, $5)",
+    store_accounts_tail!()
+);
 
 /// Persists `days` in the caller's transaction, which holds the user's change-version lock
 /// (`change_version` stamps every row): stores each day's account, books the coins each newly
@@ -123,7 +142,14 @@ pub async fn settle_days(
     streak_day_steps: i64,
     early: &[EarlyReport],
 ) -> Result<Settlement, DomainError> {
-    let [store] = tx.prepare_in_order([STORE_ACCOUNTS]).await?;
+    // store_accounts binds one day's values or the days' arrays, by the same test.
+    let [store] = tx
+        .prepare_in_order([if days.len() == 1 {
+            STORE_ONE_ACCOUNT
+        } else {
+            STORE_ACCOUNTS
+        }])
+        .await?;
     let evaluation = achievements::Evaluation::prepare(tx).await?;
     let ((), unlocks, wallet) = tokio::try_join!(
         biased;
@@ -154,8 +180,8 @@ pub async fn settle_days(
     })
 }
 
-/// Upserts the days' accounts (one statement, [`STORE_ACCOUNTS`] prepared), sent when the
-/// future is first polled.
+/// Upserts the days' accounts (one statement, [`STORE_ONE_ACCOUNT`] prepared for one day,
+/// [`STORE_ACCOUNTS`] for more), sent when the future is first polled.
 async fn store_accounts(
     tx: &Transaction<'_>,
     statement: &Statement,
@@ -163,8 +189,24 @@ async fn store_accounts(
     change_version: i64,
     days: &[SettledDay],
 ) -> Result<(), DomainError> {
-    if days.is_empty() {
-        return Ok(());
+    match days {
+        [] => return Ok(()),
+        [day] => {
+            let verified = day.after.verified_steps as i32;
+            tx.execute(
+                statement,
+                &[
+                    &user_id,
+                    &day.day,
+                    &verified,
+                    &day.after.coins_paid,
+                    &change_version,
+                ],
+            )
+            .await?;
+            return Ok(());
+        }
+        _ => {}
     }
     let dates: Vec<NaiveDate> = days.iter().map(|d| d.day).collect();
     let verified: Vec<i32> = days.iter().map(|d| d.after.verified_steps as i32).collect();

@@ -594,6 +594,86 @@ async fn write_records(
     flags.write(tx, user_id, version).await
 }
 
+/// What an upsert of records does on conflict, and returns: [`UPSERT_ONE_RECORD`] and
+/// [`UPSERT_RECORDS`] differ only in where their rows come from.
+macro_rules! upsert_record_tail {
+    () => {
+        " ON CONFLICT (user_id, day, source) DO UPDATE SET
+             steps = EXCLUDED.steps,
+             verified_steps = EXCLUDED.verified_steps,
+             status = EXCLUDED.status,
+             last_recorded_at = EXCLUDED.last_recorded_at,
+             report_count = r.report_count + EXCLUDED.report_count,
+             change_version = EXCLUDED.change_version,
+             cadence_anchor_at = EXCLUDED.cadence_anchor_at,
+             cadence_anchor_steps = EXCLUDED.cadence_anchor_steps
+         RETURNING id, day, source"
+    };
+}
+
+/// Upserts one record (parameters as [`UPSERT_RECORDS`]'s, each a value instead of an
+/// array). Most reports change one record, and a row of values costs PostgreSQL less than
+/// unnesting eleven one-element arrays (docs/benchmarks.md, tuning step 13).
+const UPSERT_ONE_RECORD: &str = concat!(
+    "INSERT INTO step_records AS r
+         (id, user_id, day, source, steps, verified_steps, status, first_recorded_at,
+          last_recorded_at, report_count, change_version, cadence_anchor_at,
+          cadence_anchor_steps)
+     VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    upsert_record_tail!()
+);
+
+/// Upserts records (parameters: the user, the records' ids, days, sources, steps, verified
+/// steps, statuses, first and last reading times and report counts as arrays, the change
+/// version, then the cadence anchors' times and steps as arrays).
+const UPSERT_RECORDS: &str = concat!(
+    "INSERT INTO step_records AS r
+         (id, user_id, day, source, steps, verified_steps, status, first_recorded_at,
+          last_recorded_at, report_count, change_version, cadence_anchor_at,
+          cadence_anchor_steps)
+     SELECT id, $1, day, source, steps, verified, status, first_at, last_at, reports, $11,
+            anchor_at, anchor_steps
+     FROM unnest($2::uuid[], $3::date[], $4::text[], $5::int[], $6::int[], $7::text[],
+                 $8::timestamptz[], $9::timestamptz[], $10::int[], $12::timestamptz[],
+                 $13::int[])
+          AS u(id, day, source, steps, verified, status, first_at, last_at, reports,
+               anchor_at, anchor_steps)",
+    upsert_record_tail!()
+);
+
+/// A changed record's columns as [`UPSERT_ONE_RECORD`] binds them.
+struct RecordColumns<'a> {
+    id: Uuid,
+    day: NaiveDate,
+    source: &'a str,
+    steps: i32,
+    verified: i32,
+    status: &'a str,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    reports: i32,
+    anchor_at: Option<DateTime<Utc>>,
+    anchor_steps: Option<i32>,
+}
+
+impl<'a> RecordColumns<'a> {
+    fn of(((day, source), record): &(&'a (NaiveDate, String), &'a StoredRecord)) -> Self {
+        Self {
+            id: record.id.unwrap_or_else(Uuid::now_v7),
+            day: *day,
+            source: source.as_str(),
+            steps: record.steps as i32,
+            verified: record.verified as i32,
+            status: record.status.as_str(),
+            first: record.first_recorded_at.unwrap_or_else(Utc::now),
+            last: record.last_recorded_at.unwrap_or_else(Utc::now),
+            reports: record.reports.max(1),
+            anchor_at: record.anchor.map(|a| a.at),
+            anchor_steps: record.anchor.map(|a| a.steps as i32),
+        }
+    }
+}
+
 /// Upserts `changed` records (one statement) and returns the id each is stored under.
 async fn upsert_records(
     tx: &Transaction<'_>,
@@ -601,72 +681,54 @@ async fn upsert_records(
     version: i64,
     changed: &[(&(NaiveDate, String), &StoredRecord)],
 ) -> Result<HashMap<(NaiveDate, String), Uuid>, DomainError> {
-    let ids: Vec<Uuid> = changed
-        .iter()
-        .map(|(_, r)| r.id.unwrap_or_else(Uuid::now_v7))
-        .collect();
-    let days: Vec<NaiveDate> = changed.iter().map(|((d, _), _)| *d).collect();
-    let sources: Vec<&str> = changed.iter().map(|((_, s), _)| s.as_str()).collect();
-    let steps: Vec<i32> = changed.iter().map(|(_, r)| r.steps as i32).collect();
-    let verified: Vec<i32> = changed.iter().map(|(_, r)| r.verified as i32).collect();
-    let statuses: Vec<&str> = changed.iter().map(|(_, r)| r.status.as_str()).collect();
-    let firsts: Vec<DateTime<Utc>> = changed
-        .iter()
-        .map(|(_, r)| r.first_recorded_at.unwrap_or_else(Utc::now))
-        .collect();
-    let lasts: Vec<DateTime<Utc>> = changed
-        .iter()
-        .map(|(_, r)| r.last_recorded_at.unwrap_or_else(Utc::now))
-        .collect();
-    let counts: Vec<i32> = changed.iter().map(|(_, r)| r.reports.max(1)).collect();
-    let anchor_ats: Vec<Option<DateTime<Utc>>> = changed
-        .iter()
-        .map(|(_, r)| r.anchor.map(|a| a.at))
-        .collect();
-    let anchor_steps: Vec<Option<i32>> = changed
-        .iter()
-        .map(|(_, r)| r.anchor.map(|a| a.steps as i32))
-        .collect();
-    let rows = tx
-        .query_cached(
-            "INSERT INTO step_records AS r
-                 (id, user_id, day, source, steps, verified_steps, status, first_recorded_at,
-                  last_recorded_at, report_count, change_version, cadence_anchor_at,
-                  cadence_anchor_steps)
-             SELECT id, $1, day, source, steps, verified, status, first_at, last_at, reports, $11,
-                    anchor_at, anchor_steps
-             FROM unnest($2::uuid[], $3::date[], $4::text[], $5::int[], $6::int[], $7::text[],
-                         $8::timestamptz[], $9::timestamptz[], $10::int[], $12::timestamptz[],
-                         $13::int[])
-                  AS u(id, day, source, steps, verified, status, first_at, last_at, reports,
-                       anchor_at, anchor_steps)
-             ON CONFLICT (user_id, day, source) DO UPDATE SET
-                 steps = EXCLUDED.steps,
-                 verified_steps = EXCLUDED.verified_steps,
-                 status = EXCLUDED.status,
-                 last_recorded_at = EXCLUDED.last_recorded_at,
-                 report_count = r.report_count + EXCLUDED.report_count,
-                 change_version = EXCLUDED.change_version,
-                 cadence_anchor_at = EXCLUDED.cadence_anchor_at,
-                 cadence_anchor_steps = EXCLUDED.cadence_anchor_steps
-             RETURNING id, day, source",
+    let columns: Vec<RecordColumns> = changed.iter().map(RecordColumns::of).collect();
+    let rows = if let [one] = columns.as_slice() {
+        tx.query_cached(
+            UPSERT_ONE_RECORD,
             &[
                 &user_id,
-                &ids,
-                &days,
-                &sources,
-                &steps,
-                &verified,
-                &statuses,
-                &firsts,
-                &lasts,
-                &counts,
+                &one.id,
+                &one.day,
+                &one.source,
+                &one.steps,
+                &one.verified,
+                &one.status,
+                &one.first,
+                &one.last,
+                &one.reports,
                 &version,
-                &anchor_ats,
-                &anchor_steps,
+                &one.anchor_at,
+                &one.anchor_steps,
             ],
         )
-        .await?;
+        .await?
+    } else {
+        fn column<'a, T>(
+            columns: &[RecordColumns<'a>],
+            get: impl Fn(&RecordColumns<'a>) -> T,
+        ) -> Vec<T> {
+            columns.iter().map(get).collect()
+        }
+        tx.query_cached(
+            UPSERT_RECORDS,
+            &[
+                &user_id,
+                &column(&columns, |c| c.id),
+                &column(&columns, |c| c.day),
+                &column(&columns, |c| c.source),
+                &column(&columns, |c| c.steps),
+                &column(&columns, |c| c.verified),
+                &column(&columns, |c| c.status),
+                &column(&columns, |c| c.first),
+                &column(&columns, |c| c.last),
+                &column(&columns, |c| c.reports),
+                &version,
+                &column(&columns, |c| c.anchor_at),
+                &column(&columns, |c| c.anchor_steps),
+            ],
+        )
+        .await?
+    };
     Ok(rows
         .iter()
         .map(|row| ((row.get("day"), row.get("source")), row.get("id")))
