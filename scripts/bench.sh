@@ -9,6 +9,7 @@
 #   FITKART_BENCH_DEVICE=0 ...              # skip the device benchmarks
 #   FITKART_BENCH_ARGS='--seconds 5 --only step_report' ...   # passed to fitkart-bench
 #   FITKART_BENCH_ARGS='--only leaderboard_rebuild' ...        # only the leaderboard rebuilds
+#   FITKART_BENCH_TCP=1 ...                 # a local PostgreSQL over TCP, not its Unix socket
 #   bash scripts/bench.sh ci                # CI: small preset, debug build, 1 s per figure,
 #                                           # into a throwaway database (proves it works)
 set -euo pipefail
@@ -18,6 +19,22 @@ preset=${1:-medium}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 bash scripts/ensure-postgres.sh
 server_url=${DATABASE_URL%/*}
+# A PostgreSQL on this machine is measured over its Unix socket, as docs/operations.md advises
+# for a server on the database's host (docs/benchmarks.md, tuning step 13), when the socket
+# takes this user; FITKART_BENCH_TCP=1 keeps the TCP URL, to compare.
+host_port=${server_url##*@}
+case "${host_port%%:*}" in
+  127.0.0.1 | localhost)
+    port=5432
+    [ "$host_port" = "${host_port#*:}" ] || port=${host_port#*:}
+    socket_url="${server_url%@*}@%2Fvar%2Frun%2Fpostgresql:$port"
+    if [ "${FITKART_BENCH_TCP:-0}" != 1 ] && [ -S "/var/run/postgresql/.s.PGSQL.$port" ] &&
+      psql "$socket_url/postgres" -tAc 'SELECT 1' >/dev/null 2>&1; then
+      server_url=$socket_url
+      echo "bench: PostgreSQL over its Unix socket in /var/run/postgresql (FITKART_BENCH_TCP=1: over TCP)" >&2
+    fi
+    ;;
+esac
 exists() {
   [ "$(psql "$server_url/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]
 }
