@@ -612,7 +612,7 @@ macro_rules! upsert_record_tail {
 }
 
 /// Upserts one record (parameters as [`UPSERT_RECORDS`]'s, each a value instead of an
-/// array). Most reports change one record, and a row of values costs PostgreSQL less than
+/// array). A single report changes one record, and a row of values costs PostgreSQL less than
 /// unnesting eleven one-element arrays (docs/benchmarks.md, tuning step 13).
 const UPSERT_ONE_RECORD: &str = concat!(
     "INSERT INTO step_records AS r
