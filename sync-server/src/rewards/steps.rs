@@ -7,16 +7,18 @@
 //! what it already paid (kept in `step_days`), so replays, reorders and duplicates pay nothing
 //! more. The user's change-version row lock serialises concurrent batches of one user.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use chrono::{DateTime, Duration, NaiveDate, Timelike as _, Utc};
+use chrono::{DateTime, Datelike as _, Duration, Months, NaiveDate, Timelike as _, Utc};
 use chrono_tz::Tz;
-use deadpool_postgres::{GenericClient, Pool, Transaction};
+use deadpool_postgres::{GenericClient, Pool, StatementCache, Transaction};
 use fitkart_protocol::steps::{
     DaySteps, MAX_RECORDS_PER_REQUEST, RecordOutcome, RecordResult, RecordStepsResponse,
     SourceSteps, StepReport,
 };
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -187,18 +189,117 @@ const USER_RULES: &str = "SELECT timezone, daily_step_goal,
         role, session_epoch, disabled_at IS NOT NULL AS disabled, deleted_at IS NULL AS live
  FROM users WHERE id = $1";
 
-/// The stored records of some days (parameters: the user, the first and last of the days, the
-/// days), each with the validation pending on it. The range lets a generic plan skip, when the
-/// executor starts, every partition outside it: `day = ANY($4)` alone prunes nothing at run
-/// time on PostgreSQL 15, so a generic plan would scan every month's partition and the default
-/// plan choice re-plans the query on each call instead (half a millisecond at 22 partitions).
-const STORED_RECORDS: &str = "SELECT r.id, r.day, r.source, r.steps, r.verified_steps, r.status,
+/// The stored records of some days in `table` (`step_records` or one month's partition of it;
+/// parameters: the user, the first and last of the days, the days), each with the validation
+/// pending on it. The range lets a generic plan on `step_records` skip, when the executor
+/// starts, every partition outside it: `day = ANY($4)` alone prunes nothing at run time on
+/// PostgreSQL 15, so a generic plan would scan every month's partition and the default plan
+/// choice re-plans the query on each call instead (half a millisecond at 22 partitions).
+/// Skipped partitions are still locked, though (see [`records_table`]).
+fn stored_records_sql(table: &str) -> String {
+    format!(
+        "SELECT r.id, r.day, r.source, r.steps, r.verified_steps, r.status,
         r.first_recorded_at, r.last_recorded_at,
         (SELECT v.id FROM step_validations v
          WHERE v.step_record_id = r.id AND v.step_day = r.day
            AND v.status = 'pending_review' LIMIT 1) AS pending_validation_id,
         r.cadence_anchor_at, r.cadence_anchor_steps
- FROM step_records r WHERE r.user_id = $1 AND r.day BETWEEN $2 AND $3 AND r.day = ANY($4)";
+ FROM {table} r WHERE r.user_id = $1 AND r.day BETWEEN $2 AND $3 AND r.day = ANY($4)"
+    )
+}
+
+/// Whether the relation named by the first parameter (as `to_regclass` resolves it) is the
+/// partition of `step_records` for the month from the second parameter to the third.
+const IS_MONTH_PARTITION: &str = "SELECT EXISTS (
+     SELECT FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid
+     WHERE c.oid = to_regclass($1) AND i.inhparent = 'step_records'::regclass
+       AND pg_get_expr(c.relpartbound, c.oid)
+           = format('FOR VALUES FROM (%L) TO (%L)', $2::date, $3::date))";
+
+/// The month partitions of `step_records` found attached (by name: `step_records_YYYY_MM`, as
+/// `ensure_step_record_partitions` names them), per pooled connection: a connection is bound
+/// to one database, and its statement cache stands for it. The weak reference keeps a closed
+/// connection's cache from being freed, so its address cannot come back as another's; such
+/// entries are dropped when a new one is added.
+static MONTH_PARTITIONS: Mutex<Vec<(Weak<StatementCache>, HashSet<String>)>> =
+    Mutex::new(Vec::new());
+
+/// The table the stored-records read of the days `first..=last` names: the month's partition
+/// of `step_records` when both days fall in one month and it is attached, else `step_records`.
+///
+/// A generic plan of a query on the partitioned table locks every partition and each of its
+/// indexes when the executor starts, before it skips those outside the days: 141 relation
+/// locks per report at 22 months of partitions, 219 at 35, of which a backend keeps only 16
+/// in its fast-path slots; the rest go through the shared lock manager on every report. Read
+/// by name, the month's partition takes its own and its indexes' locks only
+/// (`docs/benchmarks.md`, tuning step 14). The catalog is asked once per connection and
+/// month; should the partition be renamed or archived later, the read fails with
+/// `undefined_table` (as writing to an archived month fails through `step_records`), and
+/// [`forget_partition`] sends the next batches back to the catalog.
+async fn records_table(
+    tx: &Transaction<'_>,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<Option<String>, DomainError> {
+    let month = first.with_day(1).ok_or_else(DomainError::internal)?;
+    if last.with_day(1) != Some(month) {
+        return Ok(None);
+    }
+    let name = format!("step_records_{}", month.format("%Y_%m"));
+    let known = MONTH_PARTITIONS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .any(|(cache, names)| same_connection(cache, tx) && names.contains(&name));
+    if known {
+        return Ok(Some(name));
+    }
+    let next_month = month
+        .checked_add_months(Months::new(1))
+        .ok_or_else(DomainError::internal)?;
+    let attached: bool = tx
+        .query_one_cached(IS_MONTH_PARTITION, &[&name, &month, &next_month])
+        .await
+        .map_err(DomainError::from)?
+        .get(0);
+    if !attached {
+        return Ok(None);
+    }
+    let mut known = MONTH_PARTITIONS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    known.retain(|(cache, _)| cache.strong_count() > 0);
+    match known
+        .iter_mut()
+        .find(|(cache, _)| same_connection(cache, tx))
+    {
+        Some((_, names)) => {
+            names.insert(name.clone());
+        }
+        None => known.push((
+            Arc::downgrade(&tx.statement_cache),
+            HashSet::from([name.clone()]),
+        )),
+    }
+    Ok(Some(name))
+}
+
+/// Whether `cache` is the statement cache of `tx`'s connection.
+fn same_connection(cache: &Weak<StatementCache>, tx: &Transaction<'_>) -> bool {
+    std::ptr::eq(cache.as_ptr(), Arc::as_ptr(&tx.statement_cache))
+}
+
+/// Forgets, on every connection, a month partition that [`records_table`] named and a read
+/// found missing.
+fn forget_partition(name: &str) {
+    for (_, names) in MONTH_PARTITIONS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter_mut()
+    {
+        names.remove(name);
+    }
+}
 
 /// The stored day accounts in a range (parameters: the user, the first and last day).
 const STORED_DAYS: &str = "SELECT day, verified_steps, coins_paid FROM step_days
@@ -230,23 +331,39 @@ impl Snapshot {
         days: &[NaiveDate],
         check: impl FnOnce(Option<&Standing>) -> Result<(), E>,
     ) -> Result<Self, E> {
+        let today = Utc::now().date_naive();
+        let (first, last) = (
+            days.first().copied().unwrap_or(today),
+            days.last().copied().unwrap_or(today),
+        );
+        let partition = records_table(tx, first, last).await?;
         let statements = tx
             .prepare_in_order([
                 db::GENERIC_PLANS,
                 NEXT_USER_VERSION,
                 RewardSettings::QUERY,
                 USER_RULES,
-                STORED_RECORDS,
                 STORED_DAYS,
             ])
             .await
             .map_err(DomainError::from)?;
-        let [generic_plans, version, settings, user, records, stored_days] = &statements;
-        let today = Utc::now().date_naive();
-        let (first, last) = (
-            days.first().copied().unwrap_or(today),
-            days.last().copied().unwrap_or(today),
-        );
+        let [generic_plans, version, settings, user, stored_days] = &statements;
+        let forget_missing = |err: &tokio_postgres::Error| {
+            if let Some(name) = &partition
+                && err.code() == Some(&SqlState::UNDEFINED_TABLE)
+            {
+                forget_partition(name);
+            }
+        };
+        let records = tx
+            .prepare_cached(&stored_records_sql(
+                &partition
+                    .as_deref()
+                    .map_or_else(|| "step_records".to_owned(), db::quote_ident),
+            ))
+            .await
+            .inspect_err(forget_missing)
+            .map_err(DomainError::from)?;
         let keys = RewardSettings::keys();
         let history_from = first - Duration::days(30);
         let settings_params: [&(dyn ToSql + Sync); 1] = [&keys];
@@ -259,7 +376,7 @@ impl Snapshot {
             next_user_version_on(tx, version, user_id),
             tx.query(settings, &settings_params),
             tx.query_opt(user, &user_params),
-            tx.query(records, &record_params),
+            tx.query(&records, &record_params),
             tx.query(stored_days, &day_params),
         );
         // The account check first. An account that does not exist fails the version's insert
@@ -272,6 +389,7 @@ impl Snapshot {
             .filter(|row| row.get::<_, bool>("live"))
             .map(Standing::from_row);
         check(standing.as_ref())?;
+        let records = records.inspect_err(forget_missing);
         plans.map_err(DomainError::from)?;
         let version = version.map_err(DomainError::from)?;
         let user = user

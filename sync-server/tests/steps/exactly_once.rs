@@ -229,3 +229,92 @@ async fn out_of_order_and_duplicate_reports_keep_the_maximum() {
     assert_eq!(api.history(&eve, day, day).await.days[0].total_steps, 9000);
     assert_ledger_consistent(&server).await;
 }
+
+/// A batch of one month's days reads the stored records from that month's partition; a batch
+/// across two months reads them through `step_records`. Each sees what the other stored, so
+/// the same days sent both ways pay once.
+#[tokio::test]
+async fn days_of_two_months_sent_together_and_apart_pay_once() {
+    let server = TestServer::start().await.unwrap();
+    set_setting(&server, "steps.backfill_days", json!(40)).await;
+    let api = Api::new(&server);
+    let cy = api.account("cy@example.com").await;
+    // 32 days apart: never in the same month.
+    let (recent, older) = (days_ago(1), days_ago(33));
+    let together = [
+        report(older, PHONE, 4000, at(older, 20, 0)),
+        report(recent, PHONE, 4000, at(recent, 20, 0)),
+    ];
+
+    let first = api.record(&cy, &together).await;
+    assert_eq!(outcomes(&first), vec![(Accepted, None); 2]);
+    assert_eq!(record_coins(&first), vec![40, 40]);
+    for alone in [&together[..1], &together[1..]] {
+        let replay = api.record(&cy, alone).await;
+        assert_eq!(outcomes(&replay), vec![(Unchanged, None)], "{alone:?}");
+        assert_eq!(replay.coins_awarded, 0);
+    }
+
+    let more = [
+        report(older, PHONE, 6000, at(older, 21, 0)),
+        report(recent, PHONE, 6000, at(recent, 21, 0)),
+    ];
+    for one in &more {
+        let answer = api.record(&cy, std::slice::from_ref(one)).await;
+        assert_eq!(outcomes(&answer), vec![(Accepted, None)], "{one:?}");
+        assert_eq!(record_coins(&answer), vec![20], "{one:?}");
+    }
+    let replay = api.record(&cy, &more).await;
+    assert_eq!(outcomes(&replay), vec![(Unchanged, None); 2]);
+    assert_eq!(replay.coins_awarded, 0);
+
+    let ledger = api.transactions(&cy).await;
+    assert_eq!(day_reward(&ledger, older), 60);
+    assert_eq!(day_reward(&ledger, recent), 60);
+    assert_ledger_consistent(&server).await;
+}
+
+/// A month's partition renamed under the running server (by an operator, say): the batch
+/// that still reads it by its old name fails and changes nothing, and the batches after it
+/// read through `step_records` and pay what is owed, once.
+#[tokio::test]
+async fn a_renamed_month_partition_costs_at_most_one_failed_batch() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let dee = api.account("dee@example.com").await;
+    let day = days_ago(1);
+    let first = api
+        .record(&dee, &[report(day, PHONE, 4000, at(day, 20, 0))])
+        .await;
+    assert_eq!(record_coins(&first), vec![40]);
+
+    let partition = format!("step_records_{}", day.format("%Y_%m"));
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "ALTER TABLE {partition} RENAME TO {partition}_renamed"
+        ))
+        .await
+        .unwrap();
+
+    let more = [report(day, PHONE, 6000, at(day, 21, 0))];
+    let mut failed = 0;
+    let answer = loop {
+        let (status, body) = api.record_raw(&dee, &more).await;
+        if status == StatusCode::OK {
+            break serde_json::from_value::<RecordStepsResponse>(body).unwrap();
+        }
+        failed += 1;
+        assert!(failed <= 1, "a second batch failed: {status} {body}");
+        assert_eq!(api.wallet(&dee).await.available_coins, first.coins_awarded);
+    };
+    assert_eq!(outcomes(&answer), vec![(Accepted, None)]);
+    assert_eq!(record_coins(&answer), vec![20]);
+    let replay = api.record(&dee, &more).await;
+    assert_eq!(outcomes(&replay), vec![(Unchanged, None)]);
+    assert_eq!(day_reward(&api.transactions(&dee).await, day), 60);
+    assert_ledger_consistent(&server).await;
+}
