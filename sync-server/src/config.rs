@@ -46,6 +46,13 @@ pub struct ServerConfig {
     /// pool has as many); the background jobs have their own
     /// ([`crate::jobs::BACKGROUND_POOL_SIZE`]). Default: [`DEFAULT_DB_POOL_SIZE`].
     pub db_pool_size: usize,
+    /// Group transactions of step reports in flight at once (`0`: every step report in a
+    /// transaction of its own; [`crate::rewards::groups`]). Default:
+    /// [`crate::rewards::groups::DEFAULT_GROUPS`].
+    pub step_report_groups: usize,
+    /// Requests of different users in one group transaction at most (`0` or `1`: no
+    /// grouping). Default: [`crate::rewards::groups::DEFAULT_MAX_GROUP`].
+    pub step_report_group_max: usize,
     /// Longest time one request may take before it is answered 408.
     pub request_timeout: Duration,
     /// Longest time `POST /api/v1/admin/products/import` may take (it may download a feed).
@@ -141,6 +148,8 @@ impl ServerConfig {
             migrate_on_start: true,
             seed_on_start: true,
             db_pool_size: DEFAULT_DB_POOL_SIZE,
+            step_report_groups: crate::rewards::groups::DEFAULT_GROUPS,
+            step_report_group_max: crate::rewards::groups::DEFAULT_MAX_GROUP,
             request_timeout: Duration::from_secs(30),
             import_timeout: Duration::from_secs(120),
             body_limit_bytes: 1024 * 1024,

@@ -100,6 +100,15 @@ struct ServeArgs {
     #[arg(long, env = "FITKART_DB_POOL_SIZE", default_value_t = fitkart_sync_server::config::DEFAULT_DB_POOL_SIZE)]
     db_pool_size: usize,
 
+    /// Group transactions of step reports in flight at once: small step reports of different
+    /// users that arrive together share one transaction and one commit (0: each alone).
+    #[arg(long, env = "FITKART_STEP_REPORT_GROUPS", default_value_t = fitkart_sync_server::rewards::groups::DEFAULT_GROUPS)]
+    step_report_groups: usize,
+
+    /// Step-report requests in one group transaction at most (0 or 1: no grouping).
+    #[arg(long, env = "FITKART_STEP_REPORT_GROUP_MAX", default_value_t = fitkart_sync_server::rewards::groups::DEFAULT_MAX_GROUP)]
+    step_report_group_max: usize,
+
     /// Seconds one request may take before it is answered 408.
     #[arg(long, env = "FITKART_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
@@ -349,6 +358,8 @@ async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<ExitCode
     config.migrate_on_start = !args.no_migrate;
     config.seed_on_start = !args.no_seed;
     config.db_pool_size = args.db_pool_size;
+    config.step_report_groups = args.step_report_groups;
+    config.step_report_group_max = args.step_report_group_max;
     config.request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
     config.import_timeout = Duration::from_secs(args.import_timeout_secs.max(1));
     config.body_limit_bytes = args.body_limit_bytes;

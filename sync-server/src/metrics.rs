@@ -43,6 +43,14 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// Labels of the counter of step-report requests by the transaction they were recorded in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    /// `group` (a group transaction shared with other users' requests), `own` (a transaction
+    /// of its own) or `own_after_group_failed` (its own, after its group failed).
+    pub transaction: String,
+}
+
 /// Labels of the sync mutation counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MutationLabels {
@@ -102,6 +110,9 @@ pub struct Metrics {
     pub steps: Family<OutcomeLabels, Counter>,
     /// Coins paid for steps and achievements.
     pub coins_awarded: Counter<u64, AtomicU64>,
+    /// Step-report requests by the transaction they were recorded in
+    /// ([`crate::rewards::groups`]).
+    pub step_transactions: Family<GroupLabels, Counter>,
     /// Sync pushes, pulls and pushed mutations.
     pub sync: SyncMetrics,
     database: DatabaseMetrics,
@@ -120,6 +131,18 @@ impl Metrics {
         let mut registry = Registry::with_prefix("fitkart");
         let (requests, latency) = register_requests(&mut registry);
         let (steps, coins_awarded) = register_steps_and_coins(&mut registry);
+        let step_transactions = Family::<GroupLabels, Counter>::default();
+        registry.register(
+            "step_report_transactions",
+            "Step-report requests by the transaction they were recorded in: group, own, \
+             own_after_group_failed",
+            step_transactions.clone(),
+        );
+        for transaction in ["group", "own", "own_after_group_failed"] {
+            let _ = step_transactions.get_or_create(&GroupLabels {
+                transaction: transaction.to_owned(),
+            });
+        }
         let sync = register_sync(&mut registry);
         let database = register_database(&mut registry);
         let job_last_success = register_jobs(&mut registry);
@@ -129,6 +152,7 @@ impl Metrics {
             latency,
             steps,
             coins_awarded,
+            step_transactions,
             sync,
             database,
             job_last_success,
@@ -232,6 +256,16 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts `requests` step-report requests recorded in `transaction` (a label of
+    /// [`GroupLabels`]).
+    pub fn observe_step_transactions(&self, transaction: &str, requests: usize) {
+        self.step_transactions
+            .get_or_create(&GroupLabels {
+                transaction: transaction.to_owned(),
+            })
+            .inc_by(requests as u64);
     }
 
     /// Counts one lag-tolerant read by where it was served.

@@ -52,10 +52,13 @@ pub struct AppState {
     pub tokens: Arc<AccessTokens>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Group commit of the step reports of different users that arrive together.
+    pub step_groups: crate::rewards::groups::ReportGroups<ApiError>,
 }
 
 impl AppState {
     /// State for the primary pool, an optional read replica's pool, and the configuration.
+    /// Starts the step-report group workers: needs a Tokio runtime.
     pub fn new(pool: Pool, replica: Option<Pool>, config: ServerConfig) -> Self {
         let tokens = Arc::new(AccessTokens::rotating(
             &config.jwt_secret,
@@ -63,7 +66,14 @@ impl AppState {
             config.access_token_ttl,
         ));
         let metrics = Arc::new(crate::metrics::Metrics::new());
+        let step_groups = crate::rewards::groups::ReportGroups::start(
+            pool.clone(),
+            metrics.clone(),
+            config.step_report_groups,
+            config.step_report_group_max,
+        );
         Self {
+            step_groups,
             reads: crate::replica::ReadPools::new(pool.clone(), replica, metrics.clone()),
             pool,
             config: Arc::new(config),

@@ -638,8 +638,9 @@ pub fn check_batch_size(reports: &[StepReport]) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// [`record_steps_in`] with the account check of [`record_steps`].
-async fn record_checked<E: From<DomainError>>(
+/// [`record_steps_in`] with the account check of [`record_steps`], in the caller's transaction
+/// (a group's: [`crate::rewards::groups`]).
+pub(crate) async fn record_checked<E: From<DomainError>>(
     tx: &Transaction<'_>,
     user_id: Uuid,
     reports: &[StepReport],

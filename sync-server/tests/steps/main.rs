@@ -33,6 +33,7 @@ mod anticheat_rejections;
 #[path = "../common/mod.rs"]
 mod common;
 mod exactly_once;
+mod groups;
 mod honest_days;
 mod interleaving_property;
 mod ledger;

@@ -1,0 +1,278 @@
+//! Group commit of step reports: small reports of different users that wait together are
+//! recorded in one transaction, each paid exactly as alone, and a request that fails in a
+//! group fails alone while the others are paid.
+//!
+//! To make a group form for certain, the tests run one group worker and hold the change-version
+//! row of a first user from a connection of their own: the worker waits on it with that user's
+//! report, the other users' reports queue behind, and when the row is released the worker takes
+//! them all as one group.
+
+use std::time::Duration;
+
+use super::*;
+
+/// A report of 3,000 steps yesterday: 30 coins and the 1k achievement's 10.
+fn three_thousand() -> Vec<StepReport> {
+    let yesterday = days_ago(1);
+    vec![report(yesterday, PHONE, 3000, at(yesterday, 9, 0))]
+}
+
+/// A server with one group worker and a metrics listener.
+async fn one_worker() -> TestServer {
+    TestServer::start_with(|config| {
+        config.step_report_groups = 1;
+        config.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+    })
+    .await
+    .unwrap()
+}
+
+/// The count of step-report requests recorded in `transaction` (a label of
+/// `fitkart_step_report_transactions_total`).
+async fn recorded_in(server: &TestServer, transaction: &str) -> u64 {
+    let text = reqwest::get(server.metrics_url().unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix =
+        format!("fitkart_step_report_transactions_total{{transaction=\"{transaction}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Sends `reports` for each of `walkers` at once while `holder`'s change-version row is held,
+/// so that they queue behind `holder`'s own report; releases the row and answers every
+/// request (the holder's first).
+async fn send_while_held(
+    server: &TestServer,
+    api: &Api,
+    holder: &Walker,
+    walkers: &[Walker],
+    reports: &[StepReport],
+) -> Vec<(StatusCode, Value)> {
+    let mut blocker = server.db().client().await.unwrap();
+    let lock = blocker.transaction().await.unwrap();
+    lock.execute(
+        "SELECT 1 FROM change_versions WHERE user_id = $1 FOR UPDATE",
+        &[&holder.id],
+    )
+    .await
+    .unwrap();
+    let first = {
+        let (api, holder, reports) = (api.clone(), holder.clone(), reports.to_vec());
+        tokio::spawn(async move { api.record_raw(&holder, &reports).await })
+    };
+    // The worker is waiting on the row once PostgreSQL shows a backend waiting on a lock.
+    let watcher = server.db().client().await.unwrap();
+    for _ in 0..200 {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let others: Vec<_> = walkers
+        .iter()
+        .map(|walker| {
+            let (api, walker, reports) = (api.clone(), walker.clone(), reports.to_vec());
+            tokio::spawn(async move { api.record_raw(&walker, &reports).await })
+        })
+        .collect();
+    // Long enough for a debug build to take each request to the queue.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lock.rollback().await.unwrap();
+    let mut answers = vec![first.await.unwrap()];
+    for other in others {
+        answers.push(other.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_of_users_that_wait_together_are_recorded_in_one_group_and_each_pays_once() {
+    let server = one_worker().await;
+    let api = Api::new(&server);
+    let holder = api.account("holder@example.com").await;
+    let mut walkers = Vec::new();
+    for i in 0..5 {
+        walkers.push(api.account(&format!("walker{i}@example.com")).await);
+    }
+    let reports = three_thousand();
+
+    let answers = send_while_held(&server, &api, &holder, &walkers, &reports).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        let answer: RecordStepsResponse = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(outcomes(&answer), vec![(Accepted, None)]);
+        assert_eq!(answer.coins_awarded, 30 + 10, "{body}");
+        assert_eq!(unlocked(&answer), vec!["steps_1k"]);
+    }
+    assert_eq!(
+        recorded_in(&server, "group").await,
+        5,
+        "the five that queued"
+    );
+    assert_eq!(recorded_in(&server, "own").await, 1, "the holder's, alone");
+    assert_eq!(recorded_in(&server, "own_after_group_failed").await, 0);
+
+    // The same reports again, grouped again: nothing more is paid.
+    let replays = send_while_held(&server, &api, &holder, &walkers, &reports).await;
+    for (status, body) in &replays {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        let answer: RecordStepsResponse = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(outcomes(&answer), vec![(Unchanged, None)]);
+        assert_eq!(answer.coins_awarded, 0);
+    }
+    assert_eq!(recorded_in(&server, "group").await, 10);
+    for walker in walkers.iter().chain([&holder]) {
+        assert_eq!(api.wallet(walker).await.available_coins, 40);
+        assert_eq!(
+            ledger_rows(&server, walker.id).await,
+            2,
+            "step reward + 1k bonus"
+        );
+    }
+    assert_ledger_consistent(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_that_fails_in_a_group_fails_alone_and_the_others_are_paid() {
+    let server = one_worker().await;
+    let api = Api::new(&server);
+    let holder = api.account("holder@example.com").await;
+    let mut walkers = Vec::new();
+    for i in 0..4 {
+        walkers.push(api.account(&format!("walker{i}@example.com")).await);
+    }
+    // One of the queued accounts is disabled after its token was issued: its check fails in
+    // the group, after the group had taken its change version.
+    let disabled = walkers[2].clone();
+    let versions_before = count(
+        &server,
+        "SELECT coalesce(sum(version), 0)::bigint FROM change_versions WHERE user_id = $1",
+        disabled.id,
+    )
+    .await;
+    server
+        .db()
+        .client()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE users SET disabled_at = now(), disabled_reason = 'a test' WHERE id = $1",
+            &[&disabled.id],
+        )
+        .await
+        .unwrap();
+
+    let answers = send_while_held(&server, &api, &holder, &walkers, &three_thousand()).await;
+    for ((status, body), walker) in answers.iter().zip([&holder].into_iter().chain(&walkers)) {
+        if walker.id == disabled.id {
+            assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
+            assert_eq!(error_code(body), "account_disabled");
+        } else {
+            assert_eq!(*status, StatusCode::OK, "{body}");
+            let answer: RecordStepsResponse = serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(outcomes(&answer), vec![(Accepted, None)]);
+            assert_eq!(answer.coins_awarded, 40, "{body}");
+        }
+    }
+    assert_eq!(recorded_in(&server, "group").await, 0);
+    assert_eq!(
+        recorded_in(&server, "own_after_group_failed").await,
+        4,
+        "the group of four was recorded again, each alone"
+    );
+    // Nothing of the disabled account's report was written, not even its change version.
+    assert_eq!(stored_records(&server, disabled.id).await, 0);
+    assert_eq!(ledger_rows(&server, disabled.id).await, 0);
+    assert_eq!(
+        count(
+            &server,
+            "SELECT coalesce(sum(version), 0)::bigint FROM change_versions WHERE user_id = $1",
+            disabled.id,
+        )
+        .await,
+        versions_before
+    );
+    for walker in walkers.iter().filter(|w| w.id != disabled.id) {
+        assert_eq!(ledger_rows(&server, walker.id).await, 2);
+    }
+    assert_ledger_consistent(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_reports_of_one_user_that_wait_together_are_judged_one_after_the_other() {
+    let server = one_worker().await;
+    let api = Api::new(&server);
+    let holder = api.account("holder@example.com").await;
+    let ann = api.account("ann@example.com").await;
+    let bob = api.account("bob@example.com").await;
+    let yesterday = days_ago(1);
+    // Two readings of one day of Ann's and one of Bob's queue together: Bob and one of Ann's
+    // are grouped, Ann's other runs alone after the group. The larger reading pays the day
+    // once, whichever was judged first.
+    let readings = [
+        report(yesterday, PHONE, 4000, at(yesterday, 10, 0)),
+        report(yesterday, PHONE, 6000, at(yesterday, 14, 0)),
+    ];
+    let walkers = [ann.clone(), ann.clone(), bob.clone()];
+    let mut blocker = server.db().client().await.unwrap();
+    let lock = blocker.transaction().await.unwrap();
+    lock.execute(
+        "SELECT 1 FROM change_versions WHERE user_id = $1 FOR UPDATE",
+        &[&holder.id],
+    )
+    .await
+    .unwrap();
+    let first = {
+        let (api, holder) = (api.clone(), holder.clone());
+        tokio::spawn(async move { api.record_raw(&holder, &three_thousand()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent: Vec<_> = walkers
+        .iter()
+        .zip(readings.iter().chain([&readings[0]]))
+        .map(|(walker, reading)| {
+            let (api, walker, reading) = (api.clone(), walker.clone(), reading.clone());
+            tokio::spawn(async move { api.record(&walker, &[reading]).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lock.rollback().await.unwrap();
+    assert_eq!(first.await.unwrap().0, StatusCode::OK);
+    let mut paid = Vec::new();
+    for answer in sent {
+        paid.push(answer.await.unwrap().coins_awarded);
+    }
+    // Ann: 60 step coins for the day and the 1k and 5k achievements (10 + 20), over her two
+    // answers; Bob: 40 step coins and the 1k achievement.
+    assert_eq!(paid[0] + paid[1], 60 + 10 + 20, "{paid:?}");
+    assert_eq!(paid[2], 40 + 10);
+    assert_eq!(api.wallet(&ann).await.available_coins, 90);
+    assert_eq!(api.wallet(&bob).await.available_coins, 50);
+    assert_eq!(
+        recorded_in(&server, "group").await,
+        2,
+        "Bob and one of Ann's"
+    );
+    assert_eq!(
+        recorded_in(&server, "own").await,
+        2,
+        "the holder's, Ann's other"
+    );
+    assert_ledger_consistent(&server).await;
+}
