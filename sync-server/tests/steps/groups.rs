@@ -45,15 +45,14 @@ async fn recorded_in(server: &TestServer, transaction: &str) -> u64 {
         .unwrap()
 }
 
-/// Sends `reports` for each of `walkers` at once while `holder`'s change-version row is held,
-/// so that they queue behind `holder`'s own report; releases the row and answers every
-/// request (the holder's first).
+/// Sends `holder` three thousand steps while its change-version row is held, so that the group
+/// worker waits on it, then each of `sends` at once, so that they queue behind it; releases
+/// the row and answers every request (the holder's first).
 async fn send_while_held(
     server: &TestServer,
     api: &Api,
     holder: &Walker,
-    walkers: &[Walker],
-    reports: &[StepReport],
+    sends: &[(Walker, Vec<StepReport>)],
 ) -> Vec<(StatusCode, Value)> {
     let mut blocker = server.db().client().await.unwrap();
     let lock = blocker.transaction().await.unwrap();
@@ -64,8 +63,8 @@ async fn send_while_held(
     .await
     .unwrap();
     let first = {
-        let (api, holder, reports) = (api.clone(), holder.clone(), reports.to_vec());
-        tokio::spawn(async move { api.record_raw(&holder, &reports).await })
+        let (api, holder) = (api.clone(), holder.clone());
+        tokio::spawn(async move { api.record_raw(&holder, &three_thousand()).await })
     };
     // The worker is waiting on the row once PostgreSQL shows a backend waiting on a lock.
     let watcher = server.db().client().await.unwrap();
@@ -84,10 +83,10 @@ async fn send_while_held(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let others: Vec<_> = walkers
+    let others: Vec<_> = sends
         .iter()
-        .map(|walker| {
-            let (api, walker, reports) = (api.clone(), walker.clone(), reports.to_vec());
+        .map(|(walker, reports)| {
+            let (api, walker, reports) = (api.clone(), walker.clone(), reports.clone());
             tokio::spawn(async move { api.record_raw(&walker, &reports).await })
         })
         .collect();
@@ -101,6 +100,14 @@ async fn send_while_held(
     answers
 }
 
+/// Each of `walkers` with three thousand steps.
+fn each_three_thousand(walkers: &[Walker]) -> Vec<(Walker, Vec<StepReport>)> {
+    walkers
+        .iter()
+        .map(|walker| (walker.clone(), three_thousand()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reports_of_users_that_wait_together_are_recorded_in_one_group_and_each_pays_once() {
     let server = one_worker().await;
@@ -110,9 +117,8 @@ async fn reports_of_users_that_wait_together_are_recorded_in_one_group_and_each_
     for i in 0..5 {
         walkers.push(api.account(&format!("walker{i}@example.com")).await);
     }
-    let reports = three_thousand();
 
-    let answers = send_while_held(&server, &api, &holder, &walkers, &reports).await;
+    let answers = send_while_held(&server, &api, &holder, &each_three_thousand(&walkers)).await;
     for (status, body) in &answers {
         assert_eq!(*status, StatusCode::OK, "{body}");
         let answer: RecordStepsResponse = serde_json::from_value(body.clone()).unwrap();
@@ -129,7 +135,7 @@ async fn reports_of_users_that_wait_together_are_recorded_in_one_group_and_each_
     assert_eq!(recorded_in(&server, "own_after_group_failed").await, 0);
 
     // The same reports again, grouped again: nothing more is paid.
-    let replays = send_while_held(&server, &api, &holder, &walkers, &reports).await;
+    let replays = send_while_held(&server, &api, &holder, &each_three_thousand(&walkers)).await;
     for (status, body) in &replays {
         assert_eq!(*status, StatusCode::OK, "{body}");
         let answer: RecordStepsResponse = serde_json::from_value(body.clone()).unwrap();
@@ -178,7 +184,7 @@ async fn a_request_that_fails_in_a_group_fails_alone_and_the_others_are_paid() {
         .await
         .unwrap();
 
-    let answers = send_while_held(&server, &api, &holder, &walkers, &three_thousand()).await;
+    let answers = send_while_held(&server, &api, &holder, &each_three_thousand(&walkers)).await;
     for ((status, body), walker) in answers.iter().zip([&holder].into_iter().chain(&walkers)) {
         if walker.id == disabled.id {
             assert_eq!(*status, StatusCode::FORBIDDEN, "{body}");
@@ -225,39 +231,29 @@ async fn two_reports_of_one_user_that_wait_together_are_judged_one_after_the_oth
     // Two readings of one day of Ann's and one of Bob's queue together: Bob and one of Ann's
     // are grouped, Ann's other runs alone after the group. The larger reading pays the day
     // once, whichever was judged first.
-    let readings = [
-        report(yesterday, PHONE, 4000, at(yesterday, 10, 0)),
-        report(yesterday, PHONE, 6000, at(yesterday, 14, 0)),
+    let sends = [
+        (
+            ann.clone(),
+            vec![report(yesterday, PHONE, 4000, at(yesterday, 10, 0))],
+        ),
+        (
+            ann.clone(),
+            vec![report(yesterday, PHONE, 6000, at(yesterday, 14, 0))],
+        ),
+        (
+            bob.clone(),
+            vec![report(yesterday, PHONE, 4000, at(yesterday, 10, 0))],
+        ),
     ];
-    let walkers = [ann.clone(), ann.clone(), bob.clone()];
-    let mut blocker = server.db().client().await.unwrap();
-    let lock = blocker.transaction().await.unwrap();
-    lock.execute(
-        "SELECT 1 FROM change_versions WHERE user_id = $1 FOR UPDATE",
-        &[&holder.id],
-    )
-    .await
-    .unwrap();
-    let first = {
-        let (api, holder) = (api.clone(), holder.clone());
-        tokio::spawn(async move { api.record_raw(&holder, &three_thousand()).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let sent: Vec<_> = walkers
+    let answers = send_while_held(&server, &api, &holder, &sends).await;
+    let paid: Vec<i64> = answers
         .iter()
-        .zip(readings.iter().chain([&readings[0]]))
-        .map(|(walker, reading)| {
-            let (api, walker, reading) = (api.clone(), walker.clone(), reading.clone());
-            tokio::spawn(async move { api.record(&walker, &[reading]).await })
+        .map(|(status, body)| {
+            assert_eq!(*status, StatusCode::OK, "{body}");
+            body["coins_awarded"].as_i64().unwrap()
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    lock.rollback().await.unwrap();
-    assert_eq!(first.await.unwrap().0, StatusCode::OK);
-    let mut paid = Vec::new();
-    for answer in sent {
-        paid.push(answer.await.unwrap().coins_awarded);
-    }
+    let paid = &paid[1..];
     // Ann: 60 step coins for the day and the 1k and 5k achievements (10 + 20), over her two
     // answers; Bob: 40 step coins and the 1k achievement.
     assert_eq!(paid[0] + paid[1], 60 + 10 + 20, "{paid:?}");
