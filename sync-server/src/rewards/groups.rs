@@ -8,10 +8,13 @@
 //! is queued when it starts, up to `max_group` requests. A request alone runs alone, so at
 //! low load nothing waits; under load the queue forms groups by itself.
 //!
-//! Nothing is traded for it:
+//! What keeps it as safe as one transaction per request:
 //! - *Lock order.* A group locks its users' change-version rows first, in one statement, in
-//!   the order of their ids; every other row a report locks belongs to its user, so two
-//!   groups, or a group and a single-user transaction, never wait on each other in a cycle.
+//!   the order of their ids. The other rows a report locks belong to its user, so two groups,
+//!   or a group and a transaction that takes one user's change-version lock first, cannot wait
+//!   on each other in a cycle. A writer that takes no such lock (the full leaderboard
+//!   rebuild repairing month totals) can deadlock with a group; PostgreSQL then fails one of
+//!   them, and a failed group is recorded again as below.
 //! - *Failure isolation.* Should any request of a group fail (its account check, a refused
 //!   batch, a deadlock with a bulk job, a lost connection), the group's transaction is
 //!   dropped, so nothing of it is written, and every request of the group is recorded again
@@ -204,8 +207,9 @@ where
         }
     }
     group.sort_by_key(|job| job.user_id);
-    if group.len() == 1 {
-        later.splice(0..0, group.drain(..));
+    if let [_] = group.as_slice() {
+        // Alone is a group of one, without the lock statement.
+        later.insert(0, group.remove(0));
     } else {
         match together(pool, &group).await {
             Ok(responses) => {
