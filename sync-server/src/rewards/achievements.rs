@@ -2,7 +2,7 @@
 //! the award that may unlock them, and the caller's progress. Each unlocks once per user
 //! (unique constraint) and pays its bonus once (ledger idempotency key).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
@@ -244,6 +244,9 @@ const CANDIDATES: &str = "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM ac
 /// `daily_steps` the totals, `streak` the streak days.
 macro_rules! while_a_candidate_is_judged_on {
     ($types:literal) => {
+        while_a_candidate_is_judged_on!("$1", $types)
+    };
+    ($user:literal, $types:literal) => {
         concat!(
             "EXISTS (SELECT 1 FROM achievements a
                      WHERE a.is_active AND a.deleted_at IS NULL
@@ -251,7 +254,9 @@ macro_rules! while_a_candidate_is_judged_on {
             $types,
             ")
                        AND NOT EXISTS (SELECT 1 FROM user_achievements ua
-                                       WHERE ua.user_id = $1 AND ua.achievement_id = a.id))"
+                                       WHERE ua.user_id = ",
+            $user,
+            " AND ua.achievement_id = a.id))"
         )
     };
 }
@@ -271,6 +276,37 @@ const CANDIDATE_STREAK_DAYS: &str = concat!(
     " AND ",
     while_a_candidate_is_judged_on!("'streak'"),
     " ORDER BY day"
+);
+
+/// [`CANDIDATES`] of several users (parameter: the users), with their users.
+const GROUP_CANDIDATES: &str = "SELECT k.user_id, a.id, a.code, a.criteria, a.bonus_coins
+ FROM unnest($1::uuid[]) AS k(user_id) CROSS JOIN achievements a
+ WHERE a.is_active AND a.deleted_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM user_achievements ua
+                   WHERE ua.user_id = k.user_id AND ua.achievement_id = a.id)
+ ORDER BY k.user_id, a.sort_order, a.code";
+
+/// [`CANDIDATE_TOTALS`] of several users (parameter: the users): a row for each user with a
+/// total-steps or daily-steps achievement left to unlock, none for the others.
+const GROUP_CANDIDATE_TOTALS: &str = concat!(
+    "SELECT k.user_id, t.total_steps, t.best_day
+ FROM unnest($1::uuid[]) AS k(user_id)
+ CROSS JOIN LATERAL (SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
+                            coalesce(max(verified_steps), 0)::bigint AS best_day
+                     FROM step_days WHERE user_id = k.user_id) t
+ WHERE ",
+    while_a_candidate_is_judged_on!("k.user_id", "'total_steps', 'daily_steps'")
+);
+
+/// [`CANDIDATE_STREAK_DAYS`] of several users (parameters: the users and the steps a streak
+/// day needs of each), by user, oldest first.
+const GROUP_CANDIDATE_STREAK_DAYS: &str = concat!(
+    "SELECT k.user_id, d.day
+ FROM unnest($1::uuid[], $2::int[]) AS k(user_id, floor)
+ JOIN step_days d ON d.user_id = k.user_id AND d.verified_steps >= k.floor
+ WHERE ",
+    while_a_candidate_is_judged_on!("k.user_id", "'streak'"),
+    " ORDER BY k.user_id, d.day"
 );
 
 /// An evaluation of every active achievement the user has not unlocked, with its statements
@@ -316,6 +352,89 @@ impl Evaluation {
                 achievement_id: row.get("id"),
                 code: row.get("code"),
                 bonus_coins: row.get("bonus_coins"),
+            })
+            .collect())
+    }
+}
+
+/// [`Evaluation`] of several users at once, in three statements whatever their number.
+pub struct GroupEvaluation {
+    statements: [Statement; 3],
+}
+
+/// One user of a [`GroupEvaluation`]: who, the steps a streak day needs of them
+/// ([`RewardSettings::streak_day_steps`] of their goal), and their batch's early reports.
+pub type GroupMember<'a> = (Uuid, i64, &'a [EarlyReport]);
+
+impl GroupEvaluation {
+    /// Prepares the evaluation's statements (cached per connection).
+    pub async fn prepare(tx: &Transaction<'_>) -> Result<Self> {
+        Ok(Self {
+            statements: tx
+                .prepare_in_order([
+                    GROUP_CANDIDATES,
+                    GROUP_CANDIDATE_TOTALS,
+                    GROUP_CANDIDATE_STREAK_DAYS,
+                ])
+                .await?,
+        })
+    }
+
+    /// [`Evaluation::run`] for each of `members` (distinct users, the caller's transaction
+    /// holding each one's change-version lock): what each unlocks, in their order. The reads
+    /// go out when the future is first polled.
+    pub async fn run(
+        &self,
+        tx: &Transaction<'_>,
+        members: &[GroupMember<'_>],
+    ) -> Result<Vec<Vec<Unlock>>> {
+        let [candidates, totals, streak_days] = &self.statements;
+        let users: Vec<Uuid> = members.iter().map(|(user, _, _)| *user).collect();
+        let floors: Vec<i32> = members
+            .iter()
+            .map(|(_, floor, _)| (*floor).clamp(0, i64::from(i32::MAX)) as i32)
+            .collect();
+        let by_users: [&(dyn ToSql + Sync); 1] = [&users];
+        let by_users_and_floors: [&(dyn ToSql + Sync); 2] = [&users, &floors];
+        let (candidates, totals, streak_days) = tokio::try_join!(
+            biased;
+            tx.query(candidates, &by_users),
+            tx.query(totals, &by_users),
+            tx.query(streak_days, &by_users_and_floors),
+        )?;
+        let mut facts: HashMap<Uuid, Facts> = HashMap::new();
+        for row in &totals {
+            let user_facts = facts.entry(row.get("user_id")).or_default();
+            user_facts.total_steps = row.get("total_steps");
+            user_facts.best_day = row.get("best_day");
+        }
+        let mut goal_days: HashMap<Uuid, Vec<NaiveDate>> = HashMap::new();
+        for row in &streak_days {
+            goal_days
+                .entry(row.get("user_id"))
+                .or_default()
+                .push(row.get("day"));
+        }
+        for (user, days) in &goal_days {
+            facts.entry(*user).or_default().longest_streak = longest_run(days);
+        }
+        let none = Facts::default();
+        Ok(members
+            .iter()
+            .map(|(user, _, early)| {
+                let facts = facts.get(user).unwrap_or(&none);
+                candidates
+                    .iter()
+                    .filter(|row| row.get::<_, Uuid>("user_id") == *user)
+                    .filter(|row| {
+                        standing(Criteria::parse(&row.get("criteria")), facts, early, false).met
+                    })
+                    .map(|row| Unlock {
+                        achievement_id: row.get("id"),
+                        code: row.get("code"),
+                        bonus_coins: row.get("bonus_coins"),
+                    })
+                    .collect()
             })
             .collect())
     }

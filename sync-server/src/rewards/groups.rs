@@ -1,7 +1,9 @@
 //! Group commit of step reports: the small batches of different users that arrive together
-//! are recorded in one transaction, each exactly as alone (its own account check, change
-//! version, judgement and settlement), so PostgreSQL begins, commits and flushes its WAL once
-//! for the group instead of once per request ([ADR 0015](../../../docs/adr/0015-group-commit-of-step-reports.md)).
+//! are recorded in one transaction, each judged exactly as alone (its own account check,
+//! change version, judgement and settlement), so PostgreSQL begins, commits and flushes its
+//! WAL once for the group instead of once per request ([ADR 0015](../../../docs/adr/0015-group-commit-of-step-reports.md)),
+//! and runs one statement per kind of row for the whole group
+//! ([`steps::record_group`], [ADR 0016](../../../docs/adr/0016-set-based-statements-for-a-group.md)).
 //!
 //! Batching is natural, never timed: a request waits only while a group is already in
 //! flight. [`ReportGroups`] runs up to `groups` group transactions at once; each takes what
@@ -9,10 +11,10 @@
 //! low load nothing waits; under load the queue forms groups by itself.
 //!
 //! What keeps it as safe as one transaction per request:
-//! - *Lock order.* A group locks its users' change-version rows first, in one statement, in
-//!   the order of their ids. The other rows a report locks belong to its user, so two groups,
-//!   or a group and a transaction that takes one user's change-version lock first, cannot wait
-//!   on each other in a cycle. A writer that takes no such lock (the full leaderboard
+//! - *Lock order.* A group locks its users' change-version rows first, in one statement (the
+//!   upsert that takes their versions), in the order of their ids. The other rows a report
+//!   locks belong to its user, so two groups, or a group and a transaction that takes one
+//!   user's change-version lock first, cannot wait on each other in a cycle. A writer that takes no such lock (the full leaderboard
 //!   rebuild repairing month totals) can deadlock with a group; PostgreSQL then fails one of
 //!   them, and a failed group is recorded again as below.
 //! - *Failure isolation.* Should any request of a group fail (its account check, a refused
@@ -32,13 +34,12 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use fitkart_protocol::steps::{RecordStepsResponse, StepReport};
 use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::auth::accounts::Standing;
 use crate::error::DomainError;
 use crate::metrics::Metrics;
-use crate::rewards::steps;
+use crate::rewards::steps::{self, GroupBatch, GroupFailed};
 
 /// The default of [`crate::config::ServerConfig::step_report_groups`]: group transactions
 /// in flight at once.
@@ -54,12 +55,6 @@ pub const MAX_GROUPED_REPORTS: usize = 8;
 
 /// Requests waiting for a group at most; beyond it a request is recorded alone.
 const QUEUE_CAPACITY: usize = 4096;
-
-/// Locks the change-version rows of the users of a group, in the order of their ids
-/// (parameter: the users, sorted). A user without a row yet gets one from
-/// [`crate::sync::versions::NEXT_USER_VERSION`] in the group, under the unique index.
-const LOCK_USERS: &str = "SELECT user_id FROM change_versions
- WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE";
 
 /// The caller's account check, on the [`Standing`] read in the batch's transaction. It may
 /// run twice: in the group, and again alone if the group fails.
@@ -208,7 +203,7 @@ where
     }
     group.sort_by_key(|job| job.user_id);
     if let [_] = group.as_slice() {
-        // Alone is a group of one, without the lock statement.
+        // A group of one is recorded alone, with the statements of a report alone.
         later.insert(0, group.remove(0));
     } else {
         match together(pool, &group).await {
@@ -246,44 +241,19 @@ where
     steps::record_steps(pool, job.user_id, &job.reports, &job.check).await
 }
 
-/// Why a group was not committed: it is then recorded again, each request alone.
-#[derive(Debug, thiserror::Error)]
-enum GroupFailed {
-    #[error("the database: {0}")]
-    Database(#[from] DomainError),
-    #[error("a request of the group failed")]
-    Request,
-}
-
-/// Records a group of requests of distinct users (sorted by user) in one transaction, every
-/// request's reads and writes pipelined on its connection, and commits it if every request
-/// succeeded.
+/// Records a group of requests of distinct users (sorted by user) in one transaction
+/// ([`steps::record_group`]), and commits it if every request succeeded.
 async fn together<E>(pool: &Pool, group: &[Job<E>]) -> Result<Vec<RecordStepsResponse>, GroupFailed>
 where
     E: From<DomainError>,
 {
     let mut conn = pool.get().await.map_err(DomainError::from)?;
     let tx = conn.transaction().await.map_err(DomainError::from)?;
-    let users: Vec<Uuid> = group.iter().map(|job| job.user_id).collect();
-    let lock = tx
-        .prepare_cached(LOCK_USERS)
-        .await
-        .map_err(DomainError::from)?;
-    // Sent first, in the same round trip as the requests' first statements: the connection
-    // runs them in order, so every user's row is locked before any request's statement runs.
-    let lock_params: [&(dyn ToSql + Sync); 1] = [&users];
-    let (locked, results) = tokio::join!(
-        biased;
-        tx.query(&lock, &lock_params),
-        futures_util::future::join_all(group.iter().map(|job| {
-            steps::record_checked(&tx, job.user_id, &job.reports, &job.check)
-        })),
-    );
-    locked.map_err(DomainError::from)?;
-    let mut responses = Vec::with_capacity(results.len());
-    for result in results {
-        responses.push(result.map_err(|_: E| GroupFailed::Request)?);
-    }
+    let batches: Vec<GroupBatch<'_, Check<E>>> = group
+        .iter()
+        .map(|job| (job.user_id, job.reports.as_slice(), &job.check))
+        .collect();
+    let responses = steps::record_group(&tx, &batches).await?;
     tx.commit().await.map_err(DomainError::from)?;
     Ok(responses)
 }

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use fitkart_protocol::steps::{CoinTransaction, Wallet};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -203,21 +204,157 @@ pub struct LockedWallet {
 pub async fn lock(tx: &Transaction<'_>, user_id: Uuid) -> Result<LockedWallet, Error> {
     let wallet = tx
         .query_one_cached(
-            "SELECT id, available_coins, frozen_coins, lifetime_earned, lifetime_spent
+            "SELECT user_id, id, available_coins, frozen_coins, lifetime_earned, lifetime_spent
              FROM wallets WHERE user_id = $1 FOR UPDATE",
             &[&user_id],
         )
         .await?;
-    Ok(LockedWallet {
-        user_id,
-        id: wallet.get("id"),
-        balances: Balances {
-            available: wallet.get("available_coins"),
-            frozen: wallet.get("frozen_coins"),
-            earned: wallet.get("lifetime_earned"),
-            spent: wallet.get("lifetime_spent"),
-        },
-    })
+    Ok(LockedWallet::from_row(&wallet))
+}
+
+/// Locks the wallet rows of `users` (sorted), in that order, and reads them, in one statement
+/// (parameter: the users): [`lock`] for a group of users whose change-version rows the
+/// caller's transaction holds. A user without a wallet has no row.
+pub const LOCK_WALLETS: &str =
+    "SELECT user_id, id, available_coins, frozen_coins, lifetime_earned, lifetime_spent
+ FROM wallets WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE";
+
+impl LockedWallet {
+    /// A row of [`lock`]'s or [`LOCK_WALLETS`]' statement.
+    pub fn from_row(wallet: &Row) -> Self {
+        Self {
+            user_id: wallet.get("user_id"),
+            id: wallet.get("id"),
+            balances: Balances {
+                available: wallet.get("available_coins"),
+                frozen: wallet.get("frozen_coins"),
+                earned: wallet.get("lifetime_earned"),
+                spent: wallet.get("lifetime_spent"),
+            },
+        }
+    }
+
+    /// The user whose wallet it is.
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// [`book`] for several wallets at once, each [`lock`]ed (or locked by [`LOCK_WALLETS`]) in
+/// this transaction with its change version and entries: every entry in one statement, every
+/// wallet in another. Refused, booking nothing, when any balance would go negative.
+pub async fn book_group(
+    tx: &Transaction<'_>,
+    bookings: &[(&LockedWallet, i64, &[Entry])],
+) -> Result<(), PostError> {
+    let mut entries = GroupEntries::default();
+    let mut wallets = GroupWallets::default();
+    for &(wallet, change_version, booked) in bookings {
+        if booked.is_empty() {
+            continue;
+        }
+        let running = wallet.balances.book_all(booked)?;
+        for (entry, balances) in booked.iter().zip(&running) {
+            entries.push(wallet, change_version, entry, balances);
+        }
+        let after = running.last().copied().unwrap_or(wallet.balances);
+        wallets.ids.push(wallet.id);
+        wallets.available.push(after.available);
+        wallets.frozen.push(after.frozen);
+        wallets.earned.push(after.earned);
+        wallets.spent.push(after.spent);
+        wallets.versions.push(change_version);
+    }
+    if wallets.ids.is_empty() {
+        return Ok(());
+    }
+    let (insert, update) = tokio::try_join!(
+        tx.prepare_cached(APPEND_GROUP),
+        tx.prepare_cached(UPDATE_WALLETS)
+    )?;
+    let e = &entries;
+    let entry_params: [&(dyn ToSql + Sync); 14] = [
+        &e.ids,
+        &e.users,
+        &e.wallets,
+        &e.kinds,
+        &e.available_deltas,
+        &e.frozen_deltas,
+        &e.available_afters,
+        &e.frozen_afters,
+        &e.reference_types,
+        &e.reference_ids,
+        &e.keys,
+        &e.descriptions,
+        &e.creators,
+        &e.versions,
+    ];
+    let w = &wallets;
+    let wallet_params: [&(dyn ToSql + Sync); 6] = [
+        &w.ids,
+        &w.available,
+        &w.frozen,
+        &w.earned,
+        &w.spent,
+        &w.versions,
+    ];
+    tokio::try_join!(
+        tx.execute(&insert, &entry_params),
+        tx.execute(&update, &wallet_params),
+    )?;
+    Ok(())
+}
+
+/// The columns of [`APPEND_GROUP`].
+#[derive(Default)]
+struct GroupEntries {
+    ids: Vec<Uuid>,
+    users: Vec<Uuid>,
+    wallets: Vec<Uuid>,
+    kinds: Vec<&'static str>,
+    available_deltas: Vec<i64>,
+    frozen_deltas: Vec<i64>,
+    available_afters: Vec<i64>,
+    frozen_afters: Vec<i64>,
+    reference_types: Vec<Option<&'static str>>,
+    reference_ids: Vec<Option<String>>,
+    keys: Vec<String>,
+    descriptions: Vec<Option<String>>,
+    creators: Vec<Option<Uuid>>,
+    versions: Vec<i64>,
+}
+
+impl GroupEntries {
+    /// Adds `entry` of `wallet`, after which its balances are `balances`.
+    fn push(&mut self, wallet: &LockedWallet, version: i64, entry: &Entry, balances: &Balances) {
+        self.ids.push(Uuid::now_v7());
+        self.users.push(wallet.user_id);
+        self.wallets.push(wallet.id);
+        self.kinds.push(entry.kind.as_str());
+        self.available_deltas.push(entry.available_delta);
+        self.frozen_deltas.push(entry.frozen_delta);
+        self.available_afters.push(balances.available);
+        self.frozen_afters.push(balances.frozen);
+        self.reference_types
+            .push(entry.reference.as_ref().map(|(t, _)| *t));
+        self.reference_ids
+            .push(entry.reference.as_ref().map(|(_, id)| id.clone()));
+        self.keys.push(entry.idempotency_key.clone());
+        self.descriptions.push(entry.description.clone());
+        self.creators.push(entry.created_by);
+        self.versions.push(version);
+    }
+}
+
+/// The columns of [`UPDATE_WALLETS`].
+#[derive(Default)]
+struct GroupWallets {
+    ids: Vec<Uuid>,
+    available: Vec<i64>,
+    frozen: Vec<i64>,
+    earned: Vec<i64>,
+    spent: Vec<i64>,
+    versions: Vec<i64>,
 }
 
 /// Books `entries` on a wallet [`lock`]ed in this transaction: the second half of [`post`].
@@ -291,6 +428,28 @@ const APPEND_MANY: &str = concat!(
 const UPDATE_WALLET: &str = "UPDATE wallets SET available_coins = $2, frozen_coins = $3,
      lifetime_earned = $4, lifetime_spent = $5, change_version = $6
  WHERE id = $1";
+
+/// Appends the entries of several wallets in their order (parameters: the entries' ids,
+/// users, wallets, then the columns of [`APPEND_MANY`] and their change versions, all arrays).
+const APPEND_GROUP: &str = concat!(
+    append_entries!(),
+    " SELECT e.id, e.user_id, e.wallet_id, e.kind, e.ad, e.fd, e.aa, e.fa, e.rt, e.ri, e.k,
+            e.d, e.cb, e.v
+     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::bigint[],
+                 $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],
+                 $13::uuid[], $14::bigint[]) WITH ORDINALITY
+          AS e(id, user_id, wallet_id, kind, ad, fd, aa, fa, rt, ri, k, d, cb, v, ord)
+     ORDER BY e.ord"
+);
+
+/// Writes several wallets' balances (parameters: the wallets, their four balances and change
+/// versions, all arrays).
+const UPDATE_WALLETS: &str = "UPDATE wallets w SET available_coins = u.available,
+     frozen_coins = u.frozen, lifetime_earned = u.earned, lifetime_spent = u.spent,
+     change_version = u.version
+ FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+      AS u(id, available, frozen, earned, spent, version)
+ WHERE w.id = u.id";
 
 /// Appends the entries (one statement: [`APPEND_ONE`] or [`APPEND_MANY`]) and writes the
 /// wallet's balances after them; both go out together, in this order, once both statements

@@ -117,6 +117,16 @@ const STORE_ACCOUNTS: &str = concat!(
     store_accounts_tail!()
 );
 
+/// [`STORE_ACCOUNTS`] for several users (parameters: the users, the days, their verified steps,
+/// coins paid and change versions, all arrays).
+pub(crate) const GROUP_STORE_ACCOUNTS: &str = concat!(
+    "INSERT INTO step_days AS s (user_id, day, verified_steps, coins_paid, change_version)
+     SELECT user_id, day, verified, paid, version
+     FROM unnest($1::uuid[], $2::date[], $3::int[], $4::bigint[], $5::bigint[])
+          AS u(user_id, day, verified, paid, version)",
+    store_accounts_tail!()
+);
+
 /// [`STORE_ACCOUNTS`] for one day, its parameters values instead of arrays: a report settles
 /// one day, and a row of values costs PostgreSQL less than unnesting arrays
 /// (docs/benchmarks.md, tuning step 13).
@@ -163,6 +173,18 @@ pub async fn settle_days(
         },
         async { Ok::<_, DomainError>(ledger::lock(tx, user_id).await?) },
     )?;
+    let entries = entries(user_id, days, &unlocks);
+    ledger::book(tx, &wallet, change_version, &entries).await?;
+    achievements::record_unlocks(tx, user_id, change_version, &unlocks).await?;
+    Ok(Settlement {
+        coins: entries.iter().map(|e| e.available_delta).sum(),
+        unlocks,
+    })
+}
+
+/// The ledger entries a settlement books, in order: the coins each of `days` newly paid (one
+/// entry per day, in the order of their keys), then the bonuses of `unlocks`.
+pub(crate) fn entries(user_id: Uuid, days: &[SettledDay], unlocks: &[Unlock]) -> Vec<Entry> {
     let mut entries: Vec<Entry> = days
         .iter()
         .filter_map(|d| {
@@ -171,13 +193,8 @@ pub async fn settle_days(
         })
         .collect();
     entries.sort_by(|a, b| a.idempotency_key.cmp(&b.idempotency_key));
-    entries.extend(achievements::bonus_entries(user_id, &unlocks));
-    ledger::book(tx, &wallet, change_version, &entries).await?;
-    achievements::record_unlocks(tx, user_id, change_version, &unlocks).await?;
-    Ok(Settlement {
-        coins: entries.iter().map(|e| e.available_delta).sum(),
-        unlocks,
-    })
+    entries.extend(achievements::bonus_entries(user_id, unlocks));
+    entries
 }
 
 /// Upserts the days' accounts (one statement, [`STORE_ONE_ACCOUNT`] prepared for one day,

@@ -198,15 +198,19 @@ const USER_RULES: &str = "SELECT timezone, daily_step_goal,
 /// Skipped partitions are still locked, though (see [`records_table`]).
 fn stored_records_sql(table: &str) -> String {
     format!(
-        "SELECT r.id, r.day, r.source, r.steps, r.verified_steps, r.status,
+        "SELECT {STORED_RECORD_COLUMNS}
+ FROM {table} r WHERE r.user_id = $1 AND r.day BETWEEN $2 AND $3 AND r.day = ANY($4)"
+    )
+}
+
+/// What the reads of stored records select of a record `r`: what [`StoredRecord::from_row`]
+/// reads, with the validation pending on it.
+const STORED_RECORD_COLUMNS: &str = "r.id, r.day, r.source, r.steps, r.verified_steps, r.status,
         r.first_recorded_at, r.last_recorded_at,
         (SELECT v.id FROM step_validations v
          WHERE v.step_record_id = r.id AND v.step_day = r.day
            AND v.status = 'pending_review' LIMIT 1) AS pending_validation_id,
-        r.cadence_anchor_at, r.cadence_anchor_steps
- FROM {table} r WHERE r.user_id = $1 AND r.day BETWEEN $2 AND $3 AND r.day = ANY($4)"
-    )
-}
+        r.cadence_anchor_at, r.cadence_anchor_steps";
 
 /// Whether the relation named by the first parameter (as `to_regclass` resolves it) is the
 /// partition of `step_records` for the month from the second parameter to the third.
@@ -647,53 +651,74 @@ pub(crate) async fn record_checked<E: From<DomainError>>(
     check: impl FnOnce(Option<&Standing>) -> Result<(), E>,
 ) -> Result<RecordStepsResponse, E> {
     check_batch_size(reports)?;
-    // The settings are read with the records, so the days read are those of every report
-    // not dated in the future anywhere on Earth (refused whatever the settings say); the
-    // batch then keeps those of the reports the settings do not refuse outright.
-    let latest_today = (Utc::now() + Duration::hours(14)).date_naive();
-    let snapshot = Snapshot::read(
-        tx,
-        user_id,
-        &distinct_days(reports, |i| reports[i].date <= latest_today),
-        check,
-    )
-    .await?;
-    let (version, context) = (snapshot.version, &snapshot.context);
-    let refusals: Vec<Option<&'static str>> = reports
-        .iter()
-        .map(|r| anticheat::refusal(r, &context.settings, context.now))
-        .collect();
-    let mut batch = Batch::from_snapshot(
-        &snapshot,
-        &distinct_days(reports, |i| refusals[i].is_none()),
-    );
-    let results: Vec<RecordResult> = reports
-        .iter()
-        .zip(&refusals)
-        .enumerate()
-        .map(|(index, (report, refusal))| batch.record(index, report, *refusal, context))
-        .collect();
-
+    let snapshot = Snapshot::read(tx, user_id, &read_days(reports), check).await?;
+    let judged = Judged::of(&snapshot, reports);
     // The records and the settled days are written together; the settlement then books the
     // coins and the achievements they unlock.
-    let settled = batch.settled_days();
-    let streak_day_steps = context.settings.streak_day_steps(context.goal);
     let ((), paid) = tokio::try_join!(
-        write_records(tx, user_id, version, &batch.records),
+        write_records(tx, user_id, judged.version, &judged.batch.records),
         settlement::settle_days(
             tx,
             user_id,
-            version,
-            &settled,
-            streak_day_steps,
-            &batch.early
+            judged.version,
+            &judged.settled,
+            judged.streak_day_steps,
+            &judged.batch.early
         ),
     )?;
     Ok(RecordStepsResponse {
         coins_awarded: paid.coins,
         achievements_unlocked: achievements::codes(&paid.unlocks),
-        results,
+        results: judged.results,
     })
+}
+
+/// A batch judged against its [`Snapshot`]: what it answers, and what it writes.
+struct Judged {
+    /// The change version its rows are stamped with.
+    version: i64,
+    /// The answer for each report.
+    results: Vec<RecordResult>,
+    /// The records and days it changed, and its early reports.
+    batch: Batch,
+    /// The days whose accounts it changed.
+    settled: Vec<SettledDay>,
+    /// [`RewardSettings::streak_day_steps`] of the user's goal.
+    streak_day_steps: i64,
+}
+
+impl Judged {
+    /// Judges `reports` against `snapshot`, read for the days [`read_days`] gives.
+    fn of(snapshot: &Snapshot, reports: &[StepReport]) -> Self {
+        let context = &snapshot.context;
+        let refusals: Vec<Option<&'static str>> = reports
+            .iter()
+            .map(|r| anticheat::refusal(r, &context.settings, context.now))
+            .collect();
+        let mut batch =
+            Batch::from_snapshot(snapshot, &distinct_days(reports, |i| refusals[i].is_none()));
+        let results = reports
+            .iter()
+            .zip(&refusals)
+            .enumerate()
+            .map(|(index, (report, refusal))| batch.record(index, report, *refusal, context))
+            .collect();
+        Self {
+            version: snapshot.version,
+            results,
+            settled: batch.settled_days(),
+            streak_day_steps: context.settings.streak_day_steps(context.goal),
+            batch,
+        }
+    }
+}
+
+/// The days a batch reads: those of every report not dated in the future anywhere on Earth
+/// (refused whatever the settings say), sorted and distinct. The settings are read with the
+/// records, so the batch then keeps those of the reports the settings do not refuse outright.
+fn read_days(reports: &[StepReport]) -> Vec<NaiveDate> {
+    let latest_today = (Utc::now() + Duration::hours(14)).date_naive();
+    distinct_days(reports, |i| reports[i].date <= latest_today)
 }
 
 /// Upserts the changed records and opens or extends their validations (set-based).
@@ -713,8 +738,8 @@ async fn write_records(
     flags.write(tx, user_id, version).await
 }
 
-/// What an upsert of records does on conflict, and returns: [`UPSERT_ONE_RECORD`] and
-/// [`UPSERT_RECORDS`] differ only in where their rows come from.
+/// What an upsert of records does on conflict: [`UPSERT_ONE_RECORD`], [`UPSERT_RECORDS`] and
+/// a group's upsert differ only in where their rows come from.
 macro_rules! upsert_record_tail {
     () => {
         " ON CONFLICT (user_id, day, source) DO UPDATE SET
@@ -725,10 +750,12 @@ macro_rules! upsert_record_tail {
              report_count = r.report_count + EXCLUDED.report_count,
              change_version = EXCLUDED.change_version,
              cadence_anchor_at = EXCLUDED.cadence_anchor_at,
-             cadence_anchor_steps = EXCLUDED.cadence_anchor_steps
-         RETURNING id, day, source"
+             cadence_anchor_steps = EXCLUDED.cadence_anchor_steps"
     };
 }
+
+mod group;
+pub(crate) use group::{GroupBatch, GroupFailed, record_group};
 
 /// Upserts one record (parameters as [`UPSERT_RECORDS`]'s, each a value instead of an
 /// array). A single report changes one record, and a row of values costs PostgreSQL less than
@@ -739,7 +766,8 @@ const UPSERT_ONE_RECORD: &str = concat!(
           last_recorded_at, report_count, change_version, cadence_anchor_at,
           cadence_anchor_steps)
      VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    upsert_record_tail!()
+    upsert_record_tail!(),
+    " RETURNING id, day, source"
 );
 
 /// Upserts records (parameters: the user, the records' ids, days, sources, steps, verified
@@ -757,7 +785,8 @@ const UPSERT_RECORDS: &str = concat!(
                  $13::int[])
           AS u(id, day, source, steps, verified, status, first_at, last_at, reports,
                anchor_at, anchor_steps)",
-    upsert_record_tail!()
+    upsert_record_tail!(),
+    " RETURNING id, day, source"
 );
 
 /// A changed record's columns as [`UPSERT_ONE_RECORD`] binds them.

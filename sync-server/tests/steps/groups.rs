@@ -272,3 +272,157 @@ async fn two_reports_of_one_user_that_wait_together_are_judged_one_after_the_oth
     );
     assert_ledger_consistent(&server).await;
 }
+
+/// What a user's batches left stored, without ids and keys (which differ between users):
+/// records, day accounts, ledger entries in order, validations and unlocked achievements.
+async fn stored_state(server: &TestServer, user: Uuid) -> Vec<String> {
+    let queries = [
+        "SELECT day::text || ' ' || source || ' ' || steps || ' ' || verified_steps || ' '
+                || status || ' ' || report_count
+         FROM step_records WHERE user_id = $1 ORDER BY day, source",
+        "SELECT day::text || ' ' || verified_steps || ' ' || coins_paid
+         FROM step_days WHERE user_id = $1 ORDER BY day",
+        "SELECT kind || ' ' || available_delta || ' ' || available_after || ' '
+                || coalesce(reference_id, '-') || ' ' || coalesce(description, '-')
+         FROM coin_transactions WHERE user_id = $1 ORDER BY ledger_seq",
+        "SELECT status || ' ' || step_day || ' ' || previous_steps || ' ' || claimed_steps
+                || ' ' || anomaly_score || ' ' || reasons::text
+         FROM step_validations WHERE user_id = $1 ORDER BY step_day, claimed_steps",
+        "SELECT a.code FROM user_achievements ua JOIN achievements a ON a.id = ua.achievement_id
+         WHERE ua.user_id = $1 ORDER BY a.code",
+        "SELECT available_coins || ' ' || frozen_coins || ' ' || lifetime_earned
+         FROM wallets WHERE user_id = $1",
+    ];
+    let mut state = Vec::new();
+    for query in queries {
+        for row in common::rows(server, query, &[&user]).await {
+            state.push(row.get::<_, String>(0));
+        }
+        state.push("--".to_owned());
+    }
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_records_and_pays_exactly_what_each_batch_would_alone() {
+    let server = one_worker().await;
+    let api = Api::new(&server);
+    let holder = api.account("holder@example.com").await;
+    let day = days_ago;
+    // Batches that take every path of a group's statements: several days and sources, months
+    // apart; several achievements at once; a flag, and a flagged record extended; an early
+    // bird; refusals; a replay that changes nothing.
+    let batches: Vec<(Vec<StepReport>, Vec<StepReport>)> = vec![
+        (vec![], three_thousand()),
+        (
+            vec![],
+            (1..=7)
+                .map(|n| report(day(n), PHONE, 10_000, at(day(n), 20, 0)))
+                .collect(),
+        ),
+        (
+            vec![],
+            vec![
+                report(day(2), PHONE, 60_000, at(day(2), 23, 0)),
+                report(day(3), WATCH, 5_000, at(day(3), 18, 0)),
+                report(day(40), WATCH, 7_000, at(day(40), 18, 0)),
+            ],
+        ),
+        (
+            vec![],
+            vec![
+                report(day(1), WATCH, 2_500, at(day(1), 7, 0)),
+                report(day(1), WATCH, 6_000, at(day(1), 12, 0)),
+            ],
+        ),
+        (
+            vec![],
+            vec![
+                report(
+                    day(0) + chrono::Days::new(3),
+                    PHONE,
+                    4_000,
+                    at(day(1), 12, 0),
+                ),
+                report(day(1), PHONE, 0, at(day(1), 12, 0)),
+                report(day(3), PHONE, 4_000, at(day(3), 12, 0)),
+            ],
+        ),
+        (
+            vec![report(day(4), PHONE, 60_000, at(day(4), 23, 0))],
+            vec![
+                report(day(4), PHONE, 61_000, at(day(4), 23, 30)),
+                report(day(5), PHONE, 3_000, at(day(5), 12, 0)),
+            ],
+        ),
+        (
+            vec![report(day(1), PHONE, 4_000, at(day(1), 12, 0))],
+            vec![report(day(1), PHONE, 4_000, at(day(1), 12, 0))],
+        ),
+    ];
+    let mut grouped = Vec::new();
+    let mut alone = Vec::new();
+    for i in 0..batches.len() {
+        grouped.push(api.account(&format!("grouped{i}@example.com")).await);
+        alone.push(api.account(&format!("alone{i}@example.com")).await);
+    }
+    for (i, (before, _)) in batches.iter().enumerate() {
+        if !before.is_empty() {
+            api.record(&grouped[i], before).await;
+            api.record(&alone[i], before).await;
+        }
+    }
+    let groups_before = recorded_in(&server, "group").await;
+
+    let mut alone_answers = Vec::new();
+    for (walker, (_, batch)) in alone.iter().zip(&batches) {
+        alone_answers.push(api.record_raw(walker, batch).await);
+    }
+    let sends: Vec<(Walker, Vec<StepReport>)> = grouped
+        .iter()
+        .zip(&batches)
+        .map(|(walker, (_, batch))| (walker.clone(), batch.clone()))
+        .collect();
+    let grouped_answers = send_while_held(&server, &api, &holder, &sends).await;
+
+    assert_eq!(
+        recorded_in(&server, "group").await - groups_before,
+        batches.len() as u64,
+        "every batch in the group"
+    );
+    assert_eq!(recorded_in(&server, "own_after_group_failed").await, 0);
+    for i in 0..batches.len() {
+        let (status, body) = &grouped_answers[i + 1];
+        assert_eq!(*status, StatusCode::OK, "batch {i}: {body}");
+        assert_eq!(
+            (status, body),
+            (&alone_answers[i].0, &alone_answers[i].1),
+            "batch {i}: grouped, then alone"
+        );
+        assert_eq!(
+            stored_state(&server, grouped[i].id).await,
+            stored_state(&server, alone[i].id).await,
+            "batch {i}: what it stored, grouped, then alone"
+        );
+    }
+    // The batches did pay, flag and unlock: the comparison is not of empty answers.
+    let paid: Vec<i64> = grouped_answers[1..]
+        .iter()
+        .map(|(_, body)| body["coins_awarded"].as_i64().unwrap())
+        .collect();
+    assert!(
+        paid.iter().filter(|&&coins| coins > 0).count() >= 4,
+        "{paid:?}"
+    );
+    assert!(
+        grouped_answers[2].1["achievements_unlocked"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3,
+        "{}",
+        grouped_answers[2].1
+    );
+    assert_eq!(validations(&server, grouped[2].id).await.len(), 1);
+    assert_ledger_consistent(&server).await;
+}
