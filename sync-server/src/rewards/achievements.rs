@@ -345,16 +345,25 @@ impl Evaluation {
             async { Ok(tx.query(candidates, &[&user_id]).await?) },
             Facts::read(tx, [totals, streak_days], user_id, streak_day_steps),
         )?;
-        Ok(rows
-            .iter()
-            .filter(|row| standing(Criteria::parse(&row.get("criteria")), &facts, early, false).met)
-            .map(|row| Unlock {
-                achievement_id: row.get("id"),
-                code: row.get("code"),
-                bonus_coins: row.get("bonus_coins"),
-            })
-            .collect())
+        Ok(unlocks_met(rows.iter(), &facts, early))
     }
+}
+
+/// The candidates (rows of [`CANDIDATES`] or [`GROUP_CANDIDATES`]) whose rule `facts` and the
+/// `early` reports meet: what unlocks now.
+fn unlocks_met<'a>(
+    candidates: impl Iterator<Item = &'a tokio_postgres::Row>,
+    facts: &Facts,
+    early: &[EarlyReport],
+) -> Vec<Unlock> {
+    candidates
+        .filter(|row| standing(Criteria::parse(&row.get("criteria")), facts, early, false).met)
+        .map(|row| Unlock {
+            achievement_id: row.get("id"),
+            code: row.get("code"),
+            bonus_coins: row.get("bonus_coins"),
+        })
+        .collect()
 }
 
 /// [`Evaluation`] of several users at once, in three statements whatever their number.
@@ -423,18 +432,10 @@ impl GroupEvaluation {
             .iter()
             .map(|(user, _, early)| {
                 let facts = facts.get(user).unwrap_or(&none);
-                candidates
+                let own = candidates
                     .iter()
-                    .filter(|row| row.get::<_, Uuid>("user_id") == *user)
-                    .filter(|row| {
-                        standing(Criteria::parse(&row.get("criteria")), facts, early, false).met
-                    })
-                    .map(|row| Unlock {
-                        achievement_id: row.get("id"),
-                        code: row.get("code"),
-                        bonus_coins: row.get("bonus_coins"),
-                    })
-                    .collect()
+                    .filter(|row| row.get::<_, Uuid>("user_id") == *user);
+                unlocks_met(own, facts, early)
             })
             .collect())
     }

@@ -293,6 +293,16 @@ fn same_connection(cache: &Weak<StatementCache>, tx: &Transaction<'_>) -> bool {
     std::ptr::eq(cache.as_ptr(), Arc::as_ptr(&tx.statement_cache))
 }
 
+/// [`forget_partition`] of `partition` (the table [`records_table`] named, if a partition)
+/// when `err` says a read found it missing.
+fn forget_if_missing(partition: &Option<String>, err: &tokio_postgres::Error) {
+    if let Some(name) = partition
+        && err.code() == Some(&SqlState::UNDEFINED_TABLE)
+    {
+        forget_partition(name);
+    }
+}
+
 /// Forgets, on every connection, a month partition that [`records_table`] named and a read
 /// found missing.
 fn forget_partition(name: &str) {
@@ -352,13 +362,7 @@ impl Snapshot {
             .await
             .map_err(DomainError::from)?;
         let [generic_plans, version, settings, user, stored_days] = &statements;
-        let forget_missing = |err: &tokio_postgres::Error| {
-            if let Some(name) = &partition
-                && err.code() == Some(&SqlState::UNDEFINED_TABLE)
-            {
-                forget_partition(name);
-            }
-        };
+        let forget_missing = |err: &tokio_postgres::Error| forget_if_missing(&partition, err);
         let records = tx
             .prepare_cached(&stored_records_sql(
                 &partition
