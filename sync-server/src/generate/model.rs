@@ -718,7 +718,7 @@ impl<'a> Walker<'a> {
                 paid,
                 0,
                 ("step_day", day.to_string()),
-                format!("step_reward:{}:{day}:{paid}", self.user.id),
+                format!("step_reward:{day}:{}:{paid}", self.user.id),
                 evening,
             );
         }

@@ -887,7 +887,7 @@ async fn raw_step_report(
                 &(available + award),
                 &frozen,
                 &day_text,
-                &format!("step_reward:{user}:{day}:{paid}"),
+                &format!("step_reward:{day}:{user}:{paid}"),
                 &format!("Steps on {day}"),
                 &version,
             ],
@@ -1509,6 +1509,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut notes = Vec::new();
     let mut cpu_lines = Vec::new();
     for op in ops {
+        // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
+        // of a long run knows what is being measured now.
+        eprintln!("bench: {}: capacity, {} s", op.name(), args.seconds);
         let cpu_before = CpuTimes::now(server.child.id());
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
         let cap_cpu = CpuTimes::since(cpu_before, server.child.id(), &cap);
@@ -1520,7 +1523,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // (Writes skip it: it would spend the users' step budgets and coins.)
             fixed_rate(&http, &server.url, &world, op, rate, 1).await;
         }
+        eprintln!(
+            "bench: {}: latency at {rate:.0}/s, {} s",
+            op.name(),
+            args.seconds
+        );
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
+        eprintln!("bench: {}: raw-SQL limit, {} s", op.name(), args.seconds);
         let cpu_before = CpuTimes::now(server.child.id());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
         let raw_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw);
