@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::rewards::achievements::Criteria;
 use crate::rewards::settings::RewardSettings;
+use crate::rewards::settlement;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -718,7 +719,7 @@ impl<'a> Walker<'a> {
                 paid,
                 0,
                 ("step_day", day.to_string()),
-                format!("step_reward:{day}:{}:{paid}", self.user.id),
+                settlement::reward_key(self.user.id, day, paid),
                 evening,
             );
         }

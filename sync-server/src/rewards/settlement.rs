@@ -236,18 +236,23 @@ async fn store_accounts(
     Ok(())
 }
 
-/// The ledger entry paying `award` coins for `day`, after which the day has paid `paid_after`.
-/// The key names the level reached, so the same coins can never be booked twice. It starts
-/// with the day, so that a day's keys sit together in the ledger's unique index and a report
-/// inserts into the few pages of its day there, not a random page of the whole index
-/// (docs/benchmarks.md, tuning step 17).
+/// The idempotency key of the step reward after which `user_id`'s `day` has paid `paid_after`.
+/// It names the level reached, so the same coins can never be booked twice. It starts with the
+/// day, so that a day's keys sit together in the ledger's unique index and a report inserts
+/// into the few pages of its day there, not a random page of the whole index (ADR 0017).
+pub fn reward_key(user_id: Uuid, day: NaiveDate, paid_after: i64) -> String {
+    format!("step_reward:{day}:{user_id}:{paid_after}")
+}
+
+/// The ledger entry paying `award` coins for `day`, after which the day has paid `paid_after`
+/// ([`reward_key`]).
 pub fn reward_entry(user_id: Uuid, day: NaiveDate, award: i64, paid_after: i64) -> Entry {
     Entry {
         kind: EntryKind::StepReward,
         available_delta: award,
         frozen_delta: 0,
         reference: Some(("step_day", day.to_string())),
-        idempotency_key: format!("step_reward:{day}:{user_id}:{paid_after}"),
+        idempotency_key: reward_key(user_id, day, paid_after),
         description: Some(format!("Steps on {day}")),
         created_by: None,
     }

@@ -887,7 +887,7 @@ async fn raw_step_report(
                 &(available + award),
                 &frozen,
                 &day_text,
-                &format!("step_reward:{day}:{user}:{paid}"),
+                &fitkart_sync_server::rewards::settlement::reward_key(user, day, paid),
                 &format!("Steps on {day}"),
                 &version,
             ],
