@@ -8,6 +8,7 @@
 #   FITKART_BENCH_FRESH=1 bash scripts/bench.sh medium   # regenerate the database first
 #   FITKART_BENCH_DEVICE=0 ...              # skip the device benchmarks
 #   FITKART_BENCH_ARGS='--seconds 5 --only step_report' ...   # passed to fitkart-bench
+#                                           # (seed: after --warmup 30, which they can override)
 #   FITKART_BENCH_ARGS='--only leaderboard_rebuild' ...        # only the leaderboard rebuilds
 #   FITKART_BENCH_TCP=1 ...                 # a local PostgreSQL over TCP, not its Unix socket
 #   bash scripts/bench.sh ci                # CI: small preset, debug build, 1 s per figure,
@@ -71,9 +72,19 @@ fi
 if ! exists "$name"; then
   time target/release/fitkart-sync-server generate --preset "$preset" --database-url "$server_url/$name"
 fi
+warmup=()
+if [ "$preset" = seed ]; then
+  # The seed is larger than memory: each operation first runs uncounted for 30 s, so its pages
+  # are in PostgreSQL's buffers when it is measured (docs/benchmarks.md, tuning step 18).
+  warmup=(--warmup 30)
+  buffers=$(psql "$server_url/postgres" -tAc "SELECT setting::bigint * 8192 / 1048576 FROM pg_settings WHERE name = 'shared_buffers'")
+  if [ "$buffers" -lt 1024 ]; then
+    echo "bench: shared_buffers is ${buffers} MB; docs/operations.md sizes it at a quarter of memory for a database of this size" >&2
+  fi
+fi
 # shellcheck disable=SC2086
 target/release/fitkart-bench --database-url "$server_url/$name" --label "$preset" --out "$out" \
-  ${FITKART_BENCH_ARGS:-}
+  "${warmup[@]}" ${FITKART_BENCH_ARGS:-}
 if [ "${FITKART_BENCH_DEVICE:-1}" = 1 ]; then
   { echo; echo '### Device (tests/benches/device.rs)'; echo; echo '```'; } >>"$out"
   cargo bench -p fitkart-e2e --bench device | tee -a "$out"

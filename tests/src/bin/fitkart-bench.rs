@@ -24,6 +24,11 @@
 //!    an uncounted second), so the tail the machine itself gives that read at that rate,
 //!    without the server, stands beside the server's.
 //!
+//! With `--warmup S`, each capacity and raw-limit run comes after S uncounted seconds of the
+//! same work, so a database larger than PostgreSQL's buffers is measured once the pages the
+//! work touches are in them (`scripts/bench.sh seed` passes 30). `--rate N` sets item 2's
+//! arrival rate instead of a share of the capacity.
+//!
 //! Beside the capacity and raw-limit runs it reads from `/proc` (Linux) the CPU time each
 //! request cost the server, PostgreSQL (every `postgres` process on the machine; left out
 //! when there is none, a remote database) and itself, and prints them in a second table:
@@ -56,7 +61,9 @@ use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 /// Benchmarks the FitKart server on a generated database against the raw-SQL limit.
+// An option given twice takes its last value (`scripts/bench.sh` passes defaults first).
 #[derive(Debug, Parser)]
+#[command(args_override_self = true)]
 struct Args {
     /// The generated database (`fitkart-sync-server generate`).
     #[arg(long, env = "DATABASE_URL")]
@@ -70,9 +77,21 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     clients: usize,
 
+    /// Seconds of an uncounted run of the same work before each capacity and raw-limit run:
+    /// on a database larger than PostgreSQL's buffers, the pages the work touches are read
+    /// into them first, so the figures are the steady state and not the cache filling. Spends
+    /// step budgets and coins like the measured runs do. 0: none.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+
     /// Arrival rate of the latency runs as a share of the measured capacity.
     #[arg(long, default_value_t = 0.5)]
     load_share: f64,
+
+    /// Arrival rate of the latency runs in requests a second, instead of `--load-share` of the
+    /// capacity: to ask whether the server holds a given rate (with `--only`).
+    #[arg(long)]
+    rate: Option<f64>,
 
     /// Only these operations (comma-separated names as in the table; `leaderboard_rebuild`
     /// for the rebuild timings).
@@ -139,7 +158,7 @@ impl Op {
         match self {
             Op::Profile => "`GET /me` (profile)",
             Op::Wallet => "`GET /wallet`",
-            Op::Leaderboard => "`GET /leaderboard?limit=100` (weekly top 100 + my rank)",
+            Op::Leaderboard => "`GET /leaderboard?limit=100` (all-time top 100 + my rank)",
             Op::Achievements => "`GET /achievements` (achievement check)",
             Op::StepReport => "`POST /steps/record`, one report that pays a coin",
             Op::Order => "`POST /orders` (holds coins and stock)",
@@ -478,7 +497,9 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
             let path = match op {
                 Op::Profile => "/me",
                 Op::Wallet => "/wallet",
-                Op::Leaderboard => "/leaderboard?period=weekly&limit=100",
+                // The all-time board ranks every user who has walked: the weekly one is empty on a
+                // Monday until the nightly job ranks the bench's own reports.
+                Op::Leaderboard => "/leaderboard?period=all_time&limit=100",
                 _ => "/achievements",
             };
             (actor, http.get(api(path)))
@@ -730,8 +751,10 @@ async fn raw(client: &mut deadpool_postgres::Client, world: &World, op: Op) -> a
                     "SELECT rank, steps FROM leaderboard_cache WHERE period = $1 AND user_id = $2",
                 )
                 .await?;
-            client.query(&top, &[&"weekly", &100i64, &actor.id]).await?;
-            client.query_opt(&me, &[&"weekly", &actor.id]).await?;
+            client
+                .query(&top, &[&"all_time", &100i64, &actor.id])
+                .await?;
+            client.query_opt(&me, &[&"all_time", &actor.id]).await?;
             Ok(1)
         }
         Op::Achievements => {
@@ -1463,7 +1486,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let scale: (i64, i64) = {
         let row = db
             .query_one(
-                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM step_records)",
+                // The records from the planner's statistics: counting 50 million rows read
+                // the whole table before every run and pushed the pages a run needs out of
+                // the kernel's cache.
+                "SELECT (SELECT count(*) FROM users),
+                        (SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
+                         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                         WHERE i.inhparent = 'step_records'::regclass)",
                 &[],
             )
             .await?;
@@ -1472,8 +1501,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The settings every figure depends on, so a run can be reproduced.
     let postgres: String = db
         .query_one(
-            "SELECT format('PostgreSQL %s, shared_buffers %s, database %s',
+            "SELECT format('PostgreSQL %s, shared_buffers %s, max_wal_size %s, \
+                           checkpoint_timeout %s, database %s',
                            current_setting('server_version'), current_setting('shared_buffers'),
+                           current_setting('max_wal_size'), current_setting('checkpoint_timeout'),
                            pg_size_pretty(pg_database_size(current_database())))",
             &[],
         )
@@ -1484,8 +1515,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .filter(|op| args.only.is_empty() || args.only.iter().any(|o| o == op.name()))
         .collect();
     let mut table = format!(
-        "### Server at scale{}\n\n{} users, {} step records; {} clients, {} s per measurement; \
-         latency at {:.0}% of the measured capacity, timed from each request's due time; \
+        "### Server at scale{}\n\n{} users, about {} step records (the planner's estimate); {} clients, {} s per measurement{}; \
+         latency at {}, timed from each request's due time; \
          measured after the server's start-up jobs (ledger verification, upkeep: {:.1} s); \
          {}; load average at start {}; {}.\n\n\
          | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run (for a read, also its latency at the server's rate: p50 / p95 / p99 / max) | ratio | goal |\n\
@@ -1499,7 +1530,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         scale.1,
         args.clients,
         args.seconds,
-        args.load_share * 100.0,
+        if args.warmup > 0 {
+            format!(
+                ", each capacity and raw-limit run after an uncounted {} s of the same work",
+                args.warmup
+            )
+        } else {
+            String::new()
+        },
+        match args.rate {
+            Some(rate) => format!("{rate:.0} requests a second"),
+            None => format!("{:.0}% of the measured capacity", args.load_share * 100.0),
+        },
         start_up_jobs.as_secs_f64(),
         postgres,
         load_average(),
@@ -1511,11 +1553,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for op in ops {
         // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
         // of a long run knows what is being measured now.
+        if args.warmup > 0 {
+            eprintln!(
+                "bench: {}: warm-up, {} s (not counted)",
+                op.name(),
+                args.warmup
+            );
+            capacity(&http, &server.url, &world, op, args.clients, args.warmup).await;
+        }
         eprintln!("bench: {}: capacity, {} s", op.name(), args.seconds);
         let cpu_before = CpuTimes::now(server.child.id());
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
         let cap_cpu = CpuTimes::since(cpu_before, server.child.id(), &cap);
-        let rate = (cap.per_second() * args.load_share).max(1.0);
+        let rate = args
+            .rate
+            .unwrap_or(cap.per_second() * args.load_share)
+            .max(1.0);
         if !op.is_write() {
             // Warm-up, not counted: an open loop keeps more requests in flight than the closed
             // loop before it, so the HTTP client opens connections and the server's pool grows
@@ -1529,6 +1582,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.seconds
         );
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
+        if args.warmup > 0 {
+            eprintln!(
+                "bench: {}: raw-SQL warm-up, {} s (not counted)",
+                op.name(),
+                args.warmup
+            );
+            raw_limit(&pool, &world, op, args.clients, args.warmup).await;
+        }
         eprintln!("bench: {}: raw-SQL limit, {} s", op.name(), args.seconds);
         let cpu_before = CpuTimes::now(server.child.id());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
@@ -1655,6 +1716,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_given_after_the_scripts_default_overrides_it() {
+        let url = ["--database-url", "postgres://x/y"];
+        let parse =
+            |more: &[&str]| Args::try_parse_from(["fitkart-bench"].iter().chain(&url).chain(more));
+        assert_eq!(parse(&[]).unwrap().warmup, 0);
+        assert_eq!(parse(&["--warmup", "30"]).unwrap().warmup, 30);
+        assert_eq!(
+            parse(&["--warmup", "30", "--warmup", "0"]).unwrap().warmup,
+            0
+        );
+        assert!(parse(&["--warmup", "-1"]).is_err());
+    }
 
     #[test]
     fn a_process_cpu_time_is_read_from_its_stat_line_whatever_its_name() {
