@@ -55,6 +55,7 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Parser;
 use fitkart_protocol::auth::Role;
+use fitkart_protocol::leaderboard::LeaderboardPeriod;
 use fitkart_sync_server::auth::tokens::AccessTokens;
 use fitkart_sync_server::config::JwtSecret;
 use tokio_postgres::types::{ToSql, Type};
@@ -110,6 +111,10 @@ struct Args {
     #[arg(long)]
     server: Option<PathBuf>,
 }
+
+/// The board the leaderboard read reads: the all-time board ranks every user who has walked,
+/// where the weekly one is empty on a Monday until the nightly job ranks the bench's reports.
+const BOARD: LeaderboardPeriod = LeaderboardPeriod::AllTime;
 
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
 const PROTOCOL: (&str, &str) = ("x-fitkart-protocol-version", "1");
@@ -495,14 +500,12 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
         Op::Profile | Op::Wallet | Op::Leaderboard | Op::Achievements => {
             let actor = &world.server_users[pick("users", &world.server_users)?];
             let path = match op {
-                Op::Profile => "/me",
-                Op::Wallet => "/wallet",
-                // The all-time board ranks every user who has walked: the weekly one is empty on a
-                // Monday until the nightly job ranks the bench's own reports.
-                Op::Leaderboard => "/leaderboard?period=all_time&limit=100",
-                _ => "/achievements",
+                Op::Profile => "/me".to_owned(),
+                Op::Wallet => "/wallet".to_owned(),
+                Op::Leaderboard => format!("/leaderboard?period={BOARD}&limit=100"),
+                _ => "/achievements".to_owned(),
             };
-            (actor, http.get(api(path)))
+            (actor, http.get(api(&path)))
         }
         Op::StepReport => {
             let actor = &world.server_users[pick("users", &world.server_users)?];
@@ -751,10 +754,9 @@ async fn raw(client: &mut deadpool_postgres::Client, world: &World, op: Op) -> a
                     "SELECT rank, steps FROM leaderboard_cache WHERE period = $1 AND user_id = $2",
                 )
                 .await?;
-            client
-                .query(&top, &[&"all_time", &100i64, &actor.id])
-                .await?;
-            client.query_opt(&me, &[&"all_time", &actor.id]).await?;
+            let board = BOARD.as_str();
+            client.query(&top, &[&board, &100i64, &actor.id]).await?;
+            client.query_opt(&me, &[&board, &actor.id]).await?;
             Ok(1)
         }
         Op::Achievements => {
@@ -1553,15 +1555,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for op in ops {
         // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
         // of a long run knows what is being measured now.
+        let phase =
+            |what: &str, seconds: u64| eprintln!("bench: {}: {what}, {seconds} s", op.name());
         if args.warmup > 0 {
-            eprintln!(
-                "bench: {}: warm-up, {} s (not counted)",
-                op.name(),
-                args.warmup
-            );
+            phase("warm-up (not counted)", args.warmup);
             capacity(&http, &server.url, &world, op, args.clients, args.warmup).await;
         }
-        eprintln!("bench: {}: capacity, {} s", op.name(), args.seconds);
+        phase("capacity", args.seconds);
         let cpu_before = CpuTimes::now(server.child.id());
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
         let cap_cpu = CpuTimes::since(cpu_before, server.child.id(), &cap);
@@ -1576,21 +1576,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // (Writes skip it: it would spend the users' step budgets and coins.)
             fixed_rate(&http, &server.url, &world, op, rate, 1).await;
         }
-        eprintln!(
-            "bench: {}: latency at {rate:.0}/s, {} s",
-            op.name(),
-            args.seconds
-        );
+        phase(&format!("latency at {rate:.0}/s"), args.seconds);
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
         if args.warmup > 0 {
-            eprintln!(
-                "bench: {}: raw-SQL warm-up, {} s (not counted)",
-                op.name(),
-                args.warmup
-            );
+            phase("raw-SQL warm-up (not counted)", args.warmup);
             raw_limit(&pool, &world, op, args.clients, args.warmup).await;
         }
-        eprintln!("bench: {}: raw-SQL limit, {} s", op.name(), args.seconds);
+        phase("raw-SQL limit", args.seconds);
         let cpu_before = CpuTimes::now(server.child.id());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
         let raw_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw);
