@@ -3,6 +3,8 @@
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
+
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
@@ -99,8 +101,15 @@ impl Server {
             )
         });
         let app = router(self.state);
+        // Each answer goes out as soon as it is written, not after the client's acknowledgement
+        // of the previous segment (Nagle's algorithm), as every HTTP server does.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(until_stopped(stopped))

@@ -74,8 +74,10 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     seconds: u64,
 
-    /// Concurrent clients (and raw connections) for capacity and raw-limit runs.
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent clients (and raw connections) for capacity and raw-limit runs. The default
+    /// is the server's default pool size: a closed loop of fewer leaves the server idle while
+    /// each client waits for its answer, and measures the clients' latency, not the capacity.
+    #[arg(long, default_value_t = fitkart_sync_server::config::DEFAULT_DB_POOL_SIZE)]
     clients: usize,
 
     /// Seconds of an uncounted run of the same work before each capacity and raw-limit run:
@@ -203,6 +205,17 @@ impl Op {
         }
     }
 
+    /// The arrival rate (requests a second) of the issue's throughput goal for this
+    /// operation, held in an open loop after the latency run: 1,500 step reports a second,
+    /// 50,000 records a second in batches of 1,000.
+    fn goal_rate(self) -> Option<f64> {
+        match self {
+            Op::StepReport => Some(1500.0),
+            Op::Batch1000 => Some(50.0),
+            _ => None,
+        }
+    }
+
     /// What one request moves, for the throughput column.
     fn unit(self) -> &'static str {
         match self {
@@ -210,6 +223,15 @@ impl Op {
             Op::PullYear => "rows",
             Op::Batch1000 => "records",
             _ => "",
+        }
+    }
+
+    /// The units one request moves (a pull counts the rows it got instead).
+    fn units_per_request(self) -> u64 {
+        match self {
+            Op::Push500 => 500,
+            Op::Batch1000 => 1000,
+            _ => 1,
         }
     }
 
@@ -442,7 +464,7 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
     let buyers = db
         .query(
             "SELECT w.user_id, w.available_coins / $1 FROM wallets w JOIN users u ON u.id = w.user_id
-             WHERE w.available_coins >= $1 AND u.deleted_at IS NULL ORDER BY w.user_id LIMIT 20000",
+             WHERE w.available_coins >= $1 AND u.deleted_at IS NULL ORDER BY w.user_id LIMIT 60000",
             &[&product.2],
         )
         .await?;
@@ -610,11 +632,7 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
             String::from_utf8_lossy(&body[..body.len().min(200)])
         ));
     }
-    Ok(match op {
-        Op::Push500 => 500,
-        Op::Batch1000 => 1000,
-        _ => 1,
-    })
+    Ok(op.units_per_request())
 }
 
 /// Reads `board` (top 100 and the reader's rank) through the server, one request after the
@@ -1552,6 +1570,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("{table}");
     let mut notes = Vec::new();
     let mut cpu_lines = Vec::new();
+    let mut goal_lines = Vec::new();
     for op in ops {
         // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
         // of a long run knows what is being measured now.
@@ -1578,6 +1597,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         phase(&format!("latency at {rate:.0}/s"), args.seconds);
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
+        if let Some(goal) = op.goal_rate() {
+            // The throughput goal as an arrival rate: whether the server answers that many a
+            // second as they come, and how fast, rather than inferred from a closed loop.
+            phase(&format!("the goal's rate, {goal:.0}/s"), args.seconds);
+            let mut held = fixed_rate(&http, &server.url, &world, op, goal, args.seconds).await;
+            goal_lines.push(format!(
+                "| {} | {goal:.0}/s{} | {} | {} | {} |\n",
+                op.describe(),
+                match op.unit() {
+                    "" => String::new(),
+                    unit => format!(" = {:.0} {unit}/s", goal * op.units_per_request() as f64),
+                },
+                rate_text(&held, op),
+                held.latencies(),
+                held.errors(),
+            ));
+            if held.errors() > 0 {
+                notes.push(format!(
+                    "{} (at the goal's rate): {} failed: {:?}",
+                    op.name(),
+                    held.errors(),
+                    held.errors
+                ));
+            }
+        }
         if args.warmup > 0 {
             phase("raw-SQL warm-up (not counted)", args.warmup);
             raw_limit(&pool, &world, op, args.clients, args.warmup).await;
@@ -1652,6 +1696,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // Let autovacuum and checkpoints of one write test not land on the next.
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+    if !goal_lines.is_empty() {
+        let section = format!(
+            "\nThe throughput goals as arrival rates: requests started at the goal's rate for \
+             {} s, each timed from when it was due (as the latency runs); the rate held is \
+             the answers a second until the last came back, so a server that falls behind \
+             shows a lower rate and a growing latency.\n\n\
+             | operation | rate asked | rate held | p50 / p95 / p99 / max ms | failed |\n\
+             | --- | --- | --- | --- | --- |\n{}",
+            args.seconds,
+            goal_lines.concat()
+        );
+        print!("{section}");
+        table.push_str(&section);
     }
     if !cpu_lines.is_empty() {
         let section = format!(
