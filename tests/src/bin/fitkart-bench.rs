@@ -42,7 +42,10 @@
 //! server and the bench: the server's half of them report through HTTP, the other half take
 //! the raw writes, so the ledger stays consistent (`verify-ledger` passes after a run).
 //! Step reports grow each user's day by 100 steps a minute of the day, within the user's own
-//! best day of the last 30, so anti-cheat lets them through and each one pays a coin.
+//! best day of the last 30, so anti-cheat lets them through and each one pays a coin. The
+//! server's bulk writes (pushes of 500, batches of 1,000) go to up to 20,000 users of other
+//! time zones, dated with each user's own day, so that the step reports of a later run on the
+//! same day do not find their users' days swollen with them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -271,6 +274,11 @@ struct World {
     raw_buyers: Vec<Actor>,
     /// The users with a full year of history.
     veterans: Vec<Actor>,
+    /// Users of other time zones, with their own date, for the server's bulk writes (pushes
+    /// of 500 and batches of 1,000), so those never land on a user the step reports write
+    /// for: a report reads its user's records of the day, and thousands of bulk records
+    /// there, from an earlier run of the same day, would make it slower than any real report.
+    bulk_users: Vec<(Actor, NaiveDate)>,
     product: (Uuid, String, i64),
     counter: AtomicU64,
     exhausted: AtomicU64,
@@ -491,8 +499,24 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
         .iter()
         .map(|row| actor(row.get(0), none, 0))
         .collect::<anyhow::Result<_>>()?;
-    if server_users.is_empty() || raw_users.is_empty() {
-        bail!("the database has too few users in the UTC time zone: generate it first");
+    // At least an hour from their midnight either way, so their date does not change during
+    // a run.
+    let bulk_users = db
+        .query(
+            "SELECT id, (now() AT TIME ZONE timezone)::date FROM users
+             WHERE timezone <> 'UTC' AND deleted_at IS NULL AND role = 'user'
+               AND (now() AT TIME ZONE timezone)::time BETWEEN '01:00' AND '23:00'
+             ORDER BY id LIMIT 20000",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((actor(row.get(0), none, 0)?, row.get(1))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if server_users.is_empty() || raw_users.is_empty() || bulk_users.is_empty() {
+        bail!(
+            "the database has too few users in the UTC time zone or in others: generate it first"
+        );
     }
     Ok(World {
         today,
@@ -502,6 +526,7 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
         server_buyers,
         raw_buyers,
         veterans,
+        bulk_users,
         product,
         counter: AtomicU64::new(0),
         exhausted: AtomicU64::new(0),
@@ -554,12 +579,12 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
             (actor, http.post(api("/orders")).json(&body))
         }
         Op::Push500 => {
-            let actor = &world.server_users[pick("users", &world.server_users)?];
+            let (actor, day) = &world.bulk_users[i % world.bulk_users.len()];
             let now = Utc::now();
             let mutations: Vec<_> = (0..500)
                 .map(|m| {
                     serde_json::json!({"id": Uuid::now_v7(), "kind": "record_steps",
-                        "created_at": now, "payload": {"records": [{"date": world.today,
+                        "created_at": now, "payload": {"records": [{"date": day,
                         "source": format!("p{}x{i}x{m}", world.run), "steps": 100,
                         "recorded_at": now}]}})
                 })
@@ -568,11 +593,11 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
             (actor, http.post(api("/sync/push")).json(&body))
         }
         Op::Batch1000 => {
-            let actor = &world.server_users[pick("users", &world.server_users)?];
+            let (actor, day) = &world.bulk_users[i % world.bulk_users.len()];
             let now = Utc::now();
             let records: Vec<_> = (0..1000)
                 .map(|r| {
-                    serde_json::json!({"date": world.today,
+                    serde_json::json!({"date": day,
                         "source": format!("b{}x{i}x{r}", world.run), "steps": 100,
                         "recorded_at": now})
                 })
@@ -1461,6 +1486,16 @@ fn load_average() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// The server's throughput over the raw limit's, or a dash when the raw side completed
+/// nothing (its users' step budgets ran out): there is then no ratio to give.
+fn ratio_text(server: &Sample, raw: &Sample) -> String {
+    if raw.units == 0 {
+        return "—".to_owned();
+    }
+    // A request without a unit moves one (`Op::units_per_request`): units are requests.
+    format!("{:.2}×", server.units_per_second() / raw.units_per_second())
+}
+
 fn rate_text(sample: &Sample, op: Op) -> String {
     if op.unit().is_empty() {
         format!("{:.0}/s", sample.per_second())
@@ -1646,13 +1681,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 at_rate.latencies()
             ),
         };
-        let ratio = if op.unit().is_empty() {
-            cap.per_second() / raw.per_second().max(1e-9)
-        } else {
-            cap.units_per_second() / raw.units_per_second().max(1e-9)
-        };
+        let ratio = ratio_text(&cap, &raw);
         let line = format!(
-            "| {} | {} (p50 {:.1} ms) | {:.0}/s: {} | {}: {} | {:.2}× | {} |\n",
+            "| {} | {} (p50 {:.1} ms) | {:.0}/s: {} | {}: {} | {} | {} |\n",
             op.describe(),
             rate_text(&cap, op),
             cap.percentile(0.5),
@@ -1779,6 +1810,17 @@ mod tests {
             0
         );
         assert!(parse(&["--warmup", "-1"]).is_err());
+    }
+
+    #[test]
+    fn the_ratio_is_a_dash_when_the_raw_side_did_nothing() {
+        let sample = |units: u64| Sample {
+            units,
+            elapsed: Duration::from_secs(8),
+            ..Sample::default()
+        };
+        assert_eq!(ratio_text(&sample(800), &sample(1000)), "0.80×");
+        assert_eq!(ratio_text(&sample(800), &sample(0)), "—");
     }
 
     #[test]
