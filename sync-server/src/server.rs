@@ -101,8 +101,8 @@ impl Server {
             )
         });
         let app = router(self.state);
-        // Each answer goes out as soon as it is written, not after the client's acknowledgement
-        // of the previous segment (Nagle's algorithm), as every HTTP server does.
+        // Each answer goes out as soon as it is written, not held back by Nagle's algorithm
+        // until the client acknowledges the previous segment (docs/benchmarks.md, step 19).
         let listener = self.listener.tap_io(|stream| {
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");

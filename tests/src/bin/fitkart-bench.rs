@@ -208,13 +208,12 @@ impl Op {
         }
     }
 
-    /// The arrival rate (requests a second) of the throughput goal for this
-    /// operation, held in an open loop after the latency run: 1,500 step reports a second,
-    /// 50,000 records a second in batches of 1,000.
-    fn goal_rate(self) -> Option<f64> {
+    /// The throughput goal for this operation in units a second (1,500 step reports,
+    /// 50,000 records in batches), held as an arrival rate after the latency run.
+    fn goal_per_second(self) -> Option<u64> {
         match self {
-            Op::StepReport => Some(1500.0),
-            Op::Batch1000 => Some(50.0),
+            Op::StepReport => Some(1_500),
+            Op::Batch1000 => Some(50_000),
             _ => None,
         }
     }
@@ -1632,17 +1631,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         phase(&format!("latency at {rate:.0}/s"), args.seconds);
         let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
-        if let Some(goal) = op.goal_rate() {
+        if let Some(goal) = op.goal_per_second() {
             // The throughput goal as an arrival rate: whether the server answers that many a
             // second as they come, and how fast, rather than inferred from a closed loop.
-            phase(&format!("the goal's rate, {goal:.0}/s"), args.seconds);
-            let mut held = fixed_rate(&http, &server.url, &world, op, goal, args.seconds).await;
+            let goal_rate = (goal / op.units_per_request()) as f64;
+            phase(&format!("the goal's rate, {goal_rate:.0}/s"), args.seconds);
+            let mut held =
+                fixed_rate(&http, &server.url, &world, op, goal_rate, args.seconds).await;
             goal_lines.push(format!(
-                "| {} | {goal:.0}/s{} | {} | {} | {} |\n",
+                "| {} | {goal_rate:.0}/s{} | {} | {} | {} |\n",
                 op.describe(),
                 match op.unit() {
                     "" => String::new(),
-                    unit => format!(" = {:.0} {unit}/s", goal * op.units_per_request() as f64),
+                    unit => format!(" = {goal} {unit}/s"),
                 },
                 rate_text(&held, op),
                 held.latencies(),
