@@ -47,12 +47,12 @@
 //! time zones, dated with each user's own day, so that the step reports of a later run on the
 //! same day do not find their users' days swollen with them.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -90,6 +90,13 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     warmup: u64,
 
+    /// HTTP connections the fixed-rate runs send over, at most (as `wrk2 -c`): a request due
+    /// while every one is busy waits for one, and that wait counts in its latency. Without a
+    /// bound, a stall of a few milliseconds made the HTTP client open hundreds of connections
+    /// at once, more than the server's accept queue took (tuning step 20). 0: no bound.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+
     /// Arrival rate of the latency runs as a share of the measured capacity.
     #[arg(long, default_value_t = 0.5)]
     load_share: f64,
@@ -115,6 +122,12 @@ struct Args {
     /// The server binary (default: `fitkart-sync-server` beside this binary).
     #[arg(long)]
     server: Option<PathBuf>,
+
+    /// A directory to write each latency run's requests to, one CSV per run
+    /// (`<operation>-<run>.csv`: when each request was due, in ms from the run's start, and
+    /// its latency in ms), to see whether a tail is spread over the run or a few stalls.
+    #[arg(long)]
+    trace: Option<PathBuf>,
 }
 
 /// The board the leaderboard read reads: the all-time board ranks every user who has walked,
@@ -1173,6 +1186,12 @@ struct Sample {
     units: u64,
     errors: HashMap<String, u64>,
     elapsed: Duration,
+    /// Of a run at a fixed rate: each answered request's due time (from the run's start) and
+    /// latency, in the order they finished.
+    timeline: Vec<(Duration, Duration)>,
+    /// When a run at a fixed rate started, by the wall clock (to line a trace up with other
+    /// records of the machine).
+    started_at: Option<SystemTime>,
 }
 
 impl Sample {
@@ -1224,6 +1243,47 @@ impl Sample {
 
     fn errors(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// Writes the timeline as `<dir>/<name>.csv` and returns a line on how the requests over
+    /// `slow` were spread: in how many of the run's 100 ms windows, and the worst window.
+    fn write_trace(&self, dir: &Path, name: &str, slow: Duration) -> anyhow::Result<String> {
+        let mut timeline = self.timeline.clone();
+        timeline.sort_unstable();
+        let mut csv = String::from("due_ms,latency_ms\n");
+        let mut windows: BTreeMap<u128, usize> = BTreeMap::new();
+        for (due, latency) in &timeline {
+            csv.push_str(&format!(
+                "{:.3},{:.3}\n",
+                due.as_secs_f64() * 1000.0,
+                latency.as_secs_f64() * 1000.0
+            ));
+            if *latency > slow {
+                *windows.entry(due.as_millis() / 100).or_default() += 1;
+            }
+        }
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{name}.csv"));
+        std::fs::write(&path, csv)?;
+        let slow_total: usize = windows.values().sum();
+        let worst = windows.iter().max_by_key(|(_, n)| **n);
+        let started = self
+            .started_at
+            .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        Ok(format!(
+            "{} (started at {:.3} s since the epoch): {slow_total} of {} over {} ms, in {} of {} windows of 100 ms{}",
+            path.display(),
+            started.as_secs_f64(),
+            timeline.len(),
+            slow.as_millis(),
+            windows.len(),
+            self.elapsed.as_millis().div_ceil(100),
+            match worst {
+                Some((window, n)) => format!(" (most: {n} at {} ms)", window * 100),
+                None => String::new(),
+            }
+        ))
     }
 }
 
@@ -1384,7 +1444,10 @@ where
     F: Fn() -> R,
     R: Future<Output = Result<u64, String>> + Send + 'static,
 {
-    let sample = Arc::new(Mutex::new(Sample::default()));
+    let sample = Arc::new(Mutex::new(Sample {
+        started_at: Some(SystemTime::now()),
+        ..Sample::default()
+    }));
     let started = Instant::now();
     let mut tasks = Vec::new();
     let mut due_times = pace(rate, seconds);
@@ -1393,10 +1456,13 @@ where
         tasks.push(tokio::spawn(async move {
             let outcome = request.await;
             let latency = due.elapsed();
-            sample
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .add(outcome, latency);
+            let mut sample = sample.lock().unwrap_or_else(PoisonError::into_inner);
+            if outcome.is_ok() {
+                sample
+                    .timeline
+                    .push((due.saturating_duration_since(started), latency));
+            }
+            sample.add(outcome, latency);
         }));
     }
     for task in tasks {
@@ -1408,18 +1474,30 @@ where
 }
 
 /// Requests through the server at `rate` a second for `seconds`, each timed from when it was
-/// due.
+/// due, over at most `connections` connections at once (0: no bound).
 async fn fixed_rate(
     http: &reqwest::Client,
     url: &str,
     world: &Arc<World>,
     op: Op,
-    rate: f64,
-    seconds: u64,
+    (rate, seconds): (f64, u64),
+    connections: usize,
 ) -> Sample {
-    at_fixed_rate(rate, seconds, || {
+    let in_flight = (connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(connections)));
+    let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
+    at_fixed_rate(rate, seconds, move || {
         let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
-        async move { call(&http, &url, &world, op).await }
+        let in_flight = in_flight.clone();
+        async move {
+            // A request takes a connection for its whole exchange; the wait for one is timed.
+            let _permit = match in_flight {
+                Some(in_flight) => {
+                    Some(in_flight.acquire_owned().await.map_err(|e| e.to_string())?)
+                }
+                None => None,
+            };
+            call(&http, &url, &world, op).await
+        }
     })
     .await
 }
@@ -1434,7 +1512,8 @@ async fn raw_fixed_rate(
     rate: f64,
     seconds: u64,
 ) -> Sample {
-    at_fixed_rate(rate, seconds, || {
+    let (pool, world) = (pool.clone(), world.clone());
+    at_fixed_rate(rate, seconds, move || {
         let (pool, world) = (pool.clone(), world.clone());
         async move {
             let mut client = pool.get().await.map_err(|err| err.to_string())?;
@@ -1444,6 +1523,53 @@ async fn raw_fixed_rate(
         }
     })
     .await
+}
+
+/// PostgreSQL's WAL counters (`pg_stat_wal`, `pg_stat_bgwriter`), to say what a write run
+/// cost in WAL and whether a checkpoint began during it: after a checkpoint begins, the first
+/// change to each page writes the whole page to the WAL, so a write run that met one writes
+/// several times the WAL of one that did not (tuning step 20).
+#[derive(Clone, Copy)]
+struct WalCounters {
+    bytes: f64,
+    full_page_images: i64,
+    checkpoints: i64,
+}
+
+impl WalCounters {
+    /// The counters now; `None` when they cannot be read (a role without the statistics).
+    async fn now(db: &tokio_postgres::Client) -> Option<Self> {
+        let row = db
+            .query_one(
+                "SELECT w.wal_bytes::float8, w.wal_fpi,
+                        b.checkpoints_timed + b.checkpoints_req
+                 FROM pg_stat_wal w, pg_stat_bgwriter b",
+                &[],
+            )
+            .await
+            .ok()?;
+        Some(Self {
+            bytes: row.get(0),
+            full_page_images: row.get(1),
+            checkpoints: row.get(2),
+        })
+    }
+
+    /// Per request of `sample` since `before`: kB of WAL, full-page images, and the
+    /// checkpoints begun meanwhile.
+    async fn since(
+        before: Option<Self>,
+        db: &tokio_postgres::Client,
+        sample: &Sample,
+    ) -> Option<(f64, f64, i64)> {
+        let (before, now) = (before?, Self::now(db).await?);
+        let requests = (sample.latencies.len() as u64 + sample.errors()).max(1) as f64;
+        Some((
+            (now.bytes - before.bytes) / 1024.0 / requests,
+            (now.full_page_images - before.full_page_images) as f64 / requests,
+            now.checkpoints - before.checkpoints,
+        ))
+    }
 }
 
 /// `clients` raw connections in a closed loop for `seconds`.
@@ -1605,19 +1731,36 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut notes = Vec::new();
     let mut cpu_lines = Vec::new();
     let mut goal_lines = Vec::new();
+    let mut wal_lines = Vec::new();
     for op in ops {
         // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
         // of a long run knows what is being measured now.
-        let phase =
-            |what: &str, seconds: u64| eprintln!("bench: {}: {what}, {seconds} s", op.name());
+        let phase = |what: &str, seconds: u64| {
+            eprintln!(
+                "bench: {} {}: {what}, {seconds} s",
+                Utc::now().format("%H:%M:%S"),
+                op.name()
+            )
+        };
+        let trace = |sample: &Sample, op: Op, run: &str| {
+            if let Some(dir) = &args.trace {
+                let name = format!("{}-{run}", op.name());
+                match sample.write_trace(dir, &name, Duration::from_millis(5)) {
+                    Ok(line) => eprintln!("bench: trace {line}"),
+                    Err(err) => eprintln!("bench: trace {name}: {err:#}"),
+                }
+            }
+        };
         if args.warmup > 0 {
             phase("warm-up (not counted)", args.warmup);
             capacity(&http, &server.url, &world, op, args.clients, args.warmup).await;
         }
         phase("capacity", args.seconds);
+        let wal_before = WalCounters::now(&db).await;
         let cpu_before = CpuTimes::now(server.child.id());
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
         let cap_cpu = CpuTimes::since(cpu_before, server.child.id(), &cap);
+        let cap_wal = WalCounters::since(wal_before, &db, &cap).await;
         let rate = args
             .rate
             .unwrap_or(cap.per_second() * args.load_share)
@@ -1627,17 +1770,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // loop before it, so the HTTP client opens connections and the server's pool grows
             // during its first second; that is the bench starting, not the server under load.
             // (Writes skip it: it would spend the users' step budgets and coins.)
-            fixed_rate(&http, &server.url, &world, op, rate, 1).await;
+            fixed_rate(&http, &server.url, &world, op, (rate, 1), args.connections).await;
         }
         phase(&format!("latency at {rate:.0}/s"), args.seconds);
-        let mut under = fixed_rate(&http, &server.url, &world, op, rate, args.seconds).await;
+        let mut under = fixed_rate(
+            &http,
+            &server.url,
+            &world,
+            op,
+            (rate, args.seconds),
+            args.connections,
+        )
+        .await;
+        trace(&under, op, "latency");
         if let Some(goal) = op.goal_per_second() {
             // The throughput goal as an arrival rate: whether the server answers that many a
             // second as they come, and how fast, rather than inferred from a closed loop.
             let goal_rate = (goal / op.units_per_request()) as f64;
             phase(&format!("the goal's rate, {goal_rate:.0}/s"), args.seconds);
-            let mut held =
-                fixed_rate(&http, &server.url, &world, op, goal_rate, args.seconds).await;
+            let mut held = fixed_rate(
+                &http,
+                &server.url,
+                &world,
+                op,
+                (goal_rate, args.seconds),
+                args.connections,
+            )
+            .await;
+            trace(&held, op, "goal");
             goal_lines.push(format!(
                 "| {} | {goal_rate:.0}/s{} | {} | {} | {} |\n",
                 op.describe(),
@@ -1663,16 +1823,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
             raw_limit(&pool, &world, op, args.clients, args.warmup).await;
         }
         phase("raw-SQL limit", args.seconds);
+        let wal_before = WalCounters::now(&db).await;
         let cpu_before = CpuTimes::now(server.child.id());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
         let raw_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw);
+        let raw_wal = WalCounters::since(wal_before, &db, &raw).await;
+        if let (true, Some(server), Some(raw)) = (op.is_write(), cap_wal, raw_wal) {
+            let text = |(kb, images, checkpoints): (f64, f64, i64)| {
+                format!("{kb:.1} kB, {images:.1} full pages; {checkpoints}")
+            };
+            wal_lines.push(format!(
+                "| {} | {} | {} |\n",
+                op.describe(),
+                text(server),
+                text(raw)
+            ));
+        }
         // For a read, the raw read's latency at the server's rate too: what this machine gives
         // without the server in the way (reads only: writes would spend step budgets).
         let mut raw_under = if op.is_write() {
             None
         } else {
             raw_fixed_rate(&pool, &world, op, rate, 1).await;
-            Some(raw_fixed_rate(&pool, &world, op, rate, args.seconds).await)
+            let raw_under = raw_fixed_rate(&pool, &world, op, rate, args.seconds).await;
+            trace(&raw_under, op, "raw");
+            Some(raw_under)
         };
         let raw_text = match raw_under.as_mut() {
             None => rate_text(&raw, op),
@@ -1758,6 +1933,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         print!("{section}");
         table.push_str(&section);
     }
+    if !wal_lines.is_empty() {
+        let section = format!(
+            "\nWAL per write request in the capacity runs (`pg_stat_wal`), and the checkpoints \
+             that began during each run (`pg_stat_bgwriter`): after a checkpoint begins, the \
+             first change to each page writes the whole page to the WAL, so a run that met one \
+             is not comparable with one that did not.\n\n\
+             | operation | server: WAL per request; checkpoints begun | raw: WAL per request; checkpoints begun |\n\
+             | --- | --- | --- |\n{}",
+            wal_lines.concat()
+        );
+        print!("{section}");
+        table.push_str(&section);
+    }
     if args.only.is_empty() || args.only.iter().any(|o| o == "leaderboard_rebuild") {
         let section = leaderboard_rebuilds(&pool, &http, &server.url, &world).await?;
         table.push('\n');
@@ -1822,6 +2010,34 @@ mod tests {
         };
         assert_eq!(ratio_text(&sample(800), &sample(1000)), "0.80×");
         assert_eq!(ratio_text(&sample(800), &sample(0)), "—");
+    }
+
+    #[test]
+    fn a_trace_lists_requests_by_due_time_and_says_where_the_slow_ones_fell() {
+        let ms = Duration::from_millis;
+        let sample = Sample {
+            // Finished out of order; two slow requests in the window of 200-300 ms, one in
+            // the window of 0-100 ms.
+            timeline: vec![
+                (ms(250), ms(9)),
+                (ms(10), ms(1)),
+                (ms(220), ms(12)),
+                (ms(50), ms(6)),
+                (ms(150), ms(2)),
+            ],
+            elapsed: ms(400),
+            ..Sample::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let line = sample.write_trace(dir.path(), "wallet-latency", ms(5)).unwrap();
+        assert!(
+            line.contains("3 of 5 over 5 ms, in 2 of 4 windows of 100 ms (most: 2 at 200 ms)"),
+            "{line}"
+        );
+        let csv = std::fs::read_to_string(dir.path().join("wallet-latency.csv")).unwrap();
+        let due: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(due, ["10.000", "50.000", "150.000", "220.000", "250.000"]);
+        assert!(csv.starts_with("due_ms,latency_ms\n"));
     }
 
     #[test]
