@@ -10,6 +10,7 @@
 #   FITKART_BENCH_ARGS='--seconds 5 --only step_report' ...   # passed to fitkart-bench
 #                                           # (seed: after --warmup 30, which they can override)
 #   FITKART_BENCH_ARGS='--only leaderboard_rebuild' ...        # only the leaderboard rebuilds
+#   FITKART_BENCH_ARGS='--trace /tmp/trace' ...   # every fixed-rate request's due time and latency
 #   FITKART_BENCH_TCP=1 ...                 # a local PostgreSQL over TCP, not its Unix socket
 #   bash scripts/bench.sh ci                # CI: small preset, debug build, 1 s per figure,
 #                                           # into a throwaway database (proves it works)

@@ -2029,13 +2029,19 @@ mod tests {
             ..Sample::default()
         };
         let dir = tempfile::tempdir().unwrap();
-        let line = sample.write_trace(dir.path(), "wallet-latency", ms(5)).unwrap();
+        let line = sample
+            .write_trace(dir.path(), "wallet-latency", ms(5))
+            .unwrap();
         assert!(
             line.contains("3 of 5 over 5 ms, in 2 of 4 windows of 100 ms (most: 2 at 200 ms)"),
             "{line}"
         );
         let csv = std::fs::read_to_string(dir.path().join("wallet-latency.csv")).unwrap();
-        let due: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+        let due: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
         assert_eq!(due, ["10.000", "50.000", "150.000", "220.000", "250.000"]);
         assert!(csv.starts_with("due_ms,latency_ms\n"));
     }
