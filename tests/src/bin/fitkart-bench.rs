@@ -123,7 +123,7 @@ struct Args {
     #[arg(long)]
     server: Option<PathBuf>,
 
-    /// A directory to write each latency run's requests to, one CSV per run
+    /// A directory to write each fixed-rate run's requests to, one CSV per run
     /// (`<operation>-<run>.csv`: when each request was due, in ms from the run's start, and
     /// its latency in ms), to see whether a tail is spread over the run or a few stalls.
     #[arg(long)]
@@ -1480,12 +1480,12 @@ async fn fixed_rate(
     url: &str,
     world: &Arc<World>,
     op: Op,
-    (rate, seconds): (f64, u64),
+    rate: f64,
+    seconds: u64,
     connections: usize,
 ) -> Sample {
     let in_flight = (connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(connections)));
-    let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
-    at_fixed_rate(rate, seconds, move || {
+    at_fixed_rate(rate, seconds, || {
         let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
         let in_flight = in_flight.clone();
         async move {
@@ -1512,8 +1512,7 @@ async fn raw_fixed_rate(
     rate: f64,
     seconds: u64,
 ) -> Sample {
-    let (pool, world) = (pool.clone(), world.clone());
-    at_fixed_rate(rate, seconds, move || {
+    at_fixed_rate(rate, seconds, || {
         let (pool, world) = (pool.clone(), world.clone());
         async move {
             let mut client = pool.get().await.map_err(|err| err.to_string())?;
@@ -1525,49 +1524,40 @@ async fn raw_fixed_rate(
     .await
 }
 
-/// PostgreSQL's WAL counters (`pg_stat_wal`, `pg_stat_bgwriter`), to say what a write run
-/// cost in WAL and whether a checkpoint began during it: after a checkpoint begins, the first
-/// change to each page writes the whole page to the WAL, so a write run that met one writes
-/// several times the WAL of one that did not (tuning step 20).
+/// PostgreSQL's WAL counters (`pg_stat_wal`), to say what a write run cost in WAL: after a
+/// checkpoint begins, the first change to each page writes the whole page to the WAL, so a
+/// run in the wake of one writes more full-page images than a run long after one (tuning
+/// step 20).
 #[derive(Clone, Copy)]
 struct WalCounters {
     bytes: f64,
     full_page_images: i64,
-    checkpoints: i64,
 }
 
 impl WalCounters {
     /// The counters now; `None` when they cannot be read (a role without the statistics).
     async fn now(db: &tokio_postgres::Client) -> Option<Self> {
         let row = db
-            .query_one(
-                "SELECT w.wal_bytes::float8, w.wal_fpi,
-                        b.checkpoints_timed + b.checkpoints_req
-                 FROM pg_stat_wal w, pg_stat_bgwriter b",
-                &[],
-            )
+            .query_one("SELECT wal_bytes::float8, wal_fpi FROM pg_stat_wal", &[])
             .await
             .ok()?;
         Some(Self {
             bytes: row.get(0),
             full_page_images: row.get(1),
-            checkpoints: row.get(2),
         })
     }
 
-    /// Per request of `sample` since `before`: kB of WAL, full-page images, and the
-    /// checkpoints begun meanwhile.
+    /// Per request of `sample` since `before`: kB of WAL and full-page images.
     async fn since(
         before: Option<Self>,
         db: &tokio_postgres::Client,
         sample: &Sample,
-    ) -> Option<(f64, f64, i64)> {
+    ) -> Option<(f64, f64)> {
         let (before, now) = (before?, Self::now(db).await?);
         let requests = (sample.latencies.len() as u64 + sample.errors()).max(1) as f64;
         Some((
             (now.bytes - before.bytes) / 1024.0 / requests,
             (now.full_page_images - before.full_page_images) as f64 / requests,
-            now.checkpoints - before.checkpoints,
         ))
     }
 }
@@ -1751,6 +1741,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         };
+        // A fixed-rate run of `op` through the server.
+        let server_at = |rate: f64, seconds: u64| {
+            fixed_rate(
+                &http,
+                &server.url,
+                &world,
+                op,
+                rate,
+                seconds,
+                args.connections,
+            )
+        };
         if args.warmup > 0 {
             phase("warm-up (not counted)", args.warmup);
             capacity(&http, &server.url, &world, op, args.clients, args.warmup).await;
@@ -1770,33 +1772,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // loop before it, so the HTTP client opens connections and the server's pool grows
             // during its first second; that is the bench starting, not the server under load.
             // (Writes skip it: it would spend the users' step budgets and coins.)
-            fixed_rate(&http, &server.url, &world, op, (rate, 1), args.connections).await;
+            server_at(rate, 1).await;
         }
         phase(&format!("latency at {rate:.0}/s"), args.seconds);
-        let mut under = fixed_rate(
-            &http,
-            &server.url,
-            &world,
-            op,
-            (rate, args.seconds),
-            args.connections,
-        )
-        .await;
+        let mut under = server_at(rate, args.seconds).await;
         trace(&under, op, "latency");
         if let Some(goal) = op.goal_per_second() {
             // The throughput goal as an arrival rate: whether the server answers that many a
             // second as they come, and how fast, rather than inferred from a closed loop.
             let goal_rate = (goal / op.units_per_request()) as f64;
             phase(&format!("the goal's rate, {goal_rate:.0}/s"), args.seconds);
-            let mut held = fixed_rate(
-                &http,
-                &server.url,
-                &world,
-                op,
-                (goal_rate, args.seconds),
-                args.connections,
-            )
-            .await;
+            let mut held = server_at(goal_rate, args.seconds).await;
             trace(&held, op, "goal");
             goal_lines.push(format!(
                 "| {} | {goal_rate:.0}/s{} | {} | {} | {} |\n",
@@ -1829,9 +1815,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let raw_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw);
         let raw_wal = WalCounters::since(wal_before, &db, &raw).await;
         if let (true, Some(server), Some(raw)) = (op.is_write(), cap_wal, raw_wal) {
-            let text = |(kb, images, checkpoints): (f64, f64, i64)| {
-                format!("{kb:.1} kB, {images:.1} full pages; {checkpoints}")
-            };
+            let text = |(kb, images): (f64, f64)| format!("{kb:.1} kB, {images:.1} full pages");
             wal_lines.push(format!(
                 "| {} | {} | {} |\n",
                 op.describe(),
@@ -1935,11 +1919,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if !wal_lines.is_empty() {
         let section = format!(
-            "\nWAL per write request in the capacity runs (`pg_stat_wal`), and the checkpoints \
-             that began during each run (`pg_stat_bgwriter`): after a checkpoint begins, the \
-             first change to each page writes the whole page to the WAL, so a run that met one \
-             is not comparable with one that did not.\n\n\
-             | operation | server: WAL per request; checkpoints begun | raw: WAL per request; checkpoints begun |\n\
+            "\nWAL per write request in the capacity runs (`pg_stat_wal`): after a checkpoint \
+             begins, the first change to each page writes the whole page to the WAL, so more \
+             full-page images a request mean a run in the wake of a checkpoint (PostgreSQL's \
+             log, with `log_checkpoints`, says when each began).\n\n\
+             | operation | server: WAL per request | raw: WAL per request |\n\
              | --- | --- | --- |\n{}",
             wal_lines.concat()
         );
