@@ -533,6 +533,20 @@ async fn two_devices_of_one_user_pushing_at_once_apply_every_effect_once() {
         .await,
         2
     );
+    // No foreign key checks the stored device (ADR 0018): the push's own check must have
+    // left every outcome naming a device of this user.
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM sync_mutations m
+             WHERE m.user_id = $1 AND NOT EXISTS
+                 (SELECT 1 FROM devices d WHERE d.id = m.device_id AND d.user_id = m.user_id)",
+            user
+        )
+        .await,
+        0,
+        "every stored outcome names one of the user's devices"
+    );
     assert_ledger_ok(&server).await;
 }
 

@@ -1,0 +1,24 @@
+-- Stored sync outcomes without the foreign key device_id -> devices.
+--
+-- A push stores one sync_mutations row per mutation, up to 500 in one INSERT, and PostgreSQL
+-- checked this key row by row: an index lookup and a KEY SHARE lock on the devices row that
+-- the same transaction had just updated (touch_device sets last_seen_at before anything else
+-- in the push). At the medium preset, pg_stat_statements counted 9 buffer accesses and 22 us
+-- per check, a third of the insert's time and about a seventh of all the push's statement
+-- time (docs/benchmarks.md, tuning step 21).
+--
+-- The key protected nothing the push does not already guarantee, and more strictly:
+--
+-- * touch_device, in the same transaction, inserts the device or updates it only when it
+--   belongs to the pushing user, and fails the push otherwise. The foreign key only said that
+--   some device of that id existed, whoever's it was.
+-- * Its update holds the devices row's lock until the push commits, so the row cannot be
+--   deleted between the check and the insert.
+-- * Nothing deletes a devices row but the cascade from its user, which deletes the user's
+--   sync_mutations rows by their own key (user_id -> users ON DELETE CASCADE, kept).
+--
+-- The key's ON DELETE SET NULL also had no index to find the rows it would clear: deleting a
+-- device would have scanned the whole table. device_id stays, as the record of which device
+-- pushed the mutation.
+
+ALTER TABLE sync_mutations DROP CONSTRAINT sync_mutations_device_id_fkey;
