@@ -17,7 +17,7 @@ use fitkart_sync_server::{db, seeds};
 
 /// The server's allocator: mimalloc instead of the C library's. A push of 500 mutations
 /// builds and drops tens of thousands of small JSON values, and glibc's malloc and free took
-/// about a third of the server's CPU in it (docs/benchmarks.md, tuning step 21).
+/// 35-40% of the server's `perf` samples in it (docs/benchmarks.md, tuning step 21).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
