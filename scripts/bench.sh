@@ -14,6 +14,7 @@
 #   FITKART_BENCH_TCP=1 ...                 # a local PostgreSQL over TCP, not its Unix socket
 #   bash scripts/bench.sh ci                # CI: small preset, debug build, 1 s per figure,
 #                                           # into a throwaway database (proves it works)
+#   bash scripts/bench.sh drop              # drop the presets' databases (the seed's is 34 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,9 +61,17 @@ if [ "$preset" = ci ]; then
   exit 0
 fi
 
+if [ "$preset" = drop ]; then
+  for name in $(psql "$server_url/postgres" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'fitkart\\_bench\\_%'"); do
+    echo "bench: dropping $name" >&2
+    drop "$name"
+  done
+  exit 0
+fi
+
 case "$preset" in
   small | medium | seed) ;;
-  *) echo "usage: $0 small|medium|seed|ci" >&2; exit 2 ;;
+  *) echo "usage: $0 small|medium|seed|ci|drop" >&2; exit 2 ;;
 esac
 name="fitkart_bench_$preset"
 out="target/bench-$preset.md"
@@ -72,6 +81,9 @@ if [ "${FITKART_BENCH_FRESH:-0}" = 1 ]; then
 fi
 if ! exists "$name"; then
   time target/release/fitkart-sync-server generate --preset "$preset" --database-url "$server_url/$name"
+  # Generating writes gigabytes of WAL: without a checkpoint now, the one it calls for begins
+  # during the bench's write runs (docs/benchmarks.md, tuning step 22).
+  psql "$server_url/$name" -qc CHECKPOINT
 fi
 warmup=()
 if [ "$preset" = seed ]; then

@@ -45,12 +45,13 @@
 //! best day of the last 30, so anti-cheat lets them through and each one pays a coin. The
 //! server's bulk writes (pushes of 500, batches of 1,000) go to up to 20,000 users of other
 //! time zones, dated with each user's own day, so that the step reports of a later run on the
-//! same day do not find their users' days swollen with them.
+//! same day do not find their users' days swollen with them; each bulk write takes the next of
+//! them, those with the fewest records on their day first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -61,6 +62,8 @@ use fitkart_protocol::auth::Role;
 use fitkart_protocol::leaderboard::LeaderboardPeriod;
 use fitkart_sync_server::auth::tokens::AccessTokens;
 use fitkart_sync_server::config::JwtSecret;
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
@@ -269,8 +272,12 @@ struct StepTicket {
 struct Actor {
     id: Uuid,
     token: String,
+    /// `Bearer <token>`, built once rather than for every request.
+    bearer: HeaderValue,
     device: Uuid,
     steps: Mutex<StepTicket>,
+    /// Set once the user has no step report left, so later reports skip them.
+    spent: AtomicBool,
     orders_left: AtomicU64,
 }
 
@@ -290,9 +297,14 @@ struct World {
     /// of 500 and batches of 1,000), so those never land on a user the step reports write
     /// for: a report reads its user's records of the day, and thousands of bulk records
     /// there, from an earlier run of the same day, would make it slower than any real report.
+    /// Those with the fewest records on their day come first, and each bulk write takes the
+    /// next (`bulk_counter`): a batch reads its user's records of the day, so one landing on
+    /// the thousands an earlier batch left there measured that pile, not the batch (four runs
+    /// of the batch alone in a row fell from 79,116 to 63,287 records/s; tuning step 22).
     bulk_users: Vec<(Actor, NaiveDate)>,
     product: (Uuid, String, i64),
     counter: AtomicU64,
+    bulk_counter: AtomicU64,
     exhausted: AtomicU64,
 }
 
@@ -300,10 +312,19 @@ impl World {
     fn next(&self) -> u64 {
         self.counter.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The user and day of the next bulk write.
+    fn next_bulk_user(&self) -> &(Actor, NaiveDate) {
+        let n = self.bulk_counter.fetch_add(1, Ordering::Relaxed) as usize;
+        &self.bulk_users[n % self.bulk_users.len()]
+    }
 }
 
+/// A step report's day total, reading time and day.
+type Ticket = (i64, DateTime<Utc>, NaiveDate);
+
 /// Takes the user's next step report (+100 steps, +1 minute), or None when the day is spent.
-fn next_ticket(actor: &Actor, now_minute: i64) -> Option<(i64, DateTime<Utc>, NaiveDate)> {
+fn next_ticket(actor: &Actor, now_minute: i64) -> Option<Ticket> {
     let mut t = actor.steps.lock().unwrap_or_else(PoisonError::into_inner);
     if t.steps + 100 > t.cap || t.minute + 1 > now_minute {
         return None;
@@ -445,11 +466,16 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
         )
         .await?;
     let actor = |id: Uuid, ticket: StepTicket, orders: u64| -> anyhow::Result<Actor> {
+        let token = tokens.issue(id, Role::User, 0)?;
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))?;
+        bearer.set_sensitive(true);
         Ok(Actor {
             id,
-            token: tokens.issue(id, Role::User, 0)?,
+            token,
+            bearer,
             device: Uuid::now_v7(),
             steps: Mutex::new(ticket),
+            spent: AtomicBool::new(false),
             orders_left: AtomicU64::new(orders),
         })
     };
@@ -515,10 +541,13 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
     // a run.
     let bulk_users = db
         .query(
-            "SELECT id, (now() AT TIME ZONE timezone)::date FROM users
-             WHERE timezone <> 'UTC' AND deleted_at IS NULL AND role = 'user'
-               AND (now() AT TIME ZONE timezone)::time BETWEEN '01:00' AND '23:00'
-             ORDER BY id LIMIT 20000",
+            "SELECT id, day FROM (
+                 SELECT id, (now() AT TIME ZONE timezone)::date AS day FROM users
+                 WHERE timezone <> 'UTC' AND deleted_at IS NULL AND role = 'user'
+                   AND (now() AT TIME ZONE timezone)::time BETWEEN '01:00' AND '23:00') u
+             ORDER BY (SELECT count(*) FROM step_records r
+                       WHERE r.user_id = u.id AND r.day = u.day), id
+             LIMIT 20000",
             &[],
         )
         .await?
@@ -541,14 +570,65 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
         bulk_users,
         product,
         counter: AtomicU64::new(0),
+        bulk_counter: AtomicU64::new(0),
         exhausted: AtomicU64::new(0),
     })
 }
 
+/// The server's routes the bench calls, parsed once rather than for every request (URL
+/// parsing was about 3% of the load generator's `perf` samples in tuning step 20).
+struct Endpoints {
+    me: Url,
+    wallet: Url,
+    leaderboard: Url,
+    achievements: Url,
+    steps: Url,
+    orders: Url,
+    push: Url,
+    pull: Url,
+}
+
+impl Endpoints {
+    fn new(base: &str) -> anyhow::Result<Self> {
+        let api = |path: &str| Url::parse(&format!("{base}/api/v1{path}"));
+        Ok(Self {
+            me: api("/me")?,
+            wallet: api("/wallet")?,
+            leaderboard: api(&format!("/leaderboard?period={BOARD}&limit=100"))?,
+            achievements: api("/achievements")?,
+            steps: api("/steps/record")?,
+            orders: api("/orders")?,
+            push: api("/sync/push")?,
+            pull: api("/sync/pull")?,
+        })
+    }
+}
+
+/// The next user from the `i`th on with a step report left at `minute` of today, and that
+/// report; None when no user has one left. A user without one is marked and skipped for the
+/// rest of the run (one who had caught up with the clock would have another a minute later;
+/// the bench forgoes it), so the bench sends the rate it asks for while any user can report.
+fn next_reporter(users: &[Actor], i: usize, minute: i64) -> Option<(&Actor, Ticket)> {
+    (0..users.len())
+        .map(|k| &users[(i + k) % users.len()])
+        .filter(|actor| !actor.spent.load(Ordering::Relaxed))
+        .find_map(|actor| match next_ticket(actor, minute) {
+            Some(ticket) => Some((actor, ticket)),
+            None => {
+                actor.spent.store(true, Ordering::Relaxed);
+                None
+            }
+        })
+}
+
 /// One request through the server; returns the units it moved.
-async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Result<u64, String> {
+async fn call(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    world: &World,
+    op: Op,
+) -> Result<u64, String> {
     let i = world.next() as usize;
-    let api = |path: &str| format!("{url}/api/v1{path}");
     let pick = |users: &'static str, list: &[Actor]| -> Result<usize, String> {
         if list.is_empty() {
             return Err(format!("no {users}"));
@@ -558,23 +638,24 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
     let (actor, request) = match op {
         Op::Profile | Op::Wallet | Op::Leaderboard | Op::Achievements => {
             let actor = &world.server_users[pick("users", &world.server_users)?];
-            let path = match op {
-                Op::Profile => "/me".to_owned(),
-                Op::Wallet => "/wallet".to_owned(),
-                Op::Leaderboard => format!("/leaderboard?period={BOARD}&limit=100"),
-                _ => "/achievements".to_owned(),
+            let url = match op {
+                Op::Profile => &endpoints.me,
+                Op::Wallet => &endpoints.wallet,
+                Op::Leaderboard => &endpoints.leaderboard,
+                _ => &endpoints.achievements,
             };
-            (actor, http.get(api(&path)))
+            (actor, http.get(url.clone()))
         }
         Op::StepReport => {
-            let actor = &world.server_users[pick("users", &world.server_users)?];
-            let Some((steps, at, date)) = next_ticket(actor, now_minute()) else {
+            let Some((actor, (steps, at, date))) =
+                next_reporter(&world.server_users, i, now_minute())
+            else {
                 world.exhausted.fetch_add(1, Ordering::Relaxed);
                 return Err("no step budget left today".into());
             };
             let body = serde_json::json!({"records": [{"date": date, "source": "bench",
                 "steps": steps, "recorded_at": at}]});
-            (actor, http.post(api("/steps/record")).json(&body))
+            (actor, http.post(endpoints.steps.clone()).json(&body))
         }
         Op::Order => {
             let actor = &world.server_buyers[pick("buyers", &world.server_buyers)?];
@@ -588,10 +669,10 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
                 "items": [{"product_id": world.product.0, "quantity": 1}],
                 "shipping_address": {"name": "Bench", "line1": "1 Bench St",
                     "city": "Springfield", "postal_code": "12345", "country": "US"}});
-            (actor, http.post(api("/orders")).json(&body))
+            (actor, http.post(endpoints.orders.clone()).json(&body))
         }
         Op::Push500 => {
-            let (actor, day) = &world.bulk_users[i % world.bulk_users.len()];
+            let (actor, day) = world.next_bulk_user();
             let now = Utc::now();
             let mutations: Vec<_> = (0..500)
                 .map(|m| {
@@ -602,10 +683,10 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
                 })
                 .collect();
             let body = serde_json::json!({"device_id": actor.device, "mutations": mutations});
-            (actor, http.post(api("/sync/push")).json(&body))
+            (actor, http.post(endpoints.push.clone()).json(&body))
         }
         Op::Batch1000 => {
-            let (actor, day) = &world.bulk_users[i % world.bulk_users.len()];
+            let (actor, day) = world.next_bulk_user();
             let now = Utc::now();
             let records: Vec<_> = (0..1000)
                 .map(|r| {
@@ -616,7 +697,7 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
                 .collect();
             (
                 actor,
-                http.post(api("/steps/record"))
+                http.post(endpoints.steps.clone())
                     .json(&serde_json::json!({"records": records})),
             )
         }
@@ -626,7 +707,7 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
             let mut rows = 0u64;
             loop {
                 let answer = http
-                    .get(api("/sync/pull"))
+                    .get(endpoints.pull.clone())
                     .query(&[("limit", "1000"), ("cursor", cursor.as_str())])
                     .bearer_auth(&actor.token)
                     .header(PROTOCOL.0, PROTOCOL.1)
@@ -655,7 +736,7 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
         }
     };
     let answer = request
-        .bearer_auth(&actor.token)
+        .header(AUTHORIZATION, actor.bearer.clone())
         .header(PROTOCOL.0, PROTOCOL.1)
         .send()
         .await
@@ -1221,6 +1302,23 @@ impl Sample {
         self.units as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Of a run at `asked` a second: the answers a second from the first answer to the last,
+    /// at most `asked`. A server that keeps up answers as fast as it is asked; one that falls
+    /// behind answers slower, its last answers late. (Answers over the run's whole length
+    /// counted the last request's latency as time the server was not answering: a batch run
+    /// of 8 s at 50 a second whose requests each took 150 ms showed 49.2 a second.)
+    fn held_per_second(&self, asked: f64) -> f64 {
+        let answered: Vec<Duration> = self.timeline.iter().map(|(due, l)| *due + *l).collect();
+        let (Some(first), Some(last)) = (answered.iter().min(), answered.iter().max()) else {
+            return 0.0;
+        };
+        let span = (*last - *first).as_secs_f64();
+        if answered.len() < 2 || span <= 0.0 {
+            return self.per_second().min(asked);
+        }
+        ((answered.len() - 1) as f64 / span).min(asked)
+    }
+
     fn percentile(&mut self, q: f64) -> f64 {
         if self.latencies.is_empty() {
             return f64::NAN;
@@ -1394,19 +1492,19 @@ impl CpuTimes {
 /// `clients` clients in a closed loop through the server for `seconds`.
 async fn capacity(
     http: &reqwest::Client,
-    url: &str,
+    endpoints: &Arc<Endpoints>,
     world: &Arc<World>,
     op: Op,
     clients: usize,
     seconds: u64,
 ) -> Sample {
     closed_loop(clients, seconds, |deadline| {
-        let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
+        let (http, endpoints, world) = (http.clone(), endpoints.clone(), world.clone());
         async move {
             let mut sample = Sample::default();
             while Instant::now() < deadline {
                 let start = Instant::now();
-                let outcome = call(&http, &url, &world, op).await;
+                let outcome = call(&http, &endpoints, &world, op).await;
                 sample.add(outcome, start.elapsed());
             }
             sample
@@ -1477,7 +1575,7 @@ where
 /// due, over at most `connections` connections at once (0: no bound).
 async fn fixed_rate(
     http: &reqwest::Client,
-    url: &str,
+    endpoints: &Arc<Endpoints>,
     world: &Arc<World>,
     op: Op,
     rate: f64,
@@ -1486,7 +1584,7 @@ async fn fixed_rate(
 ) -> Sample {
     let in_flight = (connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(connections)));
     at_fixed_rate(rate, seconds, || {
-        let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
+        let (http, endpoints, world) = (http.clone(), endpoints.clone(), world.clone());
         let in_flight = in_flight.clone();
         async move {
             // A request takes a connection for its whole exchange; the wait for one is timed.
@@ -1496,7 +1594,7 @@ async fn fixed_rate(
                 }
                 None => None,
             };
-            call(&http, &url, &world, op).await
+            call(&http, &endpoints, &world, op).await
         }
     })
     .await
@@ -1611,6 +1709,20 @@ fn ratio_text(server: &Sample, raw: &Sample) -> String {
     format!("{:.2}×", server.units_per_second() / raw.units_per_second())
 }
 
+/// The rate a run at `asked` a second held (`Sample::held_per_second`), and its units.
+fn held_text(sample: &Sample, op: Op, asked: f64) -> String {
+    let held = sample.held_per_second(asked);
+    if op.unit().is_empty() {
+        format!("{held:.0}/s")
+    } else {
+        format!(
+            "{held:.1}/s = {:.0} {}/s",
+            held * op.units_per_request() as f64,
+            op.unit()
+        )
+    }
+}
+
 fn rate_text(sample: &Sample, op: Op) -> String {
     if op.unit().is_empty() {
         format!("{:.0}/s", sample.per_second())
@@ -1643,6 +1755,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()?;
+    let endpoints = Arc::new(Endpoints::new(&server.url)?);
     // Devices for the pushes.
     for actor in world.server_users.iter().take(64) {
         http.post(format!("{}/api/v1/devices", server.url))
@@ -1745,7 +1858,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let server_at = |rate: f64, seconds: u64| {
             fixed_rate(
                 &http,
-                &server.url,
+                &endpoints,
                 &world,
                 op,
                 rate,
@@ -1755,12 +1868,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         if args.warmup > 0 {
             phase("warm-up (not counted)", args.warmup);
-            capacity(&http, &server.url, &world, op, args.clients, args.warmup).await;
+            capacity(&http, &endpoints, &world, op, args.clients, args.warmup).await;
         }
         phase("capacity", args.seconds);
         let wal_before = WalCounters::now(&db).await;
         let cpu_before = CpuTimes::now(server.child.id());
-        let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
+        let mut cap = capacity(&http, &endpoints, &world, op, args.clients, args.seconds).await;
         let cap_cpu = CpuTimes::since(cpu_before, server.child.id(), &cap);
         let cap_wal = WalCounters::since(wal_before, &db, &cap).await;
         let rate = args
@@ -1791,7 +1904,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     "" => String::new(),
                     unit => format!(" = {goal} {unit}/s"),
                 },
-                rate_text(&held, op),
+                held_text(&held, op, goal_rate),
                 held.latencies(),
                 held.errors(),
             ));
@@ -1892,8 +2005,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let section = format!(
             "\nThe throughput goals as arrival rates: requests started at the goal's rate for \
              {} s, each timed from when it was due (as the latency runs); the rate held is \
-             the answers a second until the last came back, so a server that falls behind \
-             shows a lower rate and a growing latency.\n\n\
+             the answers a second from the first answer to the last (at most the rate \
+             asked), so a server that falls behind shows a lower rate and a growing latency; \
+             requests the bench could not send (every user's step budget spent) count \
+             as failed and are not answers.\n\n\
              | operation | rate asked | rate held | p50 / p95 / p99 / max ms | failed |\n\
              | --- | --- | --- | --- | --- |\n{}",
             args.seconds,
@@ -1983,6 +2098,56 @@ mod tests {
             0
         );
         assert!(parse(&["--warmup", "-1"]).is_err());
+    }
+
+    #[test]
+    fn the_rate_held_is_the_answers_pace_and_falls_when_the_server_falls_behind() {
+        let ms = Duration::from_millis;
+        // 400 requests due at 50 a second.
+        let run = |latency: &dyn Fn(u64) -> Duration| Sample {
+            timeline: (0..400).map(|n| (ms(n * 20), latency(n))).collect(),
+            elapsed: ms(7980) + latency(399),
+            ..Sample::default()
+        };
+        // Each answered in 150 ms: held, though the whole run took 8.13 s.
+        let steady = run(&|_| ms(150));
+        assert!((steady.held_per_second(50.0) - 50.0).abs() < 1e-9);
+        assert!(steady.per_second() < 49.3);
+        // Each answered 2 ms later than the one before: the server does one every 22 ms.
+        let behind = run(&|n| ms(150 + 2 * n));
+        let held = behind.held_per_second(50.0);
+        assert!((held - 1000.0 / 22.0).abs() < 1e-6, "{held}");
+        // A stall at the start, then caught up: never more than asked.
+        let caught_up = run(&|n| ms(if n < 50 { 1000 - 20 * n } else { 10 }));
+        assert_eq!(caught_up.held_per_second(50.0), 50.0);
+        assert_eq!(Sample::default().held_per_second(50.0), 0.0);
+    }
+
+    #[test]
+    fn a_step_report_goes_to_the_next_user_with_budget_left() {
+        let user = |steps: i64, cap: i64| Actor {
+            id: Uuid::now_v7(),
+            token: String::new(),
+            bearer: HeaderValue::from_static("Bearer -"),
+            device: Uuid::now_v7(),
+            steps: Mutex::new(StepTicket {
+                steps,
+                minute: 10,
+                cap,
+            }),
+            spent: AtomicBool::new(false),
+            orders_left: AtomicU64::new(0),
+        };
+        // The second user has one report left; the others none.
+        let users = [user(500, 500), user(400, 500), user(900, 900)];
+        let (first, (steps, _, _)) = next_reporter(&users, 0, 60).unwrap();
+        assert_eq!((first.id, steps), (users[1].id, 500));
+        assert!(users[0].spent.load(Ordering::Relaxed));
+        assert!(next_reporter(&users, 1, 60).is_none());
+        assert!(users.iter().all(|u| u.spent.load(Ordering::Relaxed)));
+        // One report a minute: none before the user's next minute has come.
+        let early = [user(0, 500)];
+        assert!(next_reporter(&early, 0, 10).is_none());
     }
 
     #[test]
