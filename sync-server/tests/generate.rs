@@ -116,6 +116,61 @@ async fn a_generated_world_passes_verify_ledger_and_matches_what_the_model_compu
 }
 
 #[tokio::test]
+async fn a_month_nothing_was_written_to_is_left_unanalysed_and_its_day_reads_plan_the_index() {
+    let db = TestDb::new().await.expect("database");
+    generate::generate(db.url(), plan(7), false)
+        .await
+        .expect("generate");
+    let client = db.client().await.expect("client");
+    // reltuples: -1 never analysed (or vacuumed), else the rows the last analysis counted.
+    let months: Vec<(String, f32, i64)> = client
+        .query(
+            "SELECT c.relname, c.reltuples, pg_relation_size(c.oid)
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'step_records'::regclass ORDER BY c.relname",
+            &[],
+        )
+        .await
+        .expect("partitions")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let (written, empty): (Vec<_>, Vec<_>) = months.iter().partition(|(_, _, size)| *size > 0);
+    assert!(!written.is_empty() && !empty.is_empty(), "{months:?}");
+    assert!(
+        written.iter().all(|(_, tuples, _)| *tuples > 0.0),
+        "{months:?}"
+    );
+    assert!(
+        empty.iter().all(|(_, tuples, _)| *tuples < 0.0),
+        "{months:?}"
+    );
+
+    // The generic plan a pooled connection caches for a user's day in an empty month (today's
+    // partition on the 1st) reads the index, so it stays cheap as the month fills.
+    let month = &empty[0].0;
+    client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan;
+             PREPARE day_read(uuid, date) AS
+                 SELECT id FROM {month} WHERE user_id = $1 AND day = $2"
+        ))
+        .await
+        .expect("prepare");
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN EXECUTE day_read('00000000-0000-0000-0000-000000000001', '2026-04-01')",
+            &[],
+        )
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(plan[0].contains("Index"), "{plan:?}");
+}
+
+#[tokio::test]
 async fn the_same_seed_writes_the_same_rows_into_another_database() {
     let (a, b, c) = (
         TestDb::new().await.expect("a"),

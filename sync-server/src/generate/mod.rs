@@ -797,14 +797,41 @@ async fn set_final_balances(
     Ok(())
 }
 
-/// `VACUUM ANALYZE` after the load, then a rebuild of every leaderboard, each timed.
+/// `VACUUM ANALYZE` after the load of every table that holds rows, then a rebuild of every
+/// leaderboard, each timed.
+///
+/// The tables nothing was written to (the month partitions of `step_records` ahead of today,
+/// and this month's on its first day) are left as autovacuum leaves them until they are
+/// written to: never analysed, which the planner reads as "size unknown" and plans a user's
+/// day by the index. Analysed empty, the planner knows them as empty and plans a sequential
+/// scan; a pooled connection caches that plan as generic after five calls, and with no
+/// `ANALYZE` to replace it, every read of a user's day then scanned the whole partition as the
+/// bench filled it (PostgreSQL's CPU per batch of 1,000 40-57 ms instead of 15-23 ms;
+/// docs/benchmarks.md, tuning step 22). The partitioned parent is left too: autovacuum never
+/// analyses one, and analysing it would analyse every partition.
 async fn vacuum_and_rank(
     main: &tokio_postgres::Client,
     pool: &deadpool_postgres::Pool,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let vacuum = Instant::now();
-    main.batch_execute("VACUUM (ANALYZE)").await?;
+    let tables: Vec<String> = main
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'r' AND n.nspname = current_schema()
+               AND pg_relation_size(c.oid) > 0
+             ORDER BY 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if !tables.is_empty() {
+        main.batch_execute(&format!("VACUUM (ANALYZE) {}", tables.join(", ")))
+            .await?;
+    }
     report.vacuum_time = vacuum.elapsed();
     let rebuild = Instant::now();
     report.boards = leaderboard::refresh(pool, None).await?;
