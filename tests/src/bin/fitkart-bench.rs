@@ -62,8 +62,6 @@ use fitkart_protocol::auth::Role;
 use fitkart_protocol::leaderboard::LeaderboardPeriod;
 use fitkart_sync_server::auth::tokens::AccessTokens;
 use fitkart_sync_server::config::JwtSecret;
-use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
@@ -272,8 +270,6 @@ struct StepTicket {
 struct Actor {
     id: Uuid,
     token: String,
-    /// `Bearer <token>`, built once rather than for every request.
-    bearer: HeaderValue,
     device: Uuid,
     steps: Mutex<StepTicket>,
     /// Set once the user has no step report left, so later reports skip them.
@@ -298,9 +294,9 @@ struct World {
     /// for: a report reads its user's records of the day, and thousands of bulk records
     /// there, from an earlier run of the same day, would make it slower than any real report.
     /// Those with the fewest records on their day come first, and each bulk write takes the
-    /// next (`bulk_counter`): a batch reads its user's records of the day, so one landing on
-    /// the thousands an earlier batch left there measured that pile, not the batch (four runs
-    /// of the batch alone in a row fell from 79,116 to 63,287 records/s; tuning step 22).
+    /// next (`bulk_counter`), for the same reason: a batch landing on the thousands of records
+    /// an earlier batch left measured that pile (four runs of the batch alone in a row fell
+    /// from 79,116 to 63,287 records/s; tuning step 22).
     bulk_users: Vec<(Actor, NaiveDate)>,
     product: (Uuid, String, i64),
     counter: AtomicU64,
@@ -466,13 +462,9 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
         )
         .await?;
     let actor = |id: Uuid, ticket: StepTicket, orders: u64| -> anyhow::Result<Actor> {
-        let token = tokens.issue(id, Role::User, 0)?;
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))?;
-        bearer.set_sensitive(true);
         Ok(Actor {
             id,
-            token,
-            bearer,
+            token: tokens.issue(id, Role::User, 0)?,
             device: Uuid::now_v7(),
             steps: Mutex::new(ticket),
             spent: AtomicBool::new(false),
@@ -575,35 +567,6 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
     })
 }
 
-/// The server's routes the bench calls, parsed once rather than for every request (URL
-/// parsing was about 3% of the load generator's `perf` samples in tuning step 20).
-struct Endpoints {
-    me: Url,
-    wallet: Url,
-    leaderboard: Url,
-    achievements: Url,
-    steps: Url,
-    orders: Url,
-    push: Url,
-    pull: Url,
-}
-
-impl Endpoints {
-    fn new(base: &str) -> anyhow::Result<Self> {
-        let api = |path: &str| Url::parse(&format!("{base}/api/v1{path}"));
-        Ok(Self {
-            me: api("/me")?,
-            wallet: api("/wallet")?,
-            leaderboard: api(&format!("/leaderboard?period={BOARD}&limit=100"))?,
-            achievements: api("/achievements")?,
-            steps: api("/steps/record")?,
-            orders: api("/orders")?,
-            push: api("/sync/push")?,
-            pull: api("/sync/pull")?,
-        })
-    }
-}
-
 /// The next user from the `i`th on with a step report left at `minute` of today, and that
 /// report; None when no user has one left. A user without one is marked and skipped for the
 /// rest of the run (one who had caught up with the clock would have another a minute later;
@@ -622,13 +585,9 @@ fn next_reporter(users: &[Actor], i: usize, minute: i64) -> Option<(&Actor, Tick
 }
 
 /// One request through the server; returns the units it moved.
-async fn call(
-    http: &reqwest::Client,
-    endpoints: &Endpoints,
-    world: &World,
-    op: Op,
-) -> Result<u64, String> {
+async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Result<u64, String> {
     let i = world.next() as usize;
+    let api = |path: &str| format!("{url}/api/v1{path}");
     let pick = |users: &'static str, list: &[Actor]| -> Result<usize, String> {
         if list.is_empty() {
             return Err(format!("no {users}"));
@@ -638,13 +597,13 @@ async fn call(
     let (actor, request) = match op {
         Op::Profile | Op::Wallet | Op::Leaderboard | Op::Achievements => {
             let actor = &world.server_users[pick("users", &world.server_users)?];
-            let url = match op {
-                Op::Profile => &endpoints.me,
-                Op::Wallet => &endpoints.wallet,
-                Op::Leaderboard => &endpoints.leaderboard,
-                _ => &endpoints.achievements,
+            let path = match op {
+                Op::Profile => "/me".to_owned(),
+                Op::Wallet => "/wallet".to_owned(),
+                Op::Leaderboard => format!("/leaderboard?period={BOARD}&limit=100"),
+                _ => "/achievements".to_owned(),
             };
-            (actor, http.get(url.clone()))
+            (actor, http.get(api(&path)))
         }
         Op::StepReport => {
             let Some((actor, (steps, at, date))) =
@@ -655,7 +614,7 @@ async fn call(
             };
             let body = serde_json::json!({"records": [{"date": date, "source": "bench",
                 "steps": steps, "recorded_at": at}]});
-            (actor, http.post(endpoints.steps.clone()).json(&body))
+            (actor, http.post(api("/steps/record")).json(&body))
         }
         Op::Order => {
             let actor = &world.server_buyers[pick("buyers", &world.server_buyers)?];
@@ -669,7 +628,7 @@ async fn call(
                 "items": [{"product_id": world.product.0, "quantity": 1}],
                 "shipping_address": {"name": "Bench", "line1": "1 Bench St",
                     "city": "Springfield", "postal_code": "12345", "country": "US"}});
-            (actor, http.post(endpoints.orders.clone()).json(&body))
+            (actor, http.post(api("/orders")).json(&body))
         }
         Op::Push500 => {
             let (actor, day) = world.next_bulk_user();
@@ -683,7 +642,7 @@ async fn call(
                 })
                 .collect();
             let body = serde_json::json!({"device_id": actor.device, "mutations": mutations});
-            (actor, http.post(endpoints.push.clone()).json(&body))
+            (actor, http.post(api("/sync/push")).json(&body))
         }
         Op::Batch1000 => {
             let (actor, day) = world.next_bulk_user();
@@ -697,7 +656,7 @@ async fn call(
                 .collect();
             (
                 actor,
-                http.post(endpoints.steps.clone())
+                http.post(api("/steps/record"))
                     .json(&serde_json::json!({"records": records})),
             )
         }
@@ -707,7 +666,7 @@ async fn call(
             let mut rows = 0u64;
             loop {
                 let answer = http
-                    .get(endpoints.pull.clone())
+                    .get(api("/sync/pull"))
                     .query(&[("limit", "1000"), ("cursor", cursor.as_str())])
                     .bearer_auth(&actor.token)
                     .header(PROTOCOL.0, PROTOCOL.1)
@@ -736,7 +695,7 @@ async fn call(
         }
     };
     let answer = request
-        .header(AUTHORIZATION, actor.bearer.clone())
+        .bearer_auth(&actor.token)
         .header(PROTOCOL.0, PROTOCOL.1)
         .send()
         .await
@@ -1308,15 +1267,15 @@ impl Sample {
     /// counted the last request's latency as time the server was not answering: a batch run
     /// of 8 s at 50 a second whose requests each took 150 ms showed 49.2 a second.)
     fn held_per_second(&self, asked: f64) -> f64 {
-        let answered: Vec<Duration> = self.timeline.iter().map(|(due, l)| *due + *l).collect();
-        let (Some(first), Some(last)) = (answered.iter().min(), answered.iter().max()) else {
+        let answers = self.timeline.iter().map(|(due, latency)| *due + *latency);
+        let (Some(first), Some(last)) = (answers.clone().min(), answers.max()) else {
             return 0.0;
         };
-        let span = (*last - *first).as_secs_f64();
-        if answered.len() < 2 || span <= 0.0 {
+        let span = (last - first).as_secs_f64();
+        if span <= 0.0 {
             return self.per_second().min(asked);
         }
-        ((answered.len() - 1) as f64 / span).min(asked)
+        ((self.timeline.len() - 1) as f64 / span).min(asked)
     }
 
     fn percentile(&mut self, q: f64) -> f64 {
@@ -1492,19 +1451,19 @@ impl CpuTimes {
 /// `clients` clients in a closed loop through the server for `seconds`.
 async fn capacity(
     http: &reqwest::Client,
-    endpoints: &Arc<Endpoints>,
+    url: &str,
     world: &Arc<World>,
     op: Op,
     clients: usize,
     seconds: u64,
 ) -> Sample {
     closed_loop(clients, seconds, |deadline| {
-        let (http, endpoints, world) = (http.clone(), endpoints.clone(), world.clone());
+        let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
         async move {
             let mut sample = Sample::default();
             while Instant::now() < deadline {
                 let start = Instant::now();
-                let outcome = call(&http, &endpoints, &world, op).await;
+                let outcome = call(&http, &url, &world, op).await;
                 sample.add(outcome, start.elapsed());
             }
             sample
@@ -1575,7 +1534,7 @@ where
 /// due, over at most `connections` connections at once (0: no bound).
 async fn fixed_rate(
     http: &reqwest::Client,
-    endpoints: &Arc<Endpoints>,
+    url: &str,
     world: &Arc<World>,
     op: Op,
     rate: f64,
@@ -1584,7 +1543,7 @@ async fn fixed_rate(
 ) -> Sample {
     let in_flight = (connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(connections)));
     at_fixed_rate(rate, seconds, || {
-        let (http, endpoints, world) = (http.clone(), endpoints.clone(), world.clone());
+        let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
         let in_flight = in_flight.clone();
         async move {
             // A request takes a connection for its whole exchange; the wait for one is timed.
@@ -1594,7 +1553,7 @@ async fn fixed_rate(
                 }
                 None => None,
             };
-            call(&http, &endpoints, &world, op).await
+            call(&http, &url, &world, op).await
         }
     })
     .await
@@ -1755,7 +1714,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()?;
-    let endpoints = Arc::new(Endpoints::new(&server.url)?);
     // Devices for the pushes.
     for actor in world.server_users.iter().take(64) {
         http.post(format!("{}/api/v1/devices", server.url))
@@ -1858,7 +1816,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let server_at = |rate: f64, seconds: u64| {
             fixed_rate(
                 &http,
-                &endpoints,
+                &server.url,
                 &world,
                 op,
                 rate,
@@ -1868,12 +1826,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         if args.warmup > 0 {
             phase("warm-up (not counted)", args.warmup);
-            capacity(&http, &endpoints, &world, op, args.clients, args.warmup).await;
+            capacity(&http, &server.url, &world, op, args.clients, args.warmup).await;
         }
         phase("capacity", args.seconds);
         let wal_before = WalCounters::now(&db).await;
         let cpu_before = CpuTimes::now(server.child.id());
-        let mut cap = capacity(&http, &endpoints, &world, op, args.clients, args.seconds).await;
+        let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
         let cap_cpu = CpuTimes::since(cpu_before, server.child.id(), &cap);
         let cap_wal = WalCounters::since(wal_before, &db, &cap).await;
         let rate = args
@@ -2128,7 +2086,6 @@ mod tests {
         let user = |steps: i64, cap: i64| Actor {
             id: Uuid::now_v7(),
             token: String::new(),
-            bearer: HeaderValue::from_static("Bearer -"),
             device: Uuid::now_v7(),
             steps: Mutex::new(StepTicket {
                 steps,
