@@ -2,7 +2,7 @@
 //! same run. Prints its figures; asserts nothing about speed.
 //!
 //! ```sh
-//! CARGO_TARGET_DIR=target/bench cargo bench -p fitkart-e2e --bench device
+//! cargo bench -p fitkart-e2e --bench device
 //! ```
 //!
 //! Needs PostgreSQL at DATABASE_URL (default: the local one), like the tests.
