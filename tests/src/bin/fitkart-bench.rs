@@ -879,8 +879,8 @@ async fn raw(client: &mut deadpool_postgres::Client, world: &World, op: Op) -> a
             Ok(1)
         }
         Op::StepReport => {
-            let actor = &world.raw_users[i % world.raw_users.len()];
-            let Some((steps, at, day)) = next_ticket(actor, now_minute()) else {
+            let Some((actor, (steps, at, day))) = next_reporter(&world.raw_users, i, now_minute())
+            else {
                 world.exhausted.fetch_add(1, Ordering::Relaxed);
                 bail!("no step budget left today");
             };
