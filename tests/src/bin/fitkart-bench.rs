@@ -33,7 +33,9 @@
 //! request cost the server, PostgreSQL (every `postgres` process on the machine; left out
 //! when there is none, a remote database) and itself, and prints them in a second table:
 //! the figure to compare when a change is meant to make a request cheaper, since a rate on
-//! a shared machine moves with everything else it runs.
+//! a shared machine moves with everything else it runs. A third table gives the same for each
+//! read's latency run and its raw read at that rate, and how busy the three kept the
+//! machine's cores: a request that arrives alone costs more than one in a closed loop.
 //!
 //! Last, it times the leaderboard rebuilds (each period, the nightly job's three, and the
 //! full rebuild) while a client keeps reading the board being rebuilt.
@@ -1472,61 +1474,136 @@ async fn capacity(
     .await
 }
 
-/// The due times of `rate × seconds` requests at `rate` a second from now, each handed over
-/// when it falls due by a thread that sleeps on the operating system's high-resolution timer.
+/// The load generator's clock for a fixed-rate run: sleeps to a due time to the microsecond.
+///
 /// tokio's timer ticks in whole milliseconds: paced by it, a request started up to 1 ms after
 /// it was due, and that lateness, timed from the due time, was the load generator's, not the
-/// server's (with this pacing a bare read's median at ~3,000/s fell from 1.5 to 0.3 ms).
-fn pace(rate: f64, seconds: u64) -> tokio::sync::mpsc::UnboundedReceiver<Instant> {
-    let total = ((rate * seconds as f64).round() as u64).max(1);
-    let (due_times, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let started = Instant::now();
-    std::thread::spawn(move || {
-        for n in 0..total {
-            let due = started + Duration::from_secs_f64(n as f64 / rate);
-            if let Some(early) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(early);
-            }
-            if due_times.send(due).is_err() {
-                return;
+/// server's (tuning step 9). On Linux the clock is a `timerfd` that tokio's reactor watches,
+/// so the pacing task sleeps and starts each request on a runtime thread; a thread of its own
+/// sleeping on the operating system's timer and handing each due time over, as before, cost
+/// two more thread wake-ups per request, and the load generator as much CPU per read as the
+/// server (tuning step 23). Elsewhere it is still that thread.
+#[cfg(target_os = "linux")]
+struct Pacer {
+    timer: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+#[cfg(target_os = "linux")]
+impl Pacer {
+    fn new() -> std::io::Result<Self> {
+        use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
+        let timer = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        // SAFETY: an `OwnedFd` is an open descriptor that stays open, the same one, until
+        // it is dropped, and the `AsyncFd` owns it: what `register_with_interest` asks.
+        #[allow(unsafe_code)]
+        let timer = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(timer, tokio::io::Interest::READABLE)
+        }?;
+        Ok(Self { timer })
+    }
+
+    /// Returns at `due` (at once if it has passed).
+    async fn sleep_until(&self, due: Instant) -> std::io::Result<()> {
+        use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
+        let Some(early) = due.checked_duration_since(Instant::now()) else {
+            return Ok(());
+        };
+        if early.is_zero() {
+            return Ok(());
+        }
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let at = Itimerspec {
+            it_interval: zero,
+            it_value: Timespec {
+                tv_sec: early.as_secs() as _,
+                tv_nsec: early.subsec_nanos() as _,
+            },
+        };
+        timerfd_settime(self.timer.get_ref(), TimerfdTimerFlags::empty(), &at)?;
+        loop {
+            let mut ready = self.timer.readable().await?;
+            // The expiry count; would-block means the readiness was stale.
+            let mut expiries = [0u8; 8];
+            match ready.try_io(|timer| Ok(rustix::io::read(timer.get_ref(), &mut expiries)?)) {
+                Ok(read) => return read.map(drop),
+                Err(_would_block) => continue,
             }
         }
-    });
-    receiver
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+struct Pacer;
+
+#[cfg(not(target_os = "linux"))]
+impl Pacer {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn sleep_until(&self, due: Instant) -> std::io::Result<()> {
+        if let Some(early) = due.checked_duration_since(Instant::now()) {
+            tokio::task::spawn_blocking(move || std::thread::sleep(early))
+                .await
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
 }
 
 /// `request` started at `rate` a second for `seconds`, each timed from when it was due.
 async fn at_fixed_rate<F, R>(rate: f64, seconds: u64, request: F) -> Sample
 where
-    F: Fn() -> R,
+    F: Fn() -> R + Send + 'static,
     R: Future<Output = Result<u64, String>> + Send + 'static,
 {
     let sample = Arc::new(Mutex::new(Sample {
         started_at: Some(SystemTime::now()),
         ..Sample::default()
     }));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    let mut due_times = pace(rate, seconds);
-    while let Some(due) = due_times.recv().await {
-        let (request, sample) = (request(), sample.clone());
-        tasks.push(tokio::spawn(async move {
-            let outcome = request.await;
-            let latency = due.elapsed();
-            let mut sample = sample.lock().unwrap_or_else(PoisonError::into_inner);
-            if outcome.is_ok() {
-                sample
-                    .timeline
-                    .push((due.saturating_duration_since(started), latency));
+    let total = ((rate * seconds as f64).round() as u64).max(1);
+    // The pacing runs as a task of its own, on a runtime thread: a request it spawns waits
+    // in that thread's queue and starts as soon as the pacer sleeps again.
+    let pacing = {
+        let sample = sample.clone();
+        tokio::spawn(async move {
+            let pacer = Pacer::new().expect("a timer for the fixed-rate run");
+            let started = Instant::now();
+            let mut tasks = Vec::with_capacity(total as usize);
+            for n in 0..total {
+                let due = started + Duration::from_secs_f64(n as f64 / rate);
+                pacer
+                    .sleep_until(due)
+                    .await
+                    .expect("the fixed-rate run's timer");
+                let (request, sample) = (request(), sample.clone());
+                tasks.push(tokio::spawn(async move {
+                    let outcome = request.await;
+                    let latency = due.elapsed();
+                    let mut sample = sample.lock().unwrap_or_else(PoisonError::into_inner);
+                    if outcome.is_ok() {
+                        sample
+                            .timeline
+                            .push((due.saturating_duration_since(started), latency));
+                    }
+                    sample.add(outcome, latency);
+                }));
             }
-            sample.add(outcome, latency);
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+            for task in tasks {
+                let _ = task.await;
+            }
+            started.elapsed()
+        })
+    };
+    let elapsed = pacing.await.expect("the fixed-rate run");
     let mut sample = std::mem::take(&mut *sample.lock().unwrap_or_else(PoisonError::into_inner));
-    sample.elapsed = started.elapsed();
+    sample.elapsed = elapsed;
     sample
 }
 
@@ -1542,8 +1619,9 @@ async fn fixed_rate(
     connections: usize,
 ) -> Sample {
     let in_flight = (connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(connections)));
-    at_fixed_rate(rate, seconds, || {
-        let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
+    let (http, url, world): (_, Arc<str>, _) = (http.clone(), url.into(), world.clone());
+    at_fixed_rate(rate, seconds, move || {
+        let (http, url, world) = (http.clone(), url.clone(), world.clone());
         let in_flight = in_flight.clone();
         async move {
             // A request takes a connection for its whole exchange; the wait for one is timed.
@@ -1569,7 +1647,8 @@ async fn raw_fixed_rate(
     rate: f64,
     seconds: u64,
 ) -> Sample {
-    at_fixed_rate(rate, seconds, || {
+    let (pool, world) = (pool.clone(), world.clone());
+    at_fixed_rate(rate, seconds, move || {
         let (pool, world) = (pool.clone(), world.clone());
         async move {
             let mut client = pool.get().await.map_err(|err| err.to_string())?;
@@ -1793,6 +1872,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut cpu_lines = Vec::new();
     let mut goal_lines = Vec::new();
     let mut wal_lines = Vec::new();
+    let mut at_rate_cpu_lines = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     for op in ops {
         // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
         // of a long run knows what is being measured now.
@@ -1846,7 +1927,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             server_at(rate, 1).await;
         }
         phase(&format!("latency at {rate:.0}/s"), args.seconds);
+        let cpu_before = CpuTimes::now(server.child.id());
         let mut under = server_at(rate, args.seconds).await;
+        let under_cpu = CpuTimes::since(cpu_before, server.child.id(), &under);
         trace(&under, op, "latency");
         if let Some(goal) = op.goal_per_second() {
             // The throughput goal as an arrival rate: whether the server answers that many a
@@ -1900,8 +1983,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None
         } else {
             raw_fixed_rate(&pool, &world, op, rate, 1).await;
+            let cpu_before = CpuTimes::now(server.child.id());
             let raw_under = raw_fixed_rate(&pool, &world, op, rate, args.seconds).await;
+            let raw_under_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw_under);
             trace(&raw_under, op, "raw");
+            if let (
+                Some((server_ms, Some(postgres_ms), bench_ms)),
+                Some((_, Some(raw_postgres_ms), raw_bench_ms)),
+            ) = (under_cpu, raw_under_cpu)
+            {
+                // How busy the three made the machine's cores at this rate.
+                let busy = |ms: f64| ms * rate / 1000.0 / cores * 100.0;
+                let total = server_ms + postgres_ms + bench_ms;
+                let raw_total = raw_postgres_ms + raw_bench_ms;
+                at_rate_cpu_lines.push(format!(
+                    "| {} | {rate:.0}/s | {server_ms:.3} | {postgres_ms:.3} | {bench_ms:.3} | {:.0}% | {raw_postgres_ms:.3} | {raw_bench_ms:.3} | {:.0}% |\n",
+                    op.describe(),
+                    busy(total),
+                    busy(raw_total),
+                ));
+            }
             Some(raw_under)
         };
         let raw_text = match raw_under.as_mut() {
@@ -1975,6 +2076,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         print!("{section}");
         table.push_str(&section);
     }
+    if !at_rate_cpu_lines.is_empty() {
+        let section = format!(
+            "\nCPU time per read in the latency runs (an open loop at the rate asked), from \
+             `/proc` as below, and the share of the machine's {cores:.0} cores the three used \
+             at that rate; beside it the raw read's at the same rate. A read that arrives alone \
+             wakes each process it needs, so it costs more CPU than one in the closed loop of \
+             the capacity runs (tuning step 20), and half the closed loop's capacity keeps the \
+             cores busier than half.\n\n\
+             | operation | rate | server ms | PostgreSQL ms | load generator ms | cores busy | raw: PostgreSQL ms | raw: load generator ms | raw: cores busy |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{}",
+            at_rate_cpu_lines.concat()
+        );
+        print!("{section}");
+        table.push_str(&section);
+    }
     if !cpu_lines.is_empty() {
         let section = format!(
             "\nCPU time per request in the capacity runs, from `/proc` (every `postgres` \
@@ -2043,6 +2159,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_pacer_starts_nothing_before_it_is_due() {
+        let pacer = Pacer::new().unwrap();
+        let start = Instant::now();
+        for micros in [1, 150, 900, 2_500, 0] {
+            let due = Instant::now() + Duration::from_micros(micros);
+            pacer.sleep_until(due).await.unwrap();
+            assert!(
+                Instant::now() >= due,
+                "woke before a due time {micros} µs ahead"
+            );
+        }
+        // A due time already past returns at once, with the timer still armed for nothing.
+        pacer.sleep_until(start).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fixed_rate_run_sends_every_request_due() {
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        let sample = at_fixed_rate(2_000.0, 1, move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(1)
+            }
+        })
+        .await;
+        assert_eq!(sent.load(Ordering::Relaxed), 2_000);
+        assert_eq!(sample.latencies.len(), 2_000);
+        assert_eq!(sample.timeline.len(), 2_000);
+        // The last request was due 999.5 ms after the first.
+        assert!(sample.elapsed >= Duration::from_micros(999_500));
+    }
 
     #[test]
     fn a_warm_up_given_after_the_scripts_default_overrides_it() {
