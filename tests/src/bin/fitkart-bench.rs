@@ -1482,7 +1482,8 @@ async fn capacity(
 /// so the pacing task sleeps and starts each request on a runtime thread; a thread of its own
 /// sleeping on the operating system's timer and handing each due time over, as before, cost
 /// two more thread wake-ups per request, and the load generator as much CPU per read as the
-/// server (tuning step 23). Elsewhere it is still that thread.
+/// server (tuning step 23). Elsewhere each sleep is a thread of tokio's blocking pool
+/// sleeping on the operating system's timer.
 #[cfg(target_os = "linux")]
 struct Pacer {
     timer: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
