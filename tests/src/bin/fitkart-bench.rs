@@ -1509,12 +1509,11 @@ impl Pacer {
     /// Returns at `due` (at once if it has passed).
     async fn sleep_until(&self, due: Instant) -> std::io::Result<()> {
         use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
-        let Some(early) = due.checked_duration_since(Instant::now()) else {
-            return Ok(());
+        // A zero `it_value` would disarm the timer rather than fire it.
+        let early = match due.checked_duration_since(Instant::now()) {
+            Some(early) if !early.is_zero() => early,
+            _ => return Ok(()),
         };
-        if early.is_zero() {
-            return Ok(());
-        }
         let zero = Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -2173,7 +2172,8 @@ mod tests {
                 "woke before a due time {micros} µs ahead"
             );
         }
-        // A due time already past returns at once, with the timer still armed for nothing.
+        // A due time already past returns at once (without arming the timer, which would
+        // otherwise never fire and hang here).
         pacer.sleep_until(start).await.unwrap();
     }
 
