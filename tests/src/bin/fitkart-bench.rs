@@ -126,6 +126,12 @@ struct Args {
     #[arg(long)]
     server: Option<PathBuf>,
 
+    /// Runs of the search, for each read with a p99 goal, for the highest arrival rate at
+    /// which the p99 holds the goal: a bisection between none and the capacity, from the
+    /// latency run's result, each run `--seconds` long. 0: no search.
+    #[arg(long, default_value_t = 4)]
+    goal_search: u32,
+
     /// A directory to write each fixed-rate run's requests to, one CSV per run
     /// (`<operation>-<run>.csv`: when each request was due, in ms from the run's start, and
     /// its latency in ms), to see whether a tail is spread over the run or a few stalls.
@@ -221,6 +227,16 @@ impl Op {
             Op::Push500 => "≥ 0.3× raw",
             Op::PullYear => "—",
             Op::Batch1000 => "≥ 50,000 records/s, ≥ 0.3× raw",
+        }
+    }
+
+    /// The issue's p99 goal for a read, in milliseconds: the latency the search for the
+    /// highest rate that holds it aims at (`--goal-search`).
+    fn p99_goal_ms(self) -> Option<f64> {
+        match self {
+            Op::Profile | Op::Wallet | Op::Leaderboard => Some(5.0),
+            Op::Achievements => Some(10.0),
+            _ => None,
         }
     }
 
@@ -1380,6 +1396,50 @@ struct CpuTimes {
     postgres: HashMap<u32, f64>,
     server: f64,
     bench: f64,
+    /// The same processes' context switches so far, voluntary or not, over all their
+    /// threads: how often a thread gave up its core, mostly to sleep until woken.
+    switches: ContextSwitches,
+}
+
+/// Context switches so far by process, as [`CpuTimes`] holds CPU time.
+#[derive(Default)]
+struct ContextSwitches {
+    postgres: HashMap<u32, u64>,
+    server: u64,
+    bench: u64,
+}
+
+/// What a run cost the processes it measures, per request: (server, PostgreSQL, load
+/// generator), PostgreSQL's `None` when no `postgres` process runs on this machine.
+struct Cost {
+    /// CPU milliseconds.
+    cpu: (f64, Option<f64>, f64),
+    /// Context switches.
+    switches: (f64, Option<f64>, f64),
+}
+
+/// The context switches of `/proc/<pid>/task/<tid>/status` (one thread's), voluntary and not.
+fn thread_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.ends_with("ctxt_switches")
+                .then(|| value.trim().parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// The context switches of every live thread of the process at `/proc/<pid>`.
+fn process_switches(proc_dir: &Path) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(proc_dir.join("task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .map(|status| thread_switches(&status))
+        .sum()
 }
 
 /// The process's name and its user plus system CPU seconds, from its `/proc/<pid>/stat`.
@@ -1410,12 +1470,16 @@ impl CpuTimes {
             let Some((name, seconds)) = process_cpu(&stat) else {
                 continue;
             };
+            let switches = || process_switches(&entry.path());
             if pid == server_pid {
                 times.server = seconds;
+                times.switches.server = switches();
             } else if pid == std::process::id() {
                 times.bench = seconds;
+                times.switches.bench = switches();
             } else if name == "postgres" {
                 times.postgres.insert(pid, seconds);
+                times.switches.postgres.insert(pid, switches());
             }
         }
         Some(times)
@@ -1423,13 +1487,13 @@ impl CpuTimes {
 
     /// The CPU each part used since `before` (taken by [`CpuTimes::now`]), per request of
     /// `sample`, failed ones included: see [`CpuTimes::per_request`].
-    fn since(
-        before: Option<Self>,
-        server_pid: u32,
-        sample: &Sample,
-    ) -> Option<(f64, Option<f64>, f64)> {
+    fn since(before: Option<Self>, server_pid: u32, sample: &Sample) -> Option<Cost> {
         let requests = sample.latencies.len() + sample.errors() as usize;
-        Some(Self::now(server_pid)?.per_request(&before?, requests))
+        let (now, before) = (Self::now(server_pid)?, before?);
+        Some(Cost {
+            cpu: now.per_request(&before, requests),
+            switches: now.switches.per_request(&before.switches, requests),
+        })
     }
 
     /// The CPU each part used from `before` to `self`, in milliseconds per one of `requests`:
@@ -1446,6 +1510,29 @@ impl CpuTimes {
             per(self.server - before.server),
             (!self.postgres.is_empty()).then(|| per(postgres)),
             per(self.bench - before.bench),
+        )
+    }
+}
+
+impl ContextSwitches {
+    /// The context switches each part made from `before` to `self`, per one of `requests`,
+    /// counted as [`CpuTimes::per_request`] counts CPU: (server, PostgreSQL, load generator).
+    /// A thread that ended meanwhile takes its count with it, so a part whose threads come
+    /// and go may show fewer than it made (never below none).
+    fn per_request(&self, before: &Self, requests: usize) -> (f64, Option<f64>, f64) {
+        let per =
+            |after: u64, before: u64| after.saturating_sub(before) as f64 / requests.max(1) as f64;
+        let postgres: u64 = self
+            .postgres
+            .iter()
+            .map(|(pid, after)| {
+                after.saturating_sub(before.postgres.get(pid).copied().unwrap_or(0))
+            })
+            .sum();
+        (
+            per(self.server, before.server),
+            (!self.postgres.is_empty()).then(|| per(postgres, 0)),
+            per(self.bench, before.bench),
         )
     }
 }
@@ -1554,6 +1641,71 @@ impl Pacer {
                 .map_err(std::io::Error::other)?;
         }
         Ok(())
+    }
+}
+
+/// The search for the highest arrival rate at which a read's p99 holds its goal: a bisection
+/// between the highest rate seen to hold it and the lowest seen to miss it (none and the
+/// capacity before any run says). A tail is noisy, so a run may miss at a rate below one that
+/// held; both stay on record as measured, and the next rate tried lies between them.
+struct RateSearch {
+    goal_ms: f64,
+    capacity: f64,
+    /// The highest rate that held the goal, and its latencies as the table prints them.
+    held: Option<(f64, String)>,
+    /// The lowest rate that missed it, and its p99.
+    missed: Option<(f64, f64)>,
+}
+
+impl RateSearch {
+    fn new(goal_ms: f64, capacity: f64) -> Self {
+        Self {
+            goal_ms,
+            capacity,
+            held: None,
+            missed: None,
+        }
+    }
+
+    /// Records a run at `rate`: it held the goal when every request was answered and the p99
+    /// is within it.
+    fn record(&mut self, rate: f64, sample: &mut Sample) {
+        let p99 = sample.percentile(0.99);
+        if sample.errors() == 0 && p99 <= self.goal_ms {
+            if self.held.as_ref().is_none_or(|(held, _)| rate > *held) {
+                self.held = Some((rate, sample.latencies()));
+            }
+        } else if self.missed.is_none_or(|(missed, _)| rate < missed) {
+            self.missed = Some((rate, p99));
+        }
+    }
+
+    /// The next rate to try: halfway between the highest that held and the lowest that missed.
+    fn next(&self) -> f64 {
+        let low = self.held.as_ref().map_or(0.0, |(rate, _)| *rate);
+        let high = self.missed.map_or(self.capacity, |(rate, _)| rate);
+        ((low + high) / 2.0).max(1.0)
+    }
+
+    /// The table's line for `op`.
+    fn line(&self, op: Op) -> String {
+        let share = |rate: f64| rate / self.capacity.max(1e-9) * 100.0;
+        format!(
+            "| {} | p99 ≤ {} ms | {:.0}/s | {} | {} |\n",
+            op.describe(),
+            self.goal_ms,
+            self.capacity,
+            match &self.held {
+                Some((rate, latencies)) => {
+                    format!("{rate:.0}/s ({:.0}%): {latencies}", share(*rate))
+                }
+                None => "none tried".to_owned(),
+            },
+            match self.missed {
+                Some((rate, p99)) => format!("{rate:.0}/s ({:.0}%): p99 {p99:.1}", share(rate)),
+                None => "none tried".to_owned(),
+            },
+        )
     }
 }
 
@@ -1873,6 +2025,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut goal_lines = Vec::new();
     let mut wal_lines = Vec::new();
     let mut at_rate_cpu_lines = Vec::new();
+    let mut search_lines = Vec::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     for op in ops {
         // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
@@ -1931,6 +2084,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut under = server_at(rate, args.seconds).await;
         let under_cpu = CpuTimes::since(cpu_before, server.child.id(), &under);
         trace(&under, op, "latency");
+        if let (Some(goal_ms), true) = (op.p99_goal_ms(), args.goal_search > 0) {
+            let mut search = RateSearch::new(goal_ms, cap.per_second());
+            search.record(rate, &mut under);
+            for _ in 0..args.goal_search {
+                let next = search.next();
+                phase(
+                    &format!("the p99 goal's rate: trying {next:.0}/s"),
+                    args.seconds,
+                );
+                let mut sample = server_at(next, args.seconds).await;
+                trace(&sample, op, &format!("search-{next:.0}"));
+                search.record(next, &mut sample);
+            }
+            search_lines.push(search.line(op));
+        }
         if let Some(goal) = op.goal_per_second() {
             // The throughput goal as an arrival rate: whether the server answers that many a
             // second as they come, and how fast, rather than inferred from a closed loop.
@@ -1988,8 +2156,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let raw_under_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw_under);
             trace(&raw_under, op, "raw");
             if let (
-                Some((server_ms, Some(postgres_ms), bench_ms)),
-                Some((_, Some(raw_postgres_ms), raw_bench_ms)),
+                Some(Cost {
+                    cpu: (server_ms, Some(postgres_ms), bench_ms),
+                    switches: (server_cs, Some(postgres_cs), bench_cs),
+                }),
+                Some(Cost {
+                    cpu: (_, Some(raw_postgres_ms), raw_bench_ms),
+                    switches: (_, Some(raw_postgres_cs), raw_bench_cs),
+                }),
             ) = (under_cpu, raw_under_cpu)
             {
                 // How busy the three made the machine's cores at this rate.
@@ -1997,7 +2171,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let total = server_ms + postgres_ms + bench_ms;
                 let raw_total = raw_postgres_ms + raw_bench_ms;
                 at_rate_cpu_lines.push(format!(
-                    "| {} | {rate:.0}/s | {server_ms:.3} | {postgres_ms:.3} | {bench_ms:.3} | {:.0}% | {raw_postgres_ms:.3} | {raw_bench_ms:.3} | {:.0}% |\n",
+                    "| {} | {rate:.0}/s | {server_ms:.3} | {postgres_ms:.3} | {bench_ms:.3} | {:.0}% | {server_cs:.2} / {postgres_cs:.2} / {bench_cs:.2} | {raw_postgres_ms:.3} | {raw_bench_ms:.3} | {:.0}% | {raw_postgres_cs:.2} / {raw_bench_cs:.2} |\n",
                     op.describe(),
                     busy(total),
                     busy(raw_total),
@@ -2031,7 +2205,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if let (
             Some((server_ms, Some(postgres_ms), bench_ms)),
             Some((_, Some(raw_postgres_ms), raw_bench_ms)),
-        ) = (cap_cpu, raw_cpu)
+        ) = (cap_cpu.map(|cost| cost.cpu), raw_cpu.map(|cost| cost.cpu))
         {
             cpu_lines.push(format!(
                 "| {} | {server_ms:.3} | {postgres_ms:.3} | {bench_ms:.3} | {raw_postgres_ms:.3} | {raw_bench_ms:.3} | {:.2}× |\n",
@@ -2076,6 +2250,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         print!("{section}");
         table.push_str(&section);
     }
+    if !search_lines.is_empty() {
+        let section = format!(
+            "\nThe reads' latency goals as a rate: the highest arrival rate found at which the \
+             p99 held the goal, by bisection between none and the capacity ({} runs of {} s \
+             after the latency run, each at the rate halfway between the highest that held \
+             and the lowest that missed); beside it the lowest rate that missed. One run is \
+             one sample of a noisy tail, so the bounds are approximate.\n\n\
+             | operation | goal | capacity | highest rate that held it (share of capacity): p50 / p95 / p99 / max ms | lowest rate that missed it: p99 ms |\n\
+             | --- | --- | --- | --- | --- |\n{}",
+            args.goal_search,
+            args.seconds,
+            search_lines.concat()
+        );
+        print!("{section}");
+        table.push_str(&section);
+    }
     if !at_rate_cpu_lines.is_empty() {
         let section = format!(
             "\nCPU time per read in the latency runs (an open loop at the rate asked), from \
@@ -2083,9 +2273,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
              at that rate; beside it the raw read's at the same rate. A read that arrives alone \
              wakes each process it needs, so it costs more CPU than one in the closed loop of \
              the capacity runs (tuning step 20), and half the closed loop's capacity keeps the \
-             cores busier than half.\n\n\
-             | operation | rate | server ms | PostgreSQL ms | load generator ms | cores busy | raw: PostgreSQL ms | raw: load generator ms | raw: cores busy |\n\
-             | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{}",
+             cores busier than half. The context switches a read (from each thread's \
+             `/proc/<pid>/task/<tid>/status`) say how often each process's threads gave up \
+             a core for it, mostly to sleep until the next message woke them.\n\n\
+             | operation | rate | server ms | PostgreSQL ms | load generator ms | cores busy | context switches a read: server / PostgreSQL / load generator | raw: PostgreSQL ms | raw: load generator ms | raw: cores busy | raw: context switches a read, PostgreSQL / load generator |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{}",
             at_rate_cpu_lines.concat()
         );
         print!("{section}");
@@ -2260,6 +2452,49 @@ mod tests {
     }
 
     #[test]
+    fn the_goal_search_closes_in_on_the_highest_rate_that_held_the_p99() {
+        // A run whose every request took `ms`, or one that failed.
+        let run = |ms: u64, failed: bool| {
+            let mut sample = Sample::default();
+            for _ in 0..100 {
+                sample.add(Ok(1), Duration::from_millis(ms));
+            }
+            if failed {
+                sample.add(Err("503".into()), Duration::from_millis(1));
+            }
+            sample
+        };
+        let mut search = RateSearch::new(5.0, 1000.0);
+        assert_eq!(
+            search.next(),
+            500.0,
+            "nothing tried: halfway to the capacity"
+        );
+        search.record(500.0, &mut run(9, false));
+        assert_eq!(search.next(), 250.0, "a miss at 500: halfway below it");
+        search.record(250.0, &mut run(2, false));
+        assert_eq!(
+            search.next(),
+            375.0,
+            "a hold at 250: halfway up to the miss"
+        );
+        // A failed request is a miss whatever the latency of the others.
+        search.record(375.0, &mut run(2, true));
+        assert_eq!(search.next(), 312.5);
+        // Noise: a miss below the highest hold is kept as measured; the next rate lies
+        // between them.
+        search.record(312.5, &mut run(2, false));
+        search.record(300.0, &mut run(7, false));
+        assert_eq!(search.next(), 306.25);
+        let line = search.line(Op::Profile);
+        assert!(
+            line.contains("| 312/s (31%): 2.0 / 2.0 / 2.0 / 2.0 |"),
+            "{line}"
+        );
+        assert!(line.contains("| 300/s (30%): p99 7.0 |"), "{line}");
+    }
+
+    #[test]
     fn the_ratio_is_a_dash_when_the_raw_side_did_nothing() {
         let sample = |units: u64| Sample {
             units,
@@ -2321,12 +2556,14 @@ mod tests {
             postgres: HashMap::from([(1, 10.0), (2, 5.0)]),
             server: 1.0,
             bench: 0.5,
+            switches: ContextSwitches::default(),
         };
         // Backend 2 exited; backend 3 is new.
         let after = CpuTimes {
             postgres: HashMap::from([(1, 11.0), (3, 1.0)]),
             server: 1.5,
             bench: 0.6,
+            switches: ContextSwitches::default(),
         };
         let (server, postgres, bench) = after.per_request(&before, 1000);
         assert!((server - 0.5).abs() < 1e-9, "{server}");
@@ -2334,5 +2571,28 @@ mod tests {
         assert!((bench - 0.1).abs() < 1e-9, "{bench}");
         let remote = CpuTimes::default().per_request(&CpuTimes::default(), 10);
         assert_eq!(remote.1, None);
+    }
+
+    #[test]
+    fn context_switches_are_counted_over_every_thread_and_per_request() {
+        let status =
+            "Name:\tpostgres\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(thread_switches(status), 127);
+        assert_eq!(thread_switches("Name:\tx\n"), 0);
+        // This process has at least its main thread and the test's, each with a count.
+        let own = process_switches(Path::new("/proc/self"));
+        assert!(own > 0, "{own}");
+        let before = ContextSwitches {
+            postgres: HashMap::from([(1, 100), (2, 50)]),
+            server: 1_000,
+            bench: 500,
+        };
+        // Backend 2 exited; backend 3 is new; a server thread ended, taking its count.
+        let after = ContextSwitches {
+            postgres: HashMap::from([(1, 300), (3, 100)]),
+            server: 900,
+            bench: 700,
+        };
+        assert_eq!(after.per_request(&before, 100), (0.0, Some(3.0), 2.0));
     }
 }
