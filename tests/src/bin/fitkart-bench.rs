@@ -24,6 +24,10 @@
 //!    an uncounted second), so the tail the machine itself gives that read at that rate,
 //!    without the server, stands beside the server's.
 //!
+//! For each read with a p99 goal, after its latency run, it searches for the highest arrival
+//! rate at which the p99 holds the goal: `--goal-search` more fixed-rate runs (4 by default),
+//! each halfway between the highest rate that held it and the lowest that missed it.
+//!
 //! With `--warmup S`, each capacity and raw-limit run comes after S uncounted seconds of the
 //! same work, so a database larger than PostgreSQL's buffers is measured once the pages the
 //! work touches are in them (`scripts/bench.sh seed` passes 30). `--rate N` sets item 2's
@@ -34,8 +38,9 @@
 //! when there is none, a remote database) and itself, and prints them in a second table:
 //! the figure to compare when a change is meant to make a request cheaper, since a rate on
 //! a shared machine moves with everything else it runs. A third table gives the same for each
-//! read's latency run and its raw read at that rate, and how busy the three kept the
-//! machine's cores: a request that arrives alone costs more than one in a closed loop.
+//! read's latency run and its raw read at that rate, how busy the three kept the machine's
+//! cores, and each one's context switches a read (from `/proc/<pid>/task/*/status`): a
+//! request that arrives alone costs more than one in a closed loop.
 //!
 //! Last, it times the leaderboard rebuilds (each period, the nightly job's three, and the
 //! full rebuild) while a client keeps reading the board being rebuilt.
@@ -1485,8 +1490,9 @@ impl CpuTimes {
         Some(times)
     }
 
-    /// The CPU each part used since `before` (taken by [`CpuTimes::now`]), per request of
-    /// `sample`, failed ones included: see [`CpuTimes::per_request`].
+    /// The CPU each part used and the context switches it made since `before` (taken by
+    /// [`CpuTimes::now`]), per request of `sample`, failed ones included: see
+    /// [`CpuTimes::per_request`].
     fn since(before: Option<Self>, server_pid: u32, sample: &Sample) -> Option<Cost> {
         let requests = sample.latencies.len() + sample.errors() as usize;
         let (now, before) = (Self::now(server_pid)?, before?);
