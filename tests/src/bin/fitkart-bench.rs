@@ -1393,25 +1393,44 @@ where
 /// every architecture it exports to user space.
 const USER_HZ: f64 = 100.0;
 
-/// CPU time used so far, in seconds, by the processes a run measures, read from `/proc`
-/// (Linux): every process named `postgres` on this machine (by pid, so that a connection
-/// opened during a measurement counts from zero), the server, and this load generator.
+/// A counter read from `/proc` (Linux) for each process a run measures: every process named
+/// `postgres` on this machine (by pid, so that a connection opened during a measurement counts
+/// from zero), the server, and this load generator.
 #[derive(Default)]
-struct CpuTimes {
+struct PerProcess {
     postgres: HashMap<u32, f64>,
     server: f64,
     bench: f64,
-    /// The same processes' context switches so far, voluntary or not, over all their
-    /// threads: how often a thread gave up its core, mostly to sleep until woken.
-    switches: ContextSwitches,
 }
 
-/// Context switches so far by process, as [`CpuTimes`] holds CPU time.
+impl PerProcess {
+    /// How much each part's counter grew from `before` to `self`, times `scale`, per one of
+    /// `requests`: (server, PostgreSQL, load generator). PostgreSQL's is `None` when no
+    /// `postgres` process runs on this machine (a remote database). A counter that fell (a
+    /// thread that ended took its count with it) counts as none, never below.
+    fn per_request(&self, before: &Self, requests: usize, scale: f64) -> (f64, Option<f64>, f64) {
+        let grew = |after: f64, before: f64| (after - before).max(0.0);
+        let per = |amount: f64| amount * scale / requests.max(1) as f64;
+        let postgres: f64 = self
+            .postgres
+            .iter()
+            .map(|(pid, after)| grew(*after, before.postgres.get(pid).copied().unwrap_or(0.0)))
+            .sum();
+        (
+            per(grew(self.server, before.server)),
+            (!self.postgres.is_empty()).then(|| per(postgres)),
+            per(grew(self.bench, before.bench)),
+        )
+    }
+}
+
+/// What the processes a run measures have used so far: CPU seconds, and context switches
+/// (voluntary or not, over all their threads: how often a thread gave up its core, mostly to
+/// sleep until woken).
 #[derive(Default)]
-struct ContextSwitches {
-    postgres: HashMap<u32, u64>,
-    server: u64,
-    bench: u64,
+struct Usage {
+    cpu: PerProcess,
+    switches: PerProcess,
 }
 
 /// What a run cost the processes it measures, per request: (server, PostgreSQL, load
@@ -1457,8 +1476,8 @@ fn process_cpu(stat: &str) -> Option<(&str, f64)> {
     Some((name, (utime + stime) / USER_HZ))
 }
 
-impl CpuTimes {
-    /// The CPU times now; `None` where `/proc` cannot be read (not Linux).
+impl Usage {
+    /// The counters now; `None` where `/proc` cannot be read (not Linux).
     fn now(server_pid: u32) -> Option<Self> {
         let mut times = Self::default();
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -1475,71 +1494,30 @@ impl CpuTimes {
             let Some((name, seconds)) = process_cpu(&stat) else {
                 continue;
             };
-            let switches = || process_switches(&entry.path());
+            let switches = || process_switches(&entry.path()) as f64;
             if pid == server_pid {
-                times.server = seconds;
+                times.cpu.server = seconds;
                 times.switches.server = switches();
             } else if pid == std::process::id() {
-                times.bench = seconds;
+                times.cpu.bench = seconds;
                 times.switches.bench = switches();
             } else if name == "postgres" {
-                times.postgres.insert(pid, seconds);
+                times.cpu.postgres.insert(pid, seconds);
                 times.switches.postgres.insert(pid, switches());
             }
         }
         Some(times)
     }
 
-    /// The CPU each part used and the context switches it made since `before` (taken by
-    /// [`CpuTimes::now`]), per request of `sample`, failed ones included: see
-    /// [`CpuTimes::per_request`].
+    /// The CPU milliseconds each part used and the context switches it made since `before`
+    /// (taken by [`Usage::now`]), per request of `sample`, failed ones included.
     fn since(before: Option<Self>, server_pid: u32, sample: &Sample) -> Option<Cost> {
         let requests = sample.latencies.len() + sample.errors() as usize;
         let (now, before) = (Self::now(server_pid)?, before?);
         Some(Cost {
-            cpu: now.per_request(&before, requests),
-            switches: now.switches.per_request(&before.switches, requests),
+            cpu: now.cpu.per_request(&before.cpu, requests, 1000.0),
+            switches: now.switches.per_request(&before.switches, requests, 1.0),
         })
-    }
-
-    /// The CPU each part used from `before` to `self`, in milliseconds per one of `requests`:
-    /// (server, PostgreSQL, load generator). PostgreSQL's is `None` when no `postgres`
-    /// process runs on this machine (a remote database).
-    fn per_request(&self, before: &Self, requests: usize) -> (f64, Option<f64>, f64) {
-        let per = |seconds: f64| seconds * 1000.0 / requests.max(1) as f64;
-        let postgres: f64 = self
-            .postgres
-            .iter()
-            .map(|(pid, after)| after - before.postgres.get(pid).copied().unwrap_or(0.0))
-            .sum();
-        (
-            per(self.server - before.server),
-            (!self.postgres.is_empty()).then(|| per(postgres)),
-            per(self.bench - before.bench),
-        )
-    }
-}
-
-impl ContextSwitches {
-    /// The context switches each part made from `before` to `self`, per one of `requests`,
-    /// counted as [`CpuTimes::per_request`] counts CPU: (server, PostgreSQL, load generator).
-    /// A thread that ended meanwhile takes its count with it, so a part whose threads come
-    /// and go may show fewer than it made (never below none).
-    fn per_request(&self, before: &Self, requests: usize) -> (f64, Option<f64>, f64) {
-        let per =
-            |after: u64, before: u64| after.saturating_sub(before) as f64 / requests.max(1) as f64;
-        let postgres: u64 = self
-            .postgres
-            .iter()
-            .map(|(pid, after)| {
-                after.saturating_sub(before.postgres.get(pid).copied().unwrap_or(0))
-            })
-            .sum();
-        (
-            per(self.server, before.server),
-            (!self.postgres.is_empty()).then(|| per(postgres, 0)),
-            per(self.bench, before.bench),
-        )
     }
 }
 
@@ -2070,9 +2048,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         phase("capacity", args.seconds);
         let wal_before = WalCounters::now(&db).await;
-        let cpu_before = CpuTimes::now(server.child.id());
+        let cpu_before = Usage::now(server.child.id());
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
-        let cap_cpu = CpuTimes::since(cpu_before, server.child.id(), &cap);
+        let cap_cpu = Usage::since(cpu_before, server.child.id(), &cap);
         let cap_wal = WalCounters::since(wal_before, &db, &cap).await;
         let rate = args
             .rate
@@ -2086,9 +2064,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             server_at(rate, 1).await;
         }
         phase(&format!("latency at {rate:.0}/s"), args.seconds);
-        let cpu_before = CpuTimes::now(server.child.id());
+        let cpu_before = Usage::now(server.child.id());
         let mut under = server_at(rate, args.seconds).await;
-        let under_cpu = CpuTimes::since(cpu_before, server.child.id(), &under);
+        let under_cpu = Usage::since(cpu_before, server.child.id(), &under);
         trace(&under, op, "latency");
         if let (Some(goal_ms), true) = (op.p99_goal_ms(), args.goal_search > 0) {
             let mut search = RateSearch::new(goal_ms, cap.per_second());
@@ -2138,9 +2116,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         phase("raw-SQL limit", args.seconds);
         let wal_before = WalCounters::now(&db).await;
-        let cpu_before = CpuTimes::now(server.child.id());
+        let cpu_before = Usage::now(server.child.id());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
-        let raw_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw);
+        let raw_cpu = Usage::since(cpu_before, server.child.id(), &raw);
         let raw_wal = WalCounters::since(wal_before, &db, &raw).await;
         if let (true, Some(server), Some(raw)) = (op.is_write(), cap_wal, raw_wal) {
             let text = |(kb, images): (f64, f64)| format!("{kb:.1} kB, {images:.1} full pages");
@@ -2157,9 +2135,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None
         } else {
             raw_fixed_rate(&pool, &world, op, rate, 1).await;
-            let cpu_before = CpuTimes::now(server.child.id());
+            let cpu_before = Usage::now(server.child.id());
             let raw_under = raw_fixed_rate(&pool, &world, op, rate, args.seconds).await;
-            let raw_under_cpu = CpuTimes::since(cpu_before, server.child.id(), &raw_under);
+            let raw_under_cpu = Usage::since(cpu_before, server.child.id(), &raw_under);
             trace(&raw_under, op, "raw");
             if let (
                 Some(Cost {
@@ -2558,24 +2536,22 @@ mod tests {
 
     #[test]
     fn cpu_per_request_counts_a_connection_opened_meanwhile_from_zero() {
-        let before = CpuTimes {
+        let before = PerProcess {
             postgres: HashMap::from([(1, 10.0), (2, 5.0)]),
             server: 1.0,
             bench: 0.5,
-            switches: ContextSwitches::default(),
         };
         // Backend 2 exited; backend 3 is new.
-        let after = CpuTimes {
+        let after = PerProcess {
             postgres: HashMap::from([(1, 11.0), (3, 1.0)]),
             server: 1.5,
             bench: 0.6,
-            switches: ContextSwitches::default(),
         };
-        let (server, postgres, bench) = after.per_request(&before, 1000);
+        let (server, postgres, bench) = after.per_request(&before, 1000, 1000.0);
         assert!((server - 0.5).abs() < 1e-9, "{server}");
         assert!((postgres.unwrap() - 2.0).abs() < 1e-9, "{postgres:?}");
         assert!((bench - 0.1).abs() < 1e-9, "{bench}");
-        let remote = CpuTimes::default().per_request(&CpuTimes::default(), 10);
+        let remote = PerProcess::default().per_request(&PerProcess::default(), 10, 1000.0);
         assert_eq!(remote.1, None);
     }
 
@@ -2588,17 +2564,17 @@ mod tests {
         // This process has at least its main thread and the test's, each with a count.
         let own = process_switches(Path::new("/proc/self"));
         assert!(own > 0, "{own}");
-        let before = ContextSwitches {
-            postgres: HashMap::from([(1, 100), (2, 50)]),
-            server: 1_000,
-            bench: 500,
+        let before = PerProcess {
+            postgres: HashMap::from([(1, 100.0), (2, 50.0)]),
+            server: 1_000.0,
+            bench: 500.0,
         };
         // Backend 2 exited; backend 3 is new; a server thread ended, taking its count.
-        let after = ContextSwitches {
-            postgres: HashMap::from([(1, 300), (3, 100)]),
-            server: 900,
-            bench: 700,
+        let after = PerProcess {
+            postgres: HashMap::from([(1, 300.0), (3, 100.0)]),
+            server: 900.0,
+            bench: 700.0,
         };
-        assert_eq!(after.per_request(&before, 100), (0.0, Some(3.0), 2.0));
+        assert_eq!(after.per_request(&before, 100, 1.0), (0.0, Some(3.0), 2.0));
     }
 }
