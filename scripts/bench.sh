@@ -80,10 +80,18 @@ if [ "${FITKART_BENCH_FRESH:-0}" = 1 ]; then
   drop "$name"
 fi
 if ! exists "$name"; then
-  time target/release/fitkart-sync-server generate --preset "$preset" --database-url "$server_url/$name"
+  # Generated under another name and renamed once complete: a generation stopped part-way
+  # (Ctrl-C, a full disk) leaves no database the next run would take for a whole one.
+  partial="${name}_partial"
+  if exists "$partial"; then
+    echo "bench: dropping $partial, left by a generation that did not finish" >&2
+    drop "$partial"
+  fi
+  time target/release/fitkart-sync-server generate --preset "$preset" --database-url "$server_url/$partial"
   # Generating writes gigabytes of WAL: without a checkpoint now, the one it calls for begins
   # during the bench's write runs (docs/benchmarks.md, tuning step 22).
-  psql "$server_url/$name" -qc CHECKPOINT
+  psql "$server_url/postgres" -qc CHECKPOINT
+  psql "$server_url/postgres" -qc "ALTER DATABASE \"$partial\" RENAME TO \"$name\""
 fi
 warmup=()
 if [ "$preset" = seed ]; then

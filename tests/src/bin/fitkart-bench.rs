@@ -1866,6 +1866,16 @@ async fn raw_limit(
     .await
 }
 
+/// The kernel's autogroup scheduling, which the PostgreSQL community has advised turning off
+/// on a database host (each backend calls `setsid`, so each is a scheduling group of its own):
+/// the heading gives it so a run can be reproduced; in tuning step 25's alternating runs it
+/// made no clear difference to the reads' tail. Empty where the kernel has no such setting.
+fn autogroup_text() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .map(|value| format!("kernel.sched_autogroup_enabled {}; ", value.trim()))
+        .unwrap_or_default()
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -1915,7 +1925,16 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(args))
+    runtime.block_on(async {
+        tokio::select! {
+            outcome = run(args) => outcome,
+            // Dropping the run stops the server it started (`Server`'s drop), so an interrupted
+            // bench leaves no server behind holding the database's connections.
+            () = fitkart_sync_server::server::shutdown_signal() => {
+                bail!("interrupted: the server it started is stopped; no report was written")
+            }
+        }
+    })
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -1974,7 +1993,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "### Server at scale{}\n\n{} users, about {} step records (the planner's estimate); {} clients, {} s per measurement{}; \
          latency at {}, timed from each request's due time; \
          measured after the server's start-up jobs (ledger verification, upkeep: {:.1} s); \
-         {}; load average at start {}; {}.\n\n\
+         {}; {}load average at start {}; {}.\n\n\
          | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run (for a read, also its latency at the server's rate: p50 / p95 / p99 / max) | ratio | goal |\n\
          | --- | --- | --- | --- | --- | --- |\n",
         if args.label.is_empty() {
@@ -2000,6 +2019,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         start_up_jobs.as_secs_f64(),
         postgres,
+        autogroup_text(),
         load_average(),
         Utc::now().format("%Y-%m-%d %H:%M UTC"),
     );
