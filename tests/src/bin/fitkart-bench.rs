@@ -2068,9 +2068,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         phase("capacity", args.seconds);
         let wal_before = WalCounters::now(&db).await;
-        let cpu_before = Usage::now(server.child.id());
+        let usage_before = Usage::now(server.child.id());
         let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
-        let cap_cpu = Usage::since(cpu_before, server.child.id(), &cap);
+        let cap_cost = Usage::since(usage_before, server.child.id(), &cap);
         let cap_wal = WalCounters::since(wal_before, &db, &cap).await;
         let rate = args
             .rate
@@ -2084,9 +2084,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             server_at(rate, 1).await;
         }
         phase(&format!("latency at {rate:.0}/s"), args.seconds);
-        let cpu_before = Usage::now(server.child.id());
+        let usage_before = Usage::now(server.child.id());
         let mut under = server_at(rate, args.seconds).await;
-        let under_cpu = Usage::since(cpu_before, server.child.id(), &under);
+        let under_cost = Usage::since(usage_before, server.child.id(), &under);
         trace(&under, op, "latency");
         if let (Some(goal_ms), true) = (op.p99_goal_ms(), args.goal_search > 0) {
             let mut search = RateSearch::new(goal_ms, cap.per_second());
@@ -2136,9 +2136,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         phase("raw-SQL limit", args.seconds);
         let wal_before = WalCounters::now(&db).await;
-        let cpu_before = Usage::now(server.child.id());
+        let usage_before = Usage::now(server.child.id());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
-        let raw_cpu = Usage::since(cpu_before, server.child.id(), &raw);
+        let raw_cost = Usage::since(usage_before, server.child.id(), &raw);
         let raw_wal = WalCounters::since(wal_before, &db, &raw).await;
         if let (true, Some(server), Some(raw)) = (op.is_write(), cap_wal, raw_wal) {
             let text = |(kb, images): (f64, f64)| format!("{kb:.1} kB, {images:.1} full pages");
@@ -2155,9 +2155,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None
         } else {
             raw_fixed_rate(&pool, &world, op, rate, 1).await;
-            let cpu_before = Usage::now(server.child.id());
+            let usage_before = Usage::now(server.child.id());
             let raw_under = raw_fixed_rate(&pool, &world, op, rate, args.seconds).await;
-            let raw_under_cpu = Usage::since(cpu_before, server.child.id(), &raw_under);
+            let raw_under_cost = Usage::since(usage_before, server.child.id(), &raw_under);
             trace(&raw_under, op, "raw");
             if let (
                 Some(Cost {
@@ -2168,7 +2168,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     cpu: (_, Some(raw_postgres_ms), raw_bench_ms),
                     switches: (_, Some(raw_postgres_cs), raw_bench_cs),
                 }),
-            ) = (under_cpu, raw_under_cpu)
+            ) = (under_cost, raw_under_cost)
             {
                 // How busy the three made the machine's cores at this rate.
                 let busy = |ms: f64| ms * rate / 1000.0 / cores * 100.0;
@@ -2209,7 +2209,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if let (
             Some((server_ms, Some(postgres_ms), bench_ms)),
             Some((_, Some(raw_postgres_ms), raw_bench_ms)),
-        ) = (cap_cpu.map(|cost| cost.cpu), raw_cpu.map(|cost| cost.cpu))
+        ) = (cap_cost.map(|cost| cost.cpu), raw_cost.map(|cost| cost.cpu))
         {
             cpu_lines.push(format!(
                 "| {} | {server_ms:.3} | {postgres_ms:.3} | {bench_ms:.3} | {raw_postgres_ms:.3} | {raw_bench_ms:.3} | {:.2}× |\n",
@@ -2554,19 +2554,20 @@ mod tests {
         assert!(process_cpu(&own).is_some_and(|(_, seconds)| seconds >= 0.0));
     }
 
+    /// Counters of PostgreSQL's processes by pid, the server's and the load generator's.
+    fn counters(postgres: &[(u32, f64)], server: f64, bench: f64) -> PerProcess {
+        PerProcess {
+            postgres: postgres.iter().copied().collect(),
+            server,
+            bench,
+        }
+    }
+
     #[test]
     fn cpu_per_request_counts_a_connection_opened_meanwhile_from_zero() {
-        let before = PerProcess {
-            postgres: HashMap::from([(1, 10.0), (2, 5.0)]),
-            server: 1.0,
-            bench: 0.5,
-        };
+        let before = counters(&[(1, 10.0), (2, 5.0)], 1.0, 0.5);
         // Backend 2 exited; backend 3 is new.
-        let after = PerProcess {
-            postgres: HashMap::from([(1, 11.0), (3, 1.0)]),
-            server: 1.5,
-            bench: 0.6,
-        };
+        let after = counters(&[(1, 11.0), (3, 1.0)], 1.5, 0.6);
         let (server, postgres, bench) = after.per_request(&before, 1000, 1000.0);
         assert!((server - 0.5).abs() < 1e-9, "{server}");
         assert!((postgres.unwrap() - 2.0).abs() < 1e-9, "{postgres:?}");
@@ -2584,17 +2585,9 @@ mod tests {
         // This process has at least its main thread and the test's, each with a count.
         let own = process_switches(Path::new("/proc/self"));
         assert!(own > 0, "{own}");
-        let before = PerProcess {
-            postgres: HashMap::from([(1, 100.0), (2, 50.0)]),
-            server: 1_000.0,
-            bench: 500.0,
-        };
+        let before = counters(&[(1, 100.0), (2, 50.0)], 1_000.0, 500.0);
         // Backend 2 exited; backend 3 is new; a server thread ended, taking its count.
-        let after = PerProcess {
-            postgres: HashMap::from([(1, 300.0), (3, 100.0)]),
-            server: 900.0,
-            bench: 700.0,
-        };
+        let after = counters(&[(1, 300.0), (3, 100.0)], 900.0, 700.0);
         assert_eq!(after.per_request(&before, 100, 1.0), (0.0, Some(3.0), 2.0));
     }
 }
