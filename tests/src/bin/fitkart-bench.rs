@@ -1255,6 +1255,9 @@ struct Sample {
     /// When a run at a fixed rate started, by the wall clock (to line a trace up with other
     /// records of the machine).
     started_at: Option<SystemTime>,
+    /// The share of the machine's cores, in percent, that the hypervisor took during the run
+    /// ([`Steal`]); `None` where `/proc/stat` cannot be read.
+    steal: Option<f64>,
 }
 
 impl Sample {
@@ -1325,9 +1328,32 @@ impl Sample {
         self.errors.values().sum()
     }
 
+    /// The hypervisor's share of the cores during the run as the tables print it
+    /// ("steal 4.2%"); `None` where it is not known.
+    fn steal_text(&self) -> Option<String> {
+        self.steal.map(|share| format!("steal {share:.1}%"))
+    }
+
+    /// `text`, then the run's steal in brackets where it is known: "2.0 / 3.1 (steal 0.4%)".
+    fn with_steal(&self, text: String) -> String {
+        match self.steal_text() {
+            Some(steal) => format!("{text} ({steal})"),
+            None => text,
+        }
+    }
+
     /// Writes the timeline as `<dir>/<name>.csv` and returns a line on how the requests over
-    /// `slow` were spread: in how many of the run's 100 ms windows, and the worst window.
-    fn write_trace(&self, dir: &Path, name: &str, slow: Duration) -> anyhow::Result<String> {
+    /// `slow` were spread: in how many of the run's 100 ms windows, and the worst window; with
+    /// `steal` (a [`StealTimeline`]'s samples), also in how many windows the hypervisor took
+    /// a core and how many of the slow requests were due in them, and writes the samples as
+    /// `<dir>/steal.csv` (seconds since the epoch, steal seconds so far).
+    fn write_trace(
+        &self,
+        dir: &Path,
+        name: &str,
+        slow: Duration,
+        steal: Option<&[(SystemTime, f64)]>,
+    ) -> anyhow::Result<String> {
         let mut timeline = self.timeline.clone();
         timeline.sort_unstable();
         let mut csv = String::from("due_ms,latency_ms\n");
@@ -1351,16 +1377,50 @@ impl Sample {
             .started_at
             .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
             .unwrap_or_default();
+        let window_count = self.elapsed.as_millis().div_ceil(100);
+        let stolen = match (steal, self.started_at) {
+            (Some(samples), Some(started_at)) => {
+                let mut csv = String::from("unix_s,steal_s\n");
+                for (when, seconds) in samples {
+                    let when = when
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default();
+                    csv.push_str(&format!("{:.3},{seconds:.2}\n", when.as_secs_f64()));
+                }
+                std::fs::write(dir.join("steal.csv"), csv)?;
+                let window_start =
+                    |window: u128| started_at + Duration::from_millis(window as u64 * 100);
+                let with_steal: Vec<u128> = (0..window_count)
+                    .filter(|window| {
+                        steal_between(samples, window_start(*window), window_start(window + 1))
+                            > 0.0
+                    })
+                    .collect();
+                let slow_in_them: usize = with_steal
+                    .iter()
+                    .filter_map(|window| windows.get(window))
+                    .sum();
+                format!(
+                    "; the hypervisor took a core in {} of the windows, where {slow_in_them} of the slow ones were due",
+                    with_steal.len()
+                )
+            }
+            _ => String::new(),
+        };
         Ok(format!(
-            "{} (started at {:.3} s since the epoch): {slow_total} of {} over {} ms, in {} of {} windows of 100 ms{}",
+            "{} (started at {:.3} s since the epoch): {slow_total} of {} over {} ms, in {} of {} windows of 100 ms{}{stolen}{}",
             path.display(),
             started.as_secs_f64(),
             timeline.len(),
             slow.as_millis(),
             windows.len(),
-            self.elapsed.as_millis().div_ceil(100),
+            window_count,
             match worst {
                 Some((window, n)) => format!(" (most: {n} at {} ms)", window * 100),
+                None => String::new(),
+            },
+            match self.steal_text() {
+                Some(text) => format!("; {text} of the cores over the run"),
                 None => String::new(),
             }
         ))
@@ -1374,7 +1434,7 @@ where
     F: Fn(Instant) -> R,
     R: Future<Output = Sample> + Send + 'static,
 {
-    let started = Instant::now();
+    let (started, steal) = (Instant::now(), Steal::now());
     let deadline = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..clients)
         .map(|_| tokio::spawn(client(deadline)))
@@ -1386,12 +1446,109 @@ where
         }
     }
     total.elapsed = started.elapsed();
+    total.steal = Steal::share_since(steal, total.elapsed);
     total
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat`'s CPU times: Linux's `USER_HZ`, 100 on
 /// every architecture it exports to user space.
 const USER_HZ: f64 = 100.0;
+
+/// The hypervisor's steal (`/proc/stat`): time this virtual machine's cores were ready to run
+/// but the host ran something else. On a shared host it comes in bursts of a few seconds that
+/// take up to a sixth of the cores (2026-12-02); a read waiting for a core in one is slow
+/// however little work it needs, so each run says how much of the cores the host took.
+#[derive(Clone, Copy)]
+struct Steal {
+    /// Seconds of steal so far, summed over the cores.
+    seconds: f64,
+    /// The machine's cores, as `/proc/stat` lists them.
+    cores: usize,
+}
+
+impl Steal {
+    /// From the text of `/proc/stat`: its `cpu` line's eighth value (user, nice, system,
+    /// idle, iowait, irq, softirq, steal), in clock ticks, and its `cpuN` lines.
+    fn parse(stat: &str) -> Option<Self> {
+        let total = stat.lines().next()?.strip_prefix("cpu ")?;
+        let ticks: f64 = total.split_whitespace().nth(7)?.parse().ok()?;
+        let cores = stat
+            .lines()
+            .filter(|line| {
+                line.strip_prefix("cpu")
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .count();
+        Some(Self {
+            seconds: ticks / USER_HZ,
+            cores: cores.max(1),
+        })
+    }
+
+    /// The steal so far; `None` where `/proc/stat` cannot be read (not Linux).
+    fn now() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// The share of the cores, in percent, the hypervisor took from `before` to now, over
+    /// `elapsed`.
+    fn share_since(before: Option<Self>, elapsed: Duration) -> Option<f64> {
+        let (before, now) = (before?, Self::now()?);
+        let capacity = elapsed.as_secs_f64().max(1e-9) * now.cores as f64;
+        Some((now.seconds - before.seconds).max(0.0) / capacity * 100.0)
+    }
+}
+
+/// The steal sampled every 20 ms by a thread of its own while the bench runs with `--trace`,
+/// so a trace can say in which of its 100 ms windows the hypervisor took a core.
+struct StealTimeline {
+    samples: Arc<Mutex<Vec<(SystemTime, f64)>>>,
+}
+
+impl StealTimeline {
+    /// Starts sampling; `None` where `/proc/stat` cannot be read. The thread runs until the
+    /// process ends (reading `/proc/stat` 50 times a second costs well under 0.1% of a core).
+    fn start() -> Option<Self> {
+        Steal::now()?;
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let sink = samples.clone();
+        std::thread::Builder::new()
+            .name("steal-sampler".into())
+            .spawn(move || {
+                loop {
+                    if let Some(steal) = Steal::now() {
+                        sink.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((SystemTime::now(), steal.seconds));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .ok()?;
+        Some(Self { samples })
+    }
+
+    /// The samples so far, oldest first.
+    fn samples(&self) -> Vec<(SystemTime, f64)> {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Of `samples` (when, steal seconds so far; oldest first): the steal between `from` and
+/// `to`, each end read from the last sample at or before it.
+fn steal_between(samples: &[(SystemTime, f64)], from: SystemTime, to: SystemTime) -> f64 {
+    let at = |time: SystemTime| {
+        let index = samples.partition_point(|(when, _)| *when <= time);
+        index.checked_sub(1).map(|i| samples[i].1)
+    };
+    match (at(from), at(to)) {
+        (Some(from), Some(to)) => (to - from).max(0.0),
+        _ => 0.0,
+    }
+}
 
 /// A counter read from `/proc` (Linux) for each process a run measures: every process named
 /// `postgres` on this machine (by pid, so that a connection opened during a measurement counts
@@ -1637,8 +1794,8 @@ struct RateSearch {
     capacity: f64,
     /// The highest rate that held the goal, and its latencies as the table prints them.
     held: Option<(f64, String)>,
-    /// The lowest rate that missed it, and its p99.
-    missed: Option<(f64, f64)>,
+    /// The lowest rate that missed it, and its p99 as the table prints it.
+    missed: Option<(f64, f64, String)>,
 }
 
 impl RateSearch {
@@ -1657,17 +1814,25 @@ impl RateSearch {
         let p99 = sample.percentile(0.99);
         if sample.errors() == 0 && p99 <= self.goal_ms {
             if self.held.as_ref().is_none_or(|(held, _)| rate > *held) {
-                self.held = Some((rate, sample.latencies()));
+                let latencies = sample.latencies();
+                self.held = Some((rate, sample.with_steal(latencies)));
             }
-        } else if self.missed.is_none_or(|(missed, _)| rate < missed) {
-            self.missed = Some((rate, p99));
+        } else if self
+            .missed
+            .as_ref()
+            .is_none_or(|(missed, ..)| rate < *missed)
+        {
+            self.missed = Some((rate, p99, sample.with_steal(format!("p99 {p99:.1}"))));
         }
     }
 
     /// The next rate to try: halfway between the highest that held and the lowest that missed.
     fn next(&self) -> f64 {
         let low = self.held.as_ref().map_or(0.0, |(rate, _)| *rate);
-        let high = self.missed.map_or(self.capacity, |(rate, _)| rate);
+        let high = self
+            .missed
+            .as_ref()
+            .map_or(self.capacity, |(rate, ..)| *rate);
         ((low + high) / 2.0).max(1.0)
     }
 
@@ -1685,8 +1850,8 @@ impl RateSearch {
                 }
                 None => "none tried".to_owned(),
             },
-            match self.missed {
-                Some((rate, p99)) => format!("{rate:.0}/s ({:.0}%): p99 {p99:.1}", share(rate)),
+            match &self.missed {
+                Some((rate, _, p99)) => format!("{rate:.0}/s ({:.0}%): {p99}", share(*rate)),
                 None => "none tried".to_owned(),
             },
         )
@@ -1704,6 +1869,7 @@ where
         ..Sample::default()
     }));
     let total = ((rate * seconds as f64).round() as u64).max(1);
+    let steal = Steal::now();
     // The pacing runs as a task of its own, on a runtime thread: a request it spawns waits
     // in that thread's queue and starts as soon as the pacer sleeps again.
     let pacing = {
@@ -1740,6 +1906,7 @@ where
     let elapsed = pacing.await.expect("the fixed-rate run");
     let mut sample = std::mem::take(&mut *sample.lock().unwrap_or_else(PoisonError::into_inner));
     sample.elapsed = elapsed;
+    sample.steal = Steal::share_since(steal, elapsed);
     sample
 }
 
@@ -2031,6 +2198,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut at_rate_cpu_lines = Vec::new();
     let mut search_lines = Vec::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let steal_timeline = args.trace.as_ref().and_then(|_| StealTimeline::start());
     for op in ops {
         // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
         // of a long run knows what is being measured now.
@@ -2044,7 +2212,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let trace = |sample: &Sample, op: Op, run: &str| {
             if let Some(dir) = &args.trace {
                 let name = format!("{}-{run}", op.name());
-                match sample.write_trace(dir, &name, Duration::from_millis(5)) {
+                let steal = steal_timeline.as_ref().map(StealTimeline::samples);
+                let slow = Duration::from_millis(5);
+                match sample.write_trace(dir, &name, slow, steal.as_deref()) {
                     Ok(line) => eprintln!("bench: trace {line}"),
                     Err(err) => eprintln!("bench: trace {name}: {err:#}"),
                 }
@@ -2118,7 +2288,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     unit => format!(" = {goal} {unit}/s"),
                 },
                 held_text(&held, op, goal_rate),
-                held.latencies(),
+                {
+                    let latencies = held.latencies();
+                    held.with_steal(latencies)
+                },
                 held.errors(),
             ));
             if held.errors() > 0 {
@@ -2185,20 +2358,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         let raw_text = match raw_under.as_mut() {
             None => rate_text(&raw, op),
-            Some(at_rate) => format!(
-                "{}; at {rate:.0}/s: {} ms",
-                rate_text(&raw, op),
-                at_rate.latencies()
-            ),
+            Some(at_rate) => format!("{}; at {rate:.0}/s: {}", rate_text(&raw, op), {
+                let latencies = format!("{} ms", at_rate.latencies());
+                at_rate.with_steal(latencies)
+            }),
         };
         let ratio = ratio_text(&cap, &raw);
         let line = format!(
-            "| {} | {} (p50 {:.1} ms) | {:.0}/s: {} | {}: {} | {} | {} |\n",
+            "| {} | {} (p50 {:.1} ms{}) | {:.0}/s: {} | {}: {} | {} | {} |\n",
             op.describe(),
             rate_text(&cap, op),
             cap.percentile(0.5),
+            cap.steal_text()
+                .map(|steal| format!(", {steal}"))
+                .unwrap_or_default(),
             rate,
-            under.latencies(),
+            {
+                let latencies = under.latencies();
+                under.with_steal(latencies)
+            },
             op.raw(),
             raw_text,
             ratio,
@@ -2527,7 +2705,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let line = sample
-            .write_trace(dir.path(), "wallet-latency", ms(5))
+            .write_trace(dir.path(), "wallet-latency", ms(5), None)
             .unwrap();
         assert!(
             line.contains("3 of 5 over 5 ms, in 2 of 4 windows of 100 ms (most: 2 at 200 ms)"),
@@ -2541,6 +2719,82 @@ mod tests {
             .collect();
         assert_eq!(due, ["10.000", "50.000", "150.000", "220.000", "250.000"]);
         assert!(csv.starts_with("due_ms,latency_ms\n"));
+    }
+
+    #[test]
+    fn a_trace_says_which_slow_requests_were_due_while_the_hypervisor_took_a_core() {
+        let ms = Duration::from_millis;
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let sample = Sample {
+            // Slow requests in the windows of 0-100 ms (one) and 200-300 ms (two).
+            timeline: vec![(ms(50), ms(6)), (ms(220), ms(12)), (ms(250), ms(9))],
+            elapsed: ms(400),
+            started_at: Some(start),
+            steal: Some(2.5),
+            ..Sample::default()
+        };
+        // The host took 20 ms between 210 and 260 ms, and nothing else.
+        let steal = [
+            (start, 5.0),
+            (start + ms(210), 5.0),
+            (start + ms(260), 5.02),
+            (start + ms(390), 5.02),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let line = sample
+            .write_trace(dir.path(), "profile-latency", ms(5), Some(&steal))
+            .unwrap();
+        assert!(
+            line.contains(
+                "the hypervisor took a core in 1 of the windows, where 2 of the slow ones were due; steal 2.5% of the cores over the run"
+            ),
+            "{line}"
+        );
+        let csv = std::fs::read_to_string(dir.path().join("steal.csv")).unwrap();
+        assert_eq!(csv.lines().nth(3), Some("1000.260,5.02"), "{csv}");
+    }
+
+    #[test]
+    fn steal_is_read_from_the_cpu_line_in_clock_ticks_over_every_core() {
+        let stat = "cpu  120182 0 29266 81905 1139 0 1516 7241 0 0\n\
+                    cpu0 60000 0 14000 41000 500 0 700 3600 0 0\n\
+                    cpu1 60182 0 15266 40905 639 0 816 3641 0 0\n\
+                    intr 123 0\nctxt 456\n";
+        let steal = Steal::parse(stat).unwrap();
+        assert_eq!(steal.seconds, 72.41);
+        assert_eq!(steal.cores, 2);
+        assert!(Steal::parse("intr 123\n").is_none());
+        // 8 s of a 2-core machine, 0.4 s of it stolen: 2.5%.
+        let samples = [
+            (SystemTime::UNIX_EPOCH, 1.0),
+            (SystemTime::UNIX_EPOCH + Duration::from_secs(8), 1.4),
+        ];
+        let stolen = steal_between(
+            &samples,
+            SystemTime::UNIX_EPOCH,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(9),
+        );
+        assert!((stolen - 0.4).abs() < 1e-9, "{stolen}");
+        // Before the first sample nothing is known, so nothing counts.
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(steal_between(&samples[1..], before, before), 0.0);
+    }
+
+    #[test]
+    fn a_rate_search_line_gives_each_runs_steal() {
+        let run = |p99_ms: u64, steal: f64| Sample {
+            latencies: vec![Duration::from_millis(p99_ms)],
+            steal: Some(steal),
+            ..Sample::default()
+        };
+        let mut search = RateSearch::new(5.0, 1000.0);
+        search.record(500.0, &mut run(9, 6.25));
+        search.record(250.0, &mut run(2, 0.0));
+        let line = search.line(Op::Profile);
+        assert!(
+            line.contains("| 250/s (25%): 2.0 / 2.0 / 2.0 / 2.0 (steal 0.0%) | 500/s (50%): p99 9.0 (steal 6.2%) |"),
+            "{line}"
+        );
     }
 
     #[test]
