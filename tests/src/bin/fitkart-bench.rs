@@ -42,6 +42,12 @@
 //! cores, and each one's context switches a read (from `/proc/<pid>/task/*/status`): a
 //! request that arrives alone costs more than one in a closed loop.
 //!
+//! Each run also says how much of the machine's cores the hypervisor took meanwhile (the
+//! steal of `/proc/stat`: time the virtual cores were ready to run but the host ran
+//! something else), beside its rate or latencies: a read that waits for a core the host has
+//! taken is slow however little it costs, and no tuning of this machine's software changes
+//! that.
+//!
 //! Last, it times the leaderboard rebuilds (each period, the nightly job's three, and the
 //! full rebuild) while a client keeps reading the board being rebuilt.
 //!
@@ -139,7 +145,9 @@ struct Args {
 
     /// A directory to write each fixed-rate run's requests to, one CSV per run
     /// (`<operation>-<run>.csv`: when each request was due, in ms from the run's start, and
-    /// its latency in ms), to see whether a tail is spread over the run or a few stalls.
+    /// its latency in ms), to see whether a tail is spread over the run or a few stalls; and
+    /// `steal.csv`, the hypervisor's steal sampled every 20 ms (seconds since the epoch, steal
+    /// seconds so far), from which each run's line says in which windows the host took a core.
     #[arg(long)]
     trace: Option<PathBuf>,
 }
@@ -2356,9 +2364,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
             Some(raw_under)
         };
+        // The raw limit's steal too: a ratio is only as good as the runs on both sides of it.
+        let raw_rate = raw.with_steal(rate_text(&raw, op));
         let raw_text = match raw_under.as_mut() {
-            None => rate_text(&raw, op),
-            Some(at_rate) => format!("{}; at {rate:.0}/s: {}", rate_text(&raw, op), {
+            None => raw_rate,
+            Some(at_rate) => format!("{raw_rate}; at {rate:.0}/s: {}", {
                 let latencies = format!("{} ms", at_rate.latencies());
                 at_rate.with_steal(latencies)
             }),
