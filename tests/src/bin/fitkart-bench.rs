@@ -1350,6 +1350,12 @@ impl Sample {
         }
     }
 
+    /// [`Sample::latencies`], then the run's steal where it is known.
+    fn latencies_and_steal(&mut self) -> String {
+        let latencies = self.latencies();
+        self.with_steal(latencies)
+    }
+
     /// Writes the timeline as `<dir>/<name>.csv` and returns a line on how the requests over
     /// `slow` were spread: in how many of the run's 100 ms windows, and the worst window; with
     /// `steal` (a [`StealTimeline`]'s samples), also in how many windows the hypervisor took
@@ -1463,9 +1469,9 @@ where
 const USER_HZ: f64 = 100.0;
 
 /// The hypervisor's steal (`/proc/stat`): time this virtual machine's cores were ready to run
-/// but the host ran something else. On a shared host it comes in bursts of a few seconds that
-/// take up to a sixth of the cores (2026-12-02); a read waiting for a core in one is slow
-/// however little work it needs, so each run says how much of the cores the host took.
+/// but the host ran something else. On this shared host it came in bursts of a few seconds,
+/// up to a third of the cores over a run of 8 s (2026-12-02); a read waiting for a core in
+/// one is slow however little work it needs, so each run says how much the host took.
 #[derive(Clone, Copy)]
 struct Steal {
     /// Seconds of steal so far, summed over the cores.
@@ -1822,8 +1828,7 @@ impl RateSearch {
         let p99 = sample.percentile(0.99);
         if sample.errors() == 0 && p99 <= self.goal_ms {
             if self.held.as_ref().is_none_or(|(held, _)| rate > *held) {
-                let latencies = sample.latencies();
-                self.held = Some((rate, sample.with_steal(latencies)));
+                self.held = Some((rate, sample.latencies_and_steal()));
             }
         } else if self
             .missed
@@ -2296,10 +2301,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     unit => format!(" = {goal} {unit}/s"),
                 },
                 held_text(&held, op, goal_rate),
-                {
-                    let latencies = held.latencies();
-                    held.with_steal(latencies)
-                },
+                held.latencies_and_steal(),
                 held.errors(),
             ));
             if held.errors() > 0 {
@@ -2383,10 +2385,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .map(|steal| format!(", {steal}"))
                 .unwrap_or_default(),
             rate,
-            {
-                let latencies = under.latencies();
-                under.with_steal(latencies)
-            },
+            under.latencies_and_steal(),
             op.raw(),
             raw_text,
             ratio,
