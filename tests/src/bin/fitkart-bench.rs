@@ -145,9 +145,10 @@ struct Args {
 
     /// A directory to write each fixed-rate run's requests to, one CSV per run
     /// (`<operation>-<run>.csv`: when each request was due, in ms from the run's start, and
-    /// its latency in ms), to see whether a tail is spread over the run or a few stalls; and
-    /// `steal.csv`, the hypervisor's steal sampled every 20 ms (seconds since the epoch, steal
-    /// seconds so far), from which each run's line says in which windows the host took a core.
+    /// its latency in ms), to see whether a tail is spread over the run or a few stalls; the
+    /// hypervisor's steal is sampled every 20 ms meanwhile, each run's line says in which of
+    /// its windows the host took a core, and the samples go to `steal.csv` once the operations
+    /// are measured (seconds since the epoch, steal seconds so far).
     #[arg(long)]
     trace: Option<PathBuf>,
 }
@@ -1359,8 +1360,7 @@ impl Sample {
     /// Writes the timeline as `<dir>/<name>.csv` and returns a line on how the requests over
     /// `slow` were spread: in how many of the run's 100 ms windows, and the worst window; with
     /// `steal` (a [`StealTimeline`]'s samples), also in how many windows the hypervisor took
-    /// a core and how many of the slow requests were due in them, and writes the samples as
-    /// `<dir>/steal.csv` (seconds since the epoch, steal seconds so far).
+    /// a core and how many of the slow requests were due in them.
     fn write_trace(
         &self,
         dir: &Path,
@@ -1394,14 +1394,6 @@ impl Sample {
         let window_count = self.elapsed.as_millis().div_ceil(100);
         let stolen = match (steal, self.started_at) {
             (Some(samples), Some(started_at)) => {
-                let mut csv = String::from("unix_s,steal_s\n");
-                for (when, seconds) in samples {
-                    let when = when
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap_or_default();
-                    csv.push_str(&format!("{:.3},{seconds:.2}\n", when.as_secs_f64()));
-                }
-                std::fs::write(dir.join("steal.csv"), csv)?;
                 let window_start =
                     |window: u128| started_at + Duration::from_millis(window as u64 * 100);
                 let with_steal: Vec<u128> = (0..window_count)
@@ -1470,7 +1462,7 @@ const USER_HZ: f64 = 100.0;
 
 /// The hypervisor's steal (`/proc/stat`): time this virtual machine's cores were ready to run
 /// but the host ran something else. On this shared host it came in bursts of a few seconds,
-/// up to a third of the cores over a run of 8 s (2026-12-02); a read waiting for a core in
+/// up to 38% of the cores over a run of 8 s (2026-12-02); a read waiting for a core in
 /// one is slow however little work it needs, so each run says how much the host took.
 #[derive(Clone, Copy)]
 struct Steal {
@@ -1521,7 +1513,8 @@ struct StealTimeline {
 
 impl StealTimeline {
     /// Starts sampling; `None` where `/proc/stat` cannot be read. The thread runs until the
-    /// process ends (reading `/proc/stat` 50 times a second costs well under 0.1% of a core).
+    /// process ends (a read of `/proc/stat` took 17 µs from Python here, so 50 a second cost
+    /// under 0.1% of a core).
     fn start() -> Option<Self> {
         Steal::now()?;
         let samples = Arc::new(Mutex::new(Vec::new()));
@@ -1549,6 +1542,19 @@ impl StealTimeline {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+}
+
+/// `samples` (a [`StealTimeline`]'s) as `steal.csv` holds them: seconds since the epoch, steal
+/// seconds so far.
+fn steal_csv(samples: &[(SystemTime, f64)]) -> String {
+    let mut csv = String::from("unix_s,steal_s\n");
+    for (when, seconds) in samples {
+        let when = when
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        csv.push_str(&format!("{:.3},{seconds:.2}\n", when.as_secs_f64()));
+    }
+    csv
 }
 
 /// Of `samples` (when, steal seconds so far; oldest first): the steal between `from` and
@@ -2425,6 +2431,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+    // The steal of the whole run, written once (the traces' lines read it as they go).
+    if let (Some(dir), Some(timeline)) = (&args.trace, &steal_timeline) {
+        let path = dir.join("steal.csv");
+        match std::fs::write(&path, steal_csv(&timeline.samples())) {
+            Ok(()) => eprintln!("bench: steal {}", path.display()),
+            Err(err) => eprintln!("bench: steal {}: {err:#}", path.display()),
+        }
+    }
     if !goal_lines.is_empty() {
         let section = format!(
             "\nThe throughput goals as arrival rates: requests started at the goal's rate for \
@@ -2759,7 +2773,8 @@ mod tests {
             ),
             "{line}"
         );
-        let csv = std::fs::read_to_string(dir.path().join("steal.csv")).unwrap();
+        let csv = steal_csv(&steal);
+        assert!(csv.starts_with("unix_s,steal_s\n"), "{csv}");
         assert_eq!(csv.lines().nth(3), Some("1000.260,5.02"), "{csv}");
     }
 
