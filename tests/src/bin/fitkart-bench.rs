@@ -151,6 +151,19 @@ struct Args {
     /// are measured (seconds since the epoch, steal seconds so far).
     #[arg(long)]
     trace: Option<PathBuf>,
+
+    /// The HTTP client of the reads (profile, wallet, leaderboard, achievements): `hyper`, an
+    /// HTTP/1.1 connection driven by the task that sends the request (tuning step 27), or
+    /// `reqwest`, the client of every other operation, to compare.
+    #[arg(long, value_enum, default_value_t = ReadClientKind::Hyper)]
+    read_client: ReadClientKind,
+}
+
+/// `--read-client`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ReadClientKind {
+    Hyper,
+    Reqwest,
 }
 
 /// The board the leaderboard read reads: the all-time board ranks every user who has walked,
@@ -302,6 +315,8 @@ struct StepTicket {
 struct Actor {
     id: Uuid,
     token: String,
+    /// `Bearer <token>`, as the reads' client sends it.
+    authorization: hyper::header::HeaderValue,
     device: Uuid,
     steps: Mutex<StepTicket>,
     /// Set once the user has no step report left, so later reports skip them.
@@ -494,9 +509,11 @@ async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
         )
         .await?;
     let actor = |id: Uuid, ticket: StepTicket, orders: u64| -> anyhow::Result<Actor> {
+        let token = tokens.issue(id, Role::User, 0)?;
         Ok(Actor {
             id,
-            token: tokens.issue(id, Role::User, 0)?,
+            authorization: hyper::header::HeaderValue::try_from(format!("Bearer {token}"))?,
+            token,
             device: Uuid::now_v7(),
             steps: Mutex::new(ticket),
             spent: AtomicBool::new(false),
@@ -617,8 +634,164 @@ fn next_reporter(users: &[Actor], i: usize, minute: i64) -> Option<(&Actor, Tick
 }
 
 /// One request through the server; returns the units it moved.
-async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Result<u64, String> {
+/// The server's address and the clients that talk to it.
+#[derive(Clone)]
+struct Http {
+    url: Arc<str>,
+    reqwest: reqwest::Client,
+    /// The reads' client (`--read-client hyper`); `None`: the reads go through `reqwest`.
+    reads: Option<Arc<ReadClient>>,
+}
+
+/// An HTTP/1.1 client for the reads, lighter on the load generator than `reqwest`.
+///
+/// Each exchange drives its connection in the task that sent the request, so a read wakes
+/// one task of the load generator when its answer comes, where `reqwest` (and hyper's pooled
+/// client under it) runs each connection as a task of its own and hands every request and
+/// answer across, and parses the URL and builds the headers anew for each. The load generator
+/// shares this machine's 2 cores with the server and PostgreSQL, so what it spends on a read
+/// is taken from theirs (tuning step 27). Idle connections are kept on a stack and the one
+/// used last is taken first.
+struct ReadClient {
+    address: std::net::SocketAddr,
+    host: hyper::header::HeaderValue,
+    /// The path and query of each read, parsed once.
+    uris: HashMap<&'static str, hyper::Uri>,
+    idle: Mutex<Vec<ReadConnection>>,
+}
+
+/// An HTTP/1.1 connection: the handle requests are sent on, and the connection it drives.
+type ReadConnection = (
+    hyper::client::conn::http1::SendRequest<http_body_util::Empty<hyper::body::Bytes>>,
+    ReadConnectionDriver,
+);
+
+/// The reads' connection itself, which the task that sends a request drives.
+type ReadConnectionDriver = hyper::client::conn::http1::Connection<
+    hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+    http_body_util::Empty<hyper::body::Bytes>,
+>;
+
+impl ReadClient {
+    /// A client of the server at `url` (`http://host:port`).
+    fn new(url: &str) -> anyhow::Result<Self> {
+        let authority = url
+            .strip_prefix("http://")
+            .with_context(|| format!("{url}: not an http:// URL"))?;
+        let uris = [Op::Profile, Op::Wallet, Op::Leaderboard, Op::Achievements]
+            .into_iter()
+            .map(|op| -> anyhow::Result<_> { Ok((op.name(), read_path(op).parse()?)) })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            address: authority.parse()?,
+            host: hyper::header::HeaderValue::try_from(authority)?,
+            uris,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// An idle connection that is still open, else a new one.
+    async fn connection(&self) -> Result<ReadConnection, String> {
+        loop {
+            let idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            match idle {
+                Some((sender, _)) if sender.is_closed() => continue,
+                Some(connection) => return Ok(connection),
+                None => break,
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(self.address)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))
+    }
+
+    /// `GET` of `op`'s path as `actor`: the answer's status and body.
+    async fn get(
+        &self,
+        op: Op,
+        actor: &Actor,
+    ) -> Result<(hyper::StatusCode, hyper::body::Bytes), String> {
+        use http_body_util::BodyExt as _;
+        use hyper::header::{AUTHORIZATION, HOST};
+        let uri = self.uris.get(op.name()).ok_or("not a read")?.clone();
+        let request = hyper::Request::get(uri)
+            .header(HOST, self.host.clone())
+            .header(AUTHORIZATION, actor.authorization.clone())
+            .header(PROTOCOL.0, PROTOCOL.1)
+            .body(http_body_util::Empty::new())
+            .map_err(|e| e.to_string())?;
+        let (mut sender, connection) = self.connection().await?;
+        let mut connection = Some(connection);
+        let answer = {
+            let exchange = async {
+                let answer = sender.send_request(request).await?;
+                let status = answer.status();
+                let body = answer.into_body().collect().await?.to_bytes();
+                Ok::<_, hyper::Error>((status, body))
+            };
+            tokio::pin!(exchange);
+            tokio::select! {
+                biased;
+                answer = &mut exchange => answer,
+                _ = std::future::poll_fn(|cx| drive(&mut connection, cx)) => {
+                    // The connection ended, the server maybe closing it after its answer:
+                    // dropped, it leaves the exchange what it passed on, or an error.
+                    connection = None;
+                    exchange.await
+                }
+            }
+        };
+        let answer = answer.map_err(|e| e.to_string());
+        // The connection is ready for the next request once it has taken in this answer.
+        let ready = answer.is_ok()
+            && connection.is_some()
+            && tokio::select! {
+                biased;
+                ready = sender.ready() => ready.is_ok(),
+                _ = std::future::poll_fn(|cx| drive(&mut connection, cx)) => false,
+            };
+        if let Some(connection) = connection.filter(|_| ready) {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((sender, connection));
+        }
+        answer
+    }
+}
+
+/// Drives a reads' connection (`None`: one that ended) until it ends.
+fn drive(
+    connection: &mut Option<ReadConnectionDriver>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<()> {
+    match connection {
+        Some(connection) => connection.poll_without_shutdown(cx).map(drop),
+        None => std::task::Poll::Ready(()),
+    }
+}
+
+/// The path and query of a read.
+fn read_path(op: Op) -> String {
+    match op {
+        Op::Profile => "/api/v1/me".to_owned(),
+        Op::Wallet => "/api/v1/wallet".to_owned(),
+        Op::Leaderboard => format!("/api/v1/leaderboard?period={BOARD}&limit=100"),
+        _ => "/api/v1/achievements".to_owned(),
+    }
+}
+
+async fn call(http: &Http, world: &World, op: Op) -> Result<u64, String> {
     let i = world.next() as usize;
+    let url = &http.url;
     let api = |path: &str| format!("{url}/api/v1{path}");
     let pick = |users: &'static str, list: &[Actor]| -> Result<usize, String> {
         if list.is_empty() {
@@ -629,13 +802,11 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
     let (actor, request) = match op {
         Op::Profile | Op::Wallet | Op::Leaderboard | Op::Achievements => {
             let actor = &world.server_users[pick("users", &world.server_users)?];
-            let path = match op {
-                Op::Profile => "/me".to_owned(),
-                Op::Wallet => "/wallet".to_owned(),
-                Op::Leaderboard => format!("/leaderboard?period={BOARD}&limit=100"),
-                _ => "/achievements".to_owned(),
-            };
-            (actor, http.get(api(&path)))
+            if let Some(reads) = &http.reads {
+                let (status, body) = reads.get(op, actor).await?;
+                return answered(op, status, &body);
+            }
+            (actor, http.reqwest.get(format!("{url}{}", read_path(op))))
         }
         Op::StepReport => {
             let Some((actor, (steps, at, date))) =
@@ -646,7 +817,7 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
             };
             let body = serde_json::json!({"records": [{"date": date, "source": "bench",
                 "steps": steps, "recorded_at": at}]});
-            (actor, http.post(api("/steps/record")).json(&body))
+            (actor, http.reqwest.post(api("/steps/record")).json(&body))
         }
         Op::Order => {
             let actor = &world.server_buyers[pick("buyers", &world.server_buyers)?];
@@ -660,7 +831,7 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
                 "items": [{"product_id": world.product.0, "quantity": 1}],
                 "shipping_address": {"name": "Bench", "line1": "1 Bench St",
                     "city": "Springfield", "postal_code": "12345", "country": "US"}});
-            (actor, http.post(api("/orders")).json(&body))
+            (actor, http.reqwest.post(api("/orders")).json(&body))
         }
         Op::Push500 => {
             let (actor, day) = world.next_bulk_user();
@@ -674,7 +845,7 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
                 })
                 .collect();
             let body = serde_json::json!({"device_id": actor.device, "mutations": mutations});
-            (actor, http.post(api("/sync/push")).json(&body))
+            (actor, http.reqwest.post(api("/sync/push")).json(&body))
         }
         Op::Batch1000 => {
             let (actor, day) = world.next_bulk_user();
@@ -688,7 +859,8 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
                 .collect();
             (
                 actor,
-                http.post(api("/steps/record"))
+                http.reqwest
+                    .post(api("/steps/record"))
                     .json(&serde_json::json!({"records": records})),
             )
         }
@@ -698,6 +870,7 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
             let mut rows = 0u64;
             loop {
                 let answer = http
+                    .reqwest
                     .get(api("/sync/pull"))
                     .query(&[("limit", "1000"), ("cursor", cursor.as_str())])
                     .bearer_auth(&actor.token)
@@ -734,6 +907,11 @@ async fn call(http: &reqwest::Client, url: &str, world: &World, op: Op) -> Resul
         .map_err(|e| e.without_url().to_string())?;
     let status = answer.status();
     let body = answer.bytes().await.map_err(|e| e.to_string())?;
+    answered(op, status, &body)
+}
+
+/// What `call` returns for an answer to `op`: its units, or the error it gave.
+fn answered(op: Op, status: reqwest::StatusCode, body: &[u8]) -> Result<u64, String> {
     if !status.is_success() {
         return Err(format!(
             "{} {status}: {}",
@@ -1699,21 +1877,14 @@ impl Usage {
 }
 
 /// `clients` clients in a closed loop through the server for `seconds`.
-async fn capacity(
-    http: &reqwest::Client,
-    url: &str,
-    world: &Arc<World>,
-    op: Op,
-    clients: usize,
-    seconds: u64,
-) -> Sample {
+async fn capacity(http: &Http, world: &Arc<World>, op: Op, clients: usize, seconds: u64) -> Sample {
     closed_loop(clients, seconds, |deadline| {
-        let (http, url, world) = (http.clone(), url.to_owned(), world.clone());
+        let (http, world) = (http.clone(), world.clone());
         async move {
             let mut sample = Sample::default();
             while Instant::now() < deadline {
                 let start = Instant::now();
-                let outcome = call(&http, &url, &world, op).await;
+                let outcome = call(&http, &world, op).await;
                 sample.add(outcome, start.elapsed());
             }
             sample
@@ -1932,8 +2103,7 @@ where
 /// Requests through the server at `rate` a second for `seconds`, each timed from when it was
 /// due, over at most `connections` connections at once (0: no bound).
 async fn fixed_rate(
-    http: &reqwest::Client,
-    url: &str,
+    http: &Http,
     world: &Arc<World>,
     op: Op,
     rate: f64,
@@ -1941,9 +2111,9 @@ async fn fixed_rate(
     connections: usize,
 ) -> Sample {
     let in_flight = (connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(connections)));
-    let (http, url, world): (_, Arc<str>, _) = (http.clone(), url.into(), world.clone());
+    let (http, world) = (http.clone(), world.clone());
     at_fixed_rate(rate, seconds, move || {
-        let (http, url, world) = (http.clone(), url.clone(), world.clone());
+        let (http, world) = (http.clone(), world.clone());
         let in_flight = in_flight.clone();
         async move {
             // A request takes a connection for its whole exchange; the wait for one is timed.
@@ -1953,7 +2123,7 @@ async fn fixed_rate(
                 }
                 None => None,
             };
-            call(&http, &url, &world, op).await
+            call(&http, &world, op).await
         }
     })
     .await
@@ -2131,12 +2301,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let before_start: DateTime<Utc> = db.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
     let server = start_server(&args).await?;
     let start_up_jobs = wait_for_start_up_jobs(&db, before_start).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .build()?;
+    let http = Http {
+        url: server.url.as_str().into(),
+        reqwest: reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .build()?,
+        reads: match args.read_client {
+            ReadClientKind::Hyper => Some(Arc::new(ReadClient::new(&server.url)?)),
+            ReadClientKind::Reqwest => None,
+        },
+    };
     // Devices for the pushes.
     for actor in world.server_users.iter().take(64) {
-        http.post(format!("{}/api/v1/devices", server.url))
+        http.reqwest
+            .post(format!("{}/api/v1/devices", server.url))
             .bearer_auth(&actor.token)
             .header(PROTOCOL.0, PROTOCOL.1)
             .json(&serde_json::json!({"device_id": actor.device, "platform": "other"}))
@@ -2241,24 +2419,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         // A fixed-rate run of `op` through the server.
         let server_at = |rate: f64, seconds: u64| {
-            fixed_rate(
-                &http,
-                &server.url,
-                &world,
-                op,
-                rate,
-                seconds,
-                args.connections,
-            )
+            fixed_rate(&http, &world, op, rate, seconds, args.connections)
         };
         if args.warmup > 0 {
             phase("warm-up (not counted)", args.warmup);
-            capacity(&http, &server.url, &world, op, args.clients, args.warmup).await;
+            capacity(&http, &world, op, args.clients, args.warmup).await;
         }
         phase("capacity", args.seconds);
         let wal_before = WalCounters::now(&db).await;
         let usage_before = Usage::now(server.child.id());
-        let mut cap = capacity(&http, &server.url, &world, op, args.clients, args.seconds).await;
+        let mut cap = capacity(&http, &world, op, args.clients, args.seconds).await;
         let cap_cost = Usage::since(usage_before, server.child.id(), &cap);
         let cap_wal = WalCounters::since(wal_before, &db, &cap).await;
         let rate = args
@@ -2517,7 +2687,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         table.push_str(&section);
     }
     if args.only.is_empty() || args.only.iter().any(|o| o == "leaderboard_rebuild") {
-        let section = leaderboard_rebuilds(&pool, &http, &server.url, &world).await?;
+        let section = leaderboard_rebuilds(&pool, &http.reqwest, &server.url, &world).await?;
         table.push('\n');
         table.push_str(&section);
     }
@@ -2572,6 +2742,84 @@ mod tests {
         // A due time already past returns at once (without arming the timer, which would
         // otherwise never fire and hang here).
         pacer.sleep_until(start).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_reads_client_sends_the_users_token_and_keeps_its_connection() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // A server that accepts one connection, answers its first request with 200 and its
+        // second with 404, and returns the heads it was sent.
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let (mut heads, mut buffer) = (Vec::new(), Vec::new());
+            while heads.len() < 2 {
+                let mut chunk = [0u8; 4096];
+                let read = stream.read(&mut chunk).await.unwrap();
+                assert!(read > 0, "the client closed its connection");
+                buffer.extend_from_slice(&chunk[..read]);
+                while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head: Vec<u8> = buffer.drain(..end + 4).collect();
+                    let answer = match heads.len() {
+                        0 => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+                        _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot found",
+                    };
+                    stream.write_all(answer.as_bytes()).await.unwrap();
+                    heads.push(String::from_utf8(head).unwrap().to_lowercase());
+                }
+            }
+            heads
+        });
+        let client = ReadClient::new(&format!("http://{address}")).unwrap();
+        let actor = Actor {
+            id: Uuid::now_v7(),
+            token: "t0ken".to_owned(),
+            authorization: hyper::header::HeaderValue::from_static("Bearer t0ken"),
+            device: Uuid::now_v7(),
+            steps: Mutex::new(StepTicket {
+                steps: 0,
+                minute: 0,
+                cap: 0,
+            }),
+            spent: AtomicBool::new(false),
+            orders_left: AtomicU64::new(0),
+        };
+        let within = |get| tokio::time::timeout(Duration::from_secs(10), get);
+        let (status, body) = within(client.get(Op::Wallet, &actor))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((status.as_u16(), &body[..]), (200, &b"{}"[..]));
+        assert_eq!(answered(Op::Wallet, status, &body), Ok(1));
+        // The second read goes over the same connection: the server accepts no other.
+        let (status, body) = within(client.get(Op::Profile, &actor))
+            .await
+            .expect("the second read over the first read's connection")
+            .unwrap();
+        let error = answered(Op::Profile, status, &body).unwrap_err();
+        assert!(
+            error.contains("404") && error.contains("not found"),
+            "{error}"
+        );
+        let heads = server.await.unwrap();
+        assert!(
+            heads[0].starts_with("get /api/v1/wallet http/1.1\r\n"),
+            "{heads:?}"
+        );
+        assert!(
+            heads[1].starts_with("get /api/v1/me http/1.1\r\n"),
+            "{heads:?}"
+        );
+        for head in &heads {
+            for line in [
+                "authorization: bearer t0ken\r\n".to_owned(),
+                "x-fitkart-protocol-version: 1\r\n".to_owned(),
+                format!("host: {address}\r\n"),
+            ] {
+                assert!(head.contains(&line), "{line:?} missing from {head:?}");
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2635,6 +2883,7 @@ mod tests {
         let user = |steps: i64, cap: i64| Actor {
             id: Uuid::now_v7(),
             token: String::new(),
+            authorization: hyper::header::HeaderValue::from_static("Bearer -"),
             device: Uuid::now_v7(),
             steps: Mutex::new(StepTicket {
                 steps,
