@@ -659,8 +659,8 @@ struct Http {
 struct ReadClient {
     address: std::net::SocketAddr,
     host: hyper::header::HeaderValue,
-    /// The path and query of each read, parsed once.
-    uris: HashMap<&'static str, hyper::Uri>,
+    /// Each read and its path and query, parsed once.
+    uris: Vec<(Op, hyper::Uri)>,
     idle: Mutex<Vec<ReadConnection>>,
 }
 
@@ -684,7 +684,7 @@ impl ReadClient {
             .with_context(|| format!("{url}: not an http:// URL"))?;
         let uris = [Op::Profile, Op::Wallet, Op::Leaderboard, Op::Achievements]
             .into_iter()
-            .map(|op| -> anyhow::Result<_> { Ok((op.name(), read_path(op).parse()?)) })
+            .map(|op| -> anyhow::Result<_> { Ok((op, read_path(op).parse()?)) })
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             address: authority.parse()?,
@@ -725,7 +725,12 @@ impl ReadClient {
     ) -> Result<(hyper::StatusCode, hyper::body::Bytes), String> {
         use http_body_util::BodyExt as _;
         use hyper::header::{AUTHORIZATION, HOST};
-        let uri = self.uris.get(op.name()).ok_or("not a read")?.clone();
+        let (_, uri) = self
+            .uris
+            .iter()
+            .find(|(read, _)| *read == op)
+            .ok_or("not a read")?;
+        let uri = uri.clone();
         let request = hyper::Request::get(uri)
             .header(HOST, self.host.clone())
             .header(AUTHORIZATION, actor.authorization.clone())
