@@ -8,6 +8,7 @@
 //! more. The user's change-version row lock serialises concurrent batches of one user.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use chrono::{DateTime, Datelike as _, Duration, Months, NaiveDate, Timelike as _, Utc};
@@ -18,8 +19,9 @@ use fitkart_protocol::steps::{
     SourceSteps, StepReport,
 };
 use tokio_postgres::Row;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use crate::auth::accounts::Standing;
@@ -737,7 +739,20 @@ async fn write_records(
     if changed.is_empty() {
         return Ok(());
     }
-    let stored_ids = upsert_records(tx, user_id, version, &changed).await?;
+    // Records the snapshot did not hold are new, as no other transaction can have stored
+    // them since: every write of a user's records holds the user's change-version row lock,
+    // taken before the snapshot was read.
+    let (new, stored): (Vec<_>, Vec<_>) =
+        changed.iter().copied().partition(|(_, r)| r.id.is_none());
+    let stored_ids = if new.len() >= COPY_NEW_RECORDS_FROM {
+        let mut ids = copy_new_records(tx, user_id, version, &new).await?;
+        if !stored.is_empty() {
+            ids.extend(upsert_records(tx, user_id, version, &stored).await?);
+        }
+        ids
+    } else {
+        upsert_records(tx, user_id, version, &changed).await?
+    };
     let flags = FlagRows::collect(records, &stored_ids)?;
     flags.write(tx, user_id, version).await
 }
@@ -885,6 +900,72 @@ async fn upsert_records(
         .iter()
         .map(|row| ((row.get("day"), row.get("source")), row.get("id")))
         .collect())
+}
+
+/// The number of new records from which a batch stores them through binary `COPY` rather
+/// than [`UPSERT_RECORDS`]: `COPY` inserts rows in multi-row batches, a heap page's rows in one
+/// WAL record, without `ON CONFLICT`'s speculative insertion or unnesting thirteen arrays,
+/// but takes a round trip more (`docs/benchmarks.md`, tuning step 28).
+const COPY_NEW_RECORDS_FROM: usize = 64;
+
+/// Stores the columns of [`RecordColumns`] through [`copy_new_records`].
+const COPY_RECORDS: &str = "COPY step_records
+     (id, user_id, day, source, steps, verified_steps, status, first_recorded_at,
+      last_recorded_at, report_count, change_version, cadence_anchor_at, cadence_anchor_steps)
+ FROM STDIN (FORMAT binary)";
+
+/// The types of [`COPY_RECORDS`]'s columns, in its order.
+const COPY_RECORD_TYPES: [Type; 13] = [
+    Type::UUID,
+    Type::UUID,
+    Type::DATE,
+    Type::TEXT,
+    Type::INT4,
+    Type::INT4,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::INT4,
+    Type::INT8,
+    Type::TIMESTAMPTZ,
+    Type::INT4,
+];
+
+/// Inserts `new` records, none of them stored yet (the caller holds the user's change-version
+/// row lock and read them after it), through binary `COPY`, and returns the id each is stored
+/// under.
+async fn copy_new_records(
+    tx: &Transaction<'_>,
+    user_id: Uuid,
+    version: i64,
+    new: &[(&(NaiveDate, String), &StoredRecord)],
+) -> Result<HashMap<(NaiveDate, String), Uuid>, DomainError> {
+    let statement = tx.prepare_cached(COPY_RECORDS).await?;
+    let sink = tx.copy_in(&statement).await?;
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &COPY_RECORD_TYPES));
+    let mut ids = HashMap::with_capacity(new.len());
+    for record in new {
+        let c = RecordColumns::of(record);
+        let row: [&(dyn ToSql + Sync); 13] = [
+            &c.id,
+            &user_id,
+            &c.day,
+            &c.source,
+            &c.steps,
+            &c.verified,
+            &c.status,
+            &c.first,
+            &c.last,
+            &c.reports,
+            &version,
+            &c.anchor_at,
+            &c.anchor_steps,
+        ];
+        writer.as_mut().write(&row).await?;
+        ids.insert((c.day, c.source.to_owned()), c.id);
+    }
+    writer.finish().await?;
+    Ok(ids)
 }
 
 /// The validations a batch opens (on records that were not under review) and the pending

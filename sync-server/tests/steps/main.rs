@@ -36,6 +36,7 @@ mod exactly_once;
 mod groups;
 mod honest_days;
 mod interleaving_property;
+mod large_batches;
 mod ledger;
 mod reads;
 mod rewards;
