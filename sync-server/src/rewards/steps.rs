@@ -905,7 +905,8 @@ async fn upsert_records(
 /// The number of new records from which a batch stores them through binary `COPY` rather
 /// than [`UPSERT_RECORDS`]: `COPY` inserts rows in multi-row batches, a heap page's rows in one
 /// WAL record, without `ON CONFLICT`'s speculative insertion or unnesting thirteen arrays,
-/// but takes a round trip more (`docs/benchmarks.md`, tuning step 28).
+/// but takes a round trip more; a round number that keeps a small batch at one statement
+/// (`docs/benchmarks.md`, tuning step 28).
 const COPY_NEW_RECORDS_FROM: usize = 64;
 
 /// Stores the columns of [`RecordColumns`] through [`copy_new_records`].
