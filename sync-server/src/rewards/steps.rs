@@ -824,6 +824,26 @@ struct RecordColumns<'a> {
 }
 
 impl<'a> RecordColumns<'a> {
+    /// The record's row for `user` at `version`: [`UPSERT_ONE_RECORD`]'s parameters, and
+    /// [`COPY_RECORDS`]'s columns, in that order.
+    fn row<'b>(&'b self, user: &'b Uuid, version: &'b i64) -> [&'b (dyn ToSql + Sync); 13] {
+        [
+            user,
+            &self.id,
+            &self.day,
+            &self.source,
+            &self.steps,
+            &self.verified,
+            &self.status,
+            &self.first,
+            &self.last,
+            &self.reports,
+            version,
+            &self.anchor_at,
+            &self.anchor_steps,
+        ]
+    }
+
     fn of(((day, source), record): &(&'a (NaiveDate, String), &'a StoredRecord)) -> Self {
         Self {
             id: record.id.unwrap_or_else(Uuid::now_v7),
@@ -850,25 +870,8 @@ async fn upsert_records(
 ) -> Result<HashMap<(NaiveDate, String), Uuid>, DomainError> {
     let columns: Vec<RecordColumns> = changed.iter().map(RecordColumns::of).collect();
     let rows = if let [one] = columns.as_slice() {
-        tx.query_cached(
-            UPSERT_ONE_RECORD,
-            &[
-                &user_id,
-                &one.id,
-                &one.day,
-                &one.source,
-                &one.steps,
-                &one.verified,
-                &one.status,
-                &one.first,
-                &one.last,
-                &one.reports,
-                &version,
-                &one.anchor_at,
-                &one.anchor_steps,
-            ],
-        )
-        .await?
+        tx.query_cached(UPSERT_ONE_RECORD, &one.row(&user_id, &version))
+            .await?
     } else {
         fn column<'a, T>(
             columns: &[RecordColumns<'a>],
@@ -909,9 +912,9 @@ async fn upsert_records(
 /// (`docs/benchmarks.md`, tuning step 28).
 const COPY_NEW_RECORDS_FROM: usize = 64;
 
-/// Stores the columns of [`RecordColumns`] through [`copy_new_records`].
+/// Stores the columns of [`RecordColumns::row`], in its order, through [`copy_new_records`].
 const COPY_RECORDS: &str = "COPY step_records
-     (id, user_id, day, source, steps, verified_steps, status, first_recorded_at,
+     (user_id, id, day, source, steps, verified_steps, status, first_recorded_at,
       last_recorded_at, report_count, change_version, cadence_anchor_at, cadence_anchor_steps)
  FROM STDIN (FORMAT binary)";
 
@@ -947,22 +950,7 @@ async fn copy_new_records(
     let mut ids = HashMap::with_capacity(new.len());
     for record in new {
         let c = RecordColumns::of(record);
-        let row: [&(dyn ToSql + Sync); 13] = [
-            &c.id,
-            &user_id,
-            &c.day,
-            &c.source,
-            &c.steps,
-            &c.verified,
-            &c.status,
-            &c.first,
-            &c.last,
-            &c.reports,
-            &version,
-            &c.anchor_at,
-            &c.anchor_steps,
-        ];
-        writer.as_mut().write(&row).await?;
+        writer.as_mut().write(&c.row(&user_id, &version)).await?;
         ids.insert((c.day, c.source.to_owned()), c.id);
     }
     writer.finish().await?;

@@ -4,37 +4,6 @@
 
 use super::*;
 
-/// What a user's reports left stored, whatever batches carried them: records, day accounts,
-/// coins booked per kind and reference (a day paid in several batches books several entries
-/// that add up to what one batch books), validations, achievements and the wallet.
-async fn outcome_of(server: &TestServer, user: Uuid) -> Vec<String> {
-    let queries = [
-        "SELECT day::text || ' ' || source || ' ' || steps || ' ' || verified_steps || ' '
-                || status || ' ' || report_count
-         FROM step_records WHERE user_id = $1 ORDER BY day, source",
-        "SELECT day::text || ' ' || verified_steps || ' ' || coins_paid
-         FROM step_days WHERE user_id = $1 ORDER BY day",
-        "SELECT kind || ' ' || coalesce(reference_id, '-') || ' ' || sum(available_delta)
-         FROM coin_transactions WHERE user_id = $1 GROUP BY kind, reference_id
-         ORDER BY kind, reference_id",
-        "SELECT status || ' ' || step_day || ' ' || previous_steps || ' ' || claimed_steps
-                || ' ' || anomaly_score || ' ' || reasons::text
-         FROM step_validations WHERE user_id = $1 ORDER BY step_day, claimed_steps",
-        "SELECT a.code FROM user_achievements ua JOIN achievements a ON a.id = ua.achievement_id
-         WHERE ua.user_id = $1 ORDER BY a.code",
-        "SELECT available_coins || ' ' || frozen_coins || ' ' || lifetime_earned
-         FROM wallets WHERE user_id = $1",
-    ];
-    let mut state = Vec::new();
-    for query in queries {
-        for row in common::rows(server, query, &[&user]).await {
-            state.push(row.get::<_, String>(0));
-        }
-        state.push("--".to_owned());
-    }
-    state
-}
-
 /// What a result says of its report, without its index in the batch.
 fn said(response: &RecordStepsResponse) -> Vec<(RecordOutcome, Option<String>, i64, i64, i64)> {
     response
@@ -108,8 +77,8 @@ async fn a_batch_of_many_new_records_stores_pays_and_answers_what_small_batches_
     assert_eq!(at_once.coins_awarded, paid_in_parts);
     assert_eq!(unlocked(&at_once), unlocked_in_parts);
     assert_eq!(
-        outcome_of(&server, whole.id).await,
-        outcome_of(&server, split.id).await,
+        stored_state(&server, whole.id, Ledger::PerReference).await,
+        stored_state(&server, split.id, Ledger::PerReference).await,
         "what it stored, in one batch, then in batches of eight"
     );
     // The comparison is not of empty answers: the batch paid, flagged, unlocked and refused.
@@ -130,7 +99,7 @@ async fn a_batch_of_many_new_records_stores_pays_and_answers_what_small_batches_
     );
 
     // Sent again, every record is stored: nothing changes, nothing more is paid.
-    let stored = outcome_of(&server, whole.id).await;
+    let stored = stored_state(&server, whole.id, Ledger::PerReference).await;
     let replay = api.record(&whole, &batch).await;
     assert_eq!(replay.coins_awarded, 0);
     assert!(
@@ -141,6 +110,9 @@ async fn a_batch_of_many_new_records_stores_pays_and_answers_what_small_batches_
         "{:?}",
         said(&replay)
     );
-    assert_eq!(outcome_of(&server, whole.id).await, stored);
+    assert_eq!(
+        stored_state(&server, whole.id, Ledger::PerReference).await,
+        stored
+    );
     assert_ledger_consistent(&server).await;
 }

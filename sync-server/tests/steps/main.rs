@@ -283,3 +283,53 @@ async fn flag_a_run(api: &Api, walker: &Walker, day: NaiveDate, source: &str) {
         .await;
     assert_eq!(answer.results[1].status, Flagged);
 }
+
+/// How [`stored_state`] lists a user's ledger entries.
+enum Ledger {
+    /// Each entry, in the order booked.
+    InOrder,
+    /// The coins booked per kind and reference: a day paid in several batches books several
+    /// entries that add up to what one batch books.
+    PerReference,
+}
+
+/// What a user's batches left stored, without ids and keys (which differ between users):
+/// records, day accounts, ledger entries as `ledger` lists them, validations, unlocked
+/// achievements and the wallet.
+async fn stored_state(server: &TestServer, user: Uuid, ledger: Ledger) -> Vec<String> {
+    let ledger = match ledger {
+        Ledger::InOrder => {
+            "SELECT kind || ' ' || available_delta || ' ' || available_after || ' '
+                    || coalesce(reference_id, '-') || ' ' || coalesce(description, '-')
+             FROM coin_transactions WHERE user_id = $1 ORDER BY ledger_seq"
+        }
+        Ledger::PerReference => {
+            "SELECT kind || ' ' || coalesce(reference_id, '-') || ' ' || sum(available_delta)
+             FROM coin_transactions WHERE user_id = $1 GROUP BY kind, reference_id
+             ORDER BY kind, reference_id"
+        }
+    };
+    let queries = [
+        "SELECT day::text || ' ' || source || ' ' || steps || ' ' || verified_steps || ' '
+                || status || ' ' || report_count
+         FROM step_records WHERE user_id = $1 ORDER BY day, source",
+        "SELECT day::text || ' ' || verified_steps || ' ' || coins_paid
+         FROM step_days WHERE user_id = $1 ORDER BY day",
+        ledger,
+        "SELECT status || ' ' || step_day || ' ' || previous_steps || ' ' || claimed_steps
+                || ' ' || anomaly_score || ' ' || reasons::text
+         FROM step_validations WHERE user_id = $1 ORDER BY step_day, claimed_steps",
+        "SELECT a.code FROM user_achievements ua JOIN achievements a ON a.id = ua.achievement_id
+         WHERE ua.user_id = $1 ORDER BY a.code",
+        "SELECT available_coins || ' ' || frozen_coins || ' ' || lifetime_earned
+         FROM wallets WHERE user_id = $1",
+    ];
+    let mut state = Vec::new();
+    for query in queries {
+        for row in common::rows(server, query, &[&user]).await {
+            state.push(row.get::<_, String>(0));
+        }
+        state.push("--".to_owned());
+    }
+    state
+}
