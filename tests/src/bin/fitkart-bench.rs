@@ -2232,14 +2232,25 @@ async fn raw_limit(
     .await
 }
 
-/// The kernel's autogroup scheduling, which the PostgreSQL community has advised turning off
-/// on a database host (each backend calls `setsid`, so each is a scheduling group of its own):
-/// the heading gives it so a run can be reproduced; in tuning step 25's alternating runs it
-/// made no clear difference to the reads' tail. Empty where the kernel has no such setting.
-fn autogroup_text() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
-        .map(|value| format!("kernel.sched_autogroup_enabled {}; ", value.trim()))
-        .unwrap_or_default()
+/// The kernel's settings a read's tail was measured against, so a run can be reproduced:
+/// its autogroup scheduling, which the PostgreSQL community has advised turning off on a
+/// database host (each backend calls `setsid`, so each is a scheduling group of its own; in
+/// tuning step 25's alternating runs it made no clear difference to the reads' tail), and, in
+/// a virtual machine with the `haltpoll` idle driver, how long an idle core polls before it
+/// halts (tuning step 29: no clear difference either). Empty where the kernel has neither.
+fn kernel_text() -> String {
+    let setting = |path: &str, name: &str| {
+        std::fs::read_to_string(path)
+            .map(|value| format!("{name} {}; ", value.trim()))
+            .unwrap_or_default()
+    };
+    setting(
+        "/proc/sys/kernel/sched_autogroup_enabled",
+        "kernel.sched_autogroup_enabled",
+    ) + &setting(
+        "/sys/module/haltpoll/parameters/guest_halt_poll_ns",
+        "haltpoll.guest_halt_poll_ns",
+    )
 }
 
 fn load_average() -> String {
@@ -2393,7 +2404,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         start_up_jobs.as_secs_f64(),
         postgres,
-        autogroup_text(),
+        kernel_text(),
         load_average(),
         Utc::now().format("%Y-%m-%d %H:%M UTC"),
     );
