@@ -13,7 +13,12 @@
 #   FITKART_BENCH_ARGS='--trace /tmp/trace' ...   # every fixed-rate request's due time and latency
 #   FITKART_BENCH_TCP=1 ...                 # a local PostgreSQL over TCP, not its Unix socket
 #   bash scripts/bench.sh ci                # CI: small preset, debug build, 1 s per figure,
-#                                           # into a throwaway database (proves it works)
+#                                           # into a throwaway database (proves it works),
+#                                           # then once more against a server it did not start
+#   FITKART_JWT_SECRET=S FITKART_BENCH_ARGS='--server-url http://HOST:PORT' ...
+#                                           # a server already running on the preset's database
+#                                           # with the secret S, e.g. on another machine
+#                                           # (docs/benchmarks.md)
 #   bash scripts/bench.sh drop              # drop the presets' databases (the seed's is 34 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +61,22 @@ if [ "$preset" = ci ]; then
   # PostgreSQL runs on this machine in CI, so the table of CPU per request must be there.
   grep -q '^| `POST /steps/record`, one report that pays a coin | [0-9][0-9.]* | [0-9][0-9.]* |' target/bench-ci.md || {
     echo "target/bench-ci.md has no CPU time per step report" >&2
+    exit 1
+  }
+  # A server the bench did not start (--server-url), as on a machine of its own: a read
+  # measured through it, with the server's own secret.
+  http_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  secret="ci-remote-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  DATABASE_URL="$server_url/$name" FITKART_LISTEN="127.0.0.1:$http_port" FITKART_JWT_SECRET="$secret" \
+    RUST_LOG=warn target/debug/fitkart-sync-server serve &
+  remote=$!
+  trap 'kill "$remote" 2>/dev/null; wait "$remote" 2>/dev/null; drop "$name"' EXIT
+  FITKART_JWT_SECRET="$secret" target/debug/fitkart-bench --database-url "$server_url/$name" \
+    --server-url "http://127.0.0.1:$http_port" --only profile --seconds 1 --clients 2 --goal-search 0 \
+    --label "small, a server it did not start (CI)" --out target/bench-ci-remote.md
+  grep -q 'not started by the bench' target/bench-ci-remote.md &&
+    grep -q '^| `GET /me` (profile) | [0-9]*/s' target/bench-ci-remote.md || {
+    echo "target/bench-ci-remote.md has no profile read through the server at --server-url" >&2
     exit 1
   }
   exit 0

@@ -52,6 +52,13 @@
 //! (hyper's own; `--read-client reqwest` to compare), the writes through `reqwest`: the load
 //! generator runs on the cores it measures, so what it spends on a request is kept small.
 //!
+//! With `--server-url`, it measures a server already running, on this machine or another,
+//! instead of starting one: the load generator then has its machine's cores to itself, so a
+//! latency is the server's and the network's alone (docs/benchmarks.md, "Goals still missed").
+//! That server must run on the same generated database and sign tokens with the secret
+//! given as `--jwt-secret` (or `FITKART_JWT_SECRET`); the CPU tables are left out, as the
+//! server's processes are not this machine's to read.
+//!
 //! Last, it times the leaderboard rebuilds (each period, the nightly job's three, and the
 //! full rebuild) while a client keeps reading the board being rebuilt.
 //!
@@ -138,8 +145,20 @@ struct Args {
     label: String,
 
     /// The server binary (default: `fitkart-sync-server` beside this binary).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "server_url")]
     server: Option<PathBuf>,
+
+    /// A server already running on the generated database (`http://host:port`), on this
+    /// machine or another, to measure instead of starting one: with the load generator on a
+    /// machine of its own, the latencies are not shared with its CPU. Needs `--jwt-secret`.
+    #[arg(long, requires = "jwt_secret")]
+    server_url: Option<String>,
+
+    /// The `FITKART_JWT_SECRET` of the server at `--server-url`, which the bench signs its
+    /// users' tokens with. Not needed for a server the bench starts (it gives that one a
+    /// secret of its own).
+    #[arg(long, env = "FITKART_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
 
     /// Runs of the search, for each read with a p99 goal, for the highest arrival rate at
     /// which the p99 holds the goal: a bisection between none and the capacity, from the
@@ -174,6 +193,7 @@ enum ReadClientKind {
 /// where the weekly one is empty on a Monday until the nightly job ranks the bench's reports.
 const BOARD: LeaderboardPeriod = LeaderboardPeriod::AllTime;
 
+/// The secret of the server the bench starts itself.
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
 const PROTOCOL: (&str, &str) = ("x-fitkart-protocol-version", "1");
 
@@ -393,19 +413,37 @@ fn now_minute() -> i64 {
     .num_minutes()
 }
 
+/// The server measured: one the bench started (stopped when dropped), or one at
+/// `--server-url`.
 struct Server {
-    child: Child,
+    child: Option<Child>,
     url: String,
+}
+
+impl Server {
+    /// The process to read the server's CPU from: only one the bench started runs here.
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 async fn start_server(args: &Args) -> anyhow::Result<Server> {
+    if let Some(url) = &args.server_url {
+        let server = Server {
+            child: None,
+            url: url.trim_end_matches('/').to_owned(),
+        };
+        return wait_until_ready(server).await;
+    }
     let binary = match &args.server {
         Some(path) => path.clone(),
         None => std::env::current_exe()?
@@ -432,32 +470,38 @@ async fn start_server(args: &Args) -> anyhow::Result<Server> {
         .spawn()
         .with_context(|| format!("start {}", binary.display()))?;
     let server = Server {
-        child,
+        child: Some(child),
         url: format!("http://127.0.0.1:{port}"),
     };
+    wait_until_ready(server).await
+}
+
+/// `server` once its `/readyz` answers 200, within a minute.
+async fn wait_until_ready(server: Server) -> anyhow::Result<Server> {
     let http = reqwest::Client::new();
+    let mut last = String::from("no answer");
     for _ in 0..600 {
-        if http
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(server);
+        match http.get(format!("{}/readyz", server.url)).send().await {
+            Ok(answer) if answer.status().is_success() => return Ok(server),
+            Ok(answer) => last = format!("/readyz answered {}", answer.status()),
+            Err(err) => last = err.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the server did not become ready")
+    bail!(
+        "the server at {} did not become ready within a minute: {last}",
+        server.url
+    )
 }
 
 /// Waits until the jobs a server runs when it first starts on a database have finished: the
 /// ledger verification (all of the ledger) and the upkeep. They run once a day or less in
 /// service; measured under them, the first operations would pay for a full scan of the
 /// ledger. A run started before `since` (by an earlier server that was stopped mid-run) is not
-/// waited for. Returns how long they took.
+/// waited for (`None`: every run is). Returns how long they took.
 async fn wait_for_start_up_jobs(
     db: &tokio_postgres::Client,
-    since: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
 ) -> anyhow::Result<Duration> {
     use fitkart_sync_server::jobs::{UPKEEP, VERIFY_LEDGER};
     let started = Instant::now();
@@ -488,9 +532,9 @@ async fn wait_for_start_up_jobs(
     }
 }
 
-async fn load_world(db: &tokio_postgres::Client) -> anyhow::Result<World> {
+async fn load_world(db: &tokio_postgres::Client, secret: &str) -> anyhow::Result<World> {
     let tokens = AccessTokens::new(
-        &JwtSecret::new(SECRET).map_err(|e| anyhow::anyhow!("{e}"))?,
+        &JwtSecret::new(secret).map_err(|e| anyhow::anyhow!("{e}"))?,
         Duration::from_secs(6 * 3600),
     );
     let today = Utc::now().date_naive();
@@ -686,8 +730,13 @@ impl ReadClient {
             .into_iter()
             .map(|op| -> anyhow::Result<_> { Ok((op, read_path(op).parse()?)) })
             .collect::<anyhow::Result<_>>()?;
+        // A host name (a server on another machine) is looked up once, here.
+        let address = std::net::ToSocketAddrs::to_socket_addrs(authority)
+            .with_context(|| format!("{url}: the server's address"))?
+            .next()
+            .with_context(|| format!("{url}: no address"))?;
         Ok(Self {
-            address: authority.parse()?,
+            address,
             host: hyper::header::HeaderValue::try_from(authority)?,
             uris,
             idle: Mutex::new(Vec::new()),
@@ -1842,8 +1891,10 @@ fn process_cpu(stat: &str) -> Option<(&str, f64)> {
 }
 
 impl Usage {
-    /// The counters now; `None` where `/proc` cannot be read (not Linux).
-    fn now(server_pid: u32) -> Option<Self> {
+    /// The counters now; `None` where `/proc` cannot be read (not Linux) or the server does
+    /// not run here (`server_pid` `None`).
+    fn now(server_pid: Option<u32>) -> Option<Self> {
+        let server_pid = server_pid?;
         let mut times = Self::default();
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
             let Some(pid) = entry
@@ -1876,7 +1927,7 @@ impl Usage {
 
     /// The CPU milliseconds each part used and the context switches it made since `before`
     /// (taken by [`Usage::now`]), per request of `sample`, failed ones included.
-    fn since(before: Option<Self>, server_pid: u32, sample: &Sample) -> Option<Cost> {
+    fn since(before: Option<Self>, server_pid: Option<u32>, sample: &Sample) -> Option<Cost> {
         let requests = sample.latencies.len() + sample.errors() as usize;
         let (now, before) = (Self::now(server_pid)?, before?);
         Some(Cost {
@@ -2317,11 +2368,20 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = fitkart_sync_server::db::parse_url(&args.database_url)?;
     let db = fitkart_sync_server::db::connect(&config).await?;
-    let world = Arc::new(load_world(&db).await?);
+    // A server the bench starts gets the bench's secret; one already running has its own.
+    let secret = match (&args.server_url, &args.jwt_secret) {
+        (Some(_), Some(secret)) => secret.as_str(),
+        (Some(_), None) => bail!("--server-url needs the server's --jwt-secret"),
+        (None, _) => SECRET,
+    };
+    let world = Arc::new(load_world(&db, secret).await?);
     let pool = fitkart_sync_server::db::pool(&args.database_url, args.clients)?;
     let before_start: DateTime<Utc> = db.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
     let server = start_server(&args).await?;
-    let start_up_jobs = wait_for_start_up_jobs(&db, before_start).await?;
+    // A server already running may have begun its start-up jobs before the bench: waited for
+    // all the same.
+    let since = server.child.is_some().then_some(before_start);
+    let start_up_jobs = wait_for_start_up_jobs(&db, since).await?;
     let http = Http {
         url: server.url.as_str().into(),
         reqwest: reqwest::Client::builder()
@@ -2334,14 +2394,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     // Devices for the pushes.
     for actor in world.server_users.iter().take(64) {
-        http.reqwest
+        let answer = http
+            .reqwest
             .post(format!("{}/api/v1/devices", server.url))
             .bearer_auth(&actor.token)
             .header(PROTOCOL.0, PROTOCOL.1)
             .json(&serde_json::json!({"device_id": actor.device, "platform": "other"}))
             .send()
-            .await?
-            .error_for_status()?;
+            .await?;
+        if answer.status() == reqwest::StatusCode::UNAUTHORIZED && server.child.is_none() {
+            bail!(
+                "the server at {} refused the bench's token: sign with its FITKART_JWT_SECRET (--jwt-secret)",
+                server.url
+            );
+        }
+        answer.error_for_status()?;
     }
     let scale: (i64, i64) = {
         let row = db
@@ -2377,7 +2444,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut table = format!(
         "### Server at scale{}\n\n{} users, about {} step records (the planner's estimate); {} clients, {} s per measurement{}; \
          latency at {}, timed from each request's due time; \
-         measured after the server's start-up jobs (ledger verification, upkeep: {:.1} s); \
+         {}measured after the server's start-up jobs (ledger verification, upkeep: {:.1} s); \
          {}; {}load average at start {}; {}.\n\n\
          | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run (for a read, also its latency at the server's rate: p50 / p95 / p99 / max) | ratio | goal |\n\
          | --- | --- | --- | --- | --- | --- |\n",
@@ -2401,6 +2468,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         match args.rate {
             Some(rate) => format!("{rate:.0} requests a second"),
             None => format!("{:.0}% of the measured capacity", args.load_share * 100.0),
+        },
+        match &server.child {
+            Some(_) => String::new(),
+            None => format!(
+                "the server at {}, not started by the bench (its CPU is not read); ",
+                server.url
+            ),
         },
         start_up_jobs.as_secs_f64(),
         postgres,
@@ -2448,9 +2522,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         phase("capacity", args.seconds);
         let wal_before = WalCounters::now(&db).await;
-        let usage_before = Usage::now(server.child.id());
+        let usage_before = Usage::now(server.pid());
         let mut cap = capacity(&http, &world, op, args.clients, args.seconds).await;
-        let cap_cost = Usage::since(usage_before, server.child.id(), &cap);
+        let cap_cost = Usage::since(usage_before, server.pid(), &cap);
         let cap_wal = WalCounters::since(wal_before, &db, &cap).await;
         let rate = args
             .rate
@@ -2464,9 +2538,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             server_at(rate, 1).await;
         }
         phase(&format!("latency at {rate:.0}/s"), args.seconds);
-        let usage_before = Usage::now(server.child.id());
+        let usage_before = Usage::now(server.pid());
         let mut under = server_at(rate, args.seconds).await;
-        let under_cost = Usage::since(usage_before, server.child.id(), &under);
+        let under_cost = Usage::since(usage_before, server.pid(), &under);
         trace(&under, op, "latency");
         if let (Some(goal_ms), true) = (op.p99_goal_ms(), args.goal_search > 0) {
             let mut search = RateSearch::new(goal_ms, cap.per_second());
@@ -2516,9 +2590,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         phase("raw-SQL limit", args.seconds);
         let wal_before = WalCounters::now(&db).await;
-        let usage_before = Usage::now(server.child.id());
+        let usage_before = Usage::now(server.pid());
         let raw = raw_limit(&pool, &world, op, args.clients, args.seconds).await;
-        let raw_cost = Usage::since(usage_before, server.child.id(), &raw);
+        let raw_cost = Usage::since(usage_before, server.pid(), &raw);
         let raw_wal = WalCounters::since(wal_before, &db, &raw).await;
         if let (true, Some(server), Some(raw)) = (op.is_write(), cap_wal, raw_wal) {
             let text = |(kb, images): (f64, f64)| format!("{kb:.1} kB, {images:.1} full pages");
@@ -2535,9 +2609,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None
         } else {
             raw_fixed_rate(&pool, &world, op, rate, 1).await;
-            let usage_before = Usage::now(server.child.id());
+            let usage_before = Usage::now(server.pid());
             let raw_under = raw_fixed_rate(&pool, &world, op, rate, args.seconds).await;
-            let raw_under_cost = Usage::since(usage_before, server.child.id(), &raw_under);
+            let raw_under_cost = Usage::since(usage_before, server.pid(), &raw_under);
             trace(&raw_under, op, "raw");
             if let (
                 Some(Cost {
@@ -2763,6 +2837,15 @@ mod tests {
         // A due time already past returns at once (without arming the timer, which would
         // otherwise never fire and hang here).
         pacer.sleep_until(start).await.unwrap();
+    }
+
+    #[test]
+    fn the_reads_client_looks_up_a_host_name_for_a_server_elsewhere() {
+        let client = ReadClient::new("http://localhost:18080").unwrap();
+        assert!(client.address.ip().is_loopback());
+        assert_eq!(client.address.port(), 18080);
+        assert_eq!(client.host, "localhost:18080");
+        assert!(ReadClient::new("https://localhost:18080").is_err());
     }
 
     #[tokio::test]
