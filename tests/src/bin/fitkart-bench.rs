@@ -53,8 +53,8 @@
 //! generator runs on the cores it measures, so what it spends on a request is kept small.
 //!
 //! With `--server-url`, it measures a server already running, on this machine or another,
-//! instead of starting one: the load generator then has its machine's cores to itself, so a
-//! latency is the server's and the network's alone (docs/benchmarks.md, "Goals still missed").
+//! instead of starting one, so that a load generator on another machine does not take the
+//! server's cores (docs/benchmarks.md, "Goals still missed").
 //! That server must run on the same generated database and sign tokens with the secret
 //! given as `--jwt-secret` (or `FITKART_JWT_SECRET`); the CPU tables are left out, as the
 //! server's processes are not this machine's to read.
@@ -149,8 +149,8 @@ struct Args {
     server: Option<PathBuf>,
 
     /// A server already running on the generated database (`http://host:port`), on this
-    /// machine or another, to measure instead of starting one: with the load generator on a
-    /// machine of its own, the latencies are not shared with its CPU. Needs `--jwt-secret`.
+    /// machine or another, to measure instead of starting one, so that the load generator can
+    /// run on a machine of its own. Needs `--jwt-secret`.
     #[arg(long, requires = "jwt_secret")]
     server_url: Option<String>,
 
@@ -2368,11 +2368,11 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = fitkart_sync_server::db::parse_url(&args.database_url)?;
     let db = fitkart_sync_server::db::connect(&config).await?;
-    // A server the bench starts gets the bench's secret; one already running has its own.
-    let secret = match (&args.server_url, &args.jwt_secret) {
-        (Some(_), Some(secret)) => secret.as_str(),
-        (Some(_), None) => bail!("--server-url needs the server's --jwt-secret"),
-        (None, _) => SECRET,
+    // A server the bench starts gets the bench's secret; one already running has its own,
+    // which clap asks for with `--server-url`.
+    let secret = match (&args.server_url, args.jwt_secret.as_deref()) {
+        (Some(_), Some(secret)) => secret,
+        _ => SECRET,
     };
     let world = Arc::new(load_world(&db, secret).await?);
     let pool = fitkart_sync_server::db::pool(&args.database_url, args.clients)?;
