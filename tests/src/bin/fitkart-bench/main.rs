@@ -89,6 +89,9 @@ use fitkart_sync_server::config::JwtSecret;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
+#[cfg(target_os = "linux")]
+mod read_loop;
+
 /// Benchmarks the FitKart server on a generated database against the raw-SQL limit.
 // An option given twice takes its last value (`scripts/bench.sh` passes defaults first).
 #[derive(Debug, Parser)]
@@ -175,18 +178,38 @@ struct Args {
     #[arg(long)]
     trace: Option<PathBuf>,
 
-    /// The HTTP client of the reads (profile, wallet, leaderboard, achievements): `hyper`, an
-    /// HTTP/1.1 connection driven by the task that sends the request (tuning step 27), or
-    /// `reqwest`, the client of every other operation, to compare.
-    #[arg(long, value_enum, default_value_t = ReadClientKind::Hyper)]
+    /// The HTTP client of the reads (profile, wallet, leaderboard, achievements): `loop`, a
+    /// thread of its own driving plain HTTP/1.1 connections with `epoll` (Linux only; tuning
+    /// step 30), `hyper`, an HTTP/1.1 connection driven by the task that sends the request
+    /// (tuning step 27), or `reqwest`, the client of every other operation, to compare.
+    #[arg(long, value_enum, default_value_t = ReadClientKind::DEFAULT)]
     read_client: ReadClientKind,
 }
 
 /// `--read-client`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ReadClientKind {
+    Loop,
     Hyper,
     Reqwest,
+}
+
+impl ReadClientKind {
+    /// As `--read-client` takes it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Loop => "loop",
+            Self::Hyper => "hyper",
+            Self::Reqwest => "reqwest",
+        }
+    }
+
+    /// The reads' own loop where it runs (Linux), else hyper's connection.
+    const DEFAULT: Self = if cfg!(target_os = "linux") {
+        Self::Loop
+    } else {
+        Self::Hyper
+    };
 }
 
 /// The board the leaderboard read reads: the all-time board ranks every user who has walked,
@@ -318,6 +341,14 @@ impl Op {
             Op::Batch1000 => 1000,
             _ => 1,
         }
+    }
+
+    /// A `GET` of one path as one user, which the reads' clients send.
+    fn is_read(self) -> bool {
+        matches!(
+            self,
+            Op::Profile | Op::Wallet | Op::Leaderboard | Op::Achievements
+        )
     }
 
     fn is_write(self) -> bool {
@@ -688,6 +719,9 @@ struct Http {
     reqwest: reqwest::Client,
     /// The reads' client (`--read-client hyper`); `None`: the reads go through `reqwest`.
     reads: Option<Arc<ReadClient>>,
+    /// The reads' own loop (`--read-client loop`), which takes them before `reads`.
+    #[cfg(target_os = "linux")]
+    read_loop: Option<Arc<read_loop::ReadLoop>>,
 }
 
 /// An HTTP/1.1 client for the reads, lighter on the load generator than `reqwest`.
@@ -723,18 +757,11 @@ type ReadConnectionDriver = hyper::client::conn::http1::Connection<
 impl ReadClient {
     /// A client of the server at `url` (`http://host:port`).
     fn new(url: &str) -> anyhow::Result<Self> {
-        let authority = url
-            .strip_prefix("http://")
-            .with_context(|| format!("{url}: not an http:// URL"))?;
+        let (address, authority) = server_address(url)?;
         let uris = [Op::Profile, Op::Wallet, Op::Leaderboard, Op::Achievements]
             .into_iter()
             .map(|op| -> anyhow::Result<_> { Ok((op, read_path(op).parse()?)) })
             .collect::<anyhow::Result<_>>()?;
-        // A host name (a server on another machine) is looked up once, here.
-        let address = std::net::ToSocketAddrs::to_socket_addrs(authority)
-            .with_context(|| format!("{url}: the server's address"))?
-            .next()
-            .with_context(|| format!("{url}: no address"))?;
         Ok(Self {
             address,
             host: hyper::header::HeaderValue::try_from(authority)?,
@@ -823,6 +850,60 @@ impl ReadClient {
                 .push((sender, connection));
         }
         answer
+    }
+}
+
+/// The address of the server at `url` (`http://host:port`), and its `host:port`. A host name
+/// (a server on another machine) is looked up once, here.
+fn server_address(url: &str) -> anyhow::Result<(std::net::SocketAddr, &str)> {
+    let authority = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url}: not an http:// URL"))?;
+    let address = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .with_context(|| format!("{url}: the server's address"))?
+        .next()
+        .with_context(|| format!("{url}: no address"))?;
+    Ok((address, authority))
+}
+
+/// Reads through the reads' own loop, on a thread of tokio's blocking pool: `op` as the
+/// server's users in turn, as `call` reads them.
+#[cfg(target_os = "linux")]
+async fn loop_reads(
+    client: Arc<read_loop::ReadLoop>,
+    world: Arc<World>,
+    op: Op,
+    pace: read_loop::Pace,
+) -> Sample {
+    let head = format!(
+        "GET {} HTTP/1.1\r\nhost: {}\r\n{}: {}\r\nauthorization: ",
+        read_path(op),
+        client.authority(),
+        PROTOCOL.0,
+        PROTOCOL.1
+    );
+    let run = tokio::task::spawn_blocking(move || {
+        let mut request = |buffer: &mut Vec<u8>| -> Result<(), String> {
+            let users = &world.server_users;
+            if users.is_empty() {
+                return Err("no users".to_owned());
+            }
+            let actor = &users[world.next() as usize % users.len()];
+            buffer.extend_from_slice(head.as_bytes());
+            buffer.extend_from_slice(actor.authorization.as_bytes());
+            buffer.extend_from_slice(b"\r\n\r\n");
+            Ok(())
+        };
+        let answer = |status: u16, body: &[u8]| {
+            let status = reqwest::StatusCode::from_u16(status).map_err(|e| e.to_string())?;
+            answered(op, status, body)
+        };
+        client.run(pace, &mut request, &answer)
+    });
+    match run.await {
+        Ok(Ok(sample)) => sample,
+        Ok(Err(err)) => Sample::failed(format!("the reads' loop: {err}")),
+        Err(err) => Sample::failed(format!("the reads' loop: {err}")),
     }
 }
 
@@ -1517,6 +1598,13 @@ impl Sample {
         }
     }
 
+    /// A run that could not be made: one error, no answer.
+    fn failed(error: String) -> Self {
+        let mut sample = Self::default();
+        sample.add(Err(error), Duration::ZERO);
+        sample
+    }
+
     fn merge(&mut self, other: Sample) {
         self.latencies.extend(other.latencies);
         self.units += other.units;
@@ -1939,6 +2027,11 @@ impl Usage {
 
 /// `clients` clients in a closed loop through the server for `seconds`.
 async fn capacity(http: &Http, world: &Arc<World>, op: Op, clients: usize, seconds: u64) -> Sample {
+    #[cfg(target_os = "linux")]
+    if let (Some(client), true) = (&http.read_loop, op.is_read()) {
+        let pace = read_loop::Pace::Closed { clients, seconds };
+        return loop_reads(client.clone(), world.clone(), op, pace).await;
+    }
     closed_loop(clients, seconds, |deadline| {
         let (http, world) = (http.clone(), world.clone());
         async move {
@@ -2171,6 +2264,15 @@ async fn fixed_rate(
     seconds: u64,
     connections: usize,
 ) -> Sample {
+    #[cfg(target_os = "linux")]
+    if let (Some(client), true) = (&http.read_loop, op.is_read()) {
+        let pace = read_loop::Pace::Fixed {
+            rate,
+            seconds,
+            connections,
+        };
+        return loop_reads(client.clone(), world.clone(), op, pace).await;
+    }
     let in_flight = (connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(connections)));
     let (http, world) = (http.clone(), world.clone());
     at_fixed_rate(rate, seconds, move || {
@@ -2352,6 +2454,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // The reads' loop runs on a thread of the blocking pool; one that ended would take
+        // its context switches out of the sums `Usage` reads from `/proc` during the next
+        // run, so the pool keeps its threads for the whole bench.
+        .thread_keep_alive(Duration::from_secs(24 * 3600))
         .build()?;
     runtime.block_on(async {
         tokio::select! {
@@ -2389,9 +2495,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .build()?,
         reads: match args.read_client {
             ReadClientKind::Hyper => Some(Arc::new(ReadClient::new(&server.url)?)),
-            ReadClientKind::Reqwest => None,
+            ReadClientKind::Loop | ReadClientKind::Reqwest => None,
+        },
+        #[cfg(target_os = "linux")]
+        read_loop: match args.read_client {
+            ReadClientKind::Loop => Some(Arc::new(read_loop::ReadLoop::new(&server.url)?)),
+            ReadClientKind::Hyper | ReadClientKind::Reqwest => None,
         },
     };
+    #[cfg(not(target_os = "linux"))]
+    if args.read_client == ReadClientKind::Loop {
+        bail!("--read-client loop runs on Linux only");
+    }
     // Devices for the pushes.
     for actor in world.server_users.iter().take(64) {
         let answer = http
@@ -2443,7 +2558,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let mut table = format!(
         "### Server at scale{}\n\n{} users, about {} step records (the planner's estimate); {} clients, {} s per measurement{}; \
-         latency at {}, timed from each request's due time; \
+         latency at {}, timed from each request's due time; the reads sent by `--read-client {}`; \
          {}measured after the server's start-up jobs (ledger verification, upkeep: {:.1} s); \
          {}; {}load average at start {}; {}.\n\n\
          | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run (for a read, also its latency at the server's rate: p50 / p95 / p99 / max) | ratio | goal |\n\
@@ -2469,6 +2584,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Some(rate) => format!("{rate:.0} requests a second"),
             None => format!("{:.0}% of the measured capacity", args.load_share * 100.0),
         },
+        args.read_client.name(),
         match &server.child {
             Some(_) => String::new(),
             None => format!(
