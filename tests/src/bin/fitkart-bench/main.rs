@@ -48,9 +48,11 @@
 //! taken is slow however little it costs, and no tuning of this machine's software changes
 //! that.
 //!
-//! The reads go over HTTP/1.1 connections that the task sending each request drives
-//! (hyper's own; `--read-client reqwest` to compare), the writes through `reqwest`: the load
-//! generator runs on the cores it measures, so what it spends on a request is kept small.
+//! On Linux the reads go from a loop of the bench's own (`read_loop`: one thread driving plain
+//! HTTP/1.1 connections with `epoll`, paced by a `timerfd`), elsewhere over hyper's HTTP/1.1
+//! connections driven by the task sending each request (`--read-client hyper|reqwest` to
+//! compare); the writes go through `reqwest`. The load generator runs on the cores it
+//! measures, so what it spends on a request is kept small.
 //!
 //! With `--server-url`, it measures a server already running, on this machine or another,
 //! instead of starting one, so that a load generator on another machine does not take the
@@ -344,6 +346,7 @@ impl Op {
     }
 
     /// A `GET` of one path as one user, which the reads' clients send.
+    #[cfg(target_os = "linux")]
     fn is_read(self) -> bool {
         matches!(
             self,
@@ -1599,6 +1602,7 @@ impl Sample {
     }
 
     /// A run that could not be made: one error, no answer.
+    #[cfg(target_os = "linux")]
     fn failed(error: String) -> Self {
         let mut sample = Self::default();
         sample.add(Err(error), Duration::ZERO);

@@ -148,16 +148,22 @@ impl ReadLoop {
     ) -> std::io::Result<Sample> {
         let mut run = Run::new(self, pace)?;
         let outcome = run.go(request, answered);
-        // What is still open and idle serves the next run.
+        // What is still open and idle serves the next run: those this run did not take, then
+        // those it left idle, the one used last at the end.
+        let Run {
+            mut connections,
+            idle: used,
+            kept,
+            sample,
+            ..
+        } = run;
+        let used = used
+            .iter()
+            .filter_map(|&token| connections[token].take())
+            .map(|connection| connection.stream);
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.extend(
-            run.connections
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.awaiting.is_none().then_some(c.stream))
-                .chain(run.kept),
-        );
-        outcome.map(|()| run.sample)
+        idle.extend(kept.into_iter().chain(used));
+        outcome.map(|()| sample)
     }
 }
 
