@@ -2085,24 +2085,10 @@ impl Pacer {
 
     /// Returns at `due` (at once if it has passed).
     async fn sleep_until(&self, due: Instant) -> std::io::Result<()> {
-        use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
-        // A zero `it_value` would disarm the timer rather than fire it.
-        let early = match due.checked_duration_since(Instant::now()) {
-            Some(early) if !early.is_zero() => early,
-            _ => return Ok(()),
-        };
-        let zero = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        let at = Itimerspec {
-            it_interval: zero,
-            it_value: Timespec {
-                tv_sec: early.as_secs() as _,
-                tv_nsec: early.subsec_nanos() as _,
-            },
-        };
-        timerfd_settime(self.timer.get_ref(), TimerfdTimerFlags::empty(), &at)?;
+        if due <= Instant::now() {
+            return Ok(());
+        }
+        arm_timer(self.timer.get_ref(), due)?;
         loop {
             let mut ready = self.timer.readable().await?;
             // The expiry count; would-block means the readiness was stale.
@@ -2113,6 +2099,29 @@ impl Pacer {
             }
         }
     }
+}
+
+/// Arms the `timerfd` `timer` to fire once, at `due` (at once if it has passed).
+#[cfg(target_os = "linux")]
+fn arm_timer(timer: impl std::os::fd::AsFd, due: Instant) -> std::io::Result<()> {
+    use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
+    // A zero `it_value` would disarm the timer rather than fire it.
+    let after = due
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_nanos(1));
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let at = Itimerspec {
+        it_interval: zero,
+        it_value: Timespec {
+            tv_sec: after.as_secs() as _,
+            tv_nsec: after.subsec_nanos() as _,
+        },
+    };
+    timerfd_settime(timer, TimerfdTimerFlags::empty(), &at)?;
+    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -66,9 +66,8 @@ struct Connection {
     stream: TcpStream,
     /// What has come in of the answer awaited.
     answer: Vec<u8>,
-    /// The request awaiting its answer: when it was due (the closed loop: sent), and its
-    /// due time from the run's start for the timeline (`None` in the closed loop).
-    awaiting: Option<(Instant, Option<Duration>)>,
+    /// When the request awaiting its answer was due (the closed loop: sent); `None`: idle.
+    awaiting: Option<Instant>,
 }
 
 /// An answer read whole: its status and how many bytes it took.
@@ -277,7 +276,7 @@ impl<'a> Run<'a> {
             let _ = epoll::delete(&self.epoll, &connection.stream);
             self.open -= 1;
             self.idle.retain(|&t| t != token);
-            if let Some((due, _)) = connection.awaiting {
+            if let Some(due) = connection.awaiting {
                 self.in_flight -= 1;
                 self.sample.add(Err(error), due.elapsed());
             }
@@ -292,12 +291,10 @@ impl<'a> Run<'a> {
             self.sample.add(Err(err), due.elapsed());
             return;
         }
-        let timeline = matches!(self.pace, Pace::Fixed { .. })
-            .then(|| due.saturating_duration_since(self.started));
         let Some(connection) = self.connections[token].as_mut() else {
             return;
         };
-        connection.awaiting = Some((due, timeline));
+        connection.awaiting = Some(due);
         self.in_flight += 1;
         // An idle connection's send buffer is empty, and a request is a few hundred bytes.
         match connection.stream.write(&self.buf) {
@@ -329,7 +326,7 @@ impl<'a> Run<'a> {
                 return false;
             }
         };
-        let Some((due, timeline)) = connection.awaiting else {
+        let Some(due) = connection.awaiting else {
             self.end(token, String::new());
             return false;
         };
@@ -351,8 +348,10 @@ impl<'a> Run<'a> {
         connection.answer.clear();
         connection.awaiting = None;
         self.in_flight -= 1;
-        if let (Ok(_), Some(due)) = (&outcome, timeline) {
-            self.sample.timeline.push((due, latency));
+        // A fixed-rate run's timeline: each answered request by its due time in the run.
+        if outcome.is_ok() && matches!(self.pace, Pace::Fixed { .. }) {
+            let at = due.saturating_duration_since(self.started);
+            self.sample.timeline.push((at, latency));
         }
         self.sample.add(outcome, latency);
         if answer.close || extra {
@@ -361,28 +360,6 @@ impl<'a> Run<'a> {
         }
         self.idle.push(token);
         true
-    }
-
-    /// Arms the timer to fire at `due`.
-    fn arm(&self, due: Instant) -> std::io::Result<()> {
-        use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
-        // A zero `it_value` would disarm the timer rather than fire it.
-        let early = due
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_nanos(1));
-        let zero = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        let at = Itimerspec {
-            it_interval: zero,
-            it_value: Timespec {
-                tv_sec: early.as_secs() as _,
-                tv_nsec: early.subsec_nanos() as _,
-            },
-        };
-        timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &at)?;
-        Ok(())
     }
 
     fn go(&mut self, request: &mut Requests<'_>, answered: &Answered<'_>) -> std::io::Result<()> {
@@ -454,7 +431,7 @@ impl<'a> Run<'a> {
                 }),
                 Some(at) => {
                     if armed != Some(at) {
-                        self.arm(at)?;
+                        super::arm_timer(&self.timer, at)?;
                         armed = Some(at);
                     }
                     None
@@ -584,6 +561,17 @@ mod tests {
         }
     }
 
+    /// What the servers of most tests answer.
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+
+    fn fixed(rate: f64, connections: usize) -> Pace {
+        Pace::Fixed {
+            rate,
+            seconds: 1,
+            connections,
+        }
+    }
+
     fn ok(status: u16, body: &[u8]) -> Result<u64, String> {
         if status == 200 {
             Ok(1)
@@ -633,14 +621,10 @@ mod tests {
 
     #[test]
     fn a_fixed_rate_run_answers_every_request_due_over_the_connections_allowed() {
-        let server = serve("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", false);
+        let server = serve(OK, false);
         let client = ReadLoop::new(&server.url).unwrap();
         let sent = AtomicUsize::new(0);
-        let pace = Pace::Fixed {
-            rate: 2_000.0,
-            seconds: 1,
-            connections: 4,
-        };
+        let pace = fixed(2_000.0, 4);
         let sample = client.run(pace, &mut requests(&sent), &ok).unwrap();
         assert_eq!(sent.load(Ordering::Relaxed), 2_000);
         assert_eq!(sample.errors(), 0, "{:?}", sample.errors);
@@ -664,11 +648,7 @@ mod tests {
         assert_eq!(heads, expected);
         // The next run takes the connections this one left open.
         let before = server.accepted.load(Ordering::Relaxed);
-        let pace = Pace::Fixed {
-            rate: 100.0,
-            seconds: 1,
-            connections: 4,
-        };
+        let pace = fixed(100.0, 4);
         let again = client.run(pace, &mut requests(&sent), &ok).unwrap();
         assert_eq!(again.latencies.len(), 100);
         assert_eq!(server.accepted.load(Ordering::Relaxed), before);
@@ -676,7 +656,7 @@ mod tests {
 
     #[test]
     fn a_closed_loop_keeps_its_clients_busy_until_its_time_is_up() {
-        let server = serve("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", false);
+        let server = serve(OK, false);
         let client = ReadLoop::new(&server.url).unwrap();
         let sent = AtomicUsize::new(0);
         let pace = Pace::Closed {
@@ -701,11 +681,7 @@ mod tests {
         );
         let client = ReadLoop::new(&server.url).unwrap();
         let sent = AtomicUsize::new(0);
-        let pace = Pace::Fixed {
-            rate: 200.0,
-            seconds: 1,
-            connections: 2,
-        };
+        let pace = fixed(200.0, 2);
         let sample = client.run(pace, &mut requests(&sent), &ok).unwrap();
         assert_eq!(sample.errors(), 200);
         assert_eq!(sample.errors.get("404: nope"), Some(&200));
@@ -724,14 +700,10 @@ mod tests {
 
     #[test]
     fn a_kept_connection_the_server_closed_is_left_behind() {
-        let server = serve("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", true);
+        let server = serve(OK, true);
         let client = ReadLoop::new(&server.url).unwrap();
         let sent = AtomicUsize::new(0);
-        let pace = Pace::Fixed {
-            rate: 10.0,
-            seconds: 1,
-            connections: 1,
-        };
+        let pace = fixed(10.0, 1);
         // Each connection closes after its answer, 100 ms before the next request is due.
         let first = client.run(pace, &mut requests(&sent), &ok).unwrap();
         assert_eq!(
