@@ -504,19 +504,25 @@ pub async fn profile_and_standing(
         .transpose()
 }
 
-/// A profile by id, deleted accounts included (sync shows a deleted account as it was).
-pub async fn profile_including_deleted(
+/// The profile, deleted accounts included (sync shows a deleted account as it was), when it
+/// changed in versions `(after, to]`.
+pub async fn profile_changed(
     client: &impl GenericClient,
     user_id: Uuid,
-) -> Result<UserProfile, DomainError> {
-    let row = client
+    after: i64,
+    to: i64,
+) -> Result<Option<UserProfile>, DomainError> {
+    client
         .query_opt_cached(
-            &format!("SELECT {PROFILE_COLUMNS} FROM users WHERE id = $1"),
-            &[&user_id],
+            &format!(
+                "SELECT {PROFILE_COLUMNS} FROM users
+                 WHERE id = $1 AND change_version > $2 AND change_version <= $3"
+            ),
+            &[&user_id, &after, &to],
         )
         .await?
-        .ok_or_else(|| DomainError::not_found("no such account"))?;
-    Ok(account_from_row(&row)?.profile)
+        .map(|row| Ok(account_from_row(&row)?.profile))
+        .transpose()
 }
 
 /// Validates a profile patch: each field it carries must be acceptable.

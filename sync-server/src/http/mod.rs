@@ -169,7 +169,14 @@ fn routes(config: &ServerConfig) -> OpenApiRouter<AppState> {
         .merge(shop::import_routes().layer(request_timeout(config.import_timeout)))
         .merge(
             sync::routes()
-                .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+                // The fastest level: a year's pull is 7.6 times smaller, where the default
+                // level (8.9 times) spent 45% of the server's CPU on the pull
+                // (docs/benchmarks.md, tuning step 31).
+                .layer(
+                    tower_http::compression::CompressionLayer::new()
+                        .gzip(true)
+                        .quality(tower_http::CompressionLevel::Fastest),
+                )
                 .layer(request_timeout(config.request_timeout)),
         );
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

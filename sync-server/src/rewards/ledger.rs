@@ -559,12 +559,33 @@ pub async fn wallet(client: &impl GenericClient, user_id: Uuid) -> Result<Wallet
             &[&user_id],
         )
         .await?;
-    Ok(Wallet {
+    Ok(wallet_from_row(&row))
+}
+
+fn wallet_from_row(row: &tokio_postgres::Row) -> Wallet {
+    Wallet {
         available_coins: row.get("available_coins"),
         frozen_coins: row.get("frozen_coins"),
         lifetime_earned: row.get("lifetime_earned"),
         lifetime_spent: row.get("lifetime_spent"),
-    })
+    }
+}
+
+/// The user's wallet when it changed in versions `(after, to]` (sync's pull).
+pub async fn wallet_changed(
+    client: &impl GenericClient,
+    user_id: Uuid,
+    after: i64,
+    to: i64,
+) -> Result<Option<Wallet>> {
+    Ok(client
+        .query_opt_cached(
+            "SELECT available_coins, frozen_coins, lifetime_earned, lifetime_spent
+             FROM wallets WHERE user_id = $1 AND change_version > $2 AND change_version <= $3",
+            &[&user_id, &after, &to],
+        )
+        .await?
+        .map(|row| wallet_from_row(&row)))
 }
 
 /// The live account's wallet and its [`Standing`] for the account check, in one statement

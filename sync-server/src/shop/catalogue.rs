@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::admin::audit::{self, AuditEntry};
 use crate::auth::accounts::ClientInfo;
+use crate::db::CachedStatements as _;
 use crate::error::{DomainError, ErrorKind};
 use crate::sync::versions::next_shared_version;
 
@@ -60,7 +61,7 @@ pub async fn changed_since(
     to: i64,
 ) -> Result<Vec<Product>, DomainError> {
     Ok(client
-        .query(
+        .query_cached(
             "SELECT id, sku, name, description, category, coin_price, stock, images,
                     (is_active AND deleted_at IS NULL) AS is_active
              FROM reward_products WHERE change_version > $1 AND change_version <= $2

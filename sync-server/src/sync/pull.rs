@@ -76,12 +76,18 @@ pub async fn pull(
         ));
     }
 
-    let (user_to, used, user_more) = user_page_end(&tx, cursor, user_now, limit).await?;
+    // Both scopes' change counts in one round trip: the catalogue's are read even when the
+    // user's part fills the page, a scan of its changed versions where a round trip was.
+    let (user_counts, shared_counts) = tokio::try_join!(
+        user_counts(&tx, cursor, user_now),
+        shared_counts(&tx, cursor, shared_now),
+    )?;
+    let (user_to, used, user_more) = user_page_end(&user_counts, user_now, limit);
     // Then the shared catalogue, in the room the page has left.
     let shared_to = if user_more || (used >= limit && used > 0) {
         cursor.shared_version
     } else {
-        shared_page_end(&tx, cursor, shared_now, limit - used, used).await?
+        shared_page_end(&shared_counts, cursor, shared_now, limit - used, used)
     };
 
     let changes = read_changes(&tx, user_id, cursor, user_to, shared_to).await?;
@@ -98,16 +104,13 @@ pub async fn pull(
     })
 }
 
-/// Where the user's part of a page ends: the version it reaches, the rows it uses, and
-/// whether user changes are left for later pages. A version past the last one with rows has
-/// nothing to send, so a page holding the last user rows reaches `user_now`.
-async fn user_page_end(
+/// The user's changed rows per version in `(cursor, user_now]`, by version.
+async fn user_counts(
     tx: &Transaction<'_>,
     cursor: Cursor,
     user_now: i64,
-    limit: i64,
-) -> Result<(i64, i64, bool), DomainError> {
-    let user_counts: Vec<(i64, i64)> = tx
+) -> Result<Vec<(i64, i64)>, DomainError> {
+    Ok(tx
         .query_cached(
             &format!(
                 "SELECT v, count(*) AS changed FROM ({USER_VERSION_SOURCES}) s
@@ -118,30 +121,16 @@ async fn user_page_end(
         .await?
         .iter()
         .map(|r| (r.get("v"), r.get("changed")))
-        .collect();
-    Ok(match cutoff(&user_counts, limit) {
-        Some((version, used)) => {
-            let last = user_counts.last().map_or(version, |(v, _)| *v);
-            if version == last {
-                (user_now, used, false)
-            } else {
-                (version, used, true)
-            }
-        }
-        None => (user_now, 0, false),
-    })
+        .collect())
 }
 
-/// Where the shared part of a page ends, given the `budget` of rows the user's part left
-/// (`used` rows already on the page).
-async fn shared_page_end(
+/// The shared catalogue's changed rows per version in `(cursor, shared_now]`, by version.
+async fn shared_counts(
     tx: &Transaction<'_>,
     cursor: Cursor,
     shared_now: i64,
-    budget: i64,
-    used: i64,
-) -> Result<i64, DomainError> {
-    let shared_counts: Vec<(i64, i64)> = tx
+) -> Result<Vec<(i64, i64)>, DomainError> {
+    Ok(tx
         .query_cached(
             &format!(
                 "SELECT v, count(*) AS changed FROM ({SHARED_VERSION_SOURCES}) s GROUP BY v ORDER BY v"
@@ -151,17 +140,46 @@ async fn shared_page_end(
         .await?
         .iter()
         .map(|r| (r.get("v"), r.get("changed")))
-        .collect();
-    Ok(match cutoff(&shared_counts, budget) {
+        .collect())
+}
+
+/// Where the user's part of a page ends: the version it reaches, the rows it uses, and
+/// whether user changes are left for later pages. A version past the last one with rows has
+/// nothing to send, so a page holding the last user rows reaches `user_now`.
+fn user_page_end(user_counts: &[(i64, i64)], user_now: i64, limit: i64) -> (i64, i64, bool) {
+    match cutoff(user_counts, limit) {
+        Some((version, used)) => {
+            let last = user_counts.last().map_or(version, |(v, _)| *v);
+            if version == last {
+                (user_now, used, false)
+            } else {
+                (version, used, true)
+            }
+        }
+        None => (user_now, 0, false),
+    }
+}
+
+/// Where the shared part of a page ends, given the `budget` of rows the user's part left
+/// (`used` rows already on the page).
+fn shared_page_end(
+    shared_counts: &[(i64, i64)],
+    cursor: Cursor,
+    shared_now: i64,
+    budget: i64,
+    used: i64,
+) -> i64 {
+    match cutoff(shared_counts, budget) {
         // A first shared version bigger than the room left waits for the next page,
         // unless the page is otherwise empty.
         Some((_, rows)) if used > 0 && rows > budget => cursor.shared_version,
         Some((version, _)) if shared_counts.last().is_some_and(|(v, _)| *v > version) => version,
         _ => shared_now,
-    })
+    }
 }
 
-/// Reads the rows changed in `(cursor, to]` of each scope.
+/// Reads the rows changed in `(cursor, to]` of each scope, every table's read sent at once
+/// (tokio-postgres pipelines them: one round trip, not one per table).
 async fn read_changes(
     tx: &Transaction<'_>,
     user_id: Uuid,
@@ -170,15 +188,28 @@ async fn read_changes(
     shared_to: i64,
 ) -> Result<Changes, DomainError> {
     let (after_u, after_s) = (cursor.user_version, cursor.shared_version);
-    let mut changes = Changes::default();
-    if user_to > after_u {
-        read_user_changes(tx, user_id, after_u, user_to, &mut changes).await?;
-    }
-    if shared_to > after_s {
-        changes.products = crate::shop::catalogue::changed_since(tx, after_s, shared_to).await?;
-        changes.achievements = achievements_changed(tx, after_s, shared_to).await?;
-        changes.settings = public_settings_changed(tx, after_s, shared_to).await?;
-    }
+    let user = async {
+        if user_to > after_u {
+            read_user_changes(tx, user_id, after_u, user_to).await
+        } else {
+            Ok(Changes::default())
+        }
+    };
+    let shared = async {
+        if shared_to > after_s {
+            tokio::try_join!(
+                crate::shop::catalogue::changed_since(tx, after_s, shared_to),
+                achievements_changed(tx, after_s, shared_to),
+                public_settings_changed(tx, after_s, shared_to),
+            )
+        } else {
+            Ok(Default::default())
+        }
+    };
+    let (mut changes, (products, achievements, settings)) = tokio::try_join!(user, shared)?;
+    changes.products = products;
+    changes.achievements = achievements;
+    changes.settings = settings;
     Ok(changes)
 }
 
@@ -189,34 +220,24 @@ async fn read_user_changes(
     user_id: Uuid,
     after: i64,
     to: i64,
-    changes: &mut Changes,
-) -> Result<(), DomainError> {
-    let user_changed = tx
-        .query_opt_cached(
-            "SELECT 1 FROM users WHERE id = $1 AND change_version > $2 AND change_version <= $3",
-            &[&user_id, &after, &to],
-        )
-        .await?
-        .is_some();
-    if user_changed {
-        changes.profile =
-            Some(crate::auth::accounts::profile_including_deleted(tx, user_id).await?);
-    }
-    let wallet_changed = tx
-        .query_opt_cached(
-            "SELECT 1 FROM wallets WHERE user_id = $1 AND change_version > $2 AND change_version <= $3",
-            &[&user_id, &after, &to],
-        )
-        .await?
-        .is_some();
-    if wallet_changed {
-        changes.wallet = Some(crate::rewards::ledger::wallet(tx, user_id).await?);
-    }
-    changes.coin_transactions = coin_transactions_changed(tx, user_id, after, to).await?;
-    changes.step_records = step_records_changed(tx, user_id, after, to).await?;
-    changes.achievements_unlocked = unlocks_changed(tx, user_id, after, to).await?;
-    changes.orders = orders::changed_since(tx, user_id, after, to).await?;
-    Ok(())
+) -> Result<Changes, DomainError> {
+    let (profile, wallet, coin_transactions, step_records, achievements_unlocked, orders) = tokio::try_join!(
+        crate::auth::accounts::profile_changed(tx, user_id, after, to),
+        async { Ok::<_, DomainError>(ledger::wallet_changed(tx, user_id, after, to).await?) },
+        coin_transactions_changed(tx, user_id, after, to),
+        step_records_changed(tx, user_id, after, to),
+        unlocks_changed(tx, user_id, after, to),
+        orders::changed_since(tx, user_id, after, to),
+    )?;
+    Ok(Changes {
+        profile,
+        wallet,
+        coin_transactions,
+        step_records,
+        achievements_unlocked,
+        orders,
+        ..Changes::default()
+    })
 }
 
 /// The user's coin movements booked in `(after, to]`, in ledger order.

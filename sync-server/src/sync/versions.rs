@@ -7,6 +7,7 @@
 
 use deadpool_postgres::Transaction;
 use tokio_postgres::Statement;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::CachedStatements as _;
@@ -100,19 +101,20 @@ impl PendingSharedVersion {
 /// without a version row is at 0). Versions commit in order under their row locks, so
 /// everything up to these versions is complete in that snapshot.
 pub async fn committed(tx: &Transaction<'_>, user_id: Uuid) -> Result<(i64, i64), Error> {
-    let user_now: i64 = tx
-        .query_opt_cached(
+    // Both in one round trip (tokio-postgres pipelines them).
+    let user_params: [&(dyn ToSql + Sync); 1] = [&user_id];
+    let (user_now, shared_now) = tokio::try_join!(
+        tx.query_opt_cached(
             "SELECT version FROM change_versions WHERE user_id = $1",
-            &[&user_id],
-        )
-        .await?
-        .map_or(0, |r| r.get("version"));
-    let shared_now: i64 = tx
-        .query_one_cached(
+            &user_params,
+        ),
+        tx.query_one_cached(
             "SELECT version FROM shared_change_version WHERE singleton",
             &[],
-        )
-        .await?
-        .get("version");
-    Ok((user_now, shared_now))
+        ),
+    )?;
+    Ok((
+        user_now.map_or(0, |r| r.get("version")),
+        shared_now.get("version"),
+    ))
 }

@@ -70,6 +70,9 @@ async fn attach_items(
     client: &impl GenericClient,
     orders: &mut [Order],
 ) -> Result<(), DomainError> {
+    if orders.is_empty() {
+        return Ok(());
+    }
     let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
     let rows = client
         .query_cached(
