@@ -707,9 +707,11 @@ impl FitKart {
 
     // ---- Sync ----------------------------------------------------------------------------
 
-    /// Pushes the queue, then pulls every change, then refreshes achievement progress and the
-    /// weekly leaderboard. Failed exchanges are retried with backoff; a sync already running
-    /// is joined (this call returns its result).
+    /// Pushes the queue, then pulls every change while fetching achievement progress and the
+    /// weekly leaderboard (written after the last page). The first sync of a signed-in user
+    /// also registers the device, alongside. Each pulled page is written in its own
+    /// transaction while the next is fetched. Failed exchanges are retried with backoff; a
+    /// sync already running is joined (this call returns its result).
     ///
     /// # Errors
     ///
@@ -791,9 +793,10 @@ impl FitKart {
         if inner.active_user()?.as_deref() != Some(user.as_str()) {
             return Err(Error::NotSignedIn);
         }
-        let mut report = SyncReport::default();
-
-        // Register the device once per signed-in user.
+        // Register the device once per signed-in user, meanwhile the rest: the server
+        // records a device on its first push too, and the registration only adds what the
+        // device is (platform, versions, model), so a fresh phone's first sync does not wait
+        // a round trip for it. Its error, if any, is returned after the rest has been done.
         let registered: Option<String> = inner.store.read(|conn| -> Result<_, Error> {
             Ok(
                 conn.query_row("SELECT registered_user_id FROM sync_state", [], |row| {
@@ -801,7 +804,10 @@ impl FitKart {
                 })?,
             )
         })?;
-        if registered.as_deref() != Some(user.as_str()) {
+        let register = async {
+            if registered.as_deref() == Some(user.as_str()) {
+                return Ok(());
+            }
             self.set_status(SyncStatus::Syncing {
                 phase: SyncPhase::Registering,
                 done: 0,
@@ -820,13 +826,32 @@ impl FitKart {
             inner.store.write(|tx| -> Result<(), Error> {
                 tx.execute("UPDATE sync_state SET registered_user_id = ?1", [&user])?;
                 Ok(())
-            })?;
+            })
+        };
+        let (registered, report) = tokio::join!(
+            register,
+            self.push_and_pull(deadline, tokens.user_id, &user)
+        );
+        match (registered, report) {
+            (Ok(()), report) => report,
+            (Err(err), Ok(_)) => Err(err),
+            (Err(err), Err(other)) => Err(the_cause(err, other)),
         }
+    }
+
+    /// Pushes the queue, then pulls every change and refreshes achievement progress and the
+    /// weekly board (see [`FitKart::sync`]).
+    async fn push_and_pull(
+        &self,
+        deadline: Option<DateTime<Utc>>,
+        user_id: Uuid,
+        user: &str,
+    ) -> Result<SyncReport, Error> {
+        let inner = &self.inner;
+        let mut report = SyncReport::default();
 
         // Push.
-        let total = inner
-            .store
-            .read(|conn| outbox::pending_count(conn, &user))?;
+        let total = inner.store.read(|conn| outbox::pending_count(conn, user))?;
         let mut done = 0;
         loop {
             if self.past(deadline) {
@@ -838,7 +863,7 @@ impl FitKart {
                 total: total.max(done),
             });
             let Some(batch) = inner.store.write(|tx| {
-                engine::take_push_batch(tx, &user, self.device_id_for(tokens.user_id), PUSH_BATCH)
+                engine::take_push_batch(tx, user, self.device_id_for(user_id), PUSH_BATCH)
             })?
             else {
                 break;
@@ -884,68 +909,39 @@ impl FitKart {
             }
         }
 
-        // Pull.
-        let mut restarted = false;
-        loop {
-            if self.past(deadline) {
-                return Ok(report);
+        // Pull, and meanwhile fetch what pull does not carry (achievement progress and the
+        // weekly board): both answer from what the push above settled and neither needs the
+        // pulled pages, so a restore waits for the longer of the two, not their sum. The
+        // refresh is written after the last page.
+        let (pulled, refresh) = tokio::join!(
+            self.pull_all(deadline, user, &mut report),
+            self.fetch_refresh(deadline),
+        );
+        let pulled = match (pulled, &refresh) {
+            (Err(err), Err(_)) => {
+                let other = refresh.err().unwrap_or(Error::NotSignedIn);
+                return Err(the_cause(err, other));
             }
-            self.set_status(SyncStatus::Syncing {
-                phase: SyncPhase::Pulling,
-                done: report.pulled.pages,
-                total: report.pulled.pages + 1,
-            });
-            let cursor = inner.store.read(engine::pull_cursor)?;
-            let mut path = format!("/sync/pull?limit={PULL_LIMIT}");
-            if let Some(cursor) = &cursor {
-                path.push_str("&cursor=");
-                path.push_str(cursor);
-            }
-            let page = match inner
-                .with_retry::<PullResponse, ()>(deadline, Method::Get, &path, None)
-                .await
-            {
-                Ok(page) => page,
-                Err(Error::Api { status, code, .. })
-                    if !restarted
-                        && ((status == 400 && code == "invalid_cursor")
-                            || (status == 410 && code == "cursor_expired")) =>
-                {
-                    inner.store.write(engine::restart_from_snapshot)?;
-                    restarted = true;
-                    report.refetched_snapshot = true;
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            let now = inner.clock.now();
-            let (counts, parts) = inner
-                .store
-                .write(|tx| engine::apply_pull(tx, &user, &page, now))?;
-            report.pulled.add(&counts);
-            inner.listeners.changed(&parts);
-            if !page.has_more {
-                break;
-            }
+            (pulled, _) => pulled?,
+        };
+        if !pulled {
+            return Ok(report); // stopped between pages at the deadline
         }
-
-        // Refresh what pull does not carry: achievement progress and the weekly board.
-        if !self.past(deadline) {
-            self.set_status(SyncStatus::Syncing {
-                phase: SyncPhase::Refreshing,
-                done: 0,
-                total: 2,
-            });
-            let list = inner
-                .with_retry::<AchievementList, ()>(deadline, Method::Get, "/achievements", None)
-                .await?;
-            inner
-                .store
-                .write(|tx| cache::store_achievement_progress(tx, &list.achievements))?;
-            inner.listeners.changed(&[Part::Achievements]);
-            self.refresh_leaderboard_inner(deadline, LeaderboardPeriod::Weekly)
-                .await?;
-        }
+        let (list, board) = match refresh {
+            Ok(fetched) => fetched,
+            Err(_) if self.past(deadline) => return Ok(report),
+            Err(err) => return Err(err),
+        };
+        self.set_status(SyncStatus::Syncing {
+            phase: SyncPhase::Refreshing,
+            done: 0,
+            total: 2,
+        });
+        inner
+            .store
+            .write(|tx| cache::store_achievement_progress(tx, &list.achievements))?;
+        inner.listeners.changed(&[Part::Achievements]);
+        self.store_leaderboard(&board)?;
         report.complete = true;
         Ok(report)
     }
@@ -974,12 +970,132 @@ impl FitKart {
             .inner
             .with_retry::<Leaderboard, ()>(deadline, Method::Get, &path, None)
             .await?;
-        let now = self.inner.clock.now();
+        self.store_leaderboard(&(board, self.inner.clock.now()))
+    }
+
+    /// Caches a fetched leaderboard and tells the listeners.
+    fn store_leaderboard(
+        &self,
+        (board, fetched_at): &(Leaderboard, DateTime<Utc>),
+    ) -> Result<(), Error> {
         self.inner
             .store
-            .write(|tx| cache::store_leaderboard(tx, &board, now))?;
+            .write(|tx| cache::store_leaderboard(tx, board, *fetched_at))?;
         self.inner.listeners.changed(&[Part::Leaderboard]);
         Ok(())
+    }
+
+    /// Achievement progress and the weekly leaderboard (with when it was fetched), fetched
+    /// together.
+    async fn fetch_refresh(
+        &self,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<(AchievementList, (Leaderboard, DateTime<Utc>)), Error> {
+        let inner = &self.inner;
+        let path = format!("/leaderboard?period={}", LeaderboardPeriod::Weekly.as_str());
+        tokio::try_join!(
+            inner.with_retry::<AchievementList, ()>(deadline, Method::Get, "/achievements", None),
+            async {
+                let board = inner
+                    .with_retry::<Leaderboard, ()>(deadline, Method::Get, &path, None)
+                    .await?;
+                Ok((board, inner.clock.now()))
+            },
+        )
+    }
+
+    /// Pulls until the last page has been applied (true) or the deadline passed between
+    /// pages (false). A cursor the server no longer serves (`invalid_cursor`,
+    /// `cursor_expired`) restarts the pull from a snapshot, once.
+    async fn pull_all(
+        &self,
+        deadline: Option<DateTime<Utc>>,
+        user: &str,
+        report: &mut SyncReport,
+    ) -> Result<bool, Error> {
+        let mut restarted = false;
+        loop {
+            match self.pull_pages(deadline, user, report).await {
+                Err(Error::Api { status, code, .. })
+                    if !restarted
+                        && ((status == 400 && code == "invalid_cursor")
+                            || (status == 410 && code == "cursor_expired")) =>
+                {
+                    self.inner.store.write(engine::restart_from_snapshot)?;
+                    restarted = true;
+                    report.refetched_snapshot = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Pulls from the stored cursor, each page applied in its own transaction while the
+    /// next one is fetched: the server prepares page n + 1 (its cursor is in page n) while
+    /// the device writes page n. A page is written only after every page before it, so the
+    /// stored cursor always names the last page written; one fetched but not written when
+    /// an error stops the pull is fetched again by the next.
+    async fn pull_pages(
+        &self,
+        deadline: Option<DateTime<Utc>>,
+        user: &str,
+        report: &mut SyncReport,
+    ) -> Result<bool, Error> {
+        let inner = &self.inner;
+        let first = inner.store.read(engine::pull_cursor)?;
+        // Room for one page: the fetcher runs at most one page ahead of the writer.
+        let (pages, mut fetched) = tokio::sync::mpsc::channel::<PullResponse>(1);
+        let fetch = async move {
+            let mut cursor = first;
+            loop {
+                if self.past(deadline) {
+                    return Ok(false);
+                }
+                let mut path = format!("/sync/pull?limit={PULL_LIMIT}");
+                if let Some(cursor) = &cursor {
+                    path.push_str("&cursor=");
+                    path.push_str(cursor);
+                }
+                let page = inner
+                    .with_retry::<PullResponse, ()>(deadline, Method::Get, &path, None)
+                    .await?;
+                let last = !page.has_more;
+                cursor = Some(page.next_cursor.clone());
+                if pages.send(page).await.is_err() {
+                    return Ok(false); // the writer stopped on an error, which is returned
+                }
+                if last {
+                    return Ok(true);
+                }
+            }
+        };
+        self.set_status(SyncStatus::Syncing {
+            phase: SyncPhase::Pulling,
+            done: report.pulled.pages,
+            total: report.pulled.pages + 1,
+        });
+        // Moved in, so that a failed write drops the receiver and the fetcher stops.
+        let write = async move {
+            while let Some(page) = fetched.recv().await {
+                let now = inner.clock.now();
+                let (counts, parts) = inner
+                    .store
+                    .write(|tx| engine::apply_pull(tx, user, &page, now))?;
+                report.pulled.add(&counts);
+                inner.listeners.changed(&parts);
+                if page.has_more {
+                    self.set_status(SyncStatus::Syncing {
+                        phase: SyncPhase::Pulling,
+                        done: report.pulled.pages,
+                        total: report.pulled.pages + 1,
+                    });
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        let (fetched_all, written) = tokio::join!(fetch, write);
+        written?;
+        fetched_all
     }
 }
 
@@ -1129,6 +1245,17 @@ impl Inner {
             self.tokens.clear().map_err(Error::TokenStore)?;
         }
         Err(error)
+    }
+}
+
+/// Of two exchanges made at once that both failed, the error to report: a session one of them
+/// ended (a refused refresh, a disabled account) shows in the other as `NotSignedIn`, the
+/// consequence and not the cause.
+fn the_cause(first: Error, second: Error) -> Error {
+    if matches!(first, Error::NotSignedIn) {
+        second
+    } else {
+        first
     }
 }
 

@@ -348,7 +348,19 @@ async fn server_errors_are_retried_with_backoff_then_reported_offline() {
     );
     assert_eq!(fixture.client.status(), SyncStatus::Offline);
     let retries = RetryPolicy::default().max_retries as usize;
-    assert_eq!(fixture.clock.slept.load(Ordering::SeqCst), retries);
+    // A user's first sync registers the device alongside the push: each exchange is tried
+    // once and retried up to the policy's limit, each retry after a wait.
+    let attempts = |suffix: &str| {
+        fixture
+            .transport
+            .paths()
+            .iter()
+            .filter(|p| p.ends_with(suffix))
+            .count()
+    };
+    assert_eq!(attempts("/sync/push"), retries + 1);
+    assert_eq!(attempts("/devices"), retries + 1);
+    assert_eq!(fixture.clock.slept.load(Ordering::SeqCst), 2 * retries);
     // Each wait honoured Retry-After (2 s) at least.
     let waited = fixture.clock.now() - "2025-03-01T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
     assert!(
@@ -484,4 +496,77 @@ async fn logout_with_pending_changes_refuses_unless_told_to_discard() {
         fixture.client.wallet(),
         Err(FitKartError::Unauthorized { .. })
     ));
+}
+
+/// A pull of three pages whose third is refused once: `p0` (no cursor) → `p1` → `p2`.
+fn three_pages(refuse_third: Arc<std::sync::atomic::AtomicBool>) -> Scripted {
+    Scripted::new(move |request| {
+        let path = request.path.as_str();
+        if !path.contains("/sync/pull") {
+            return happy(request);
+        }
+        let (next, more) = if path.ends_with("cursor=p2") {
+            if refuse_third.swap(false, Ordering::SeqCst) {
+                return error(400, "bad_request");
+            }
+            ("p3", false)
+        } else if path.ends_with("cursor=p1") {
+            ("p2", true)
+        } else {
+            ("p1", true)
+        };
+        json(
+            200,
+            serde_json::to_value(PullResponse {
+                changes: Changes::default(),
+                next_cursor: next.into(),
+                has_more: more,
+            })
+            .unwrap(),
+        )
+    })
+}
+
+#[tokio::test]
+async fn a_pull_stopped_by_a_refused_page_keeps_the_pages_before_it_and_resumes_after_them() {
+    let refuse = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fixture = signed_in(three_pages(refuse.clone())).await;
+    let client = &fixture.client;
+
+    let err = client.sync().await.unwrap_err();
+    assert!(
+        matches!(&err, FitKartError::Rejected { code, .. } if code == "bad_request"),
+        "{err:?}"
+    );
+    let cursor = client.store().read(engine::pull_cursor).unwrap();
+    assert_eq!(cursor.as_deref(), Some("p2"), "the last page written");
+    assert!(!client.has_synced().unwrap());
+    assert_eq!(
+        client.leaderboard(LeaderboardPeriod::Weekly).unwrap(),
+        None,
+        "the refresh is written only after the last page"
+    );
+
+    let before = fixture.transport.paths().len();
+    let report = client.sync().await.unwrap();
+    assert!(report.complete);
+    assert_eq!(report.pulled.pages, 1, "only the page not yet written");
+    let pulls: Vec<String> = fixture.transport.paths()[before..]
+        .iter()
+        .filter(|p| p.contains("/sync/pull"))
+        .cloned()
+        .collect();
+    assert_eq!(pulls.len(), 1);
+    assert!(pulls[0].ends_with("cursor=p2"), "{pulls:?}");
+    assert!(client.has_synced().unwrap());
+    assert!(
+        client
+            .leaderboard(LeaderboardPeriod::Weekly)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        client.store().read(engine::pull_cursor).unwrap().as_deref(),
+        Some("p3")
+    );
 }
