@@ -80,22 +80,35 @@ fn signed_in_phone(dir: &std::path::Path) -> FitKart {
 }
 
 /// The default HTTP transport, timing each exchange (request sent to answer read), so a
-/// sync's time splits into the server's and network's share and the device's own.
+/// sync's time splits into the server's and network's share and the device's own. With a
+/// round trip, each exchange first waits that long, as over a mobile network.
 struct TimedTransport {
     inner: HttpTransport,
-    exchanges: Mutex<Vec<(String, Duration, usize)>>,
+    round_trip: Duration,
+    exchanges: Mutex<Vec<Exchange>>,
+}
+
+/// One timed exchange.
+struct Exchange {
+    /// The path without `/api/v1` and the query.
+    kind: String,
+    start: Instant,
+    took: Duration,
+    /// Bytes of the (decompressed) answer.
+    bytes: usize,
 }
 
 impl TimedTransport {
-    fn new(base_url: &str) -> Arc<Self> {
+    fn new(base_url: &str, round_trip: Duration) -> Arc<Self> {
         Arc::new(Self {
             inner: HttpTransport::new(base_url, Duration::from_secs(60)).expect("transport"),
+            round_trip,
             exchanges: Mutex::new(Vec::new()),
         })
     }
 
-    /// The exchanges so far, as (kind, time, answer bytes), and forgets them.
-    fn take(&self) -> Vec<(String, Duration, usize)> {
+    /// The exchanges so far, and forgets them.
+    fn take(&self) -> Vec<Exchange> {
         std::mem::take(
             &mut *self
                 .exchanges
@@ -105,10 +118,37 @@ impl TimedTransport {
     }
 }
 
-/// Prints the exchanges of one sync grouped by kind and returns their total time.
-fn print_breakdown(exchanges: &[(String, Duration, usize)], whole: Duration) -> Duration {
+/// How long at least one of the exchanges was in flight (those a sync makes at once
+/// counted once).
+fn in_flight(exchanges: &[Exchange]) -> Duration {
+    let mut spans: Vec<(Instant, Instant)> = exchanges
+        .iter()
+        .map(|e| (e.start, e.start + e.took))
+        .collect();
+    spans.sort();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((from, to)) if start <= to => Some((from, to.max(end))),
+            Some((from, to)) => {
+                total += to - from;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    total + current.map_or(Duration::ZERO, |(from, to)| to - from)
+}
+
+/// Prints the exchanges of one sync grouped by kind (the time of each kind summed) and
+/// returns how long any exchange was in flight.
+fn print_breakdown(exchanges: &[Exchange], whole: Duration) -> Duration {
     let mut kinds: Vec<(String, usize, Duration, usize)> = Vec::new();
-    for (kind, took, bytes) in exchanges {
+    for Exchange {
+        kind, took, bytes, ..
+    } in exchanges
+    {
         match kinds.iter_mut().find(|k| &k.0 == kind) {
             Some(k) => {
                 k.1 += 1;
@@ -118,7 +158,7 @@ fn print_breakdown(exchanges: &[(String, Duration, usize)], whole: Duration) -> 
             None => kinds.push((kind.clone(), 1, *took, *bytes)),
         }
     }
-    let network: Duration = exchanges.iter().map(|e| e.1).sum();
+    let network = in_flight(exchanges);
     for (kind, count, took, bytes) in kinds {
         println!(
             "    {kind:<22} {count:>3} exchange(s) {:>7.1} ms  {:>8} KiB answered",
@@ -127,7 +167,7 @@ fn print_breakdown(exchanges: &[(String, Duration, usize)], whole: Duration) -> 
         );
     }
     println!(
-        "    {:<22} {:>7.1} ms (SQLite transactions, JSON, bookkeeping)",
+        "    {:<22} {:>7.1} ms (SQLite transactions, JSON, bookkeeping; no exchange in flight)",
         "device's own share",
         ms(whole.saturating_sub(network))
     );
@@ -140,13 +180,21 @@ impl Transport for TimedTransport {
             let path = request.path.split('?').next().unwrap_or_default();
             let kind = path.trim_start_matches("/api/v1").to_owned();
             let start = Instant::now();
+            if !self.round_trip.is_zero() {
+                tokio::time::sleep(self.round_trip).await;
+            }
             let answer = self.inner.send(request).await;
             let took = start.elapsed();
             let bytes = answer.as_ref().map_or(0, |a| a.body.len());
             self.exchanges
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push((kind, took, bytes));
+                .push(Exchange {
+                    kind,
+                    start,
+                    took,
+                    bytes,
+                });
             answer
         })
     }
@@ -349,7 +397,7 @@ async fn new_phone(
     dir: &std::path::Path,
     email: &str,
 ) -> (FitKart, Arc<TimedTransport>) {
-    let transport = TimedTransport::new(&server.url(""));
+    let transport = TimedTransport::new(&server.url(""), Duration::ZERO);
     let app = FitKart::open_with(
         Config::new(dir.join("fitkart.db"), server.url("")),
         Arc::new(MemoryTokenStore::new()),
@@ -434,7 +482,7 @@ async fn sync_of_queued_records() {
     let _ = response.bytes().await;
     let raw_push = start.elapsed();
     let start = Instant::now();
-    let (pages, raw_rows) = raw_pull(&server, &http, &token, cursor).await;
+    let (pages, raw_rows) = raw_pull(&server, &http, &token, cursor, Duration::ZERO).await;
     let raw_pull_took = start.elapsed();
     let raw_took = raw_push + raw_pull_took;
 
@@ -459,15 +507,20 @@ async fn sync_of_queued_records() {
     server.stop().await.expect("stop");
 }
 
-/// Pulls every change after `cursor` with a bare HTTP client; returns (pages, rows).
+/// Pulls every change after `cursor` with a bare HTTP client, each page first waiting
+/// `round_trip`; returns (pages, rows).
 async fn raw_pull(
     server: &TestServer,
     http: &reqwest::Client,
     token: &str,
     mut cursor: Option<String>,
+    round_trip: Duration,
 ) -> (usize, usize) {
     let (mut pages, mut rows) = (0, 0);
     loop {
+        if !round_trip.is_zero() {
+            tokio::time::sleep(round_trip).await;
+        }
         let mut url = server.url("/api/v1/sync/pull?limit=1000");
         if let Some(cursor) = &cursor {
             url.push_str("&cursor=");
@@ -559,15 +612,31 @@ async fn restore_a_year() {
     // The server's connections and caches warm for both contenders: one bare pull first.
     let http = reqwest::Client::builder().gzip(true).build().expect("http");
     let token = raw_token(&server, &http, "bench-year@example.com").await;
-    raw_pull(&server, &http, &token, None).await;
+    raw_pull(&server, &http, &token, None, Duration::ZERO).await;
 
     // One restore lasts some 20 ms, so a single one says little on a shared machine: fresh
     // phones restore in turn with the raw limit's rounds, and the medians are compared.
+    restore_rounds(&server, &http, &token, Duration::ZERO, RESTORE_ROUNDS).await;
+    // Over loopback an exchange costs the server's time only; over a phone's network each
+    // costs a round trip too, and the exchanges a sync makes one after another add up.
+    restore_rounds(&server, &http, &token, MOBILE_ROUND_TRIP, MOBILE_ROUNDS).await;
+    server.stop().await.expect("stop");
+}
+
+/// Restores `rounds` fresh phones, each beside a raw round, every exchange of both first
+/// waiting `round_trip`, and prints the medians.
+async fn restore_rounds(
+    server: &TestServer,
+    http: &reqwest::Client,
+    token: &str,
+    round_trip: Duration,
+    rounds: usize,
+) {
     let mut ours = Vec::new();
     let mut raws = Vec::new();
-    for _ in 0..RESTORE_ROUNDS {
-        ours.push(restore_once(&server).await);
-        raws.push(raw_restore_once(&server, &http, &token).await);
+    for _ in 0..rounds {
+        ours.push(restore_once(server, round_trip).await);
+        raws.push(raw_restore_once(server, http, token, round_trip).await);
     }
     ours.sort_by_key(|round| round.whole);
     raws.sort_by_key(|round| round.whole());
@@ -575,8 +644,16 @@ async fn restore_a_year() {
     let rows = median.rows;
     let spread =
         |took: Duration| format!("{:.1} ms: {:.0} rows/s", ms(took), per_second(rows, took));
+    let network = if round_trip.is_zero() {
+        "loopback".to_owned()
+    } else {
+        format!(
+            "each exchange {:.0} ms longer, as over a mobile network",
+            ms(round_trip)
+        )
+    };
     println!(
-        "restoring a fresh phone from a pull of a year of history (median of {RESTORE_ROUNDS} fresh phones, each round beside a raw one):"
+        "restoring a fresh phone from a pull of a year of history ({network}; median of {rounds} fresh phones, each round beside a raw one):"
     );
     println!(
         "  fitkart-core: {rows} rows in {} page(s); whole sync {}; pull phase {:.1} ms: {:.0} rows/s; fastest {}, slowest {}",
@@ -600,11 +677,17 @@ async fn restore_a_year() {
         ms(raws[raws.len() - 1].whole()),
         raw.whole().as_secs_f64() / median.whole.as_secs_f64()
     );
-    server.stop().await.expect("stop");
 }
 
 /// Fresh phones restored from the year of history, each beside a raw round.
 const RESTORE_ROUNDS: usize = 9;
+
+/// A mobile network's round trip, added to every exchange of the second set of restores
+/// (4G's is some 30-70 ms).
+const MOBILE_ROUND_TRIP: Duration = Duration::from_millis(50);
+
+/// Fresh phones restored over [`MOBILE_ROUND_TRIP`] (each round lasts some 0.5 s).
+const MOBILE_ROUNDS: usize = 5;
 
 /// One fresh phone's restore: what it pulled, its time, and where the time went.
 struct Restore {
@@ -613,13 +696,13 @@ struct Restore {
     whole: Duration,
     pulling: Duration,
     phases: String,
-    exchanges: Vec<(String, Duration, usize)>,
+    exchanges: Vec<Exchange>,
 }
 
 /// Signs a fresh phone in (untimed) and times its first sync.
-async fn restore_once(server: &TestServer) -> Restore {
+async fn restore_once(server: &TestServer, round_trip: Duration) -> Restore {
     let dir = tempfile::tempdir().expect("dir");
-    let transport = TimedTransport::new(&server.url(""));
+    let transport = TimedTransport::new(&server.url(""), round_trip);
     let fresh = FitKart::open_with(
         Config::new(dir.path().join("fitkart.db"), server.url("")),
         Arc::new(MemoryTokenStore::new()),
@@ -663,9 +746,14 @@ impl RawRestore {
     }
 }
 
-async fn raw_restore_once(server: &TestServer, http: &reqwest::Client, token: &str) -> RawRestore {
+async fn raw_restore_once(
+    server: &TestServer,
+    http: &reqwest::Client,
+    token: &str,
+    round_trip: Duration,
+) -> RawRestore {
     let start = Instant::now();
-    let (pages, rows) = raw_pull(server, http, token, None).await;
+    let (pages, rows) = raw_pull(server, http, token, None, round_trip).await;
     let pull = start.elapsed();
     let dir = tempfile::tempdir().expect("dir");
     let raw = raw_connection(dir.path());
