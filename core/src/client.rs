@@ -917,17 +917,14 @@ impl FitKart {
             self.pull_all(deadline, user, &mut report),
             self.fetch_refresh(deadline),
         );
-        let pulled = match (pulled, &refresh) {
-            (Err(err), Err(_)) => {
-                let other = refresh.err().unwrap_or(Error::NotSignedIn);
-                return Err(the_cause(err, other));
-            }
-            (pulled, _) => pulled?,
+        let (pulled, refresh) = match (pulled, refresh) {
+            (Err(err), Err(other)) => return Err(the_cause(err, other)),
+            (pulled, refresh) => (pulled?, refresh),
         };
         if !pulled {
             return Ok(report); // stopped between pages at the deadline
         }
-        let (list, board) = match refresh {
+        let (list, (board, fetched_at)) = match refresh {
             Ok(fetched) => fetched,
             Err(_) if self.past(deadline) => return Ok(report),
             Err(err) => return Err(err),
@@ -941,7 +938,7 @@ impl FitKart {
             .store
             .write(|tx| cache::store_achievement_progress(tx, &list.achievements))?;
         inner.listeners.changed(&[Part::Achievements]);
-        self.store_leaderboard(&board)?;
+        self.store_leaderboard(&board, fetched_at)?;
         report.complete = true;
         Ok(report)
     }
@@ -965,22 +962,33 @@ impl FitKart {
         deadline: Option<DateTime<Utc>>,
         period: LeaderboardPeriod,
     ) -> Result<(), Error> {
+        let (board, fetched_at) = self.fetch_leaderboard(deadline, period).await?;
+        self.store_leaderboard(&board, fetched_at)
+    }
+
+    /// The leaderboard of `period`, and when it arrived.
+    async fn fetch_leaderboard(
+        &self,
+        deadline: Option<DateTime<Utc>>,
+        period: LeaderboardPeriod,
+    ) -> Result<(Leaderboard, DateTime<Utc>), Error> {
         let path = format!("/leaderboard?period={}", period.as_str());
         let board = self
             .inner
             .with_retry::<Leaderboard, ()>(deadline, Method::Get, &path, None)
             .await?;
-        self.store_leaderboard(&(board, self.inner.clock.now()))
+        Ok((board, self.inner.clock.now()))
     }
 
     /// Caches a fetched leaderboard and tells the listeners.
     fn store_leaderboard(
         &self,
-        (board, fetched_at): &(Leaderboard, DateTime<Utc>),
+        board: &Leaderboard,
+        fetched_at: DateTime<Utc>,
     ) -> Result<(), Error> {
         self.inner
             .store
-            .write(|tx| cache::store_leaderboard(tx, board, *fetched_at))?;
+            .write(|tx| cache::store_leaderboard(tx, board, fetched_at))?;
         self.inner.listeners.changed(&[Part::Leaderboard]);
         Ok(())
     }
@@ -991,16 +999,14 @@ impl FitKart {
         &self,
         deadline: Option<DateTime<Utc>>,
     ) -> Result<(AchievementList, (Leaderboard, DateTime<Utc>)), Error> {
-        let inner = &self.inner;
-        let path = format!("/leaderboard?period={}", LeaderboardPeriod::Weekly.as_str());
         tokio::try_join!(
-            inner.with_retry::<AchievementList, ()>(deadline, Method::Get, "/achievements", None),
-            async {
-                let board = inner
-                    .with_retry::<Leaderboard, ()>(deadline, Method::Get, &path, None)
-                    .await?;
-                Ok((board, inner.clock.now()))
-            },
+            self.inner.with_retry::<AchievementList, ()>(
+                deadline,
+                Method::Get,
+                "/achievements",
+                None
+            ),
+            self.fetch_leaderboard(deadline, LeaderboardPeriod::Weekly),
         )
     }
 
