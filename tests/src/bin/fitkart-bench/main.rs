@@ -48,6 +48,13 @@
 //! taken is slow however little it costs, and no tuning of this machine's software changes
 //! that.
 //!
+//! Through every fixed-rate run a stall probe (`stalls`, Linux; `--no-stall-probe` to leave it
+//! out) keeps a thread pinned to each core at real-time priority, sleeping 1 ms at a time: a
+//! wake-up 1 ms or more late is a stall, the core lost to the host or the kernel. A table
+//! then gives, for each run with a p99 goal, its stalls, how many of its requests over the
+//! goal were due in a stall or its drain (as long again after it), and the p99 of the
+//! requests due outside them: whether a tail is the machine's stalls or the software's own.
+//!
 //! On Linux the reads go from a loop of the bench's own (`read_loop`: one thread driving plain
 //! HTTP/1.1 connections with `epoll`, paced by a `timerfd`), elsewhere over hyper's HTTP/1.1
 //! connections driven by the task sending each request (`--read-client hyper|reqwest` to
@@ -93,6 +100,9 @@ use uuid::Uuid;
 
 #[cfg(target_os = "linux")]
 mod read_loop;
+mod stalls;
+
+use stalls::{StallProbe, StallReport};
 
 /// Benchmarks the FitKart server on a generated database against the raw-SQL limit.
 // An option given twice takes its last value (`scripts/bench.sh` passes defaults first).
@@ -186,6 +196,13 @@ struct Args {
     /// (tuning step 27), or `reqwest`, the client of every other operation, to compare.
     #[arg(long, value_enum, default_value_t = ReadClientKind::DEFAULT)]
     read_client: ReadClientKind,
+
+    /// No stall probe: by default (Linux), a thread pinned to each core at real-time
+    /// priority sleeps 1 ms at a time through every fixed-rate run, and a table says how
+    /// long the cores were lost meanwhile and which slow requests fell in their wake
+    /// (`stalls.rs`). It costs each core about 1,000 wake-ups a second during those runs.
+    #[arg(long)]
+    no_stall_probe: bool,
 }
 
 /// `--read-client`.
@@ -313,6 +330,16 @@ impl Op {
             Op::Profile | Op::Wallet | Op::Leaderboard => Some(5.0),
             Op::Achievements => Some(10.0),
             _ => None,
+        }
+    }
+
+    /// The issue's p99 goal in ms for a fixed-rate run of this operation at half its
+    /// capacity: the reads' (as [`Op::p99_goal_ms`]), and 20 ms for a step report that pays
+    /// a coin and for an order.
+    fn tail_goal_ms(self) -> Option<f64> {
+        match self {
+            Op::StepReport | Op::Order => Some(20.0),
+            _ => self.p99_goal_ms(),
         }
     }
 
@@ -1585,6 +1612,8 @@ struct Sample {
     /// When a run at a fixed rate started, by the wall clock (to line a trace up with other
     /// records of the machine).
     started_at: Option<SystemTime>,
+    /// When a run at a fixed rate started, the instant its timeline's due times count from.
+    started: Option<Instant>,
     /// The share of the machine's cores, in percent, that the hypervisor took during the run
     /// ([`Steal`]); `None` where `/proc/stat` cannot be read.
     steal: Option<f64>,
@@ -2234,6 +2263,10 @@ where
         tokio::spawn(async move {
             let pacer = Pacer::new().expect("a timer for the fixed-rate run");
             let started = Instant::now();
+            sample
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .started = Some(started);
             let mut tasks = Vec::with_capacity(total as usize);
             for n in 0..total {
                 let due = started + Duration::from_secs_f64(n as f64 / rate);
@@ -2265,6 +2298,38 @@ where
     sample.elapsed = elapsed;
     sample.steal = Steal::share_since(steal, elapsed);
     sample
+}
+
+/// The line of the stalls' table for a fixed-rate run of `op` at `rate` (`what`: which run),
+/// where `op` has a p99 goal and the probe watched.
+fn stall_line(
+    probe: Option<&StallProbe>,
+    op: Op,
+    what: &str,
+    rate: f64,
+    sample: &mut Sample,
+) -> Option<String> {
+    let (probe, goal_ms, started) = (probe?, op.tail_goal_ms()?, sample.started?);
+    let stalls = probe.between(started, started + sample.elapsed);
+    let report = StallReport::new(
+        started,
+        sample.elapsed,
+        &sample.timeline,
+        &stalls,
+        Duration::from_secs_f64(goal_ms / 1000.0),
+    );
+    let p99 = sample.percentile(0.99);
+    Some(format!(
+        "| {} | {what} | {rate:.0}/s | {} | {} ({:.1}) | {} | {} | {:.1}% | {:.1} |\n",
+        op.describe(),
+        sample.with_steal(format!("{p99:.1}")),
+        report.counted,
+        report.longest_ms,
+        report.slow,
+        report.slow_in_shadow,
+        report.shadow_share,
+        report.p99_outside_ms,
+    ))
 }
 
 /// Requests through the server at `rate` a second for `seconds`, each timed from when it was
@@ -2620,6 +2685,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut search_lines = Vec::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let steal_timeline = args.trace.as_ref().and_then(|_| StealTimeline::start());
+    let probe = if args.no_stall_probe {
+        None
+    } else {
+        StallProbe::start(cores as usize)
+    };
+    let mut stall_lines = Vec::new();
     for op in ops {
         // Progress on stderr (the table goes to stdout), one line per phase, so that a watcher
         // of a long run knows what is being measured now.
@@ -2641,9 +2712,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         };
-        // A fixed-rate run of `op` through the server.
+        // A fixed-rate run of `op` through the server, the stall probe watching.
         let server_at = |rate: f64, seconds: u64| {
-            fixed_rate(&http, &world, op, rate, seconds, args.connections)
+            let watch = probe.as_ref().map(StallProbe::watch);
+            let run = fixed_rate(&http, &world, op, rate, seconds, args.connections);
+            async move {
+                let sample = run.await;
+                drop(watch);
+                sample
+            }
         };
         if args.warmup > 0 {
             phase("warm-up (not counted)", args.warmup);
@@ -2671,6 +2748,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut under = server_at(rate, args.seconds).await;
         let under_cost = Usage::since(usage_before, server.pid(), &under);
         trace(&under, op, "latency");
+        stall_lines.extend(stall_line(probe.as_ref(), op, "latency", rate, &mut under));
         if let (Some(goal_ms), true) = (op.p99_goal_ms(), args.goal_search > 0) {
             let mut search = RateSearch::new(goal_ms, cap.per_second());
             search.record(rate, &mut under);
@@ -2682,6 +2760,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 );
                 let mut sample = server_at(next, args.seconds).await;
                 trace(&sample, op, &format!("search-{next:.0}"));
+                stall_lines.extend(stall_line(
+                    probe.as_ref(),
+                    op,
+                    "goal search",
+                    next,
+                    &mut sample,
+                ));
                 search.record(next, &mut sample);
             }
             search_lines.push(search.line(op));
@@ -2739,9 +2824,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         } else {
             raw_fixed_rate(&pool, &world, op, rate, 1).await;
             let usage_before = Usage::now(server.pid());
-            let raw_under = raw_fixed_rate(&pool, &world, op, rate, args.seconds).await;
+            let watch = probe.as_ref().map(StallProbe::watch);
+            let mut raw_under = raw_fixed_rate(&pool, &world, op, rate, args.seconds).await;
+            drop(watch);
             let raw_under_cost = Usage::since(usage_before, server.pid(), &raw_under);
             trace(&raw_under, op, "raw");
+            stall_lines.extend(stall_line(
+                probe.as_ref(),
+                op,
+                "raw read at the server's rate",
+                rate,
+                &mut raw_under,
+            ));
             if let (
                 Some(Cost {
                     cpu: (server_ms, Some(postgres_ms), bench_ms),
@@ -2861,6 +2955,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.goal_search,
             args.seconds,
             search_lines.concat()
+        );
+        print!("{section}");
+        table.push_str(&section);
+    }
+    if let (Some(probe), false) = (&probe, stall_lines.is_empty()) {
+        let section = format!(
+            "\nThe machine's stalls in the fixed-rate runs with a p99 goal: a thread pinned to \
+             each core{} slept 1 ms at a time; a wake-up {} ms or more late is a stall, the \
+             core lost to the host (steal) or to the kernel. At half a capacity, a core lost \
+             leaves the other the load of both: requests queue until it is back and while the \
+             backlog drains, so a stall's shadow is the stall and as long again after it. \
+             Beside each run: its stalls, how many requests over the goal were due in a \
+             shadow, the shadows' share of the run, and the p99 of the requests due outside \
+             every shadow (what the server gave where the machine kept its cores; the goal \
+             itself is judged on every request).\n\n\
+             | operation | run | rate | p99 ms | stalls of {} ms or more (longest ms) | requests over the goal | of them due in a shadow | shadows' share of the run | p99 outside the shadows, ms |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{}",
+            if probe.realtime() {
+                " at real-time priority (`SCHED_FIFO` 1, above every other thread here)"
+            } else {
+                " (at ordinary priority: the bench may not set real-time, so a wake-up also \
+                 waits for this machine's own threads)"
+            },
+            stalls::LATE.as_millis(),
+            stalls::COUNTED.as_millis(),
+            stall_lines.concat()
         );
         print!("{section}");
         table.push_str(&section);

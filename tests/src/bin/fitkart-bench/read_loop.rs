@@ -201,6 +201,7 @@ impl<'a> Run<'a> {
             epoll::EventFlags::IN,
         )?;
         let kept = std::mem::take(&mut *client.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        let now = Instant::now();
         Ok(Self {
             client,
             pace,
@@ -213,9 +214,10 @@ impl<'a> Run<'a> {
             in_flight: 0,
             sample: Sample {
                 started_at: Some(SystemTime::now()),
+                started: Some(now),
                 ..Sample::default()
             },
-            started: Instant::now(),
+            started: now,
             buf: Vec::with_capacity(64 << 10),
         })
     }
