@@ -48,10 +48,10 @@
 //! taken is slow however little it costs, and no tuning of this machine's software changes
 //! that.
 //!
-//! Through every fixed-rate run of a read a stall probe (`stalls`, Linux; `--no-stall-probe` to leave it
-//! out) keeps a thread pinned to each core at real-time priority, sleeping 1 ms at a time: a
-//! wake-up 1 ms or more late is a stall, the core lost to the host or the kernel. A table
-//! then gives, for each run with a p99 goal, its stalls, how many of its requests over the
+//! Through every fixed-rate run of a read a stall probe (`stalls`, Linux; `--no-stall-probe`
+//! to leave it out) keeps a thread pinned to each core at real-time priority, sleeping 1 ms at
+//! a time: a wake-up 1 ms or more late is a stall, the core lost to the host or the kernel. A
+//! table then gives, for each such run with a p99 goal, its stalls, how many of its requests over the
 //! goal were due in a stall or its drain (as long again after it), and the p99 of the
 //! requests due outside them: whether a tail is the machine's stalls or the software's own.
 //!

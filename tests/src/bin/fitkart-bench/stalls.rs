@@ -18,7 +18,7 @@
 //! its goal that were due in a shadow, and the p99 of the requests due outside every shadow:
 //! what the server gave where the machine kept its cores.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -127,19 +127,19 @@ fn probe(core: usize, shared: &Shared) {
         shared.realtime.fetch_add(1, Ordering::SeqCst);
     }
     shared.ready.fetch_add(1, Ordering::SeqCst);
-    let watching = AtomicBool::new(false);
+    // Whether the last tick was watched: the first tick after an idle spell can find the
+    // thread just moved back onto its core, so stalls count from the second.
+    let mut awake = false;
     loop {
         if shared.watching.load(Ordering::Relaxed) == 0 {
-            watching.store(false, Ordering::Relaxed);
+            awake = false;
             std::thread::sleep(IDLE);
             continue;
         }
         let due = Instant::now() + TICK;
         std::thread::sleep(TICK);
         let late = Instant::now().saturating_duration_since(due);
-        // The first tick after an idle spell can find the thread just moved back onto its
-        // core; counted from the second.
-        if late >= LATE && watching.swap(true, Ordering::Relaxed) {
+        if late >= LATE && awake {
             shared
                 .stalls
                 .lock()
@@ -149,7 +149,7 @@ fn probe(core: usize, shared: &Shared) {
                     length: late,
                 });
         }
-        watching.store(true, Ordering::Relaxed);
+        awake = true;
     }
 }
 
