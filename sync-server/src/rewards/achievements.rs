@@ -87,28 +87,14 @@ pub struct Facts {
     pub longest_streak: i64,
 }
 
-/// The SQL of [`FACTS_TOTALS`], for the evaluation's condition to extend.
-macro_rules! facts_totals {
-    () => {
-        "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
-        coalesce(max(verified_steps), 0)::bigint AS best_day
- FROM step_days WHERE user_id = $1"
-    };
-}
-
-/// The SQL of [`FACTS_STREAK_DAYS`] without its order, for the evaluation's condition to
-/// extend.
-macro_rules! facts_streak_days {
-    () => {
-        "SELECT day FROM step_days WHERE user_id = $1 AND verified_steps >= $2"
-    };
-}
-
-/// The user's lifetime verified steps and best day (parameter: the user).
-const FACTS_TOTALS: &str = facts_totals!();
-
-/// The user's streak days, oldest first (parameters: the user, the steps a streak day needs).
-const FACTS_STREAK_DAYS: &str = concat!(facts_streak_days!(), " ORDER BY day");
+/// The user's facts in one scan of their days (parameters: the user, the steps a streak day
+/// needs): lifetime verified steps, best day, and the streak days (in no order; `NULL` when
+/// none). The days read once, not once for the totals and again for the streak: a quarter
+/// less of PostgreSQL's CPU an achievement check (docs/benchmarks.md, tuning step 34).
+const FACTS: &str = "SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
+        coalesce(max(verified_steps), 0)::bigint AS best_day,
+        array_agg(day) FILTER (WHERE verified_steps >= $2) AS streak_days
+ FROM step_days WHERE user_id = $1";
 
 impl Facts {
     /// Reads the user's facts from `step_days`: verified totals only, so a backfilled day counts
@@ -118,31 +104,29 @@ impl Facts {
         user_id: Uuid,
         streak_day_steps: i64,
     ) -> Result<Self> {
-        let [totals, streak_days] = client
-            .prepare_in_order([FACTS_TOTALS, FACTS_STREAK_DAYS])
-            .await?;
-        Self::read(client, [&totals, &streak_days], user_id, streak_day_steps).await
+        let facts = client.prepare_cached(FACTS).await?;
+        Self::read(client, &facts, user_id, streak_day_steps).await
     }
 
-    /// [`Facts::load`] with its statements prepared: both go out when first polled.
+    /// [`Facts::load`] with its statement prepared ([`FACTS`] or [`CANDIDATE_FACTS`]): it goes
+    /// out when first polled.
     async fn read(
         client: &impl GenericClient,
-        [totals, streak_days]: [&Statement; 2],
+        facts: &Statement,
         user_id: Uuid,
         streak_day_steps: i64,
     ) -> Result<Self> {
         let streak_floor = streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32;
-        let by_user: [&(dyn ToSql + Sync); 1] = [&user_id];
-        let by_user_and_floor: [&(dyn ToSql + Sync); 2] = [&user_id, &streak_floor];
-        let (totals, goal_days) = tokio::try_join!(
-            biased;
-            client.query_one(totals, &by_user),
-            client.query(streak_days, &by_user_and_floor),
-        )?;
-        let goal_days: Vec<NaiveDate> = goal_days.iter().map(|row| row.get("day")).collect();
+        let row = client.query_one(facts, &[&user_id, &streak_floor]).await?;
+        let mut goal_days: Vec<NaiveDate> = row
+            .get::<_, Option<Vec<NaiveDate>>>("streak_days")
+            .unwrap_or_default();
+        // The aggregate takes the days in the scan's order (a bitmap scan's is the heap's,
+        // where a day made up later sits after the days that follow it), not the days'.
+        goal_days.sort_unstable();
         Ok(Self {
-            total_steps: totals.get("total_steps"),
-            best_day: totals.get("best_day"),
+            total_steps: row.get("total_steps"),
+            best_day: row.get("best_day"),
             longest_streak: longest_run(&goal_days),
         })
     }
@@ -237,15 +221,12 @@ const CANDIDATES: &str = "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM ac
                    WHERE ua.user_id = $1 AND ua.achievement_id = a.id)
  ORDER BY a.sort_order, a.code";
 
-/// The condition, on the user (`$1`), that some active achievement they have not unlocked has
-/// criteria of one of the given types (an SQL list of string literals), by which the
-/// evaluation's reads of the facts skip the user's days once nothing left to unlock needs them.
-/// The types are those [`Criteria::parse`] reads the facts for: `total_steps` and
+/// The condition, on a user (an SQL expression), that some active achievement they have not
+/// unlocked has criteria of one of the given types (an SQL list of string literals), by which
+/// the group evaluation's reads of the facts skip a user's days once nothing left to unlock
+/// needs them. The types are those [`Criteria::parse`] reads the facts for: `total_steps` and
 /// `daily_steps` the totals, `streak` the streak days.
 macro_rules! while_a_candidate_is_judged_on {
-    ($types:literal) => {
-        while_a_candidate_is_judged_on!("$1", $types)
-    };
     ($user:literal, $types:literal) => {
         concat!(
             "EXISTS (SELECT 1 FROM achievements a
@@ -261,22 +242,26 @@ macro_rules! while_a_candidate_is_judged_on {
     };
 }
 
-/// [`FACTS_TOTALS`], read only while a total-steps or daily-steps achievement is left to unlock
-/// (zeros otherwise); the condition is evaluated once per statement, before the scan.
-const CANDIDATE_TOTALS: &str = concat!(
-    facts_totals!(),
-    " AND ",
-    while_a_candidate_is_judged_on!("'total_steps', 'daily_steps'")
-);
-
-/// [`FACTS_STREAK_DAYS`], read only while a streak achievement is left to unlock (no rows
-/// otherwise).
-const CANDIDATE_STREAK_DAYS: &str = concat!(
-    facts_streak_days!(),
-    " AND ",
-    while_a_candidate_is_judged_on!("'streak'"),
-    " ORDER BY day"
-);
+/// [`FACTS`] as the evaluation reads it (same parameters and columns): the totals only while a
+/// total-steps or daily-steps achievement is left to unlock (zeros otherwise), the streak days
+/// only while a streak achievement is (none otherwise), and the days not scanned at all when
+/// neither is. What is left to unlock is judged once, before the scan, and the user's days
+/// read once for both: the evaluation of every coin-paying step report runs it (tuning step
+/// 34). The types are those [`Criteria::parse`] reads the facts for.
+const CANDIDATE_FACTS: &str = "SELECT coalesce(f.total_steps, 0)::bigint AS total_steps,
+        coalesce(f.best_day, 0)::bigint AS best_day, f.streak_days
+ FROM (SELECT coalesce(bool_or(a.criteria->>'type' IN ('total_steps', 'daily_steps')), false)
+                AS totals,
+              coalesce(bool_or(a.criteria->>'type' = 'streak'), false) AS streak
+       FROM achievements a
+       WHERE a.is_active AND a.deleted_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM user_achievements ua
+                         WHERE ua.user_id = $1 AND ua.achievement_id = a.id)) c
+ CROSS JOIN LATERAL (
+   SELECT sum(d.verified_steps) FILTER (WHERE c.totals) AS total_steps,
+          max(d.verified_steps) FILTER (WHERE c.totals) AS best_day,
+          array_agg(d.day) FILTER (WHERE c.streak AND d.verified_steps >= $2) AS streak_days
+   FROM step_days d WHERE d.user_id = $1 AND (c.totals OR c.streak)) f";
 
 /// [`CANDIDATES`] of several users (parameter: the users), with their users.
 const GROUP_CANDIDATES: &str = "SELECT k.user_id, a.id, a.code, a.criteria, a.bonus_coins
@@ -286,8 +271,8 @@ const GROUP_CANDIDATES: &str = "SELECT k.user_id, a.id, a.code, a.criteria, a.bo
                    WHERE ua.user_id = k.user_id AND ua.achievement_id = a.id)
  ORDER BY k.user_id, a.sort_order, a.code";
 
-/// [`CANDIDATE_TOTALS`] of several users (parameter: the users): a row for each user with a
-/// total-steps or daily-steps achievement left to unlock, none for the others.
+/// The totals of [`CANDIDATE_FACTS`] for several users (parameter: the users): a row for each
+/// user with a total-steps or daily-steps achievement left to unlock, none for the others.
 const GROUP_CANDIDATE_TOTALS: &str = concat!(
     "SELECT k.user_id, t.total_steps, t.best_day
  FROM unnest($1::uuid[]) AS k(user_id)
@@ -298,8 +283,8 @@ const GROUP_CANDIDATE_TOTALS: &str = concat!(
     while_a_candidate_is_judged_on!("k.user_id", "'total_steps', 'daily_steps'")
 );
 
-/// [`CANDIDATE_STREAK_DAYS`] of several users (parameters: the users and the steps a streak
-/// day needs of each), by user, oldest first.
+/// The streak days of [`CANDIDATE_FACTS`] for several users (parameters: the users and the
+/// steps a streak day needs of each), by user, oldest first.
 const GROUP_CANDIDATE_STREAK_DAYS: &str = concat!(
     "SELECT k.user_id, d.day
  FROM unnest($1::uuid[], $2::int[]) AS k(user_id, floor)
@@ -313,16 +298,14 @@ const GROUP_CANDIDATE_STREAK_DAYS: &str = concat!(
 /// prepared, so that a caller can send its reads in the same round trip as the writes they
 /// must see ([`crate::db::CachedStatements::prepare_in_order`]).
 pub struct Evaluation {
-    statements: [Statement; 3],
+    statements: [Statement; 2],
 }
 
 impl Evaluation {
     /// Prepares the evaluation's statements (cached per connection).
     pub async fn prepare(tx: &Transaction<'_>) -> Result<Self> {
         Ok(Self {
-            statements: tx
-                .prepare_in_order([CANDIDATES, CANDIDATE_TOTALS, CANDIDATE_STREAK_DAYS])
-                .await?,
+            statements: tx.prepare_in_order([CANDIDATES, CANDIDATE_FACTS]).await?,
         })
     }
 
@@ -339,11 +322,11 @@ impl Evaluation {
         streak_day_steps: i64,
         early: &[EarlyReport],
     ) -> Result<Vec<Unlock>> {
-        let [candidates, totals, streak_days] = &self.statements;
+        let [candidates, facts] = &self.statements;
         let (rows, facts) = tokio::try_join!(
             biased;
             async { Ok(tx.query(candidates, &[&user_id]).await?) },
-            Facts::read(tx, [totals, streak_days], user_id, streak_day_steps),
+            Facts::read(tx, facts, user_id, streak_day_steps),
         )?;
         Ok(unlocks_met(rows.iter(), &facts, early))
     }

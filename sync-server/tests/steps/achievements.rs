@@ -169,6 +169,44 @@ async fn the_streak_follows_the_users_goal_and_breaks_on_a_short_day() {
     assert_ledger_consistent(&server).await;
 }
 
+/// The progress shown towards the streak is the longest run of days at the goal in date
+/// order, whatever order the days were stored in: a short day made up later is stored after
+/// the days that follow it.
+#[tokio::test]
+async fn the_streak_in_progress_counts_a_day_made_up_later_in_its_place() {
+    let server = TestServer::start().await.unwrap();
+    let api = Api::new(&server);
+    let zed = api.account("zed@example.com").await;
+    let streak = |list: Vec<fitkart_protocol::steps::AchievementProgress>| {
+        let streak = list.into_iter().find(|a| a.code == "streak_7").unwrap();
+        (streak.progress, streak.unlocked_at.is_some())
+    };
+
+    // Six evenings at the goal but the fourth of them (three days ago), one step short.
+    api.record(
+        &zed,
+        &evenings((1..=6).rev(), |n| if n == 3 { 9999 } else { 10000 }),
+    )
+    .await;
+    assert_eq!(
+        streak(api.achievements(&zed).await.achievements),
+        (3, false)
+    );
+
+    let d3 = days_ago(3);
+    let fixed = api
+        .record(&zed, &[report(d3, PHONE, 10000, at(d3, 21, 0))])
+        .await;
+    assert!(
+        !unlocked(&fixed).contains(&"streak_7"),
+        "six days, not seven"
+    );
+    assert_eq!(
+        streak(api.achievements(&zed).await.achievements),
+        (6, false)
+    );
+}
+
 /// The evaluation reads a user's days only for the rules left to unlock: the streak still
 /// unlocks when it is the last step rule left, and a rule added later unlocks on the history
 /// the user already has.
