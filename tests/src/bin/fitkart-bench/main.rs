@@ -1590,6 +1590,15 @@ async fn raw_batch(
     Ok(())
 }
 
+/// The `q` quantile of `sorted` latencies in milliseconds (the nearest rank), `NaN` for none:
+/// every percentile the bench prints, so that its tables' columns agree.
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => sorted[((n as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0,
+    }
+}
+
 #[derive(Default)]
 struct Sample {
     latencies: Vec<Duration>,
@@ -1662,12 +1671,8 @@ impl Sample {
     }
 
     fn percentile(&mut self, q: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
         self.latencies.sort_unstable();
-        let index = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
-        self.latencies[index].as_secs_f64() * 1000.0
+        percentile_ms(&self.latencies, q)
     }
 
     /// p50 / p95 / p99 / max in milliseconds, as the table prints them.

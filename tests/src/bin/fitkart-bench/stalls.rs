@@ -236,10 +236,7 @@ impl StallReport {
             }
         }
         outside.sort_unstable();
-        let p99_outside_ms = match outside.len() {
-            0 => f64::NAN,
-            n => outside[((n as f64 - 1.0) * 0.99).round() as usize].as_secs_f64() * 1000.0,
-        };
+        let p99_outside_ms = crate::percentile_ms(&outside, 0.99);
         // The shadows' union over the run, walked in order of start.
         let end = started + elapsed;
         let mut spans: Vec<(Instant, Instant)> = stalls
