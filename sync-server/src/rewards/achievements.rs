@@ -116,19 +116,29 @@ impl Facts {
         user_id: Uuid,
         streak_day_steps: i64,
     ) -> Result<Self> {
-        let streak_floor = streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32;
+        let streak_floor = Self::streak_floor(streak_day_steps);
         let row = client.query_one(facts, &[&user_id, &streak_floor]).await?;
+        Ok(Self::from_row(&row))
+    }
+
+    /// The facts of a row of [`FACTS`], [`CANDIDATE_FACTS`] or [`GROUP_CANDIDATE_FACTS`].
+    fn from_row(row: &tokio_postgres::Row) -> Self {
         let mut goal_days: Vec<NaiveDate> = row
             .get::<_, Option<Vec<NaiveDate>>>("streak_days")
             .unwrap_or_default();
         // The aggregate takes the days in the scan's order (a bitmap scan's is the heap's,
         // where a day made up later sits after the days that follow it), not the days'.
         goal_days.sort_unstable();
-        Ok(Self {
+        Self {
             total_steps: row.get("total_steps"),
             best_day: row.get("best_day"),
             longest_streak: longest_run(&goal_days),
-        })
+        }
+    }
+
+    /// The steps a streak day needs as the statements bind them.
+    fn streak_floor(streak_day_steps: i64) -> i32 {
+        streak_day_steps.clamp(0, i64::from(i32::MAX)) as i32
     }
 
     /// Progress towards a rule.
@@ -221,27 +231,6 @@ const CANDIDATES: &str = "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM ac
                    WHERE ua.user_id = $1 AND ua.achievement_id = a.id)
  ORDER BY a.sort_order, a.code";
 
-/// The condition, on a user (an SQL expression), that some active achievement they have not
-/// unlocked has criteria of one of the given types (an SQL list of string literals), by which
-/// the group evaluation's reads of the facts skip a user's days once nothing left to unlock
-/// needs them. The types are those [`Criteria::parse`] reads the facts for: `total_steps` and
-/// `daily_steps` the totals, `streak` the streak days.
-macro_rules! while_a_candidate_is_judged_on {
-    ($user:literal, $types:literal) => {
-        concat!(
-            "EXISTS (SELECT 1 FROM achievements a
-                     WHERE a.is_active AND a.deleted_at IS NULL
-                       AND a.criteria->>'type' IN (",
-            $types,
-            ")
-                       AND NOT EXISTS (SELECT 1 FROM user_achievements ua
-                                       WHERE ua.user_id = ",
-            $user,
-            " AND ua.achievement_id = a.id))"
-        )
-    };
-}
-
 /// [`FACTS`] as the evaluation reads it (same parameters and columns): the totals only while a
 /// total-steps or daily-steps achievement is left to unlock (zeros otherwise), the streak days
 /// only while a streak achievement is (none otherwise), and the days not scanned at all when
@@ -271,28 +260,27 @@ const GROUP_CANDIDATES: &str = "SELECT k.user_id, a.id, a.code, a.criteria, a.bo
                    WHERE ua.user_id = k.user_id AND ua.achievement_id = a.id)
  ORDER BY k.user_id, a.sort_order, a.code";
 
-/// The totals of [`CANDIDATE_FACTS`] for several users (parameter: the users): a row for each
-/// user with a total-steps or daily-steps achievement left to unlock, none for the others.
-const GROUP_CANDIDATE_TOTALS: &str = concat!(
-    "SELECT k.user_id, t.total_steps, t.best_day
- FROM unnest($1::uuid[]) AS k(user_id)
- CROSS JOIN LATERAL (SELECT coalesce(sum(verified_steps), 0)::bigint AS total_steps,
-                            coalesce(max(verified_steps), 0)::bigint AS best_day
-                     FROM step_days WHERE user_id = k.user_id) t
- WHERE ",
-    while_a_candidate_is_judged_on!("k.user_id", "'total_steps', 'daily_steps'")
-);
-
-/// The streak days of [`CANDIDATE_FACTS`] for several users (parameters: the users and the
-/// steps a streak day needs of each), by user, oldest first.
-const GROUP_CANDIDATE_STREAK_DAYS: &str = concat!(
-    "SELECT k.user_id, d.day
+/// [`CANDIDATE_FACTS`] for several users (parameters: the users and the steps a streak day
+/// needs of each): a row for each user, with its user. Each user's days read once, and not at
+/// all when nothing left to unlock is judged on them (tuning step 35).
+const GROUP_CANDIDATE_FACTS: &str = "SELECT k.user_id,
+        coalesce(f.total_steps, 0)::bigint AS total_steps,
+        coalesce(f.best_day, 0)::bigint AS best_day, f.streak_days
  FROM unnest($1::uuid[], $2::int[]) AS k(user_id, floor)
- JOIN step_days d ON d.user_id = k.user_id AND d.verified_steps >= k.floor
- WHERE ",
-    while_a_candidate_is_judged_on!("k.user_id", "'streak'"),
-    " ORDER BY k.user_id, d.day"
-);
+ CROSS JOIN LATERAL (
+   SELECT coalesce(bool_or(a.criteria->>'type' IN ('total_steps', 'daily_steps')), false)
+            AS totals,
+          coalesce(bool_or(a.criteria->>'type' = 'streak'), false) AS streak
+   FROM achievements a
+   WHERE a.is_active AND a.deleted_at IS NULL
+     AND NOT EXISTS (SELECT 1 FROM user_achievements ua
+                     WHERE ua.user_id = k.user_id AND ua.achievement_id = a.id)) c
+ CROSS JOIN LATERAL (
+   SELECT sum(d.verified_steps) FILTER (WHERE c.totals) AS total_steps,
+          max(d.verified_steps) FILTER (WHERE c.totals) AS best_day,
+          array_agg(d.day) FILTER (WHERE c.streak AND d.verified_steps >= k.floor)
+            AS streak_days
+   FROM step_days d WHERE d.user_id = k.user_id AND (c.totals OR c.streak)) f";
 
 /// An evaluation of every active achievement the user has not unlocked, with its statements
 /// prepared, so that a caller can send its reads in the same round trip as the writes they
@@ -349,9 +337,9 @@ fn unlocks_met<'a>(
         .collect()
 }
 
-/// [`Evaluation`] of several users at once, in three statements whatever their number.
+/// [`Evaluation`] of several users at once, in two statements whatever their number.
 pub struct GroupEvaluation {
-    statements: [Statement; 3],
+    statements: [Statement; 2],
 }
 
 /// One user of a [`GroupEvaluation`]: who, the steps a streak day needs of them
@@ -363,11 +351,7 @@ impl GroupEvaluation {
     pub async fn prepare(tx: &Transaction<'_>) -> Result<Self> {
         Ok(Self {
             statements: tx
-                .prepare_in_order([
-                    GROUP_CANDIDATES,
-                    GROUP_CANDIDATE_TOTALS,
-                    GROUP_CANDIDATE_STREAK_DAYS,
-                ])
+                .prepare_in_order([GROUP_CANDIDATES, GROUP_CANDIDATE_FACTS])
                 .await?,
         })
     }
@@ -380,36 +364,23 @@ impl GroupEvaluation {
         tx: &Transaction<'_>,
         members: &[GroupMember<'_>],
     ) -> Result<Vec<Vec<Unlock>>> {
-        let [candidates, totals, streak_days] = &self.statements;
+        let [candidates, facts] = &self.statements;
         let users: Vec<Uuid> = members.iter().map(|(user, _, _)| *user).collect();
         let floors: Vec<i32> = members
             .iter()
-            .map(|(_, floor, _)| (*floor).clamp(0, i64::from(i32::MAX)) as i32)
+            .map(|(_, floor, _)| Facts::streak_floor(*floor))
             .collect();
         let by_users: [&(dyn ToSql + Sync); 1] = [&users];
         let by_users_and_floors: [&(dyn ToSql + Sync); 2] = [&users, &floors];
-        let (candidates, totals, streak_days) = tokio::try_join!(
+        let (candidates, facts) = tokio::try_join!(
             biased;
             tx.query(candidates, &by_users),
-            tx.query(totals, &by_users),
-            tx.query(streak_days, &by_users_and_floors),
+            tx.query(facts, &by_users_and_floors),
         )?;
-        let mut facts: HashMap<Uuid, Facts> = HashMap::new();
-        for row in &totals {
-            let user_facts = facts.entry(row.get("user_id")).or_default();
-            user_facts.total_steps = row.get("total_steps");
-            user_facts.best_day = row.get("best_day");
-        }
-        let mut goal_days: HashMap<Uuid, Vec<NaiveDate>> = HashMap::new();
-        for row in &streak_days {
-            goal_days
-                .entry(row.get("user_id"))
-                .or_default()
-                .push(row.get("day"));
-        }
-        for (user, days) in &goal_days {
-            facts.entry(*user).or_default().longest_streak = longest_run(days);
-        }
+        let facts: HashMap<Uuid, Facts> = facts
+            .iter()
+            .map(|row| (row.get("user_id"), Facts::from_row(row)))
+            .collect();
         let none = Facts::default();
         Ok(members
             .iter()

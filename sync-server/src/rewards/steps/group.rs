@@ -100,7 +100,7 @@ const GROUP_UPSERT_RECORDS: &str = concat!(
 pub(crate) type GroupBatch<'a, C> = (Uuid, &'a [StepReport], &'a C);
 
 /// Records `batches` (of distinct users, sorted by user) in the caller's transaction, which it
-/// does not commit, and answers each as [`super::record_checked`] would have alone. Fourteen
+/// does not commit, and answers each as [`super::record_checked`] would have alone. Thirteen
 /// statements in three round trips, whatever the group's size: the locks and reads, the
 /// writes of records and days with the achievement reads and the wallets' locks, then the
 /// ledger (a fourth when a batch flags a record or unlocks an achievement).
