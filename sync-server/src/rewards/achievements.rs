@@ -224,49 +224,48 @@ pub struct Unlock {
     pub bonus_coins: i64,
 }
 
-/// The active achievements the user has not unlocked (parameter: the user).
-const CANDIDATES: &str = "SELECT a.id, a.code, a.criteria, a.bonus_coins FROM achievements a
- WHERE a.is_active AND a.deleted_at IS NULL
-   AND NOT EXISTS (SELECT 1 FROM user_achievements ua
-                   WHERE ua.user_id = $1 AND ua.achievement_id = a.id)
- ORDER BY a.sort_order, a.code";
-
-/// [`FACTS`] as the evaluation reads it (same parameters and columns): the totals only while a
-/// total-steps or daily-steps achievement is left to unlock (zeros otherwise), the streak days
-/// only while a streak achievement is (none otherwise), and the days not scanned at all when
-/// neither is. What is left to unlock is judged once, before the scan, and the user's days
-/// read once for both: the evaluation of every coin-paying step report runs it (tuning step
-/// 34). The types are those [`Criteria::parse`] reads the facts for.
-const CANDIDATE_FACTS: &str = "SELECT coalesce(f.total_steps, 0)::bigint AS total_steps,
-        coalesce(f.best_day, 0)::bigint AS best_day, f.streak_days
- FROM (SELECT coalesce(bool_or(a.criteria->>'type' IN ('total_steps', 'daily_steps')), false)
-                AS totals,
-              coalesce(bool_or(a.criteria->>'type' = 'streak'), false) AS streak
-       FROM achievements a
-       WHERE a.is_active AND a.deleted_at IS NULL
-         AND NOT EXISTS (SELECT 1 FROM user_achievements ua
-                         WHERE ua.user_id = $1 AND ua.achievement_id = a.id)) c
- CROSS JOIN LATERAL (
-   SELECT sum(d.verified_steps) FILTER (WHERE c.totals) AS total_steps,
-          max(d.verified_steps) FILTER (WHERE c.totals) AS best_day,
-          array_agg(d.day) FILTER (WHERE c.streak AND d.verified_steps >= $2) AS streak_days
-   FROM step_days d WHERE d.user_id = $1 AND (c.totals OR c.streak)) f";
-
-/// [`CANDIDATES`] of several users (parameter: the users), with their users.
-const GROUP_CANDIDATES: &str = "SELECT k.user_id, a.id, a.code, a.criteria, a.bonus_coins
- FROM unnest($1::uuid[]) AS k(user_id) CROSS JOIN achievements a
+/// The active achievements not unlocked of each user of `$users`, a row source of
+/// `k(user_id)`, with their user: [`CANDIDATES`] and [`GROUP_CANDIDATES`].
+macro_rules! candidates {
+    ($users:literal) => {
+        concat!(
+            "SELECT k.user_id, a.id, a.code, a.criteria, a.bonus_coins
+ FROM ",
+            $users,
+            " AS k(user_id) CROSS JOIN achievements a
  WHERE a.is_active AND a.deleted_at IS NULL
    AND NOT EXISTS (SELECT 1 FROM user_achievements ua
                    WHERE ua.user_id = k.user_id AND ua.achievement_id = a.id)
- ORDER BY k.user_id, a.sort_order, a.code";
+ ORDER BY k.user_id, a.sort_order, a.code"
+        )
+    };
+}
 
-/// [`CANDIDATE_FACTS`] for several users (parameters: the users and the steps a streak day
-/// needs of each): a row for each user, with its user. Each user's days read once, and not at
-/// all when nothing left to unlock is judged on them (tuning step 35).
-const GROUP_CANDIDATE_FACTS: &str = "SELECT k.user_id,
+/// The active achievements the user has not unlocked (parameter: the user). A row of
+/// `VALUES`, which PostgreSQL folds into the plan: the same plan and cost as a statement over
+/// `$1` alone, where a one-element array costs an `unnest` more.
+const CANDIDATES: &str = candidates!("(VALUES ($1::uuid))");
+
+/// [`CANDIDATES`] of several users (parameter: the users).
+const GROUP_CANDIDATES: &str = candidates!("unnest($1::uuid[])");
+
+/// [`FACTS`] as the evaluation reads it, with its user, for each user of `$users`, a row
+/// source of `k(user_id, floor)` (`floor`: the steps a streak day needs of them): the totals
+/// only while a total-steps or daily-steps achievement is left to unlock (zeros otherwise),
+/// the streak days only while a streak achievement is (none otherwise), and the days not
+/// scanned at all when neither is. What is left to unlock is judged once per user, before the
+/// scan, and the user's days read once for both: the evaluation of every coin-paying step
+/// report runs it (tuning steps 34 and 35). The types are those [`Criteria::parse`] reads the
+/// facts for.
+macro_rules! candidate_facts {
+    ($users:literal) => {
+        concat!(
+            "SELECT k.user_id,
         coalesce(f.total_steps, 0)::bigint AS total_steps,
         coalesce(f.best_day, 0)::bigint AS best_day, f.streak_days
- FROM unnest($1::uuid[], $2::int[]) AS k(user_id, floor)
+ FROM ",
+            $users,
+            " AS k(user_id, floor)
  CROSS JOIN LATERAL (
    SELECT coalesce(bool_or(a.criteria->>'type' IN ('total_steps', 'daily_steps')), false)
             AS totals,
@@ -280,7 +279,18 @@ const GROUP_CANDIDATE_FACTS: &str = "SELECT k.user_id,
           max(d.verified_steps) FILTER (WHERE c.totals) AS best_day,
           array_agg(d.day) FILTER (WHERE c.streak AND d.verified_steps >= k.floor)
             AS streak_days
-   FROM step_days d WHERE d.user_id = k.user_id AND (c.totals OR c.streak)) f";
+   FROM step_days d WHERE d.user_id = k.user_id AND (c.totals OR c.streak)) f"
+        )
+    };
+}
+
+/// The evaluation's facts of one user (parameters: the user, the steps a streak day needs),
+/// from a row of `VALUES` as [`CANDIDATES`] is.
+const CANDIDATE_FACTS: &str = candidate_facts!("(VALUES ($1::uuid, $2::int))");
+
+/// [`CANDIDATE_FACTS`] of several users (parameters: the users and the steps a streak day
+/// needs of each): a row for each user.
+const GROUP_CANDIDATE_FACTS: &str = candidate_facts!("unnest($1::uuid[], $2::int[])");
 
 /// An evaluation of every active achievement the user has not unlocked, with its statements
 /// prepared, so that a caller can send its reads in the same round trip as the writes they
