@@ -20,9 +20,10 @@
 //!    uncounted second at that rate, while connections open and pools grow;
 //! 3. **raw-SQL limit**: the same rows read or written straight through tokio-postgres by
 //!    `--clients` connections (prepared statements, one transaction per request, COPY for the
-//!    step batch), for `--seconds`; for a read, then also at the fixed rate of item 2 (after
-//!    an uncounted second), so the tail the machine itself gives that read at that rate,
-//!    without the server, stands beside the server's.
+//!    step batch), for `--seconds`; for a read, a step report and an order, then also at the
+//!    fixed rate of item 2 (a read after an uncounted second), so the tail the machine itself
+//!    gives that request at that rate, without the server, stands beside the server's (for
+//!    a write, mostly PostgreSQL's commit: its WAL flush).
 //!
 //! For each read with a p99 goal, after its latency run, it searches for the highest arrival
 //! rate at which the p99 holds the goal: `--goal-search` more fixed-rate runs (4 by default),
@@ -38,9 +39,10 @@
 //! when there is none, a remote database) and itself, and prints them in a second table:
 //! the figure to compare when a change is meant to make a request cheaper, since a rate on
 //! a shared machine moves with everything else it runs. A third table gives the same for each
-//! read's latency run and its raw read at that rate, how busy the three kept the machine's
-//! cores, and each one's context switches a read (from `/proc/<pid>/task/*/status`): a
-//! request that arrives alone costs more than one in a closed loop.
+//! latency run with a raw run at its rate and that raw run, how busy the three kept the
+//! machine's cores, and each one's context switches a request (from
+//! `/proc/<pid>/task/*/status`): a request that arrives alone costs more than one in a closed
+//! loop.
 //!
 //! Each run also says how much of the machine's cores the hypervisor took meanwhile (the
 //! steal of `/proc/stat`: time the virtual cores were ready to run but the host ran
@@ -376,6 +378,14 @@ impl Op {
             self,
             Op::StepReport | Op::Order | Op::Push500 | Op::Batch1000
         )
+    }
+
+    /// Whether the raw-SQL side also runs at the server's rate, to give its latency there:
+    /// every read, and the writes with a latency goal of their own (the step report and the
+    /// order), whose tail then shows how much of the server's is PostgreSQL's commit on this
+    /// machine. Not the bulk writes: their figures are throughput.
+    fn raw_at_rate(self) -> bool {
+        !self.is_write() || matches!(self, Op::StepReport | Op::Order)
     }
 }
 
@@ -1675,8 +1685,13 @@ impl Sample {
         percentile_ms(&self.latencies, q)
     }
 
-    /// p50 / p95 / p99 / max in milliseconds, as the table prints them.
+    /// p50 / p95 / p99 / max in milliseconds, as the table prints them, or "none answered"
+    /// (rather than NaNs) for a run in which no request was answered, e.g. when every user's
+    /// step budget for the day was spent.
     fn latencies(&mut self) -> String {
+        if self.latencies.is_empty() {
+            return "none answered".to_owned();
+        }
         format!(
             "{:.1} / {:.1} / {:.1} / {:.1}",
             self.percentile(0.5),
@@ -2634,7 +2649,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
          latency at {}, timed from each request's due time; the reads sent by `--read-client {}`; \
          {}measured after the server's start-up jobs (ledger verification, upkeep: {:.1} s); \
          {}; {}load average at start {}; {}.\n\n\
-         | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run (for a read, also its latency at the server's rate: p50 / p95 / p99 / max) | ratio | goal |\n\
+         | operation | capacity (server) | latency under load: rate, p50 / p95 / p99 / max ms | raw-SQL limit, same run (for a read, a step report and an order, also its latency at the server's rate: p50 / p95 / p99 / max) | ratio | goal |\n\
          | --- | --- | --- | --- | --- | --- |\n",
         if args.label.is_empty() {
             String::new()
@@ -2817,25 +2832,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 text(raw)
             ));
         }
-        // For a read, the raw read's latency at the server's rate too: what this machine gives
-        // without the server in the way (reads only: writes would spend step budgets).
-        let mut raw_under = if op.is_write() {
+        // The raw side's latency at the server's rate too: what this machine gives without
+        // the server in the way. For a read, after a second's warm-up as the server's; for a
+        // step report or an order without one (a warm-up would spend the raw users' step
+        // budgets and coins), nor the stall probe, as the server's runs of a write.
+        let mut raw_under = if !op.raw_at_rate() {
             None
         } else {
-            raw_fixed_rate(&pool, &world, op, rate, 1).await;
+            if !op.is_write() {
+                raw_fixed_rate(&pool, &world, op, rate, 1).await;
+            }
+            phase(&format!("raw-SQL latency at {rate:.0}/s"), args.seconds);
             let usage_before = Usage::now(server.pid());
-            let watch = probe.as_ref().map(StallProbe::watch);
+            let watch = probe
+                .as_ref()
+                .filter(|_| !op.is_write())
+                .map(StallProbe::watch);
             let mut raw_under = raw_fixed_rate(&pool, &world, op, rate, args.seconds).await;
             drop(watch);
             let raw_under_cost = Usage::since(usage_before, server.pid(), &raw_under);
             trace(&raw_under, op, "raw");
-            stall_lines.extend(stall_line(
-                probe.as_ref(),
-                op,
-                "raw read at the server's rate",
-                rate,
-                &mut raw_under,
-            ));
+            if !op.is_write() {
+                stall_lines.extend(stall_line(
+                    probe.as_ref(),
+                    op,
+                    "raw read at the server's rate",
+                    rate,
+                    &mut raw_under,
+                ));
+            }
             if let (
                 Some(Cost {
                     cpu: (server_ms, Some(postgres_ms), bench_ms),
@@ -2987,15 +3012,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if !at_rate_cpu_lines.is_empty() {
         let section = format!(
-            "\nCPU time per read in the latency runs (an open loop at the rate asked), from \
+            "\nCPU time per request in the latency runs (an open loop at the rate asked), from \
              `/proc` as below, and the share of the machine's {cores:.0} cores the three used \
-             at that rate; beside it the raw read's at the same rate. A read that arrives alone \
-             wakes each process it needs, so it costs more CPU than one in the closed loop of \
-             the capacity runs (tuning step 20), and half the closed loop's capacity keeps the \
-             cores busier than half. The context switches a read (from each thread's \
+             at that rate; beside it the raw request's at the same rate (the reads, the step \
+             report and the order). A request that arrives alone wakes each process it needs, \
+             so it costs more CPU than one in the closed loop of the capacity runs (tuning \
+             step 20), and half the closed loop's capacity keeps the cores busier than half. \
+             The context switches a request (from each thread's \
              `/proc/<pid>/task/<tid>/status`) say how often each process's threads gave up \
              a core for it, mostly to sleep until the next message woke them.\n\n\
-             | operation | rate | server ms | PostgreSQL ms | load generator ms | cores busy | context switches a read: server / PostgreSQL / load generator | raw: PostgreSQL ms | raw: load generator ms | raw: cores busy | raw: context switches a read, PostgreSQL / load generator |\n\
+             | operation | rate | server ms | PostgreSQL ms | load generator ms | cores busy | context switches a request: server / PostgreSQL / load generator | raw: PostgreSQL ms | raw: load generator ms | raw: cores busy | raw: context switches a request, PostgreSQL / load generator |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{}",
             at_rate_cpu_lines.concat()
         );
@@ -3404,6 +3430,22 @@ mod tests {
         // Before the first sample nothing is known, so nothing counts.
         let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
         assert_eq!(steal_between(&samples[1..], before, before), 0.0);
+    }
+
+    #[test]
+    fn a_run_nobody_answered_says_so_instead_of_printing_nans() {
+        let mut spent = Sample::default();
+        spent.add(Err("no step budget left today".into()), Duration::ZERO);
+        assert_eq!(spent.latencies(), "none answered");
+        let mut answered = Sample::default();
+        answered.add(Ok(1), Duration::from_millis(3));
+        assert_eq!(answered.latencies(), "3.0 / 3.0 / 3.0 / 3.0");
+    }
+
+    #[test]
+    fn the_raw_side_runs_at_the_servers_rate_for_reads_and_the_writes_with_a_latency_goal() {
+        let not_at_rate: Vec<_> = Op::ALL.into_iter().filter(|op| !op.raw_at_rate()).collect();
+        assert_eq!(not_at_rate, [Op::Push500, Op::Batch1000]);
     }
 
     #[test]
