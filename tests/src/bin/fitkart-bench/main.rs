@@ -2380,9 +2380,10 @@ async fn fixed_rate(
     .await
 }
 
-/// Raw reads at `rate` a second for `seconds` on `pool`, each timed from when it was due (the
-/// wait for a pooled connection included): the latency the same machine gives the same read
-/// without the server, at the server's rate.
+/// Raw requests of `op` (a read, a step report or an order: [`Op::raw_at_rate`]) at `rate` a
+/// second for `seconds` on `pool`, each timed from when it was due (the wait for a pooled
+/// connection included): the latency the same machine gives the same work without the server,
+/// at the server's rate.
 async fn raw_fixed_rate(
     pool: &deadpool_postgres::Pool,
     world: &Arc<World>,
