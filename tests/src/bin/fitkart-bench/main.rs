@@ -2896,11 +2896,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }),
         };
         let ratio = ratio_text(&cap, &raw);
+        let cap_p50 = if cap.latencies.is_empty() {
+            "none answered".to_owned()
+        } else {
+            format!("p50 {:.1} ms", cap.percentile(0.5))
+        };
         let line = format!(
-            "| {} | {} (p50 {:.1} ms{}) | {:.0}/s: {} | {}: {} | {} | {} |\n",
+            "| {} | {} ({cap_p50}{}) | {:.0}/s: {} | {}: {} | {} | {} |\n",
             op.describe(),
             rate_text(&cap, op),
-            cap.percentile(0.5),
             cap.steal_text()
                 .map(|steal| format!(", {steal}"))
                 .unwrap_or_default(),
