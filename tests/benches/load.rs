@@ -90,6 +90,9 @@ async fn start_server(db: &TestDb) -> Server {
             "load-test-secret-load-test-secret-0123456789",
         )
         .env("RUST_LOG", "warn")
+        // The users come from addresses of their own, as through a proxy (see `address`):
+        // from one address the server lets 20 accounts an hour be created.
+        .env("FITKART_TRUST_FORWARDED_FOR", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -115,6 +118,15 @@ async fn start_server(db: &TestDb) -> Server {
 struct User {
     token: String,
     device: uuid::Uuid,
+    /// The address the user's requests come from (`X-Forwarded-For`, which the server is
+    /// started to trust): each user its own, as phones on their own networks behind the
+    /// operator's proxy, so the limit on accounts created per address is not reached.
+    address: String,
+}
+
+/// The `n`th user's address, in 10.0.0.0/8.
+fn address(n: u64) -> String {
+    format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
 }
 
 #[derive(Default)]
@@ -137,8 +149,10 @@ async fn run() {
 
     let mut users = Vec::new();
     for n in 0..users_count {
+        let address = address(n);
         let answer: serde_json::Value = http
             .post(format!("{url}/api/v1/auth/register"))
+            .header("x-forwarded-for", &address)
             .json(&serde_json::json!({
                 "email": format!("load-{n}@example.com"),
                 "password": "load-test-password", "display_name": format!("Load {n}")}))
@@ -148,16 +162,24 @@ async fn run() {
             .json()
             .await
             .expect("json");
-        let token = answer["access_token"].as_str().expect("token").to_owned();
+        let Some(token) = answer["access_token"].as_str().map(str::to_owned) else {
+            panic!("registering load-{n} was refused: {answer}");
+        };
         let device = uuid::Uuid::now_v7();
         http.post(format!("{url}/api/v1/devices"))
             .bearer_auth(&token)
+            .header("x-forwarded-for", &address)
             .header("x-fitkart-protocol-version", "1")
             .json(&serde_json::json!({"device_id": device, "platform": "other"}))
             .send()
             .await
+            .and_then(reqwest::Response::error_for_status)
             .expect("device");
-        users.push(User { token, device });
+        users.push(User {
+            token,
+            device,
+            address,
+        });
     }
     let products: serde_json::Value = http
         .get(format!("{url}/api/v1/products"))
@@ -231,6 +253,7 @@ async fn run() {
             let sent = Instant::now();
             let outcome = request
                 .bearer_auth(&user.token)
+                .header("x-forwarded-for", &user.address)
                 .header("x-fitkart-protocol-version", "1")
                 .send()
                 .await;
