@@ -13,7 +13,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::{AuthUser, Client};
+use super::extract::{AuthUser, Client, PendingAuth};
 use super::json::ApiJson;
 use super::openapi::TAG_SYNC;
 use super::query::ApiQuery;
@@ -121,14 +121,20 @@ pub async fn register_device(
 )]
 pub async fn push(
     State(state): State<AppState>,
-    user: AuthUser,
+    auth: PendingAuth,
     Client(client): Client,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<PushRequest>,
+    body: Result<ApiJson<PushRequest>, ApiError>,
 ) -> Result<Json<PushResponse>, ApiError> {
+    // The account is checked first, on the connection the push then runs on (one wait for
+    // the pool): an ended session hears 401 whatever it sent, and only a live account hears
+    // what is wrong with its request.
+    let mut conn = state.pool.get().await?;
+    let user = auth.check(&conn).await?;
+    let ApiJson(request) = body?;
     check_protocol_version(&headers)?;
     let response = sync::push(
-        &state.pool,
+        &mut conn,
         user.id,
         request.device_id,
         &request.mutations,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool, Transaction};
+use deadpool_postgres::{GenericClient, Transaction};
 use fitkart_protocol::auth::ProfilePatch;
 use fitkart_protocol::orders::{OrderStatusRequest, PlaceOrderRequest};
 use fitkart_protocol::steps::{RecordStepsResponse, StepReport};
@@ -141,11 +141,12 @@ fn parse(mutation: &Mutation) -> Result<(MutationKind, Parsed), StoredOutcome> {
 /// is never applied (see [`crate::retention::replay_cutoff`]).
 pub const MUTATION_EXPIRED: &str = "mutation_expired";
 
-/// Applies a push: every mutation at most once, in order, in one transaction. A mutation
-/// created before the `replay_window` whose outcome is not stored is rejected
-/// [`MUTATION_EXPIRED`].
+/// Applies a push: every mutation at most once, in order, in one transaction on `conn` (the
+/// connection the route checked the caller's account on: a request queues for the pool
+/// once). A mutation created before the `replay_window` whose outcome is not stored is
+/// rejected [`MUTATION_EXPIRED`].
 pub async fn push(
-    pool: &Pool,
+    conn: &mut deadpool_postgres::Client,
     user_id: Uuid,
     device_id: Uuid,
     mutations: &[Mutation],
@@ -158,7 +159,6 @@ pub async fn push(
             format!("send 1 to {MAX_MUTATIONS_PER_PUSH} mutations"),
         ));
     }
-    let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     touch_device(&tx, user_id, device_id).await?;
     // The user's lock for the whole push: pushes of one user (from any device) go one by one.

@@ -309,3 +309,133 @@ async fn a_step_report_is_refused_and_writes_nothing_for_an_ended_gone_or_disabl
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["coins_awarded"].as_i64().unwrap() > 0, "{body}");
 }
+
+/// The push and the order check the account on the connection they then work on, in the
+/// handler: still before anything else, so an ended session or a disabled account hears the
+/// same refusal whatever it sends (a good request, a body that is not one, no protocol
+/// version) and changes nothing, and only a live account hears what is wrong with its request.
+#[tokio::test]
+async fn a_push_and_an_order_are_refused_whatever_they_send_for_an_ended_or_disabled_account() {
+    let server = start().await;
+    let api = Api::new(&server);
+    // An ended session: the password was changed on another device.
+    let ended = api.register("ended-pusher@example.com").await;
+    let (status, products) = api.get("/api/v1/products", &ended.access_token).await;
+    assert_eq!(status, StatusCode::OK, "{products}");
+    let product = products["products"][0]["id"].clone();
+    assert!(product.is_string(), "no product to order: {products}");
+    let (_, other) = api.login("ended-pusher@example.com", PASSWORD).await;
+    let other: TokenResponse = serde_json::from_value(other).unwrap();
+    let (status, body) = api
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+            &other.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh: TokenResponse = serde_json::from_value(body).unwrap();
+    // A disabled account.
+    let disabled = api.register("disabled-buyer@example.com").await;
+    let admin = api.admin(&server).await;
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/admin/users/{}/disable", disabled.user.id),
+            json!({"reason": "fraud"}),
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let push = json!({"device_id": Uuid::now_v7(), "mutations": [{
+        "id": Uuid::now_v7(), "kind": "update_profile",
+        "payload": {"display_name": "Renamed"}, "created_at": chrono::Utc::now()}]});
+    let order = json!({"client_order_id": Uuid::now_v7(),
+        "items": [{"product_id": product, "quantity": 1}],
+        "shipping_address": {"name": "A", "line1": "1 Main St", "city": "Springfield",
+                             "postal_code": "12345", "country": "US"}});
+    let not_a_request = json!({"mutations": "many"});
+    let refused = [ended.user.id, disabled.user.id];
+    let db = server.db().client().await.unwrap();
+    let state = async || -> Vec<String> {
+        db.query(
+            "SELECT 'orders', count(*)::text FROM orders WHERE user_id = ANY($1)
+             UNION ALL SELECT 'mutations', count(*)::text FROM sync_mutations
+                       WHERE user_id = ANY($1)
+             UNION ALL SELECT 'devices', count(*)::text FROM devices WHERE user_id = ANY($1)
+             UNION ALL SELECT 'names', string_agg(display_name, ',' ORDER BY display_name)
+                       FROM users WHERE id = ANY($1)",
+            &[&refused.as_slice()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            format!(
+                "{} {:?}",
+                row.get::<_, String>(0),
+                row.get::<_, Option<String>>(1)
+            )
+        })
+        .collect()
+    };
+    let before = state().await;
+
+    for (name, token, expected) in [
+        (
+            "ended session",
+            ended.access_token.as_str(),
+            (StatusCode::UNAUTHORIZED, "token_revoked"),
+        ),
+        (
+            "disabled account",
+            disabled.access_token.as_str(),
+            (StatusCode::FORBIDDEN, "account_disabled"),
+        ),
+    ] {
+        for (path, sent, version) in [
+            ("/api/v1/sync/push", &push, Some("1")),
+            ("/api/v1/sync/push", &push, None),
+            ("/api/v1/sync/push", &not_a_request, Some("1")),
+            ("/api/v1/orders", &order, None),
+            ("/api/v1/orders", &not_a_request, None),
+        ] {
+            let (status, body) =
+                common::answer(api.versioned(Method::POST, path, token, version).json(sent)).await;
+            assert_eq!(
+                (status, code(&body)),
+                expected,
+                "{name}, {path} {version:?} {sent}: {body}"
+            );
+        }
+    }
+    assert_eq!(
+        state().await,
+        before,
+        "a refused push or order changed something"
+    );
+
+    // The live session hears what is wrong with each request.
+    for (path, sent, version, expected) in [
+        ("/api/v1/sync/push", &push, None, StatusCode::BAD_REQUEST),
+        (
+            "/api/v1/sync/push",
+            &not_a_request,
+            Some("1"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/v1/orders",
+            &not_a_request,
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, body) = common::answer(
+            api.versioned(Method::POST, path, &fresh.access_token, version)
+                .json(sent),
+        )
+        .await;
+        assert_eq!(status, expected, "{path} {version:?} {sent}: {body}");
+    }
+}

@@ -83,9 +83,11 @@ pub async fn record(
 )]
 pub async fn today(
     State(state): State<AppState>,
-    user: AuthUser,
+    auth: PendingAuth,
 ) -> Result<Json<TodaySteps>, ApiError> {
+    // The account is checked on the connection the day is then read on: one wait for the pool.
     let conn = state.pool.get().await?;
+    let user = auth.check(&conn).await?;
     let (date, goal) = steps::today(&conn, user.id).await?;
     let day = steps::history(&conn, user.id, date, date)
         .await?

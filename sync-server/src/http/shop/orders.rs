@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::http::ApiError;
 use crate::http::AppState;
-use crate::http::extract::{AdminUser, AuthUser, Client};
+use crate::http::extract::{AdminUser, AuthUser, Client, PendingAuth};
 use crate::http::json::ApiJson;
 use crate::http::openapi::{TAG_ADMIN, TAG_ORDERS};
 use crate::http::query::ApiQuery;
@@ -136,10 +136,16 @@ pub async fn get_product(
 )]
 pub async fn place_order(
     State(state): State<AppState>,
-    user: AuthUser,
-    ApiJson(request): ApiJson<PlaceOrderRequest>,
+    auth: PendingAuth,
+    body: Result<ApiJson<PlaceOrderRequest>, ApiError>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
-    let (order, created) = orders::place(&state.pool, user.id, &request).await?;
+    // The account is checked first, on the connection the order is then placed on (one wait
+    // for the pool): an ended session hears 401 whatever it sent, and only a live account
+    // hears what is wrong with its request.
+    let mut conn = state.pool.get().await?;
+    let user = auth.check(&conn).await?;
+    let ApiJson(request) = body?;
+    let (order, created) = orders::place(&mut conn, user.id, &request).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -175,14 +175,14 @@ fn conflict(code: &'static str, message: impl Into<String>) -> DomainError {
     DomainError::new(ErrorKind::Conflict, code, message)
 }
 
-/// Places an order. Returns the order and whether it was created now (false: a retry of the
-/// same request, answered with the order it made).
+/// Places an order, in one transaction on `conn` (the connection the route checked the
+/// caller's account on). Returns the order and whether it was created now (false: a retry of
+/// the same request, answered with the order it made).
 pub async fn place(
-    pool: &Pool,
+    conn: &mut deadpool_postgres::Client,
     user_id: Uuid,
     request: &PlaceOrderRequest,
 ) -> Result<(Order, bool), DomainError> {
-    let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let placed = place_in(&tx, user_id, request).await?;
     tx.commit().await?;
