@@ -210,34 +210,12 @@ async fn a_step_report_is_refused_and_writes_nothing_for_an_ended_gone_or_disabl
     let report = json!({"records": [{"date": yesterday, "source": "phone", "steps": 900,
                                      "recorded_at": format!("{yesterday}T23:00:00Z")}]});
 
-    // An ended session: the password was changed on another device.
-    let ended = api.register("ended@example.com").await;
-    let (_, other) = api.login("ended@example.com", PASSWORD).await;
-    let other: TokenResponse = serde_json::from_value(other).unwrap();
-    let (status, body) = api
-        .post(
-            "/api/v1/me/password",
-            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
-            &other.access_token,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let fresh: TokenResponse = serde_json::from_value(body).unwrap();
+    let (ended, fresh) = ended_session(&api, "ended@example.com").await;
     // A deleted account.
     let gone = api.register("gone-walker@example.com").await;
     let (status, _) = api.delete("/api/v1/me", &gone.access_token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    // A disabled account.
-    let disabled = api.register("disabled-walker@example.com").await;
-    let admin = api.admin(&server).await;
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/admin/users/{}/disable", disabled.user.id),
-            json!({"reason": "fraud"}),
-            &admin.access_token,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let disabled = disabled_account(&api, &server, "disabled-walker@example.com").await;
     // A correctly signed token of an account that never existed.
     let never = Uuid::now_v7();
     let unknown = sign(&claims_for(never, "user", 600), SECRET.as_bytes());
@@ -318,34 +296,12 @@ async fn a_step_report_is_refused_and_writes_nothing_for_an_ended_gone_or_disabl
 async fn a_push_and_an_order_are_refused_whatever_they_send_for_an_ended_or_disabled_account() {
     let server = start().await;
     let api = Api::new(&server);
-    // An ended session: the password was changed on another device.
-    let ended = api.register("ended-pusher@example.com").await;
-    let (status, products) = api.get("/api/v1/products", &ended.access_token).await;
+    let (ended, fresh) = ended_session(&api, "ended-pusher@example.com").await;
+    let disabled = disabled_account(&api, &server, "disabled-buyer@example.com").await;
+    let (status, products) = api.get("/api/v1/products", &fresh.access_token).await;
     assert_eq!(status, StatusCode::OK, "{products}");
     let product = products["products"][0]["id"].clone();
     assert!(product.is_string(), "no product to order: {products}");
-    let (_, other) = api.login("ended-pusher@example.com", PASSWORD).await;
-    let other: TokenResponse = serde_json::from_value(other).unwrap();
-    let (status, body) = api
-        .post(
-            "/api/v1/me/password",
-            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
-            &other.access_token,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let fresh: TokenResponse = serde_json::from_value(body).unwrap();
-    // A disabled account.
-    let disabled = api.register("disabled-buyer@example.com").await;
-    let admin = api.admin(&server).await;
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/admin/users/{}/disable", disabled.user.id),
-            json!({"reason": "fraud"}),
-            &admin.access_token,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
 
     let push = json!({"device_id": Uuid::now_v7(), "mutations": [{
         "id": Uuid::now_v7(), "kind": "update_profile",
@@ -438,4 +394,36 @@ async fn a_push_and_an_order_are_refused_whatever_they_send_for_an_ended_or_disa
         .await;
         assert_eq!(status, expected, "{path} {version:?} {sent}: {body}");
     }
+}
+
+/// An account whose session ended: its password was changed on another device. Returns the
+/// ended session and the one the change began.
+async fn ended_session(api: &Api, email: &str) -> (TokenResponse, TokenResponse) {
+    let ended = api.register(email).await;
+    let (_, other) = api.login(email, PASSWORD).await;
+    let other: TokenResponse = serde_json::from_value(other).unwrap();
+    let (status, body) = api
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+            &other.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (ended, serde_json::from_value(body).unwrap())
+}
+
+/// An account an administrator disabled; its session is the one it signed up with.
+async fn disabled_account(api: &Api, server: &TestServer, email: &str) -> TokenResponse {
+    let disabled = api.register(email).await;
+    let admin = api.admin(server).await;
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/admin/users/{}/disable", disabled.user.id),
+            json!({"reason": "fraud"}),
+            &admin.access_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    disabled
 }
