@@ -30,8 +30,8 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let pending = PendingAuth::from_request_parts(parts, state).await?;
-        let conn = state.pool.get().await?;
-        pending.check(&conn).await
+        let (user, _) = pending.check_on_pooled(&state.pool).await?;
+        Ok(user)
     }
 }
 
@@ -62,6 +62,18 @@ impl PendingAuth {
             )
             .await?;
         self.check_standing(row.as_ref().map(Standing::from_row).as_ref())
+    }
+
+    /// Checks the account on a connection taken from `pool` and returns that connection
+    /// with the caller, for a route that works on it next: the request waits for the pool
+    /// once, not once for the check and again for its work.
+    pub async fn check_on_pooled(
+        &self,
+        pool: &deadpool_postgres::Pool,
+    ) -> Result<(AuthUser, deadpool_postgres::Client), ApiError> {
+        let conn = pool.get().await?;
+        let user = self.check(&conn).await?;
+        Ok((user, conn))
     }
 
     /// The account check on the caller's [`Standing`] read with a read of their own row

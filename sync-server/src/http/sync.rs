@@ -129,8 +129,7 @@ pub async fn push(
     // The account is checked first, on the connection the push then runs on (one wait for
     // the pool): an ended session hears 401 whatever it sent, and only a live account hears
     // what is wrong with its request.
-    let mut conn = state.pool.get().await?;
-    let user = auth.check(&conn).await?;
+    let (user, mut conn) = auth.check_on_pooled(&state.pool).await?;
     let ApiJson(request) = body?;
     check_protocol_version(&headers)?;
     let response = sync::push(

@@ -86,8 +86,7 @@ pub async fn today(
     auth: PendingAuth,
 ) -> Result<Json<TodaySteps>, ApiError> {
     // The account is checked on the connection the day is then read on: one wait for the pool.
-    let conn = state.pool.get().await?;
-    let user = auth.check(&conn).await?;
+    let (user, conn) = auth.check_on_pooled(&state.pool).await?;
     let (date, goal) = steps::today(&conn, user.id).await?;
     let day = steps::history(&conn, user.id, date, date)
         .await?

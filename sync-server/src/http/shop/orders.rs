@@ -142,8 +142,7 @@ pub async fn place_order(
     // The account is checked first, on the connection the order is then placed on (one wait
     // for the pool): an ended session hears 401 whatever it sent, and only a live account
     // hears what is wrong with its request.
-    let mut conn = state.pool.get().await?;
-    let user = auth.check(&conn).await?;
+    let (user, mut conn) = auth.check_on_pooled(&state.pool).await?;
     let ApiJson(request) = body?;
     let (order, created) = orders::place(&mut conn, user.id, &request).await?;
     let status = if created {
